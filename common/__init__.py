@@ -1,0 +1,1 @@
+"""What the handheld and the server share: wire schemas, contract version, geo and rules."""

@@ -1,0 +1,204 @@
+"""Wire schemas of the sync contract (pydantic), shared by the handheld and the server."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+SkipCode = Literal["no_access", "locked", "dog", "meter_missing", "meter_damaged", "other"]
+SKIP_CODES: tuple[str, ...] = SkipCode.__args__  # type: ignore[attr-defined]
+
+JobEventKind = Literal[
+    "created", "assigned", "started", "eta_changed", "note", "finished", "cancelled"
+]
+JOB_EVENT_KINDS: tuple[str, ...] = JobEventKind.__args__  # type: ignore[attr-defined]
+
+PushStatus = Literal["accepted", "duplicate", "rejected"]
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Latitude = Annotated[float, Field(ge=-90, le=90), AfterValidator(_finite)]
+Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_finite)]
+Accuracy = Annotated[float, Field(ge=0, le=100_000), AfterValidator(_finite)]
+
+
+class WireModel(BaseModel):
+    """Strict about unknown fields: a typo in a field name must not be silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Fix(WireModel):
+    """A GPS fix as the handheld had it when the reading was taken."""
+
+    lat: Latitude
+    lon: Longitude
+    accuracy_m: Accuracy
+    fix_time: AwareDatetime
+    provider: str = Field(default="gps", max_length=32)
+    mock: bool = False
+
+
+class ReadingIn(WireModel):
+    """One meter reading, or one skip, as confirmed on the handheld."""
+
+    id: uuid.UUID
+    assignment_id: int = Field(gt=0)
+    meter_id: int = Field(gt=0)
+    value: Decimal | None = Field(default=None, ge=0, max_digits=15, decimal_places=3)
+    skip_code: SkipCode | None = None
+    note: str | None = Field(default=None, max_length=500)
+    read_at: AwareDatetime
+    confirmed_at: AwareDatetime
+    fix: Fix | None = None
+    reread_of: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _value_or_skip(self) -> ReadingIn:
+        if (self.value is None) == (self.skip_code is None):
+            raise ValueError("a reading has exactly one of value or skip_code")
+        if self.value is not None and not self.value.is_finite():
+            raise ValueError("value must be a finite number")
+        if self.confirmed_at < self.read_at:
+            raise ValueError("confirmed_at is before read_at")
+        return self
+
+
+class TrackPointIn(WireModel):
+    """One point of the handheld's GPS track."""
+
+    t: AwareDatetime
+    lat: Latitude
+    lon: Longitude
+    accuracy_m: Accuracy | None = None
+    speed: Annotated[float, Field(ge=0, le=500), AfterValidator(_finite)] | None = None
+    provider: str = Field(default="gps", max_length=32)
+    mock: bool = False
+
+
+class JobEventIn(WireModel):
+    """One event of a repair job, logged on the handheld."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    kind: JobEventKind
+    at: AwareDatetime
+    fix: Fix | None = None
+    expected_finish: AwareDatetime | None = None
+    content: str | None = Field(default=None, max_length=2000)
+    crew: list[str] | None = Field(default=None, max_length=20)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class PushRequest(WireModel):
+    """What the handheld pushes: its outbox, in one batch."""
+
+    sent_at: AwareDatetime | None = None
+    readings: list[ReadingIn] = Field(default_factory=list)
+    track_points: list[TrackPointIn] = Field(default_factory=list)
+    job_events: list[JobEventIn] = Field(default_factory=list)
+
+
+class PushResult(BaseModel):
+    """The server's answer for one reading or job event."""
+
+    id: str | None
+    status: PushStatus
+    error: str | None = None
+    detail: str | None = None
+
+
+class TrackRejection(BaseModel):
+    index: int
+    error: str
+
+
+class TrackResult(BaseModel):
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: list[TrackRejection] = Field(default_factory=list)
+
+
+class PushResponse(BaseModel):
+    results: list[PushResult]
+    track: TrackResult
+
+
+class MeterOut(BaseModel):
+    """A meter of an assigned route, as the handheld needs it in the field."""
+
+    id: int
+    meter_no: str
+    account_no: str
+    customer_name: str
+    address: str
+    lat: float
+    lon: float
+    digits: int
+    multiplier: Decimal
+    last_reading: Decimal | None
+    last_read_at: datetime | None
+    expected_low: Decimal | None
+    expected_high: Decimal | None
+    sequence: int
+
+
+class AssignmentOut(BaseModel):
+    id: int
+    route_code: str
+    route_name: str
+    cycle: str
+    window_start: date
+    window_end: date
+    meters: list[MeterOut]
+
+
+class RereadOrderOut(BaseModel):
+    id: uuid.UUID
+    assignment_id: int
+    meter_id: int
+    reading_id: uuid.UUID | None
+    reason: str
+    ordered_at: datetime
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    urgency: str
+    status: str
+    content: str
+    crew: list[str]
+    lat: float | None
+    lon: float | None
+    address: str | None
+    expected_finish: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Withdrawn(BaseModel):
+    """Something the device held that is no longer its to work on."""
+
+    type: Literal["assignment", "meter", "job", "reread_order"]
+    id: str
+    assignment_id: int | None = None
+
+
+class PullResponse(BaseModel):
+    cursor: str
+    has_more: bool
+    assignments: list[AssignmentOut]
+    jobs: list[JobOut]
+    reread_orders: list[RereadOrderOut]
+    withdrawn: list[Withdrawn]

@@ -1,0 +1,82 @@
+"""Password hashing (argon2id), access tokens (JWT) and refresh tokens (random, stored hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.core.config import Settings
+from server.core.db import utcnow
+
+ALGORITHM = "HS256"
+
+
+@lru_cache(maxsize=8)
+def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
+def hash_password(settings: Settings, password: str) -> str:
+    return _hasher(settings.password_time_cost, settings.password_memory_kib).hash(password)
+
+
+def verify_password(settings: Settings, password: str, password_hash: str) -> bool:
+    try:
+        return _hasher(settings.password_time_cost, settings.password_memory_kib).verify(
+            password_hash, password
+        )
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@lru_cache(maxsize=8)
+def dummy_hash(time_cost: int, memory_kib: int) -> str:
+    """A hash to verify against when the user does not exist, so both cases take as long."""
+    return _hasher(time_cost, memory_kib).hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    device_id: str
+    role: str
+
+
+def create_access_token(settings: Settings, *, user_id: int, device_id: str, role: str) -> str:
+    now = utcnow()
+    payload = {
+        "sub": str(user_id),
+        "dev": device_id,
+        "role": role,
+        "typ": "access",
+        "iat": now,
+        "exp": now + timedelta(minutes=settings.access_token_minutes),
+    }
+    return jwt.encode(payload, settings.secret_key, algorithm=ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    """The claims of a valid, unexpired access token; raises jwt.InvalidTokenError otherwise."""
+    payload = jwt.decode(
+        token, settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+    )
+    if payload.get("typ") != "access" or not isinstance(payload.get("dev"), str):
+        raise jwt.InvalidTokenError("not an access token")
+    return AccessClaims(user_id=int(payload["sub"]), device_id=payload["dev"], role=payload["role"])
+
+
+def new_refresh_token(settings: Settings) -> tuple[str, str, datetime]:
+    """A fresh refresh token: (the token, its SHA-256 to store, its expiry)."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_refresh_token(token), utcnow() + timedelta(days=settings.refresh_token_days)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

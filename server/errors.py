@@ -1,0 +1,37 @@
+"""Domain errors: raised by the services, turned into 4xx answers by the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Problem(Exception):
+    """A request the service refuses, with the HTTP status and a sentence naming what is wrong."""
+
+    status_code = 400
+
+    def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or type(self).__name__
+        self.extra = extra or {}
+
+
+class NotFound(Problem):
+    status_code = 404
+
+
+class Invalid(Problem):
+    status_code = 422
+
+
+class Conflict(Problem):
+    status_code = 409
+
+
+class Unauthorized(Problem):
+    status_code = 401
+
+
+class Forbidden(Problem):
+    status_code = 403

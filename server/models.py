@@ -1,0 +1,408 @@
+"""The server's tables (SQLModel). Alembic's history in migrations/ must match these exactly.
+
+Every table that reaches a handheld carries `change_seq`: the value of the change counter in the
+transaction that last changed the row. The sync cursor is a position in that sequence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from server.core.db import UTCDateTime, utcnow
+
+ROLES = ("reader", "crew", "supervisor", "agent", "admin")
+
+# Constraint names the same on SQLite and PostgreSQL, so migrations can name what they drop.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite needs INTEGER (not BIGINT) for an autoincrementing primary key.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+
+
+class ChangeCounter(SQLModel, table=True):
+    """A single row; bumping it under its row lock orders sync changes by commit."""
+
+    __tablename__ = "change_counter"
+    id: int = Field(primary_key=True)
+    value: int = Field(default=0, sa_type=BigInteger, nullable=False)
+
+
+class Grid(SQLModel, table=True):
+    """A service grid (网格) with its leader."""
+
+    __tablename__ = "grids"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, nullable=False)
+    name: str = Field(default="", max_length=200, nullable=False)
+    leader_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("users.id", use_alter=True, name="fk_grids_leader_id_users"),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = _created()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('reader', 'crew', 'supervisor', 'agent', 'admin')", name="role"
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, nullable=False)
+    full_name: str = Field(default="", max_length=200, nullable=False)
+    password_hash: str = Field(max_length=255, nullable=False)
+    role: str = Field(max_length=16, nullable=False)
+    grid_id: int | None = Field(default=None, foreign_key="grids.id", index=True)
+    active: bool = Field(default=True, nullable=False)
+    revoked_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _created()
+
+
+class Device(SQLModel, table=True):
+    """A handheld, named by the id it generated for itself on first start."""
+
+    __tablename__ = "devices"
+    id: str = Field(primary_key=True, max_length=64)
+    last_user_id: int | None = Field(default=None, foreign_key="users.id")
+    app_version: str | None = Field(default=None, max_length=32)
+    first_seen_at: datetime = _created()
+    last_seen_at: datetime = _created()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token, stored as its SHA-256 only; one chain per user and device."""
+
+    __tablename__ = "refresh_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, nullable=False)
+    user_id: int = Field(foreign_key="users.id", index=True, nullable=False)
+    device_id: str = Field(foreign_key="devices.id", index=True, max_length=64, nullable=False)
+    issued_at: datetime = _created()
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Account(SQLModel, table=True):
+    """A customer account (户) of the billing system."""
+
+    __tablename__ = "accounts"
+    id: int | None = Field(default=None, primary_key=True)
+    account_no: str = Field(max_length=64, unique=True, nullable=False)
+    customer_name: str = Field(max_length=200, nullable=False)
+    address: str = Field(max_length=500, nullable=False)
+    active: bool = Field(default=True, nullable=False)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Route(SQLModel, table=True):
+    """A reading route (抄表段, meter book): its meters in sequence, in one grid."""
+
+    __tablename__ = "routes"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True, nullable=False)
+    name: str = Field(default="", max_length=200, nullable=False)
+    grid_id: int | None = Field(default=None, foreign_key="grids.id", index=True)
+    created_at: datetime = _created()
+
+
+class Meter(SQLModel, table=True):
+    __tablename__ = "meters"
+    __table_args__ = (
+        CheckConstraint("digits BETWEEN 3 AND 12", name="digits"),
+        CheckConstraint("multiplier > 0", name="multiplier"),
+        Index("ix_meters_route_sequence", "route_id", "sequence"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    meter_no: str = Field(max_length=64, unique=True, nullable=False)
+    account_id: int = Field(foreign_key="accounts.id", index=True, nullable=False)
+    route_id: int = Field(foreign_key="routes.id", nullable=False)
+    sequence: int = Field(nullable=False)
+    lat: float = Field(nullable=False)
+    lon: float = Field(nullable=False)
+    digits: int = Field(default=6, nullable=False)
+    multiplier: Decimal = Field(default=Decimal(1), sa_type=Numeric(12, 3), nullable=False)
+    last_reading: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
+    last_read_at: datetime | None = _ts(nullable=True)
+    expected_low: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
+    expected_high: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
+    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    updated_at: datetime = _created()
+
+
+class Cycle(SQLModel, table=True):
+    """A reading period, named by a code such as 2026-11."""
+
+    __tablename__ = "cycles"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, nullable=False)
+    created_at: datetime = _created()
+
+
+class Assignment(SQLModel, table=True):
+    """A route given to a reader for a cycle, to be read within the window."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("route_id", "cycle_id", name="uq_assignments_route_cycle"),
+        CheckConstraint("window_start <= window_end", name="window"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    route_id: int = Field(foreign_key="routes.id", nullable=False)
+    cycle_id: int = Field(foreign_key="cycles.id", index=True, nullable=False)
+    reader_id: int = Field(foreign_key="users.id", index=True, nullable=False)
+    window_start: date = Field(nullable=False)
+    window_end: date = Field(nullable=False)
+    status: str = Field(default="open", max_length=16, nullable=False)
+    closed_at: datetime | None = _ts(nullable=True)
+    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    created_at: datetime = _created()
+
+
+class RereadOrder(SQLModel, table=True):
+    """A supervisor's order to read a meter again; the answering reading supersedes the old."""
+
+    __tablename__ = "reread_orders"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'done', 'cancelled')", name="status"),
+    )
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", index=True, nullable=False)
+    meter_id: int = Field(foreign_key="meters.id", nullable=False)
+    reading_id: uuid.UUID | None = Field(default=None)
+    reason: str = Field(default="", max_length=500, nullable=False)
+    ordered_by: int = Field(foreign_key="users.id", nullable=False)
+    status: str = Field(default="open", max_length=16, nullable=False)
+    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    created_at: datetime = _created()
+
+
+class Reading(SQLModel, table=True):
+    """A confirmed reading or skip, exactly as the handheld sent it. Rows are never updated.
+
+    A skip is a reading with `skip_code` and no `value`. A re-read names its order in
+    `reread_of` and the reading it supersedes in `supersedes`; the database refuses UPDATE and
+    DELETE on this table (triggers in the migration), so "locked" holds for every role.
+    """
+
+    __tablename__ = "readings"
+    __table_args__ = (
+        CheckConstraint(
+            "(value IS NULL) <> (skip_code IS NULL)", name="value_or_skip"
+        ),
+        # One original reading per meter and assignment; re-reads are counted by their order.
+        Index(
+            "uq_readings_first_per_meter",
+            "assignment_id",
+            "meter_id",
+            unique=True,
+            sqlite_where=text("reread_of IS NULL"),
+            postgresql_where=text("reread_of IS NULL"),
+        ),
+        Index("ix_readings_assignment_read_at", "assignment_id", "read_at"),
+    )
+    id: uuid.UUID = Field(primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", nullable=False)
+    meter_id: int = Field(foreign_key="meters.id", index=True, nullable=False)
+    value: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
+    skip_code: str | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, max_length=500)
+    read_at: datetime = _ts()
+    confirmed_at: datetime = _ts()
+    fix_lat: float | None = None
+    fix_lon: float | None = None
+    fix_accuracy_m: float | None = None
+    fix_time: datetime | None = _ts(nullable=True)
+    fix_provider: str | None = Field(default=None, max_length=32)
+    fix_mock: bool | None = None
+    reread_of: uuid.UUID | None = Field(
+        default=None, foreign_key="reread_orders.id", unique=True
+    )
+    supersedes: uuid.UUID | None = Field(default=None, foreign_key="readings.id", index=True)
+    user_id: int = Field(foreign_key="users.id", nullable=False)
+    device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
+    sent_at: datetime | None = _ts(nullable=True)
+    received_at: datetime = _created()
+    content_hash: str = Field(max_length=64, nullable=False)
+
+
+class TrackPoint(SQLModel, table=True):
+    __tablename__ = "track_points"
+    __table_args__ = (UniqueConstraint("device_id", "t", name="uq_track_points_device_t"),)
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
+    user_id: int = Field(foreign_key="users.id", nullable=False)
+    t: datetime = _ts()
+    lat: float = Field(nullable=False)
+    lon: float = Field(nullable=False)
+    accuracy_m: float | None = None
+    speed: float | None = None
+    provider: str = Field(default="gps", max_length=32, nullable=False)
+    mock: bool = Field(default=False, nullable=False)
+    received_at: datetime = _created()
+
+
+Index("ix_track_points_user_t", TrackPoint.user_id, TrackPoint.t)  # type: ignore[arg-type]
+
+
+class Job(SQLModel, table=True):
+    """A repair job: crew, content, start, expected and actual finish, place, outage kind."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('fault', 'planned', 'temporary_repair', 'meter_check')",
+            name="kind",
+        ),
+        CheckConstraint("urgency IN ('urgent', 'normal')", name="urgency"),
+    )
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(max_length=32, nullable=False)
+    urgency: str = Field(default="normal", max_length=16, nullable=False)
+    status: str = Field(default="created", max_length=16, nullable=False, index=True)
+    content: str = Field(default="", max_length=2000, nullable=False)
+    grid_id: int | None = Field(default=None, foreign_key="grids.id", index=True)
+    lat: float | None = None
+    lon: float | None = None
+    address: str | None = Field(default=None, max_length=500)
+    area_radius_m: float | None = None
+    area_route_id: int | None = Field(default=None, foreign_key="routes.id")
+    reported_at: datetime | None = _ts(nullable=True)
+    dispatched_at: datetime | None = _ts(nullable=True)
+    planned_start: datetime | None = _ts(nullable=True)
+    started_at: datetime | None = _ts(nullable=True)
+    start_lat: float | None = None
+    start_lon: float | None = None
+    expected_finish: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    finish_lat: float | None = None
+    finish_lon: float | None = None
+    result_note: str | None = Field(default=None, max_length=2000)
+    created_by: int | None = Field(default=None, foreign_key="users.id")
+    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    created_at: datetime = _created()
+
+
+class JobCrew(SQLModel, table=True):
+    __tablename__ = "job_crew"
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", primary_key=True, index=True)
+
+
+class JobAccount(SQLModel, table=True):
+    """An account the job's outage cuts off."""
+
+    __tablename__ = "job_accounts"
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", primary_key=True, index=True)
+
+
+class JobEvent(SQLModel, table=True):
+    """An event of a job as logged on a handheld (device clock) and when the server got it."""
+
+    __tablename__ = "job_events"
+    id: uuid.UUID = Field(primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True, nullable=False)
+    kind: str = Field(max_length=32, nullable=False)
+    at: datetime = _ts()
+    fix_lat: float | None = None
+    fix_lon: float | None = None
+    fix_accuracy_m: float | None = None
+    fix_time: datetime | None = _ts(nullable=True)
+    fix_provider: str | None = Field(default=None, max_length=32)
+    fix_mock: bool | None = None
+    expected_finish: datetime | None = _ts(nullable=True)
+    content: str | None = Field(default=None, max_length=2000)
+    crew: list[str] | None = Field(default=None, sa_type=JSON)
+    note: str | None = Field(default=None, max_length=2000)
+    user_id: int = Field(foreign_key="users.id", nullable=False)
+    device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
+    received_at: datetime = _created()
+    content_hash: str = Field(max_length=64, nullable=False)
+
+
+class Flag(SQLModel, table=True):
+    """A finding of route validation for a supervisor to review."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        CheckConstraint("severity IN ('info', 'warn', 'fail')", name="severity"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", index=True, nullable=False)
+    reading_id: uuid.UUID | None = Field(default=None, foreign_key="readings.id", index=True)
+    meter_id: int | None = Field(default=None, foreign_key="meters.id")
+    code: str = Field(max_length=32, nullable=False)
+    severity: str = Field(max_length=8, nullable=False)
+    message: str = Field(max_length=1000, nullable=False)
+    review: str | None = Field(default=None, max_length=16)
+    review_note: str | None = Field(default=None, max_length=1000)
+    reviewed_by: int | None = Field(default=None, foreign_key="users.id")
+    reviewed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _created()
+
+
+class Withdrawal(SQLModel, table=True):
+    """Something a user's device held that is no longer theirs (sent in `withdrawn` on pull)."""
+
+    __tablename__ = "withdrawals"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, nullable=False)
+    object_type: str = Field(max_length=16, nullable=False)
+    object_id: str = Field(max_length=64, nullable=False)
+    assignment_id: int | None = Field(default=None, foreign_key="assignments.id")
+    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    created_at: datetime = _created()
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what, when: every administrative and supervisory act."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    at: datetime = _created()
+    actor_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    action: str = Field(max_length=64, nullable=False)
+    object_type: str = Field(max_length=32, nullable=False)
+    object_id: str = Field(max_length=64, nullable=False)
+    detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
