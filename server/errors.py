@@ -35,3 +35,7 @@ class Unauthorized(Problem):
 
 class Forbidden(Problem):
     status_code = 403
+
+
+class TooLarge(Problem):
+    status_code = 413

@@ -1,0 +1,204 @@
+"""Users, grids and devices: creating them, logging in, refreshing and revoking tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select, update
+
+from server.changes import record_audit
+from server.core.config import Settings
+from server.core.db import utcnow
+from server.core.security import (
+    create_access_token,
+    dummy_hash,
+    hash_password,
+    hash_refresh_token,
+    new_refresh_token,
+    verify_password,
+)
+from server.errors import Conflict, Invalid, NotFound, Unauthorized
+from server.models import ROLES, Device, Grid, RefreshToken, User
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+def get_or_create_grid(session: Session, *, code: str, actor_id: int | None = None) -> Grid:
+    """The grid named `code`, created on first mention (naming a new code creates it)."""
+    code = code.strip()
+    if not code or len(code) > 32:
+        raise Invalid(f"grid code {code!r} must be 1 to 32 characters", code="invalid_grid_code")
+    grid = session.exec(select(Grid).where(Grid.code == code)).first()
+    if grid is None:
+        grid = Grid(code=code, name=code)
+        session.add(grid)
+        session.flush()
+        record_audit(session, actor_id=actor_id, action="grid.create", object_type="grid",
+                     object_id=grid.id, detail={"code": code})
+    return grid
+
+
+def create_user(
+    session: Session,
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    grid_code: str | None = None,
+    full_name: str = "",
+    actor_id: int | None = None,
+) -> User:
+    """A new user; a supervisor named with a grid becomes that grid's leader if it has none."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise Invalid("username must be 1 to 64 characters", code="invalid_username")
+    if role not in ROLES:
+        raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}", code="invalid_role")
+    if len(password) < 8:
+        raise Invalid("password must be at least 8 characters", code="weak_password")
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise Conflict(f"user {username!r} already exists", code="user_exists")
+    grid = get_or_create_grid(session, code=grid_code, actor_id=actor_id) if grid_code else None
+    if role == "supervisor" and grid is None:
+        raise Invalid("a supervisor needs a grid (grid_code)", code="grid_required")
+    user = User(
+        username=username,
+        full_name=full_name,
+        password_hash=hash_password(settings, password),
+        role=role,
+        grid_id=grid.id if grid else None,
+    )
+    session.add(user)
+    session.flush()
+    if grid is not None and role == "supervisor" and grid.leader_id is None:
+        grid.leader_id = user.id
+        session.add(grid)
+    record_audit(session, actor_id=actor_id, action="user.create", object_type="user",
+                 object_id=user.id, detail={"username": username, "role": role, "grid": grid_code})
+    return user
+
+
+def _issue(session: Session, settings: Settings, user: User, device_id: str) -> Tokens:
+    assert user.id is not None
+    token, token_hash, expires_at = new_refresh_token(settings)
+    session.add(RefreshToken(token_hash=token_hash, user_id=user.id, device_id=device_id,
+                             expires_at=expires_at))
+    access = create_access_token(settings, user_id=user.id, device_id=device_id, role=user.role)
+    return Tokens(access, token, settings.access_token_minutes * 60, user)
+
+
+def login(
+    session: Session,
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
+    device_id: str,
+    app_version: str | None = None,
+) -> Tokens:
+    """Check the password and issue an access token and a refresh token for this device."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        # Verify against a dummy hash so an unknown name takes as long as a wrong password.
+        verify_password(settings, password,
+                        dummy_hash(settings.password_time_cost, settings.password_memory_kib))
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    if not verify_password(settings, password, user.password_hash):
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    if not user.active or user.revoked_at is not None:
+        raise Unauthorized("this user has been revoked", code="user_revoked")
+    device = session.get(Device, device_id)
+    now = utcnow()
+    if device is None:
+        device = Device(id=device_id, first_seen_at=now)
+    elif device.revoked_at is not None:
+        raise Unauthorized("this device has been revoked", code="device_revoked")
+    device.last_user_id = user.id
+    device.last_seen_at = now
+    device.app_version = app_version or device.app_version
+    session.add(device)
+    session.flush()
+    tokens = _issue(session, settings, user, device_id)
+    session.commit()
+    return tokens
+
+
+def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Tokens:
+    """Rotate a refresh token: the old one is spent, a new pair is issued.
+
+    A spent token presented again means it was copied: the whole chain of that user's device
+    is revoked, and the device must log in again.
+    """
+    row = session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+    ).first()
+    now = utcnow()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        raise Unauthorized("refresh token is not valid: log in again", code="invalid_refresh")
+    if row.used_at is not None:
+        _revoke_tokens(session, user_id=row.user_id, device_id=row.device_id)
+        session.commit()
+        raise Unauthorized("refresh token was already used: log in again", code="refresh_reused")
+    user = session.get(User, row.user_id)
+    device = session.get(Device, row.device_id)
+    if user is None or not user.active or user.revoked_at is not None:
+        raise Unauthorized("this user has been revoked", code="user_revoked")
+    if device is None or device.revoked_at is not None:
+        raise Unauthorized("this device has been revoked", code="device_revoked")
+    row.used_at = now
+    session.add(row)
+    tokens = _issue(session, settings, user, row.device_id)
+    session.commit()
+    return tokens
+
+
+def _revoke_tokens(session: Session, *, user_id: int | None = None,
+                   device_id: str | None = None) -> None:
+    stmt = update(RefreshToken).where(col(RefreshToken.revoked_at).is_(None))
+    if user_id is not None:
+        stmt = stmt.where(col(RefreshToken.user_id) == user_id)
+    if device_id is not None:
+        stmt = stmt.where(col(RefreshToken.device_id) == device_id)
+    session.exec(stmt.values(revoked_at=utcnow()))  # type: ignore[call-overload]
+
+
+def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> Device:
+    """Revoke a device: its tokens die at once, and it cannot log in again."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"no device {device_id!r}", code="device_not_found")
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()
+        session.add(device)
+        _revoke_tokens(session, device_id=device_id)
+        record_audit(session, actor_id=actor_id, action="device.revoke", object_type="device",
+                     object_id=device_id)
+    session.commit()
+    return device
+
+
+def revoke_user(session: Session, *, username: str, actor_id: int | None) -> User:
+    """Revoke a user: every token of theirs dies at once."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}", code="user_not_found")
+    if user.revoked_at is None:
+        user.revoked_at = utcnow()
+        user.active = False
+        session.add(user)
+        _revoke_tokens(session, user_id=user.id)
+        record_audit(session, actor_id=actor_id, action="user.revoke", object_type="user",
+                     object_id=user.id)
+    session.commit()
+    return user
+
+
+def grid_of(session: Session, user: User) -> Grid | None:
+    return session.get(Grid, user.grid_id) if user.grid_id is not None else None

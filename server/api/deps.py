@@ -1,0 +1,139 @@
+"""What route handlers take: a session, the settings, and the authenticated user (role-checked)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from common.contract import (
+    APP_VERSION_HEADER,
+    CONTRACT_VERSION,
+    CONTRACT_VERSION_HEADER,
+    SUPPORTED_CONTRACT_VERSIONS,
+)
+from server.core.config import Settings
+from server.core.security import decode_access_token
+from server.errors import Forbidden, Problem, Unauthorized
+from server.models import Device, User
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="The access token from /auth/login")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user and the device the token was issued to."""
+
+    user: User
+    device_id: str
+
+    @property
+    def id(self) -> int:
+        assert self.user.id is not None
+        return self.user.id
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+
+def get_caller(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None:
+        raise Unauthorized("not logged in: send 'Authorization: Bearer <access_token>'",
+                           code="not_authenticated")
+    try:
+        claims = decode_access_token(settings, credentials.credentials)
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("access token expired: refresh it", code="token_expired") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("invalid access token", code="invalid_token") from None
+    user = session.get(User, claims.user_id)
+    if user is None or not user.active or user.revoked_at is not None:
+        raise Unauthorized("this user has been revoked", code="user_revoked")
+    device = session.get(Device, claims.device_id)
+    if device is None or device.revoked_at is not None:
+        raise Unauthorized("this device has been revoked", code="device_revoked")
+    return Caller(user=user, device_id=claims.device_id)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def require_role(*roles: str) -> Callable[[Caller], Caller]:
+    """A dependency that lets through only callers with one of `roles`."""
+
+    def check(caller: CallerDep) -> Caller:
+        if caller.role not in roles:
+            raise Forbidden(
+                f"role '{caller.role}' may not do this (needs {' or '.join(roles)})",
+                code="wrong_role",
+            )
+        return caller
+
+    return check
+
+
+AdminDep = Annotated[Caller, Depends(require_role("admin"))]
+ReaderOrCrewDep = Annotated[Caller, Depends(require_role("reader", "crew", "supervisor"))]
+
+
+class UpgradeRequired(Problem):
+    status_code = 426
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def check_client_version(
+    settings: SettingsDep,
+    contract: Annotated[str | None, Header(alias=CONTRACT_VERSION_HEADER)] = None,
+    app_version: Annotated[str | None, Header(alias=APP_VERSION_HEADER)] = None,
+) -> None:
+    """Refuse, with a sentence the app can show, a client speaking a contract we cannot serve."""
+    if contract is not None:
+        if not contract.isdigit() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS:
+            raise UpgradeRequired(
+                f"this server speaks sync contract {CONTRACT_VERSION}, the app speaks "
+                f"{contract!r}: update the app; nothing on the device has been lost",
+                code="contract_unsupported",
+                extra={"server_contract": CONTRACT_VERSION},
+            )
+    if app_version is not None and _version_tuple(app_version) < _version_tuple(
+        settings.min_app_version
+    ):
+        raise UpgradeRequired(
+            f"app version {app_version} is too old (at least {settings.min_app_version}): "
+            "update the app; nothing on the device has been lost",
+            code="app_too_old",
+            extra={"min_app_version": settings.min_app_version},
+        )
+
+
+ClientVersionDep = Depends(check_client_version)

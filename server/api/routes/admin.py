@@ -1,0 +1,116 @@
+"""Administration: users, grids, cycles, assignments, devices, and loading meters from CSV."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, UploadFile
+from pydantic import BaseModel, Field
+
+from server import accounts, assignments, imports
+from server.api.deps import AdminDep, SessionDep, SettingsDep
+from server.errors import Invalid, TooLarge
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=256)
+    role: str
+    grid_code: str | None = Field(default=None, max_length=32)
+    full_name: str = Field(default="", max_length=200)
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    role: str
+    grid_code: str | None
+    active: bool
+
+
+class AssignmentCreate(BaseModel):
+    route_code: str = Field(min_length=1, max_length=64)
+    reader: str = Field(min_length=1, max_length=64)
+    cycle: str = Field(min_length=1, max_length=32)
+    window_start: date
+    window_end: date
+
+
+class AssignmentPublic(BaseModel):
+    id: int
+    route_code: str
+    reader: str
+    cycle: str
+    window_start: date
+    window_end: date
+    status: str
+
+
+class DeviceRevoked(BaseModel):
+    device_id: str
+    revoked_at: str
+
+
+@router.post("/users", status_code=201)
+def create_user(body: UserCreate, caller: AdminDep, session: SessionDep,
+                settings: SettingsDep) -> UserPublic:
+    """Create a user with a role (and a grid; naming a new grid code creates it)."""
+    user = accounts.create_user(session, settings, username=body.username,
+                                password=body.password, role=body.role,
+                                grid_code=body.grid_code, full_name=body.full_name,
+                                actor_id=caller.id)
+    session.commit()
+    assert user.id is not None
+    return UserPublic(id=user.id, username=user.username, role=user.role,
+                      grid_code=body.grid_code, active=user.active)
+
+
+@router.post("/users/{username}/revoke")
+def revoke_user(username: str, caller: AdminDep, session: SessionDep) -> UserPublic:
+    """Revoke a user: every token of theirs stops working at once."""
+    user = accounts.revoke_user(session, username=username, actor_id=caller.id)
+    assert user.id is not None
+    grid = accounts.grid_of(session, user)
+    return UserPublic(id=user.id, username=user.username, role=user.role,
+                      grid_code=grid.code if grid else None, active=user.active)
+
+
+@router.post("/devices/{device_id}/revoke")
+def revoke_device(device_id: str, caller: AdminDep, session: SessionDep) -> DeviceRevoked:
+    """Revoke a handheld: its tokens stop working at once and it cannot log in again."""
+    device = accounts.revoke_device(session, device_id=device_id, actor_id=caller.id)
+    assert device.revoked_at is not None
+    return DeviceRevoked(device_id=device.id, revoked_at=device.revoked_at.isoformat())
+
+
+@router.post("/assignments", status_code=201)
+def create_assignment(body: AssignmentCreate, caller: AdminDep,
+                      session: SessionDep) -> AssignmentPublic:
+    """Give a route to a reader for a cycle (a new cycle code creates the cycle)."""
+    assignment = assignments.assign_route(
+        session, route_code=body.route_code, reader=body.reader, cycle=body.cycle,
+        window_start=body.window_start, window_end=body.window_end, actor_id=caller.id)
+    session.commit()
+    assert assignment.id is not None
+    return AssignmentPublic(id=assignment.id, route_code=body.route_code, reader=body.reader,
+                            cycle=body.cycle, window_start=assignment.window_start,
+                            window_end=assignment.window_end, status=assignment.status)
+
+
+@router.post("/meters/import")
+async def import_meters(file: UploadFile, caller: AdminDep,
+                        session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Load accounts and meters from a billing-system CSV export; all rows or none."""
+    data = await file.read(settings.max_import_bytes + 1)
+    if len(data) > settings.max_import_bytes:
+        raise TooLarge(f"file is larger than {settings.max_import_bytes} bytes",
+                       code="too_large")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"file is not UTF-8 text (byte {exc.start})", code="not_utf8") from None
+    report = imports.import_meters_csv(session, text, actor_id=caller.id)
+    return report.as_dict()

@@ -1,0 +1,63 @@
+"""Log in and refresh tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from server import accounts
+from server.api.deps import SessionDep, SettingsDep, check_client_version
+
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(check_client_version)])
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    device_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    app_version: str | None = Field(default=None, max_length=32)
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    user: UserOut
+
+
+def _out(tokens: accounts.Tokens) -> TokensOut:
+    user = tokens.user
+    assert user.id is not None
+    return TokensOut(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+        user=UserOut(id=user.id, username=user.username, role=user.role),
+    )
+
+
+@router.post("/login")
+def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
+    """Log in from a device: an access token and this device's refresh token."""
+    return _out(accounts.login(session, settings, username=body.username,
+                               password=body.password, device_id=body.device_id,
+                               app_version=body.app_version))
+
+
+@router.post("/refresh")
+def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
+    """Trade a refresh token for a new pair; the old one is spent."""
+    return _out(accounts.refresh(session, settings, refresh_token=body.refresh_token))

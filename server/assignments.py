@@ -1,0 +1,82 @@
+"""Cycles and assignments: giving a route to a reader for a cycle's window."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlmodel import Session, select
+
+from server.changes import next_change_seq, record_audit
+from server.errors import Invalid, NotFound
+from server.models import Assignment, Cycle, Route, User, Withdrawal
+
+_CYCLE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
+def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = None) -> Cycle:
+    """The cycle named `code` (such as 2026-11), created on first mention."""
+    if not _CYCLE_CODE.match(code):
+        raise Invalid(f"cycle code {code!r} must be 1 to 32 letters, digits, '.', '_' or '-'",
+                      code="invalid_cycle")
+    cycle = session.exec(select(Cycle).where(Cycle.code == code)).first()
+    if cycle is None:
+        cycle = Cycle(code=code)
+        session.add(cycle)
+        session.flush()
+        record_audit(session, actor_id=actor_id, action="cycle.create", object_type="cycle",
+                     object_id=cycle.id, detail={"code": code})
+    return cycle
+
+
+def assign_route(
+    session: Session,
+    *,
+    route_code: str,
+    reader: str,
+    cycle: str,
+    window_start: date,
+    window_end: date,
+    actor_id: int | None = None,
+) -> Assignment:
+    """Give a route to a reader for a cycle; giving it again moves it (the old reader's device
+    is told it is withdrawn) or changes its window."""
+    if window_end < window_start:
+        raise Invalid(f"window_end {window_end} is before window_start {window_start}",
+                      code="invalid_window")
+    route = session.exec(select(Route).where(Route.code == route_code)).first()
+    if route is None:
+        raise NotFound(f"no route {route_code!r}: import its meters first", code="route_not_found")
+    user = session.exec(select(User).where(User.username == reader)).first()
+    if user is None:
+        raise NotFound(f"no user {reader!r}", code="user_not_found")
+    if user.role != "reader":
+        raise Invalid(f"user {reader!r} is a {user.role}, not a reader", code="not_a_reader")
+    assert user.id is not None
+    cyc = get_or_create_cycle(session, code=cycle, actor_id=actor_id)
+    seq = next_change_seq(session)
+    assignment = session.exec(
+        select(Assignment).where(Assignment.route_id == route.id, Assignment.cycle_id == cyc.id)
+    ).first()
+    if assignment is None:
+        assignment = Assignment(route_id=route.id, cycle_id=cyc.id, reader_id=user.id,
+                                window_start=window_start, window_end=window_end)
+        action = "assignment.create"
+    else:
+        if assignment.reader_id != user.id:
+            session.add(Withdrawal(user_id=assignment.reader_id, object_type="assignment",
+                                   object_id=str(assignment.id), assignment_id=assignment.id,
+                                   change_seq=seq))
+        assignment.reader_id = user.id
+        assignment.window_start = window_start
+        assignment.window_end = window_end
+        action = "assignment.update"
+    assignment.change_seq = seq
+    session.add(assignment)
+    session.flush()
+    record_audit(session, actor_id=actor_id, action=action, object_type="assignment",
+                 object_id=assignment.id,
+                 detail={"route": route_code, "reader": reader, "cycle": cycle,
+                         "window_start": window_start.isoformat(),
+                         "window_end": window_end.isoformat()})
+    return assignment

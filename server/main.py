@@ -1,0 +1,65 @@
+"""The FastAPI application: routes under /api/v1, domain errors turned into clear 4xx answers."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from common.contract import API_PREFIX, CONTRACT_VERSION
+from server.api.routes import admin, auth, sync
+from server.core.config import Settings
+from server.core.db import make_engine
+from server.errors import Problem
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """Build the app for `settings` (default: from the environment)."""
+    settings = settings or Settings()
+    engine = engine or make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Gridwalk",
+        version=f"contract {CONTRACT_VERSION}",
+        description="Field work for electricity utilities: meter reading routes, repair jobs, audit.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
+        body: dict[str, object] = {"detail": exc.detail, "code": exc.code, **exc.extra}
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name each bad field by its path, so a client (or a person at /docs) sees what to fix.
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]), "error": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['error']}" for e in errors[:5])
+        return JSONResponse(
+            status_code=422,
+            content={"detail": f"invalid request: {summary}", "code": "invalid", "errors": errors},
+        )
+
+    for module in (auth, admin, sync):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
