@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -58,8 +59,28 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for module in (auth, admin, sync):
         app.include_router(module.router, prefix=API_PREFIX)
 
+    _document_hand_read_bodies(app)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _document_hand_read_bodies(app: FastAPI) -> None:
+    """Add to /openapi.json the schemas of bodies the routes read by hand (the sync push)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in sync.OPENAPI_SCHEMAS:
+                defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(defs.pop("$defs", {}))
+                components[model.__name__] = defs
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

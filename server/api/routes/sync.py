@@ -1,0 +1,94 @@
+"""The sync contract: the handheld pulls its work and pushes its outbox."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from common.schemas import PullResponse, PushRequest, PushResponse
+from server import sync
+from server.api.deps import Caller, SessionDep, SettingsDep, check_client_version, require_role
+from server.core.config import Settings
+from server.errors import Problem, TooLarge
+
+router = APIRouter(prefix="/sync", tags=["sync"], dependencies=[Depends(check_client_version)])
+
+FieldWorker = Annotated[Caller, Depends(require_role("reader", "crew", "supervisor"))]
+
+
+class BadBody(Problem):
+    status_code = 400
+
+
+class UnsupportedEncoding(Problem):
+    status_code = 415
+
+
+@router.get("/pull")
+def pull(
+    caller: FieldWorker,
+    session: SessionDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=512, description="from the last pull")] = None,
+) -> PullResponse:
+    """Everything for this device's user that changed since `cursor` (no cursor: everything)."""
+    return sync.pull(session, settings, user=caller.user, cursor=cursor)
+
+
+async def _read_body(request: Request, settings: Settings) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_push_bytes:
+        raise TooLarge(f"push body is {declared} bytes; at most {settings.max_push_bytes}",
+                       code="too_large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_push_bytes:
+            raise TooLarge(f"push body is over {settings.max_push_bytes} bytes", code="too_large")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "identity":
+        return bytes(body)
+    if encoding != "gzip":
+        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported (use gzip)",
+                                  code="unsupported_encoding")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(bytes(body), settings.max_push_inflated_bytes + 1)
+    except zlib.error as exc:
+        raise BadBody(f"body is not valid gzip: {exc}", code="bad_gzip") from None
+    if len(data) > settings.max_push_inflated_bytes:
+        raise TooLarge(f"push body inflates to over {settings.max_push_inflated_bytes} bytes",
+                       code="too_large")
+    if not inflater.eof:
+        raise BadBody("gzip body is truncated", code="bad_gzip")
+    return data
+
+
+@router.post(
+    "/push",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The device's outbox; may be sent with `Content-Encoding: gzip`.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}},
+        }
+    },
+)
+async def push(request: Request, caller: FieldWorker, session: SessionDep,
+               settings: SettingsDep) -> PushResponse:
+    """Store the device's outbox: one result per reading and job event, track in aggregate."""
+    raw = await _read_body(request, settings)
+    try:
+        payload: Any = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
+    pusher = sync.Pusher(user=caller.user, device_id=caller.device_id)
+    return await run_in_threadpool(sync.push, session, pusher=pusher, payload=payload)
+
+
+# The push body is read by hand (gzip, per-item answers); these schemas document it at /docs.
+OPENAPI_SCHEMAS = (PushRequest,)

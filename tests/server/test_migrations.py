@@ -1,0 +1,81 @@
+"""One Alembic history: upgrades an empty database to head, back to base, and matches the models."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import SQLModel
+
+from server.core import migrate
+from server.core.db import make_engine
+
+
+def test_models_and_migrations_agree(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, SQLModel.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_downgrade_to_base_and_upgrade_again(db_url: str) -> None:
+    migrate.downgrade(db_url, "base")
+    engine = make_engine(db_url)
+    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    assert tables == set()
+    migrate.upgrade(db_url)
+    engine.dispose()
+    engine = make_engine(db_url)
+    assert set(SQLModel.metadata.tables) <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM change_counter WHERE id = 1")).scalar() == 0
+    engine.dispose()
+
+
+def test_the_database_refuses_to_change_or_delete_a_reading(db_url: str) -> None:
+    """Confirmed means locked for every role: even raw SQL cannot edit a reading."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO grids (code, name, created_at) VALUES ('G', 'G', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO users (username, full_name, password_hash, role, active, created_at) "
+            "VALUES ('r', '', 'x', 'reader', true, CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO devices (id, first_seen_at, last_seen_at) "
+            "VALUES ('d1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO accounts (account_no, customer_name, address, active, created_at, "
+            "updated_at) VALUES ('A1', 'n', 'a', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO routes (code, name, created_at) VALUES ('R', '', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO meters (meter_no, account_id, route_id, sequence, lat, lon, digits, "
+            "multiplier, change_seq, updated_at) VALUES ('M1', 1, 1, 1, 30, 120, 6, 1, 0, "
+            "CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO cycles (code, created_at) VALUES ('C', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO assignments (route_id, cycle_id, reader_id, window_start, window_end, "
+            "status, change_seq, created_at) VALUES (1, 1, 1, '2026-11-01', '2026-11-05', "
+            "'open', 0, CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO readings (id, assignment_id, meter_id, value, read_at, confirmed_at, "
+            "user_id, device_id, received_at, content_hash) VALUES "
+            "('00000000000000000000000000000001', 1, 1, 5, CURRENT_TIMESTAMP, "
+            "CURRENT_TIMESTAMP, 1, 'd1', CURRENT_TIMESTAMP, 'h')"
+            if engine.dialect.name == "sqlite" else
+            "INSERT INTO readings (id, assignment_id, meter_id, value, read_at, confirmed_at, "
+            "user_id, device_id, received_at, content_hash) VALUES "
+            "('00000000-0000-0000-0000-000000000001', 1, 1, 5, CURRENT_TIMESTAMP, "
+            "CURRENT_TIMESTAMP, 1, 'd1', CURRENT_TIMESTAMP, 'h')"))
+    for statement in ("UPDATE readings SET value = 6", "DELETE FROM readings"):
+        with pytest.raises(DBAPIError, match="readings are locked"), engine.begin() as conn:
+            conn.execute(text(statement))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM readings")).scalar() == 5
+    engine.dispose()
