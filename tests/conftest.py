@@ -88,9 +88,15 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
+def session(settings: Settings) -> Iterator[Session]:
+    """The test's own session. On SQLite its transactions begin deferred, so that a test
+    holding a read open does not take the write lock the app's requests need; end a
+    transaction (commit) before reading what a request wrote. Objects are not expired on
+    commit, so that using a factory's result does not quietly open a new transaction."""
+    engine = make_engine(settings.database_url, sqlite_immediate=False)
+    with Session(engine, expire_on_commit=False) as session:
         yield session
+    engine.dispose()
 
 
 @pytest.fixture

@@ -59,9 +59,11 @@ def assign(session: Session, route_code: str, reader: str, cycle: str = "2026-11
 
 
 def meters_of(session: Session, route: Route) -> list[Meter]:
-    return list(session.exec(
+    meters = list(session.exec(
         select(Meter).where(Meter.route_id == route.id).order_by(Meter.sequence)  # type: ignore[arg-type]
     ))
+    session.commit()  # end the read: the next read sees what requests wrote meanwhile
+    return meters
 
 
 def login(client: TestClient, username: str, device_id: str = "device-0001") -> dict[str, Any]:

@@ -40,8 +40,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets foreign keys, WAL, a busy timeout and (unless told
+    otherwise) transactions that take the write lock when they begin."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -61,10 +62,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
+        def _begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock up front, so two writers queue instead of one
             # failing with "database is locked" half-way through its transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
