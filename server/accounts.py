@@ -39,8 +39,14 @@ def get_or_create_grid(session: Session, *, code: str, actor_id: int | None = No
         grid = Grid(code=code, name=code)
         session.add(grid)
         session.flush()
-        record_audit(session, actor_id=actor_id, action="grid.create", object_type="grid",
-                     object_id=grid.id, detail={"code": code})
+        record_audit(
+            session,
+            actor_id=actor_id,
+            action="grid.create",
+            object_type="grid",
+            object_id=grid.id,
+            detail={"code": code},
+        )
     return grid
 
 
@@ -80,16 +86,25 @@ def create_user(
     if grid is not None and role == "supervisor" and grid.leader_id is None:
         grid.leader_id = user.id
         session.add(grid)
-    record_audit(session, actor_id=actor_id, action="user.create", object_type="user",
-                 object_id=user.id, detail={"username": username, "role": role, "grid": grid_code})
+    record_audit(
+        session,
+        actor_id=actor_id,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        detail={"username": username, "role": role, "grid": grid_code},
+    )
     return user
 
 
 def _issue(session: Session, settings: Settings, user: User, device_id: str) -> Tokens:
     assert user.id is not None
     token, token_hash, expires_at = new_refresh_token(settings)
-    session.add(RefreshToken(token_hash=token_hash, user_id=user.id, device_id=device_id,
-                             expires_at=expires_at))
+    session.add(
+        RefreshToken(
+            token_hash=token_hash, user_id=user.id, device_id=device_id, expires_at=expires_at
+        )
+    )
     access = create_access_token(settings, user_id=user.id, device_id=device_id, role=user.role)
     return Tokens(access, token, settings.access_token_minutes * 60, user)
 
@@ -107,8 +122,11 @@ def login(
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
         # Verify against a dummy hash so an unknown name takes as long as a wrong password.
-        verify_password(settings, password,
-                        dummy_hash(settings.password_time_cost, settings.password_memory_kib))
+        verify_password(
+            settings,
+            password,
+            dummy_hash(settings.password_time_cost, settings.password_memory_kib),
+        )
         raise Unauthorized("wrong username or password", code="bad_credentials")
     if not verify_password(settings, password, user.password_hash):
         raise Unauthorized("wrong username or password", code="bad_credentials")
@@ -159,14 +177,15 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
     return tokens
 
 
-def _revoke_tokens(session: Session, *, user_id: int | None = None,
-                   device_id: str | None = None) -> None:
+def _revoke_tokens(
+    session: Session, *, user_id: int | None = None, device_id: str | None = None
+) -> None:
     stmt = update(RefreshToken).where(col(RefreshToken.revoked_at).is_(None))
     if user_id is not None:
         stmt = stmt.where(col(RefreshToken.user_id) == user_id)
     if device_id is not None:
         stmt = stmt.where(col(RefreshToken.device_id) == device_id)
-    session.exec(stmt.values(revoked_at=utcnow()))  # type: ignore[call-overload]
+    session.execute(stmt.values(revoked_at=utcnow()))
 
 
 def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> Device:
@@ -178,8 +197,13 @@ def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> 
         device.revoked_at = utcnow()
         session.add(device)
         _revoke_tokens(session, device_id=device_id)
-        record_audit(session, actor_id=actor_id, action="device.revoke", object_type="device",
-                     object_id=device_id)
+        record_audit(
+            session,
+            actor_id=actor_id,
+            action="device.revoke",
+            object_type="device",
+            object_id=device_id,
+        )
     session.commit()
     return device
 
@@ -194,8 +218,9 @@ def revoke_user(session: Session, *, username: str, actor_id: int | None) -> Use
         user.active = False
         session.add(user)
         _revoke_tokens(session, user_id=user.id)
-        record_audit(session, actor_id=actor_id, action="user.revoke", object_type="user",
-                     object_id=user.id)
+        record_audit(
+            session, actor_id=actor_id, action="user.revoke", object_type="user", object_id=user.id
+        )
     session.commit()
     return user
 

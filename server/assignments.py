@@ -17,15 +17,23 @@ _CYCLE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = None) -> Cycle:
     """The cycle named `code` (such as 2026-11), created on first mention."""
     if not _CYCLE_CODE.match(code):
-        raise Invalid(f"cycle code {code!r} must be 1 to 32 letters, digits, '.', '_' or '-'",
-                      code="invalid_cycle")
+        raise Invalid(
+            f"cycle code {code!r} must be 1 to 32 letters, digits, '.', '_' or '-'",
+            code="invalid_cycle",
+        )
     cycle = session.exec(select(Cycle).where(Cycle.code == code)).first()
     if cycle is None:
         cycle = Cycle(code=code)
         session.add(cycle)
         session.flush()
-        record_audit(session, actor_id=actor_id, action="cycle.create", object_type="cycle",
-                     object_id=cycle.id, detail={"code": code})
+        record_audit(
+            session,
+            actor_id=actor_id,
+            action="cycle.create",
+            object_type="cycle",
+            object_id=cycle.id,
+            detail={"code": code},
+        )
     return cycle
 
 
@@ -42,8 +50,9 @@ def assign_route(
     """Give a route to a reader for a cycle; giving it again moves it (the old reader's device
     is told it is withdrawn) or changes its window."""
     if window_end < window_start:
-        raise Invalid(f"window_end {window_end} is before window_start {window_start}",
-                      code="invalid_window")
+        raise Invalid(
+            f"window_end {window_end} is before window_start {window_start}", code="invalid_window"
+        )
     route = session.exec(select(Route).where(Route.code == route_code)).first()
     if route is None:
         raise NotFound(f"no route {route_code!r}: import its meters first", code="route_not_found")
@@ -53,20 +62,33 @@ def assign_route(
     if user.role != "reader":
         raise Invalid(f"user {reader!r} is a {user.role}, not a reader", code="not_a_reader")
     assert user.id is not None
+    assert route.id is not None
     cyc = get_or_create_cycle(session, code=cycle, actor_id=actor_id)
+    assert cyc.id is not None
     seq = next_change_seq(session)
     assignment = session.exec(
         select(Assignment).where(Assignment.route_id == route.id, Assignment.cycle_id == cyc.id)
     ).first()
     if assignment is None:
-        assignment = Assignment(route_id=route.id, cycle_id=cyc.id, reader_id=user.id,
-                                window_start=window_start, window_end=window_end)
+        assignment = Assignment(
+            route_id=route.id,
+            cycle_id=cyc.id,
+            reader_id=user.id,
+            window_start=window_start,
+            window_end=window_end,
+        )
         action = "assignment.create"
     else:
         if assignment.reader_id != user.id:
-            session.add(Withdrawal(user_id=assignment.reader_id, object_type="assignment",
-                                   object_id=str(assignment.id), assignment_id=assignment.id,
-                                   change_seq=seq))
+            session.add(
+                Withdrawal(
+                    user_id=assignment.reader_id,
+                    object_type="assignment",
+                    object_id=str(assignment.id),
+                    assignment_id=assignment.id,
+                    change_seq=seq,
+                )
+            )
         assignment.reader_id = user.id
         assignment.window_start = window_start
         assignment.window_end = window_end
@@ -74,9 +96,18 @@ def assign_route(
     assignment.change_seq = seq
     session.add(assignment)
     session.flush()
-    record_audit(session, actor_id=actor_id, action=action, object_type="assignment",
-                 object_id=assignment.id,
-                 detail={"route": route_code, "reader": reader, "cycle": cycle,
-                         "window_start": window_start.isoformat(),
-                         "window_end": window_end.isoformat()})
+    record_audit(
+        session,
+        actor_id=actor_id,
+        action=action,
+        object_type="assignment",
+        object_id=assignment.id,
+        detail={
+            "route": route_code,
+            "reader": reader,
+            "cycle": cycle,
+            "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+        },
+    )
     return assignment

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = FastAPI(
         title="Gridwalk",
         version=f"contract {CONTRACT_VERSION}",
-        description="Field work for electricity utilities: meter reading routes, repair jobs, audit.",
+        description="Field work for electricity utilities: meter reading, repair jobs, audit.",
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -96,8 +96,10 @@ class Cursor:
             if after is None:
                 return cls(lo=data["lo"])
             hi = data["hi"]
-            if not isinstance(hi, int) or len(after) != 3 or not all(
-                isinstance(x, int) for x in after
+            if (
+                not isinstance(hi, int)
+                or len(after) != 3
+                or not all(isinstance(x, int) for x in after)
             ):
                 raise ValueError
             return cls(lo=data["lo"], hi=hi, after=(after[0], after[1], after[2]))
@@ -115,8 +117,9 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
     lo = cur.lo
     hi = cur.hi if cur.after is not None and cur.hi is not None else committed_change_seq(session)
     if lo > hi:
-        raise Invalid("cursor is ahead of this server: pull again without a cursor",
-                      code="invalid_cursor")
+        raise Invalid(
+            "cursor is ahead of this server: pull again without a cursor", code="invalid_cursor"
+        )
 
     def in_range(column: Any) -> Any:
         return and_(column > lo, column <= hi)
@@ -127,7 +130,9 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
         .join(Cycle, col(Cycle.id) == Assignment.cycle_id)
         .where(Assignment.reader_id == user.id)
     ).all()
-    open_by_id = {a.id: (a, r, c) for a, r, c in assignments if a.status == "open"}
+    open_by_id = {
+        a.id: (a, r, c) for a, r, c in assignments if a.id is not None and a.status == "open"
+    }
 
     headers: set[int] = set()
     withdrawn: list[Withdrawn] = []
@@ -143,7 +148,9 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
                 else:
                     withdrawn.append(Withdrawn(type="assignment", id=str(a.id), assignment_id=a.id))
         withdrawn += [
-            Withdrawn(type=w.object_type, id=w.object_id, assignment_id=w.assignment_id)  # type: ignore[arg-type]
+            Withdrawn.model_validate(
+                {"type": w.object_type, "id": w.object_id, "assignment_id": w.assignment_id}
+            )
             for w in session.exec(
                 select(Withdrawal)
                 .where(Withdrawal.user_id == user.id, in_range(Withdrawal.change_seq))
@@ -154,8 +161,9 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
         withdrawn += closed
         jobs = _jobs(session, user_id=user.id, in_range=in_range)
 
-    meter_rows = _meter_page(session, settings, open_ids=list(open_by_id), in_range=in_range,
-                             after=cur.after)
+    meter_rows = _meter_page(
+        session, settings, open_ids=list(open_by_id), in_range=in_range, after=cur.after
+    )
     has_more = len(meter_rows) > settings.pull_page_size
     meter_rows = meter_rows[: settings.pull_page_size]
 
@@ -165,21 +173,34 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
     out: list[AssignmentOut] = []
     for assignment_id in sorted(headers | set(meters_by_assignment)):
         a, r, c = open_by_id[assignment_id]
-        out.append(AssignmentOut(
-            id=assignment_id, route_code=r.code, route_name=r.name, cycle=c.code,
-            window_start=a.window_start, window_end=a.window_end,
-            meters=meters_by_assignment.get(assignment_id, []),
-        ))
+        out.append(
+            AssignmentOut(
+                id=assignment_id,
+                route_code=r.code,
+                route_name=r.name,
+                cycle=c.code,
+                window_start=a.window_start,
+                window_end=a.window_end,
+                meters=meters_by_assignment.get(assignment_id, []),
+            )
+        )
 
     if has_more:
         last_assignment, last_meter, _ = meter_rows[-1]
         assert last_meter.id is not None
-        next_cursor = Cursor(lo=lo, hi=hi, after=(last_assignment, last_meter.sequence,
-                                                  last_meter.id))
+        next_cursor = Cursor(
+            lo=lo, hi=hi, after=(last_assignment, last_meter.sequence, last_meter.id)
+        )
     else:
         next_cursor = Cursor(lo=hi)
-    return PullResponse(cursor=next_cursor.encode(), has_more=has_more, assignments=out,
-                        jobs=jobs, reread_orders=rereads, withdrawn=withdrawn)
+    return PullResponse(
+        cursor=next_cursor.encode(),
+        has_more=has_more,
+        assignments=out,
+        jobs=jobs,
+        reread_orders=rereads,
+        withdrawn=withdrawn,
+    )
 
 
 def _meter_page(
@@ -205,17 +226,25 @@ def _meter_page(
     stmt = stmt.order_by(col(Assignment.id), col(Meter.sequence), col(Meter.id)).limit(
         settings.pull_page_size + 1
     )
-    return [(int(a_id), meter, account) for a_id, meter, account in session.exec(stmt)]  # type: ignore[misc]
+    return [(a_id, meter, account) for a_id, meter, account in session.exec(stmt) if a_id]
 
 
 def _meter_out(meter: Meter, account: Account) -> MeterOut:
     assert meter.id is not None
     return MeterOut(
-        id=meter.id, meter_no=meter.meter_no, account_no=account.account_no,
-        customer_name=account.customer_name, address=account.address, lat=meter.lat,
-        lon=meter.lon, digits=meter.digits, multiplier=meter.multiplier,
-        last_reading=meter.last_reading, last_read_at=meter.last_read_at,
-        expected_low=meter.expected_low, expected_high=meter.expected_high,
+        id=meter.id,
+        meter_no=meter.meter_no,
+        account_no=account.account_no,
+        customer_name=account.customer_name,
+        address=account.address,
+        lat=meter.lat,
+        lon=meter.lon,
+        digits=meter.digits,
+        multiplier=meter.multiplier,
+        last_reading=meter.last_reading,
+        last_read_at=meter.last_read_at,
+        expected_low=meter.expected_low,
+        expected_high=meter.expected_high,
         sequence=meter.sequence,
     )
 
@@ -230,13 +259,21 @@ def _reread_orders(
         .order_by(col(RereadOrder.change_seq))
     ).all()
     orders = [
-        RereadOrderOut(id=o.id, assignment_id=o.assignment_id, meter_id=o.meter_id,
-                       reading_id=o.reading_id, reason=o.reason, ordered_at=o.created_at)
-        for o in rows if o.status == "open"
+        RereadOrderOut(
+            id=o.id,
+            assignment_id=o.assignment_id,
+            meter_id=o.meter_id,
+            reading_id=o.reading_id,
+            reason=o.reason,
+            ordered_at=o.created_at,
+        )
+        for o in rows
+        if o.status == "open"
     ]
     closed = [
         Withdrawn(type="reread_order", id=str(o.id), assignment_id=o.assignment_id)
-        for o in rows if o.status != "open"
+        for o in rows
+        if o.status != "open"
     ]
     return orders, closed
 
@@ -258,10 +295,20 @@ def _jobs(session: Session, *, user_id: int, in_range: Any) -> list[JobOut]:
     ):
         crews.setdefault(job_id, []).append(username)
     return [
-        JobOut(id=j.id, kind=j.kind, urgency=j.urgency, status=j.status, content=j.content,
-               crew=sorted(crews.get(j.id, [])), lat=j.lat, lon=j.lon, address=j.address,
-               expected_finish=j.expected_finish, started_at=j.started_at,
-               finished_at=j.finished_at)
+        JobOut(
+            id=j.id,
+            kind=j.kind,
+            urgency=j.urgency,
+            status=j.status,
+            content=j.content,
+            crew=sorted(crews.get(j.id, [])),
+            lat=j.lat,
+            lon=j.lon,
+            address=j.address,
+            expected_finish=j.expected_finish,
+            started_at=j.started_at,
+            finished_at=j.finished_at,
+        )
         for j in jobs
     ]
 
@@ -287,7 +334,9 @@ class Pusher:
         return self.user.id
 
 
-class Rejected(Exception):
+class RejectedError(Exception):
+    """An item the server will not store, with the error code the device is shown."""
+
     def __init__(self, error: str, detail: str):
         super().__init__(detail)
         self.error = error
@@ -297,29 +346,43 @@ class Rejected(Exception):
 def parse_envelope(payload: Any) -> tuple[datetime | None, list[Any], list[Any], list[Any]]:
     """Check the push body's outer shape; items are checked one by one later."""
     if not isinstance(payload, dict):
-        raise Invalid("push body must be a JSON object with readings, track_points, job_events",
-                      code="invalid_body")
+        raise Invalid(
+            "push body must be a JSON object with readings, track_points, job_events",
+            code="invalid_body",
+        )
     unknown = sorted(set(payload) - PUSH_FIELDS)
     if unknown:
-        raise Invalid(f"unknown field(s) in push body: {', '.join(unknown)}", code="invalid_body",
-                      extra={"field": unknown[0]})
+        raise Invalid(
+            f"unknown field(s) in push body: {', '.join(unknown)}",
+            code="invalid_body",
+            extra={"field": unknown[0]},
+        )
     lists: list[list[Any]] = []
-    for name, limit in (("readings", MAX_READINGS), ("track_points", MAX_TRACK_POINTS),
-                        ("job_events", MAX_JOB_EVENTS)):
+    for name, limit in (
+        ("readings", MAX_READINGS),
+        ("track_points", MAX_TRACK_POINTS),
+        ("job_events", MAX_JOB_EVENTS),
+    ):
         value = payload.get(name, [])
         if not isinstance(value, list):
             raise Invalid(f"{name} must be a list", code="invalid_body", extra={"field": name})
         if len(value) > limit:
-            raise TooLarge(f"{name} has {len(value)} items; at most {limit} per push",
-                           code="too_many_items", extra={"field": name})
+            raise TooLarge(
+                f"{name} has {len(value)} items; at most {limit} per push",
+                code="too_many_items",
+                extra={"field": name},
+            )
         lists.append(value)
     sent_at = None
     if payload.get("sent_at") is not None:
         try:
             sent_at = _SentAt.model_validate({"sent_at": payload["sent_at"]}).sent_at
         except ValidationError:
-            raise Invalid("sent_at must be an ISO 8601 time with a UTC offset",
-                          code="invalid_body", extra={"field": "sent_at"}) from None
+            raise Invalid(
+                "sent_at must be an ISO 8601 time with a UTC offset",
+                code="invalid_body",
+                extra={"field": "sent_at"},
+            ) from None
     return sent_at, lists[0], lists[1], lists[2]
 
 
@@ -332,14 +395,22 @@ def push(session: Session, *, pusher: Pusher, payload: Any) -> PushResponse:
     sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload)
     received_at = utcnow()
     results = [
-        _one(session, raw, ReadingIn,
-             lambda item: _store_reading(session, pusher, item, sent_at, received_at))
+        _one(
+            session,
+            raw,
+            ReadingIn,
+            lambda item: _store_reading(session, pusher, item, sent_at, received_at),
+        )
         for raw in raw_readings
     ]
     track = _store_track(session, pusher, raw_points, received_at)
     results += [
-        _one(session, raw, JobEventIn,
-             lambda item: _store_job_event(session, pusher, item, received_at))
+        _one(
+            session,
+            raw,
+            JobEventIn,
+            lambda item: _store_job_event(session, pusher, item, received_at),
+        )
         for raw in raw_events
     ]
     device = session.get(Device, pusher.device_id)
@@ -350,14 +421,17 @@ def push(session: Session, *, pusher: Pusher, payload: Any) -> PushResponse:
     return PushResponse(results=results, track=track)
 
 
-def _one(session: Session, raw: Any, model: type[BaseModel], store: Any) -> PushResult:
+def _one(
+    session: Session, raw: Any, model: type[ReadingIn] | type[JobEventIn], store: Any
+) -> PushResult:
     raw_id = raw.get("id") if isinstance(raw, dict) else None
     item_id = raw_id if isinstance(raw_id, str) else None
     try:
         item = model.model_validate(raw)
     except ValidationError as exc:
-        return PushResult(id=item_id, status="rejected", error="invalid",
-                          detail=_validation_detail(exc))
+        return PushResult(
+            id=item_id, status="rejected", error="invalid", detail=_validation_detail(exc)
+        )
     try:
         try:
             with session.begin_nested():
@@ -367,10 +441,9 @@ def _one(session: Session, raw: Any, model: type[BaseModel], store: Any) -> Push
             # first; looking again answers duplicate, locked or already_read.
             with session.begin_nested():
                 status = store(item)
-    except Rejected as rej:
-        return PushResult(id=str(item.id), status="rejected",  # type: ignore[attr-defined]
-                          error=rej.error, detail=rej.detail)
-    return PushResult(id=str(item.id), status=status)  # type: ignore[attr-defined]
+    except RejectedError as rej:
+        return PushResult(id=str(item.id), status="rejected", error=rej.error, detail=rej.detail)
+    return PushResult(id=str(item.id), status=status)
 
 
 def _validation_detail(exc: ValidationError) -> str:
@@ -392,8 +465,14 @@ def _decimal(d: Decimal | None) -> str | None:
 def _fix_canonical(fix: Fix | None) -> dict[str, Any] | None:
     if fix is None:
         return None
-    return {"lat": fix.lat, "lon": fix.lon, "accuracy_m": fix.accuracy_m,
-            "fix_time": _utc(fix.fix_time), "provider": fix.provider, "mock": fix.mock}
+    return {
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "accuracy_m": fix.accuracy_m,
+        "fix_time": _utc(fix.fix_time),
+        "provider": fix.provider,
+        "mock": fix.mock,
+    }
 
 
 def _hash(content: dict[str, Any]) -> str:
@@ -402,67 +481,111 @@ def _hash(content: dict[str, Any]) -> str:
 
 def reading_hash(r: ReadingIn) -> str:
     """The content of a reading, independent of how the device wrote its numbers and times."""
-    return _hash({
-        "assignment_id": r.assignment_id, "meter_id": r.meter_id, "value": _decimal(r.value),
-        "skip_code": r.skip_code, "note": r.note, "read_at": _utc(r.read_at),
-        "confirmed_at": _utc(r.confirmed_at), "fix": _fix_canonical(r.fix),
-        "reread_of": str(r.reread_of) if r.reread_of else None,
-    })
+    return _hash(
+        {
+            "assignment_id": r.assignment_id,
+            "meter_id": r.meter_id,
+            "value": _decimal(r.value),
+            "skip_code": r.skip_code,
+            "note": r.note,
+            "read_at": _utc(r.read_at),
+            "confirmed_at": _utc(r.confirmed_at),
+            "fix": _fix_canonical(r.fix),
+            "reread_of": str(r.reread_of) if r.reread_of else None,
+        }
+    )
 
 
-def _store_reading(session: Session, pusher: Pusher, r: ReadingIn, sent_at: datetime | None,
-                   received_at: datetime) -> str:
+def _store_reading(
+    session: Session, pusher: Pusher, r: ReadingIn, sent_at: datetime | None, received_at: datetime
+) -> str:
     content_hash = reading_hash(r)
     held = session.get(Reading, r.id)
     if held is not None:
         if held.content_hash == content_hash:
             return "duplicate"
-        raise Rejected("locked", "a reading with this id is already held with other content; "
-                       "a confirmed reading is never changed")
+        raise RejectedError(
+            "locked",
+            "a reading with this id is already held with other content; "
+            "a confirmed reading is never changed",
+        )
     assignment = session.get(Assignment, r.assignment_id)
     if assignment is None:
-        raise Rejected("unknown_assignment", f"no assignment {r.assignment_id}")
+        raise RejectedError("unknown_assignment", f"no assignment {r.assignment_id}")
     if assignment.reader_id != pusher.user_id:
-        raise Rejected("not_your_assignment",
-                       f"assignment {r.assignment_id} is not given to {pusher.user.username}")
+        raise RejectedError(
+            "not_your_assignment",
+            f"assignment {r.assignment_id} is not given to {pusher.user.username}",
+        )
     meter = session.get(Meter, r.meter_id)
     if meter is None or meter.route_id != assignment.route_id:
-        raise Rejected("meter_not_on_route",
-                       f"meter {r.meter_id} is not on the route of assignment {r.assignment_id}")
+        raise RejectedError(
+            "meter_not_on_route",
+            f"meter {r.meter_id} is not on the route of assignment {r.assignment_id}",
+        )
     if r.value is not None and r.value >= Decimal(10) ** meter.digits:
-        raise Rejected("value_exceeds_dials",
-                       f"{r.value} does not fit the {meter.digits} dials of meter {meter.meter_no}")
+        raise RejectedError(
+            "value_exceeds_dials",
+            f"{r.value} does not fit the {meter.digits} dials of meter {meter.meter_no}",
+        )
     supersedes = None
     if r.reread_of is not None:
         order = session.get(RereadOrder, r.reread_of)
         if order is None or (order.assignment_id, order.meter_id) != (r.assignment_id, r.meter_id):
-            raise Rejected("unknown_reread_order",
-                           f"no re-read order {r.reread_of} for this meter and assignment")
+            raise RejectedError(
+                "unknown_reread_order",
+                f"no re-read order {r.reread_of} for this meter and assignment",
+            )
         if order.status != "open":
-            raise Rejected("reread_order_closed", f"re-read order {r.reread_of} is {order.status}")
+            raise RejectedError(
+                "reread_order_closed", f"re-read order {r.reread_of} is {order.status}"
+            )
         supersedes = _current_reading_id(session, r.assignment_id, r.meter_id)
         order.status = "done"
         order.reading_id = r.id
         order.change_seq = next_change_seq(session)
         session.add(order)
-    elif session.exec(
-        select(Reading.id).where(Reading.assignment_id == r.assignment_id,
-                                 Reading.meter_id == r.meter_id,
-                                 col(Reading.reread_of).is_(None))
-    ).first() is not None:
-        raise Rejected("already_read", f"meter {meter.meter_no} already has a reading in "
-                       "this assignment; a new one needs a supervisor's re-read order")
+    elif (
+        session.exec(
+            select(Reading.id).where(
+                Reading.assignment_id == r.assignment_id,
+                Reading.meter_id == r.meter_id,
+                col(Reading.reread_of).is_(None),
+            )
+        ).first()
+        is not None
+    ):
+        raise RejectedError(
+            "already_read",
+            f"meter {meter.meter_no} already has a reading in "
+            "this assignment; a new one needs a supervisor's re-read order",
+        )
     fix = r.fix
-    session.add(Reading(
-        id=r.id, assignment_id=r.assignment_id, meter_id=r.meter_id, value=r.value,
-        skip_code=r.skip_code, note=r.note, read_at=r.read_at, confirmed_at=r.confirmed_at,
-        fix_lat=fix.lat if fix else None, fix_lon=fix.lon if fix else None,
-        fix_accuracy_m=fix.accuracy_m if fix else None, fix_time=fix.fix_time if fix else None,
-        fix_provider=fix.provider if fix else None, fix_mock=fix.mock if fix else None,
-        reread_of=r.reread_of, supersedes=supersedes, user_id=pusher.user_id,
-        device_id=pusher.device_id, sent_at=sent_at, received_at=received_at,
-        content_hash=content_hash,
-    ))
+    session.add(
+        Reading(
+            id=r.id,
+            assignment_id=r.assignment_id,
+            meter_id=r.meter_id,
+            value=r.value,
+            skip_code=r.skip_code,
+            note=r.note,
+            read_at=r.read_at,
+            confirmed_at=r.confirmed_at,
+            fix_lat=fix.lat if fix else None,
+            fix_lon=fix.lon if fix else None,
+            fix_accuracy_m=fix.accuracy_m if fix else None,
+            fix_time=fix.fix_time if fix else None,
+            fix_provider=fix.provider if fix else None,
+            fix_mock=fix.mock if fix else None,
+            reread_of=r.reread_of,
+            supersedes=supersedes,
+            user_id=pusher.user_id,
+            device_id=pusher.device_id,
+            sent_at=sent_at,
+            received_at=received_at,
+            content_hash=content_hash,
+        )
+    )
     session.flush()
     return "accepted"
 
@@ -474,13 +597,14 @@ def _current_reading_id(session: Session, assignment_id: int, meter_id: int) -> 
         select(Reading.id).where(
             Reading.assignment_id == assignment_id,
             Reading.meter_id == meter_id,
-            ~exists().where(later.supersedes == Reading.id),
+            ~exists().where(col(later.supersedes) == Reading.id),
         )
     ).first()
 
 
-def _store_track(session: Session, pusher: Pusher, raw_points: list[Any],
-                 received_at: datetime) -> TrackResult:
+def _store_track(
+    session: Session, pusher: Pusher, raw_points: list[Any], received_at: datetime
+) -> TrackResult:
     result = TrackResult()
     fresh: dict[datetime, TrackPointIn] = {}
     for index, raw in enumerate(raw_points):
@@ -496,15 +620,30 @@ def _store_track(session: Session, pusher: Pusher, raw_points: list[Any],
             fresh[t] = point
     if not fresh:
         return result
-    held = set(session.exec(
-        select(TrackPoint.t).where(TrackPoint.device_id == pusher.device_id,
-                                   col(TrackPoint.t) >= min(fresh), col(TrackPoint.t) <= max(fresh))
-    ))
+    held = set(
+        session.exec(
+            select(TrackPoint.t).where(
+                TrackPoint.device_id == pusher.device_id,
+                col(TrackPoint.t) >= min(fresh),
+                col(TrackPoint.t) <= max(fresh),
+            )
+        )
+    )
     rows = [
-        {"device_id": pusher.device_id, "user_id": pusher.user_id, "t": t, "lat": p.lat,
-         "lon": p.lon, "accuracy_m": p.accuracy_m, "speed": p.speed, "provider": p.provider,
-         "mock": p.mock, "received_at": received_at}
-        for t, p in fresh.items() if t not in held
+        {
+            "device_id": pusher.device_id,
+            "user_id": pusher.user_id,
+            "t": t,
+            "lat": p.lat,
+            "lon": p.lon,
+            "accuracy_m": p.accuracy_m,
+            "speed": p.speed,
+            "provider": p.provider,
+            "mock": p.mock,
+            "received_at": received_at,
+        }
+        for t, p in fresh.items()
+        if t not in held
     ]
     result.duplicate += len(fresh) - len(rows)
     if rows:
@@ -514,36 +653,58 @@ def _store_track(session: Session, pusher: Pusher, raw_points: list[Any],
 
 
 def job_event_hash(e: JobEventIn) -> str:
-    return _hash({
-        "job_id": str(e.job_id), "kind": e.kind, "at": _utc(e.at), "fix": _fix_canonical(e.fix),
-        "expected_finish": _utc(e.expected_finish) if e.expected_finish else None,
-        "content": e.content, "crew": e.crew, "note": e.note,
-    })
+    return _hash(
+        {
+            "job_id": str(e.job_id),
+            "kind": e.kind,
+            "at": _utc(e.at),
+            "fix": _fix_canonical(e.fix),
+            "expected_finish": _utc(e.expected_finish) if e.expected_finish else None,
+            "content": e.content,
+            "crew": e.crew,
+            "note": e.note,
+        }
+    )
 
 
-def _store_job_event(session: Session, pusher: Pusher, e: JobEventIn,
-                     received_at: datetime) -> str:
+def _store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_at: datetime) -> str:
     content_hash = job_event_hash(e)
     held = session.get(JobEvent, e.id)
     if held is not None:
         if held.content_hash == content_hash:
             return "duplicate"
-        raise Rejected("locked", "a job event with this id is already held with other content")
+        raise RejectedError("locked", "a job event with this id is already held with other content")
     job = session.get(Job, e.job_id)
     if job is None:
-        raise Rejected("unknown_job", f"no job {e.job_id}")
+        raise RejectedError("unknown_job", f"no job {e.job_id}")
     on_crew = session.get(JobCrew, (e.job_id, pusher.user_id)) is not None
     grid_supervisor = pusher.user.role == "supervisor" and pusher.user.grid_id == job.grid_id
     if not (on_crew or grid_supervisor):
-        raise Rejected("not_your_job", f"{pusher.user.username} is not on the crew of job {e.job_id}")
+        raise RejectedError(
+            "not_your_job", f"{pusher.user.username} is not on the crew of job {e.job_id}"
+        )
     fix = e.fix
-    session.add(JobEvent(
-        id=e.id, job_id=e.job_id, kind=e.kind, at=e.at, fix_lat=fix.lat if fix else None,
-        fix_lon=fix.lon if fix else None, fix_accuracy_m=fix.accuracy_m if fix else None,
-        fix_time=fix.fix_time if fix else None, fix_provider=fix.provider if fix else None,
-        fix_mock=fix.mock if fix else None, expected_finish=e.expected_finish,
-        content=e.content, crew=e.crew, note=e.note, user_id=pusher.user_id,
-        device_id=pusher.device_id, received_at=received_at, content_hash=content_hash,
-    ))
+    session.add(
+        JobEvent(
+            id=e.id,
+            job_id=e.job_id,
+            kind=e.kind,
+            at=e.at,
+            fix_lat=fix.lat if fix else None,
+            fix_lon=fix.lon if fix else None,
+            fix_accuracy_m=fix.accuracy_m if fix else None,
+            fix_time=fix.fix_time if fix else None,
+            fix_provider=fix.provider if fix else None,
+            fix_mock=fix.mock if fix else None,
+            expected_finish=e.expected_finish,
+            content=e.content,
+            crew=e.crew,
+            note=e.note,
+            user_id=pusher.user_id,
+            device_id=pusher.device_id,
+            received_at=received_at,
+            content_hash=content_hash,
+        )
+    )
     session.flush()
     return "accepted"

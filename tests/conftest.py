@@ -59,8 +59,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgresql":
         if not TEST_DATABASE_URL:
             if IN_CI:
-                pytest.fail("CI=true but TEST_DATABASE_URL is not set: PostgreSQL tests may "
-                            "not be skipped in CI (`make test` starts PostgreSQL)")
+                pytest.fail(
+                    "CI=true but TEST_DATABASE_URL is not set: PostgreSQL tests may "
+                    "not be skipped in CI (`make test` starts PostgreSQL)"
+                )
             pytest.skip("TEST_DATABASE_URL not set (`make test` sets it up)")
         _truncate_postgres(request.getfixturevalue("postgres_engine"))
         return TEST_DATABASE_URL

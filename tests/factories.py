@@ -19,16 +19,19 @@ PASSWORD = "correct-horse-battery"
 BASE_LAT, BASE_LON = 30.2741, 120.1551
 
 
-def make_user(session: Session, settings: Settings, username: str, role: str,
-              grid_code: str | None = None) -> Any:
-    user = accounts.create_user(session, settings, username=username, password=PASSWORD,
-                                role=role, grid_code=grid_code)
+def make_user(
+    session: Session, settings: Settings, username: str, role: str, grid_code: str | None = None
+) -> Any:
+    user = accounts.create_user(
+        session, settings, username=username, password=PASSWORD, role=role, grid_code=grid_code
+    )
     session.commit()
     return user
 
 
-def make_route(session: Session, code: str, n_meters: int, *, grid_code: str = "G1",
-               digits: int = 6) -> Route:
+def make_route(
+    session: Session, code: str, n_meters: int, *, grid_code: str = "G1", digits: int = 6
+) -> Route:
     """A route of `n_meters` meters about 40 m apart along a street, with their accounts."""
     grid = accounts.get_or_create_grid(session, code=grid_code)
     route = Route(code=code, name=f"Route {code}", grid_id=grid.id)
@@ -36,39 +39,68 @@ def make_route(session: Session, code: str, n_meters: int, *, grid_code: str = "
     session.flush()
     seq = next_change_seq(session)
     for i in range(n_meters):
-        account = Account(account_no=f"{code}-A{i:04d}", customer_name=f"Customer {code}/{i}",
-                          address=f"{i + 1} Riverside Road")
+        account = Account(
+            account_no=f"{code}-A{i:04d}",
+            customer_name=f"Customer {code}/{i}",
+            address=f"{i + 1} Riverside Road",
+        )
         session.add(account)
         session.flush()
-        session.add(Meter(
-            meter_no=f"{code}-M{i:04d}", account_id=account.id, route_id=route.id,
-            sequence=(i + 1) * 10, lat=BASE_LAT + i * 0.00036, lon=BASE_LON, digits=digits,
-            last_reading=1000 + i, last_read_at=datetime(2026, 10, 25, tzinfo=UTC),
-            expected_low=50, expected_high=400, change_seq=seq,
-        ))
+        session.add(
+            Meter(
+                meter_no=f"{code}-M{i:04d}",
+                account_id=account.id,
+                route_id=route.id,
+                sequence=(i + 1) * 10,
+                lat=BASE_LAT + i * 0.00036,
+                lon=BASE_LON,
+                digits=digits,
+                last_reading=1000 + i,
+                last_read_at=datetime(2026, 10, 25, tzinfo=UTC),
+                expected_low=50,
+                expected_high=400,
+                change_seq=seq,
+            )
+        )
     session.commit()
     return route
 
 
-def assign(session: Session, route_code: str, reader: str, cycle: str = "2026-11",
-           start: date = date(2026, 11, 20), end: date = date(2026, 11, 30)) -> Assignment:
-    assignment = assignments.assign_route(session, route_code=route_code, reader=reader,
-                                          cycle=cycle, window_start=start, window_end=end)
+def assign(
+    session: Session,
+    route_code: str,
+    reader: str,
+    cycle: str = "2026-11",
+    start: date = date(2026, 11, 20),
+    end: date = date(2026, 11, 30),
+) -> Assignment:
+    assignment = assignments.assign_route(
+        session,
+        route_code=route_code,
+        reader=reader,
+        cycle=cycle,
+        window_start=start,
+        window_end=end,
+    )
     session.commit()
     return assignment
 
 
 def meters_of(session: Session, route: Route) -> list[Meter]:
-    meters = list(session.exec(
-        select(Meter).where(Meter.route_id == route.id).order_by(Meter.sequence)  # type: ignore[arg-type]
-    ))
+    meters = list(
+        session.exec(
+            select(Meter).where(Meter.route_id == route.id).order_by(Meter.sequence)  # type: ignore[arg-type]
+        )
+    )
     session.commit()  # end the read: the next read sees what requests wrote meanwhile
     return meters
 
 
 def login(client: TestClient, username: str, device_id: str = "device-0001") -> dict[str, Any]:
-    response = client.post("/api/v1/auth/login", json={
-        "username": username, "password": PASSWORD, "device_id": device_id})
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": PASSWORD, "device_id": device_id},
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -81,8 +113,9 @@ def auth(client: TestClient, username: str, device_id: str = "device-0001") -> d
 READ_AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-def reading(assignment_id: int, meter: Meter, value: Any = "1100.5", *,
-            at: datetime = READ_AT, **extra: Any) -> dict[str, Any]:
+def reading(
+    assignment_id: int, meter: Meter, value: Any = "1100.5", *, at: datetime = READ_AT, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "assignment_id": assignment_id,
@@ -90,17 +123,23 @@ def reading(assignment_id: int, meter: Meter, value: Any = "1100.5", *,
         "value": value,
         "read_at": at.isoformat(),
         "confirmed_at": (at + timedelta(seconds=20)).isoformat(),
-        "fix": {"lat": meter.lat, "lon": meter.lon, "accuracy_m": 6.0,
-                "fix_time": (at - timedelta(seconds=2)).isoformat(), "provider": "gps",
-                "mock": False},
+        "fix": {
+            "lat": meter.lat,
+            "lon": meter.lon,
+            "accuracy_m": 6.0,
+            "fix_time": (at - timedelta(seconds=2)).isoformat(),
+            "provider": "gps",
+            "mock": False,
+        },
         "reread_of": None,
     }
     body.update(extra)
     return body
 
 
-def track_point(t: datetime, lat: float = BASE_LAT, lon: float = BASE_LON,
-                **extra: Any) -> dict[str, Any]:
+def track_point(
+    t: datetime, lat: float = BASE_LAT, lon: float = BASE_LON, **extra: Any
+) -> dict[str, Any]:
     return {"t": t.isoformat(), "lat": lat, "lon": lon, "accuracy_m": 5.0, **extra}
 
 
@@ -114,11 +153,19 @@ class ReaderDay:
     headers: dict[str, str]
 
 
-def reader_day(session: Session, settings: Settings, client: TestClient, *,
-               username: str = "reader1", route_code: str = "R-1", n_meters: int = 5,
-               device_id: str = "device-0001") -> ReaderDay:
+def reader_day(
+    session: Session,
+    settings: Settings,
+    client: TestClient,
+    *,
+    username: str = "reader1",
+    route_code: str = "R-1",
+    n_meters: int = 5,
+    device_id: str = "device-0001",
+) -> ReaderDay:
     make_user(session, settings, username, "reader", grid_code="G1")
     route = make_route(session, route_code, n_meters)
     assignment = assign(session, route_code, username)
-    return ReaderDay(route, meters_of(session, route), assignment,
-                     auth(client, username, device_id))
+    return ReaderDay(
+        route, meters_of(session, route), assignment, auth(client, username, device_id)
+    )

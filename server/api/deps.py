@@ -62,8 +62,9 @@ def get_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None:
-        raise Unauthorized("not logged in: send 'Authorization: Bearer <access_token>'",
-                           code="not_authenticated")
+        raise Unauthorized(
+            "not logged in: send 'Authorization: Bearer <access_token>'", code="not_authenticated"
+        )
     try:
         claims = decode_access_token(settings, credentials.credentials)
     except jwt.ExpiredSignatureError:
@@ -117,14 +118,15 @@ def check_client_version(
     app_version: Annotated[str | None, Header(alias=APP_VERSION_HEADER)] = None,
 ) -> None:
     """Refuse, with a sentence the app can show, a client speaking a contract we cannot serve."""
-    if contract is not None:
-        if not contract.isdigit() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS:
-            raise UpgradeRequired(
-                f"this server speaks sync contract {CONTRACT_VERSION}, the app speaks "
-                f"{contract!r}: update the app; nothing on the device has been lost",
-                code="contract_unsupported",
-                extra={"server_contract": CONTRACT_VERSION},
-            )
+    if contract is not None and (
+        not contract.isdigit() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
+    ):
+        raise UpgradeRequired(
+            f"this server speaks sync contract {CONTRACT_VERSION}, the app speaks "
+            f"{contract!r}: update the app; nothing on the device has been lost",
+            code="contract_unsupported",
+            extra={"server_contract": CONTRACT_VERSION},
+        )
     if app_version is not None and _version_tuple(app_version) < _version_tuple(
         settings.min_app_version
     ):

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_dev_secret_outside_development(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("GRIDWALK_SECRET_KEY must be set to a secret of your own in production")
+            raise ValueError(
+                "GRIDWALK_SECRET_KEY must be set to a secret of your own in production"
+            )
         if len(self.secret_key) < 32:
             raise ValueError("GRIDWALK_SECRET_KEY must be at least 32 characters")
         return self

@@ -14,15 +14,17 @@ from server.models import AuditLog, User
 from tests.factories import PASSWORD, auth, login, make_route, make_user, reader_day, reading
 
 
-def test_login_returns_tokens_and_the_user(client: TestClient, session: Session,
-                                           settings: Settings) -> None:
+def test_login_returns_tokens_and_the_user(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     make_user(session, settings, "reader1", "reader", "G1")
     body = login(client, "reader1")
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == settings.access_token_minutes * 60
     assert body["user"]["username"] == "reader1"
     assert body["user"]["role"] == "reader"
-    assert body["access_token"] and body["refresh_token"]
+    assert body["access_token"]
+    assert body["refresh_token"]
 
 
 def test_password_is_stored_as_an_argon2_hash(session: Session, settings: Settings) -> None:
@@ -32,16 +34,21 @@ def test_password_is_stored_as_an_argon2_hash(session: Session, settings: Settin
     assert PASSWORD not in user.password_hash
 
 
-def test_wrong_password_and_unknown_user_get_the_same_401(client: TestClient, session: Session,
-                                                         settings: Settings) -> None:
+def test_wrong_password_and_unknown_user_get_the_same_401(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     make_user(session, settings, "reader1", "reader")
     answers = [
-        client.post("/api/v1/auth/login", json={"username": name, "password": "wrong-password",
-                                                "device_id": "device-0001"})
+        client.post(
+            "/api/v1/auth/login",
+            json={"username": name, "password": "wrong-password", "device_id": "device-0001"},
+        )
         for name in ("reader1", "nobody")
     ]
     assert [a.status_code for a in answers] == [401, 401]
-    assert answers[0].json()["detail"] == answers[1].json()["detail"] == "wrong username or password"
+    assert (
+        answers[0].json()["detail"] == answers[1].json()["detail"] == "wrong username or password"
+    )
 
 
 def test_login_with_a_malformed_body_names_the_field(client: TestClient) -> None:
@@ -62,8 +69,9 @@ def test_refresh_rotates_and_a_spent_token_revokes_the_chain(
     replay = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status_code == 401
     assert replay.json()["code"] == "refresh_reused"
-    after = client.post("/api/v1/auth/refresh",
-                        json={"refresh_token": second.json()["refresh_token"]})
+    after = client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]}
+    )
     assert after.status_code == 401
 
 
@@ -74,35 +82,48 @@ def test_requests_without_or_with_a_bad_token_are_401(client: TestClient) -> Non
     assert bad.json()["code"] == "invalid_token"
 
 
-def test_expired_access_token_is_401_token_expired(client: TestClient, session: Session,
-                                                   settings: Settings) -> None:
+def test_expired_access_token_is_401_token_expired(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     user = make_user(session, settings, "reader1", "reader")
     login(client, "reader1")
-    token = jwt.encode({"sub": str(user.id), "dev": "device-0001", "role": "reader",
-                        "typ": "access", "exp": utcnow() - timedelta(minutes=1)},
-                       settings.secret_key, algorithm="HS256")
+    token = jwt.encode(
+        {
+            "sub": str(user.id),
+            "dev": "device-0001",
+            "role": "reader",
+            "typ": "access",
+            "exp": utcnow() - timedelta(minutes=1),
+        },
+        settings.secret_key,
+        algorithm="HS256",
+    )
     response = client.get("/api/v1/sync/pull", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.json()["code"] == "token_expired"
 
 
-def test_revoking_a_device_kills_its_tokens_and_its_logins(client: TestClient, session: Session,
-                                                          settings: Settings) -> None:
+def test_revoking_a_device_kills_its_tokens_and_its_logins(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     make_user(session, settings, "admin", "admin")
     make_user(session, settings, "reader1", "reader")
     reader = login(client, "reader1", "lost-device-7")
     headers = {"Authorization": f"Bearer {reader['access_token']}"}
     assert client.get("/api/v1/sync/pull", headers=headers).status_code == 200
 
-    revoked = client.post("/api/v1/admin/devices/lost-device-7/revoke",
-                          headers=auth(client, "admin", "admin-desk-01"))
+    revoked = client.post(
+        "/api/v1/admin/devices/lost-device-7/revoke", headers=auth(client, "admin", "admin-desk-01")
+    )
     assert revoked.status_code == 200
 
     assert client.get("/api/v1/sync/pull", headers=headers).json()["code"] == "device_revoked"
     again = client.post("/api/v1/auth/refresh", json={"refresh_token": reader["refresh_token"]})
     assert again.status_code == 401
-    relogin = client.post("/api/v1/auth/login", json={
-        "username": "reader1", "password": PASSWORD, "device_id": "lost-device-7"})
+    relogin = client.post(
+        "/api/v1/auth/login",
+        json={"username": "reader1", "password": PASSWORD, "device_id": "lost-device-7"},
+    )
     assert relogin.status_code == 401
     assert relogin.json()["code"] == "device_revoked"
     # The same reader on another device still works; the revocation is on the audit log.
@@ -110,41 +131,54 @@ def test_revoking_a_device_kills_its_tokens_and_its_logins(client: TestClient, s
     assert session.exec(select(AuditLog).where(AuditLog.action == "device.revoke")).one()
 
 
-def test_revoking_a_user_kills_all_their_tokens(client: TestClient, session: Session,
-                                                settings: Settings) -> None:
+def test_revoking_a_user_kills_all_their_tokens(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     make_user(session, settings, "admin", "admin")
     make_user(session, settings, "reader1", "reader")
     reader = login(client, "reader1")
-    response = client.post("/api/v1/admin/users/reader1/revoke",
-                           headers=auth(client, "admin", "admin-desk-01"))
+    response = client.post(
+        "/api/v1/admin/users/reader1/revoke", headers=auth(client, "admin", "admin-desk-01")
+    )
     assert response.status_code == 200
     assert response.json()["active"] is False
     headers = {"Authorization": f"Bearer {reader['access_token']}"}
     assert client.get("/api/v1/sync/pull", headers=headers).json()["code"] == "user_revoked"
-    assert client.post("/api/v1/auth/refresh",
-                       json={"refresh_token": reader["refresh_token"]}).status_code == 401
+    assert (
+        client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": reader["refresh_token"]}
+        ).status_code
+        == 401
+    )
 
 
-def test_revoking_an_unknown_device_is_404(client: TestClient, session: Session,
-                                           settings: Settings) -> None:
+def test_revoking_an_unknown_device_is_404(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     make_user(session, settings, "admin", "admin")
-    response = client.post("/api/v1/admin/devices/never-seen-1/revoke",
-                           headers=auth(client, "admin", "admin-desk-01"))
+    response = client.post(
+        "/api/v1/admin/devices/never-seen-1/revoke", headers=auth(client, "admin", "admin-desk-01")
+    )
     assert response.status_code == 404
 
 
-def test_only_an_admin_may_use_the_admin_api(client: TestClient, session: Session,
-                                             settings: Settings) -> None:
+def test_only_an_admin_may_use_the_admin_api(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     for role in ("reader", "crew", "supervisor", "agent"):
         make_user(session, settings, role, role, grid_code="G1")
-        response = client.post("/api/v1/admin/users", headers=auth(client, role),
-                               json={"username": "x", "password": "password-1", "role": "reader"})
+        response = client.post(
+            "/api/v1/admin/users",
+            headers=auth(client, role),
+            json={"username": "x", "password": "password-1", "role": "reader"},
+        )
         assert response.status_code == 403, role
         assert response.json()["code"] == "wrong_role"
 
 
-def test_agents_and_admins_cannot_pull_a_route(client: TestClient, session: Session,
-                                               settings: Settings) -> None:
+def test_agents_and_admins_cannot_pull_a_route(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     for role in ("agent", "admin"):
         make_user(session, settings, role, role)
         assert client.get("/api/v1/sync/pull", headers=auth(client, role)).status_code == 403
@@ -154,68 +188,122 @@ def test_a_reader_cannot_push_into_another_readers_assignment(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
 
-
     day = reader_day(session, settings, client)
     make_user(session, settings, "reader2", "reader", "G1")
     other = auth(client, "reader2", "device-0002")
-    response = client.post("/api/v1/sync/push", headers=other,
-                           json={"readings": [reading(day.assignment.id, day.meters[0])]})
+    response = client.post(
+        "/api/v1/sync/push",
+        headers=other,
+        json={"readings": [reading(day.assignment.id, day.meters[0])]},
+    )
     assert response.json()["results"][0]["error"] == "not_your_assignment"
     pulled = client.get("/api/v1/sync/pull", headers=other).json()
     assert pulled["assignments"] == []
 
 
-def test_admin_creates_users_grids_and_assignments(client: TestClient, session: Session,
-                                                   settings: Settings) -> None:
-
+def test_admin_creates_users_grids_and_assignments(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
 
     make_user(session, settings, "admin", "admin")
     make_route(session, "R-9", 3)
     headers = auth(client, "admin", "admin-desk-01")
-    created = client.post("/api/v1/admin/users", headers=headers, json={
-        "username": "sup9", "password": "password-9", "role": "supervisor", "grid_code": "G9"})
+    created = client.post(
+        "/api/v1/admin/users",
+        headers=headers,
+        json={
+            "username": "sup9",
+            "password": "password-9",
+            "role": "supervisor",
+            "grid_code": "G9",
+        },
+    )
     assert created.status_code == 201
     assert created.json()["grid_code"] == "G9"
-    reader = client.post("/api/v1/admin/users", headers=headers, json={
-        "username": "reader9", "password": "password-9", "role": "reader", "grid_code": "G9"})
+    reader = client.post(
+        "/api/v1/admin/users",
+        headers=headers,
+        json={"username": "reader9", "password": "password-9", "role": "reader", "grid_code": "G9"},
+    )
     assert reader.status_code == 201
-    again = client.post("/api/v1/admin/users", headers=headers, json={
-        "username": "reader9", "password": "password-9", "role": "reader"})
+    again = client.post(
+        "/api/v1/admin/users",
+        headers=headers,
+        json={"username": "reader9", "password": "password-9", "role": "reader"},
+    )
     assert again.status_code == 409
-    bad_role = client.post("/api/v1/admin/users", headers=headers, json={
-        "username": "x9", "password": "password-9", "role": "wizard"})
+    bad_role = client.post(
+        "/api/v1/admin/users",
+        headers=headers,
+        json={"username": "x9", "password": "password-9", "role": "wizard"},
+    )
     assert bad_role.status_code == 422
     assert "role" in bad_role.json()["detail"]
 
-    assignment = client.post("/api/v1/admin/assignments", headers=headers, json={
-        "route_code": "R-9", "reader": "reader9", "cycle": "2026-12",
-        "window_start": "2026-12-01", "window_end": "2026-12-05"})
+    assignment = client.post(
+        "/api/v1/admin/assignments",
+        headers=headers,
+        json={
+            "route_code": "R-9",
+            "reader": "reader9",
+            "cycle": "2026-12",
+            "window_start": "2026-12-01",
+            "window_end": "2026-12-05",
+        },
+    )
     assert assignment.status_code == 201, assignment.text
     assert assignment.json()["id"] > 0
     assert assignment.json()["cycle"] == "2026-12"
 
-    backwards = client.post("/api/v1/admin/assignments", headers=headers, json={
-        "route_code": "R-9", "reader": "reader9", "cycle": "2026-12",
-        "window_start": "2026-12-05", "window_end": "2026-12-01"})
+    backwards = client.post(
+        "/api/v1/admin/assignments",
+        headers=headers,
+        json={
+            "route_code": "R-9",
+            "reader": "reader9",
+            "cycle": "2026-12",
+            "window_start": "2026-12-05",
+            "window_end": "2026-12-01",
+        },
+    )
     assert backwards.status_code == 422
-    unknown_route = client.post("/api/v1/admin/assignments", headers=headers, json={
-        "route_code": "R-404", "reader": "reader9", "cycle": "2026-12",
-        "window_start": "2026-12-01", "window_end": "2026-12-05"})
+    unknown_route = client.post(
+        "/api/v1/admin/assignments",
+        headers=headers,
+        json={
+            "route_code": "R-404",
+            "reader": "reader9",
+            "cycle": "2026-12",
+            "window_start": "2026-12-01",
+            "window_end": "2026-12-05",
+        },
+    )
     assert unknown_route.status_code == 404
-    to_supervisor = client.post("/api/v1/admin/assignments", headers=headers, json={
-        "route_code": "R-9", "reader": "sup9", "cycle": "2026-12",
-        "window_start": "2026-12-01", "window_end": "2026-12-05"})
+    to_supervisor = client.post(
+        "/api/v1/admin/assignments",
+        headers=headers,
+        json={
+            "route_code": "R-9",
+            "reader": "sup9",
+            "cycle": "2026-12",
+            "window_start": "2026-12-01",
+            "window_end": "2026-12-05",
+        },
+    )
     assert to_supervisor.status_code == 422
 
 
-def test_an_old_contract_version_gets_a_clear_426(client: TestClient, session: Session,
-                                                  settings: Settings) -> None:
+def test_an_old_contract_version_gets_a_clear_426(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     make_user(session, settings, "reader1", "reader")
     headers = auth(client, "reader1") | {"X-Gridwalk-Contract": "0"}
     response = client.get("/api/v1/sync/pull", headers=headers)
     assert response.status_code == 426
     assert "update the app" in response.json()["detail"]
-    old_app = client.get("/api/v1/sync/pull", headers=auth(client, "reader1") | {
-        "X-Gridwalk-App": "0.0.1", "X-Gridwalk-Contract": "1"})
+    old_app = client.get(
+        "/api/v1/sync/pull",
+        headers=auth(client, "reader1") | {"X-Gridwalk-App": "0.0.1", "X-Gridwalk-Contract": "1"},
+    )
     assert old_app.status_code == 426
     assert old_app.json()["code"] == "app_too_old"

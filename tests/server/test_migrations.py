@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -40,39 +42,56 @@ def test_the_database_refuses_to_change_or_delete_a_reading(db_url: str) -> None
     """Confirmed means locked for every role: even raw SQL cannot edit a reading."""
     engine = make_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO grids (code, name, created_at) VALUES ('G', 'G', CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO users (username, full_name, password_hash, role, active, created_at) "
-            "VALUES ('r', '', 'x', 'reader', true, CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO devices (id, first_seen_at, last_seen_at) "
-            "VALUES ('d1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO accounts (account_no, customer_name, address, active, created_at, "
-            "updated_at) VALUES ('A1', 'n', 'a', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO routes (code, name, created_at) VALUES ('R', '', CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO meters (meter_no, account_id, route_id, sequence, lat, lon, digits, "
-            "multiplier, change_seq, updated_at) VALUES ('M1', 1, 1, 1, 30, 120, 6, 1, 0, "
-            "CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO cycles (code, created_at) VALUES ('C', CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO assignments (route_id, cycle_id, reader_id, window_start, window_end, "
-            "status, change_seq, created_at) VALUES (1, 1, 1, '2026-11-01', '2026-11-05', "
-            "'open', 0, CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO readings (id, assignment_id, meter_id, value, read_at, confirmed_at, "
-            "user_id, device_id, received_at, content_hash) VALUES "
-            "('00000000000000000000000000000001', 1, 1, 5, CURRENT_TIMESTAMP, "
-            "CURRENT_TIMESTAMP, 1, 'd1', CURRENT_TIMESTAMP, 'h')"
-            if engine.dialect.name == "sqlite" else
-            "INSERT INTO readings (id, assignment_id, meter_id, value, read_at, confirmed_at, "
-            "user_id, device_id, received_at, content_hash) VALUES "
-            "('00000000-0000-0000-0000-000000000001', 1, 1, 5, CURRENT_TIMESTAMP, "
-            "CURRENT_TIMESTAMP, 1, 'd1', CURRENT_TIMESTAMP, 'h')"))
+        conn.execute(
+            text("INSERT INTO grids (code, name, created_at) VALUES ('G', 'G', CURRENT_TIMESTAMP)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO users (username, full_name, password_hash, role, active, created_at) "
+                "VALUES ('r', '', 'x', 'reader', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO devices (id, first_seen_at, last_seen_at) "
+                "VALUES ('d1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO accounts (account_no, customer_name, address, active, created_at, "
+                "updated_at) VALUES ('A1', 'n', 'a', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO routes (code, name, created_at) VALUES ('R', '', CURRENT_TIMESTAMP)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO meters (meter_no, account_id, route_id, sequence, lat, lon, digits, "
+                "multiplier, change_seq, updated_at) VALUES ('M1', 1, 1, 1, 30, 120, 6, 1, 0, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(text("INSERT INTO cycles (code, created_at) VALUES ('C', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO assignments (route_id, cycle_id, reader_id, window_start, window_end, "
+                "status, change_seq, created_at) VALUES (1, 1, 1, '2026-11-01', '2026-11-05', "
+                "'open', 0, CURRENT_TIMESTAMP)"
+            )
+        )
+        # SQLite keeps a UUID as 32 hex digits, PostgreSQL as its own type.
+        reading_id = "0" * 31 + "1" if engine.dialect.name == "sqlite" else str(uuid.UUID(int=1))
+        conn.execute(
+            text(
+                "INSERT INTO readings (id, assignment_id, meter_id, value, read_at, confirmed_at, "
+                "user_id, device_id, received_at, content_hash) VALUES "
+                "(:id, 1, 1, 5, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, 'd1', CURRENT_TIMESTAMP, "
+                "'h')"
+            ),
+            {"id": reading_id},
+        )
     for statement in ("UPDATE readings SET value = 6", "DELETE FROM readings"):
         with pytest.raises(DBAPIError, match="readings are locked"), engine.begin() as conn:
             conn.execute(text(statement))

@@ -24,8 +24,9 @@ def pull(client: TestClient, headers: dict[str, str], cursor: str | None = None)
     return body
 
 
-def pull_all(client: TestClient, headers: dict[str, str],
-             cursor: str | None = None) -> tuple[list[dict[str, Any]], str]:
+def pull_all(
+    client: TestClient, headers: dict[str, str], cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
     pages = []
     while True:
         page = pull(client, headers, cursor)
@@ -40,8 +41,7 @@ def test_first_pull_has_the_assignment_with_every_meter_in_sequence(
 ) -> None:
     day = reader_day(session, settings, client, n_meters=4)
     body = pull(client, day.headers)
-    assert set(body) == {"cursor", "has_more", "assignments", "jobs", "reread_orders",
-                         "withdrawn"}
+    assert set(body) == {"cursor", "has_more", "assignments", "jobs", "reread_orders", "withdrawn"}
     assert body["has_more"] is False
     [assignment] = body["assignments"]
     assert assignment["id"] == day.assignment.id
@@ -49,9 +49,21 @@ def test_first_pull_has_the_assignment_with_every_meter_in_sequence(
     assert (assignment["window_start"], assignment["window_end"]) == ("2026-11-20", "2026-11-30")
     meters = assignment["meters"]
     assert [m["meter_no"] for m in meters] == [m.meter_no for m in day.meters]
-    assert set(meters[0]) >= {"id", "meter_no", "account_no", "customer_name", "address", "lat",
-                              "lon", "digits", "multiplier", "last_reading", "expected_low",
-                              "expected_high", "sequence"}
+    assert set(meters[0]) >= {
+        "id",
+        "meter_no",
+        "account_no",
+        "customer_name",
+        "address",
+        "lat",
+        "lon",
+        "digits",
+        "multiplier",
+        "last_reading",
+        "expected_low",
+        "expected_high",
+        "sequence",
+    }
 
 
 def test_a_pull_with_the_cursor_and_no_change_is_empty(
@@ -61,7 +73,11 @@ def test_a_pull_with_the_cursor_and_no_change_is_empty(
     cursor = pull(client, day.headers)["cursor"]
     body = pull(client, day.headers, cursor)
     assert (body["assignments"], body["jobs"], body["reread_orders"], body["withdrawn"]) == (
-        [], [], [], [])
+        [],
+        [],
+        [],
+        [],
+    )
     assert body["cursor"] == cursor
 
 
@@ -103,8 +119,12 @@ def test_large_pulls_are_paged_and_a_change_between_pages_is_not_skipped(
     latest = {m["id"]: m for a in following["assignments"] for m in a["meters"]}
     for meter in (sent, unsent):
         got = latest.get(meter.id) or next(
-            m for page in pages for a in page["assignments"] for m in a["meters"]
-            if m["id"] == meter.id)
+            m
+            for page in pages
+            for a in page["assignments"]
+            for m in a["meters"]
+            if m["id"] == meter.id
+        )
         assert got["lon"] == meter.lon
 
 
@@ -130,7 +150,8 @@ def test_a_route_moved_to_another_reader_is_withdrawn_from_the_first(
     body = pull(client, day.headers, cursor)
     assert body["assignments"] == []
     assert body["withdrawn"] == [
-        {"type": "assignment", "id": str(day.assignment.id), "assignment_id": day.assignment.id}]
+        {"type": "assignment", "id": str(day.assignment.id), "assignment_id": day.assignment.id}
+    ]
     taken = pull(client, auth(client, "reader2", "device-0002"))
     assert [a["id"] for a in taken["assignments"]] == [day.assignment.id]
 
@@ -142,11 +163,22 @@ def test_reread_orders_and_jobs_reach_their_devices(
     cursor = pull(client, day.headers)["cursor"]
     supervisor = make_user(session, settings, "sup1", "supervisor", "G1")
     crew = make_user(session, settings, "crew1", "crew", "G1")
-    order = RereadOrder(assignment_id=day.assignment.id, meter_id=day.meters[0].id,
-                        reason="unchanged register", ordered_by=supervisor.id,
-                        change_seq=next_change_seq(session))
-    job = Job(id=uuid.uuid4(), kind="fault", urgency="urgent", content="line down",
-              lat=30.27, lon=120.15, change_seq=next_change_seq(session))
+    order = RereadOrder(
+        assignment_id=day.assignment.id,
+        meter_id=day.meters[0].id,
+        reason="unchanged register",
+        ordered_by=supervisor.id,
+        change_seq=next_change_seq(session),
+    )
+    job = Job(
+        id=uuid.uuid4(),
+        kind="fault",
+        urgency="urgent",
+        content="line down",
+        lat=30.27,
+        lon=120.15,
+        change_seq=next_change_seq(session),
+    )
     session.add(order)
     session.add(job)
     session.flush()
@@ -154,11 +186,13 @@ def test_reread_orders_and_jobs_reach_their_devices(
     session.commit()
     body = pull(client, day.headers, cursor)
     assert [(o["id"], o["meter_id"], o["reason"]) for o in body["reread_orders"]] == [
-        (str(order.id), day.meters[0].id, "unchanged register")]
+        (str(order.id), day.meters[0].id, "unchanged register")
+    ]
     assert body["jobs"] == []
     crew_body = pull(client, auth(client, "crew1", "crew-device-1"))
     assert [(j["id"], j["crew"], j["content"]) for j in crew_body["jobs"]] == [
-        (str(job.id), ["crew1"], "line down")]
+        (str(job.id), ["crew1"], "line down")
+    ]
 
 
 def test_a_cursor_not_from_this_server_is_refused(

@@ -37,7 +37,8 @@ def test_the_same_reading_twice_is_accepted_then_duplicate(
     day = reader_day(session, settings, client)
     item = reading(day.assignment.id, day.meters[0])
     assert push(client, day, readings=[item])["results"] == [
-        {"id": item["id"], "status": "accepted", "error": None, "detail": None}]
+        {"id": item["id"], "status": "accepted", "error": None, "detail": None}
+    ]
     assert push(client, day, readings=[item])["results"][0]["status"] == "duplicate"
     assert count(session, Reading) == 1
 
@@ -48,14 +49,16 @@ def test_the_same_reading_with_its_times_in_another_offset_is_a_duplicate(
     day = reader_day(session, settings, client)
     item = reading(day.assignment.id, day.meters[0], value="1100.50")
     push(client, day, readings=[item])
-    shifted = dict(item, value="1100.5",
-                   read_at=READ_AT.astimezone().isoformat().replace("+00:00", "Z"))
+    shifted = dict(
+        item, value="1100.5", read_at=READ_AT.astimezone().isoformat().replace("+00:00", "Z")
+    )
     # Same instant, same value written differently: the same reading.
     assert push(client, day, readings=[shifted])["results"][0]["status"] == "duplicate"
 
 
-def test_changing_a_held_reading_is_rejected_locked(client: TestClient, session: Session,
-                                                    settings: Settings) -> None:
+def test_changing_a_held_reading_is_rejected_locked(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     day = reader_day(session, settings, client)
     item = reading(day.assignment.id, day.meters[0], value="1100")
     push(client, day, readings=[item])
@@ -87,17 +90,33 @@ def test_a_reread_order_lets_a_new_reading_supersede_the_old_and_keeps_both(
     supervisor = make_user(session, settings, "sup1", "supervisor", "G1")
     first = reading(day.assignment.id, day.meters[0], value="1100")
     push(client, day, readings=[first])
-    order = RereadOrder(assignment_id=day.assignment.id, meter_id=day.meters[0].id,
-                        reading_id=uuid.UUID(first["id"]), reason="looks estimated",
-                        ordered_by=supervisor.id, status="open", change_seq=0)
+    order = RereadOrder(
+        assignment_id=day.assignment.id,
+        meter_id=day.meters[0].id,
+        reading_id=uuid.UUID(first["id"]),
+        reason="looks estimated",
+        ordered_by=supervisor.id,
+        status="open",
+        change_seq=0,
+    )
     session.add(order)
     session.commit()
 
-    reread = reading(day.assignment.id, day.meters[0], value="1180",
-                     at=READ_AT + timedelta(hours=3), reread_of=str(order.id))
+    reread = reading(
+        day.assignment.id,
+        day.meters[0],
+        value="1180",
+        at=READ_AT + timedelta(hours=3),
+        reread_of=str(order.id),
+    )
     assert push(client, day, readings=[reread])["results"][0]["status"] == "accepted"
-    again = reading(day.assignment.id, day.meters[0], value="1181",
-                    at=READ_AT + timedelta(hours=4), reread_of=str(order.id))
+    again = reading(
+        day.assignment.id,
+        day.meters[0],
+        value="1181",
+        at=READ_AT + timedelta(hours=4),
+        reread_of=str(order.id),
+    )
     assert push(client, day, readings=[again])["results"][0]["error"] == "reread_order_closed"
 
     session.commit()  # a fresh view of what the requests wrote
@@ -112,15 +131,23 @@ def test_one_bad_item_is_rejected_and_the_rest_of_the_batch_is_stored(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     day = reader_day(session, settings, client)
-    good = [reading(day.assignment.id, m, value=str(2000 + i)) for i, m in
-            enumerate(day.meters[:3])]
+    good = [
+        reading(day.assignment.id, m, value=str(2000 + i)) for i, m in enumerate(day.meters[:3])
+    ]
     bad_value = reading(day.assignment.id, day.meters[3], value="not a number")
     too_many_dials = reading(day.assignment.id, day.meters[4], value="1234567")
     no_id = {"value": "5"}
-    results = push(client, day, readings=[good[0], bad_value, good[1], too_many_dials, no_id,
-                                          good[2]])["results"]
+    results = push(
+        client, day, readings=[good[0], bad_value, good[1], too_many_dials, no_id, good[2]]
+    )["results"]
     assert [r["status"] for r in results] == [
-        "accepted", "rejected", "accepted", "rejected", "rejected", "accepted"]
+        "accepted",
+        "rejected",
+        "accepted",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
     assert results[1]["error"] == "invalid"
     assert "value" in results[1]["detail"]
     assert results[3]["error"] == "value_exceeds_dials"
@@ -143,33 +170,48 @@ def test_reading_with_both_value_and_skip_or_neither_is_invalid(
     assert count(session, Reading) == 0
 
 
-def test_a_skip_is_stored_with_its_code_and_note(client: TestClient, session: Session,
-                                                 settings: Settings) -> None:
+def test_a_skip_is_stored_with_its_code_and_note(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     day = reader_day(session, settings, client)
-    skip = reading(day.assignment.id, day.meters[0], value=None, skip_code="locked",
-                   note="gate locked, nobody home", fix=None)
+    skip = reading(
+        day.assignment.id,
+        day.meters[0],
+        value=None,
+        skip_code="locked",
+        note="gate locked, nobody home",
+        fix=None,
+    )
     assert push(client, day, readings=[skip])["results"][0]["status"] == "accepted"
     held = session.exec(select(Reading)).one()
     assert (held.skip_code, held.note, held.value, held.fix_lat) == (
-        "locked", "gate locked, nobody home", None, None)
+        "locked",
+        "gate locked, nobody home",
+        None,
+        None,
+    )
 
 
-def test_meter_of_another_route_is_rejected(client: TestClient, session: Session,
-                                            settings: Settings) -> None:
+def test_meter_of_another_route_is_rejected(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     from tests.factories import make_route, meters_of
 
     day = reader_day(session, settings, client)
     other = meters_of(session, make_route(session, "R-2", 1))[0]
-    results = push(client, day, readings=[
-        reading(day.assignment.id, other), reading(999_999, day.meters[0])])["results"]
+    results = push(
+        client, day, readings=[reading(day.assignment.id, other), reading(999_999, day.meters[0])]
+    )["results"]
     assert [r["error"] for r in results] == ["meter_not_on_route", "unknown_assignment"]
 
 
-def test_server_set_fields_in_a_reading_are_refused(client: TestClient, session: Session,
-                                                    settings: Settings) -> None:
+def test_server_set_fields_in_a_reading_are_refused(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     day = reader_day(session, settings, client)
-    sneaky = reading(day.assignment.id, day.meters[0], received_at="2020-01-01T00:00:00Z",
-                     supersedes=None)
+    sneaky = reading(
+        day.assignment.id, day.meters[0], received_at="2020-01-01T00:00:00Z", supersedes=None
+    )
     result = push(client, day, readings=[sneaky])["results"][0]
     assert result["error"] == "invalid"
     assert "received_at" in result["detail"]
@@ -182,7 +224,8 @@ def test_the_server_records_receive_time_and_the_device_clock(
     sent_at = (READ_AT + timedelta(hours=1)).isoformat()
     push(client, day, sent_at=sent_at, readings=[reading(day.assignment.id, day.meters[0])])
     held = session.exec(select(Reading)).one()
-    assert held.sent_at is not None and held.sent_at.isoformat() == sent_at
+    assert held.sent_at is not None
+    assert held.sent_at.isoformat() == sent_at
     assert held.received_at > held.sent_at
     assert held.device_id == "device-0001"
 
@@ -191,12 +234,13 @@ def test_track_points_are_answered_in_aggregate_and_deduplicated(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     day = reader_day(session, settings, client)
-    points = [track_point(READ_AT + timedelta(seconds=5 * i), lon=120.1551 + i * 1e-5)
-              for i in range(10)]
-    first = push(client, day, track_points=points[:6] + [points[0]])
+    points = [
+        track_point(READ_AT + timedelta(seconds=5 * i), lon=120.1551 + i * 1e-5) for i in range(10)
+    ]
+    first = push(client, day, track_points=[*points[:6], points[0]])
     assert first["track"] == {"accepted": 6, "duplicate": 1, "rejected": []}
     bad = dict(points[7], lat=91)
-    second = push(client, day, track_points=points[4:7] + [bad] + points[8:])
+    second = push(client, day, track_points=[*points[4:7], bad, *points[8:]])
     assert second["track"]["accepted"] == 3
     assert second["track"]["duplicate"] == 2
     assert [r["index"] for r in second["track"]["rejected"]] == [3]
@@ -204,13 +248,16 @@ def test_track_points_are_answered_in_aggregate_and_deduplicated(
     assert count(session, TrackPoint) == 9
 
 
-def test_a_gzip_body_is_accepted(client: TestClient, session: Session,
-                                 settings: Settings) -> None:
+def test_a_gzip_body_is_accepted(client: TestClient, session: Session, settings: Settings) -> None:
     day = reader_day(session, settings, client)
-    body = gzip.compress(json.dumps(
-        {"readings": [reading(day.assignment.id, day.meters[0])]}).encode())
-    response = client.post(PUSH, content=body, headers=day.headers | {
-        "Content-Encoding": "gzip", "Content-Type": "application/json"})
+    body = gzip.compress(
+        json.dumps({"readings": [reading(day.assignment.id, day.meters[0])]}).encode()
+    )
+    response = client.post(
+        PUSH,
+        content=body,
+        headers=day.headers | {"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert response.status_code == 200
     assert response.json()["results"][0]["status"] == "accepted"
 
@@ -236,8 +283,9 @@ def test_malformed_bodies_get_a_4xx_naming_what_is_wrong(
     assert count(session, Reading) == 0
 
 
-def test_an_oversized_body_gets_413(client: TestClient, session: Session,
-                                    settings: Settings) -> None:
+def test_an_oversized_body_gets_413(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     day = reader_day(session, settings, client)
     huge = b'{"readings": [], "pad": "' + b"x" * (settings.max_push_bytes + 10) + b'"}'
     assert client.post(PUSH, content=huge, headers=day.headers).status_code == 413
@@ -246,8 +294,9 @@ def test_an_oversized_body_gets_413(client: TestClient, session: Session,
     assert response.status_code == 413
 
 
-def test_a_job_event_for_a_job_not_yours_is_rejected(client: TestClient, session: Session,
-                                                      settings: Settings) -> None:
+def test_a_job_event_for_a_job_not_yours_is_rejected(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
     from server.models import Job, JobCrew
 
     day = reader_day(session, settings, client)
@@ -257,12 +306,18 @@ def test_a_job_event_for_a_job_not_yours_is_rejected(client: TestClient, session
     session.flush()
     session.add(JobCrew(job_id=job.id, user_id=crew.id))
     session.commit()
-    event = {"id": str(uuid.uuid4()), "job_id": str(job.id), "kind": "note",
-             "at": READ_AT.isoformat(), "note": "on my way"}
+    event = {
+        "id": str(uuid.uuid4()),
+        "job_id": str(job.id),
+        "kind": "note",
+        "at": READ_AT.isoformat(),
+        "note": "on my way",
+    }
     result = push(client, day, job_events=[event])["results"][0]
     assert result["error"] == "not_your_job"
     crew_headers = {"Authorization": day.headers["Authorization"]}
     from tests.factories import auth
+
     crew_headers = auth(client, "crew1", "crew-device-1")
     answer = client.post(PUSH, headers=crew_headers, json={"job_events": [event, event]}).json()
     assert [r["status"] for r in answer["results"]] == ["accepted", "duplicate"]
@@ -274,8 +329,12 @@ def test_results_come_in_order_readings_then_job_events(
     day = reader_day(session, settings, client)
     r1 = reading(day.assignment.id, day.meters[0])
     r2 = reading(day.assignment.id, day.meters[1])
-    event = {"id": str(uuid.uuid4()), "job_id": str(uuid.uuid4()), "kind": "note",
-             "at": READ_AT.isoformat()}
+    event = {
+        "id": str(uuid.uuid4()),
+        "job_id": str(uuid.uuid4()),
+        "kind": "note",
+        "at": READ_AT.isoformat(),
+    }
     results = push(client, day, job_events=[event], readings=[r1, r2])["results"]
     assert [r["id"] for r in results] == [r1["id"], r2["id"], event["id"]]
     assert results[2]["error"] == "unknown_job"

@@ -55,17 +55,29 @@ class DeviceRevoked(BaseModel):
 
 
 @router.post("/users", status_code=201)
-def create_user(body: UserCreate, caller: AdminDep, session: SessionDep,
-                settings: SettingsDep) -> UserPublic:
+def create_user(
+    body: UserCreate, caller: AdminDep, session: SessionDep, settings: SettingsDep
+) -> UserPublic:
     """Create a user with a role (and a grid; naming a new grid code creates it)."""
-    user = accounts.create_user(session, settings, username=body.username,
-                                password=body.password, role=body.role,
-                                grid_code=body.grid_code, full_name=body.full_name,
-                                actor_id=caller.id)
+    user = accounts.create_user(
+        session,
+        settings,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        grid_code=body.grid_code,
+        full_name=body.full_name,
+        actor_id=caller.id,
+    )
     session.commit()
     assert user.id is not None
-    return UserPublic(id=user.id, username=user.username, role=user.role,
-                      grid_code=body.grid_code, active=user.active)
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        grid_code=body.grid_code,
+        active=user.active,
+    )
 
 
 @router.post("/users/{username}/revoke")
@@ -74,8 +86,13 @@ def revoke_user(username: str, caller: AdminDep, session: SessionDep) -> UserPub
     user = accounts.revoke_user(session, username=username, actor_id=caller.id)
     assert user.id is not None
     grid = accounts.grid_of(session, user)
-    return UserPublic(id=user.id, username=user.username, role=user.role,
-                      grid_code=grid.code if grid else None, active=user.active)
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        grid_code=grid.code if grid else None,
+        active=user.active,
+    )
 
 
 @router.post("/devices/{device_id}/revoke")
@@ -87,27 +104,40 @@ def revoke_device(device_id: str, caller: AdminDep, session: SessionDep) -> Devi
 
 
 @router.post("/assignments", status_code=201)
-def create_assignment(body: AssignmentCreate, caller: AdminDep,
-                      session: SessionDep) -> AssignmentPublic:
+def create_assignment(
+    body: AssignmentCreate, caller: AdminDep, session: SessionDep
+) -> AssignmentPublic:
     """Give a route to a reader for a cycle (a new cycle code creates the cycle)."""
     assignment = assignments.assign_route(
-        session, route_code=body.route_code, reader=body.reader, cycle=body.cycle,
-        window_start=body.window_start, window_end=body.window_end, actor_id=caller.id)
+        session,
+        route_code=body.route_code,
+        reader=body.reader,
+        cycle=body.cycle,
+        window_start=body.window_start,
+        window_end=body.window_end,
+        actor_id=caller.id,
+    )
     session.commit()
     assert assignment.id is not None
-    return AssignmentPublic(id=assignment.id, route_code=body.route_code, reader=body.reader,
-                            cycle=body.cycle, window_start=assignment.window_start,
-                            window_end=assignment.window_end, status=assignment.status)
+    return AssignmentPublic(
+        id=assignment.id,
+        route_code=body.route_code,
+        reader=body.reader,
+        cycle=body.cycle,
+        window_start=assignment.window_start,
+        window_end=assignment.window_end,
+        status=assignment.status,
+    )
 
 
 @router.post("/meters/import")
-async def import_meters(file: UploadFile, caller: AdminDep,
-                        session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+async def import_meters(
+    file: UploadFile, caller: AdminDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Load accounts and meters from a billing-system CSV export; all rows or none."""
     data = await file.read(settings.max_import_bytes + 1)
     if len(data) > settings.max_import_bytes:
-        raise TooLarge(f"file is larger than {settings.max_import_bytes} bytes",
-                       code="too_large")
+        raise TooLarge(f"file is larger than {settings.max_import_bytes} bytes", code="too_large")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -33,7 +33,7 @@ class UserOut(BaseModel):
 class TokensOut(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 scheme name
     expires_in: int
     user: UserOut
 
@@ -52,9 +52,16 @@ def _out(tokens: accounts.Tokens) -> TokensOut:
 @router.post("/login")
 def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
     """Log in from a device: an access token and this device's refresh token."""
-    return _out(accounts.login(session, settings, username=body.username,
-                               password=body.password, device_id=body.device_id,
-                               app_version=body.app_version))
+    return _out(
+        accounts.login(
+            session,
+            settings,
+            username=body.username,
+            password=body.password,
+            device_id=body.device_id,
+            app_version=body.app_version,
+        )
+    )
 
 
 @router.post("/refresh")

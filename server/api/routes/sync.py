@@ -42,8 +42,9 @@ def pull(
 async def _read_body(request: Request, settings: Settings) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_push_bytes:
-        raise TooLarge(f"push body is {declared} bytes; at most {settings.max_push_bytes}",
-                       code="too_large")
+        raise TooLarge(
+            f"push body is {declared} bytes; at most {settings.max_push_bytes}", code="too_large"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -53,16 +54,19 @@ async def _read_body(request: Request, settings: Settings) -> bytes:
     if encoding == "identity":
         return bytes(body)
     if encoding != "gzip":
-        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported (use gzip)",
-                                  code="unsupported_encoding")
+        raise UnsupportedEncoding(
+            f"Content-Encoding {encoding!r} is not supported (use gzip)",
+            code="unsupported_encoding",
+        )
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         data = inflater.decompress(bytes(body), settings.max_push_inflated_bytes + 1)
     except zlib.error as exc:
         raise BadBody(f"body is not valid gzip: {exc}", code="bad_gzip") from None
     if len(data) > settings.max_push_inflated_bytes:
-        raise TooLarge(f"push body inflates to over {settings.max_push_inflated_bytes} bytes",
-                       code="too_large")
+        raise TooLarge(
+            f"push body inflates to over {settings.max_push_inflated_bytes} bytes", code="too_large"
+        )
     if not inflater.eof:
         raise BadBody("gzip body is truncated", code="bad_gzip")
     return data
@@ -74,12 +78,15 @@ async def _read_body(request: Request, settings: Settings) -> bytes:
         "requestBody": {
             "required": True,
             "description": "The device's outbox; may be sent with `Content-Encoding: gzip`.",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PushRequest"}}
+            },
         }
     },
 )
-async def push(request: Request, caller: FieldWorker, session: SessionDep,
-               settings: SettingsDep) -> PushResponse:
+async def push(
+    request: Request, caller: FieldWorker, session: SessionDep, settings: SettingsDep
+) -> PushResponse:
     """Store the device's outbox: one result per reading and job event, track in aggregate."""
     raw = await _read_body(request, settings)
     try:
