@@ -21,12 +21,14 @@ from server.errors import Problem
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """Build the app for `settings` (default: from the environment)."""
     settings = settings or Settings()
+    owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        engine.dispose()
+        if owns_engine:  # an engine handed in belongs to the caller
+            engine.dispose()
 
     app = FastAPI(
         title="Gridwalk",
