@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from common.contract import API_PREFIX, CONTRACT_VERSION
-from server.api.routes import admin, auth, sync
+from server.api.routes import admin, audit, auth, sync
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.errors import Problem
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             content={"detail": f"invalid request: {summary}", "code": "invalid", "errors": errors},
         )
 
-    for module in (auth, admin, sync):
+    for module in (auth, admin, sync, audit):
         app.include_router(module.router, prefix=API_PREFIX)
 
     _document_hand_read_bodies(app)

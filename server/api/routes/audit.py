@@ -1,0 +1,128 @@
+"""The supervisor's audit: assignments of my grid, readings, flags, reviews, re-reads, exports."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from server import audit
+from server.api.deps import Caller, SessionDep, require_role
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+def get_auditor(
+    caller: Annotated[Caller, Depends(require_role("supervisor", "admin"))],
+) -> audit.Auditor:
+    return audit.Auditor(user=caller.user)
+
+
+AuditorDep = Annotated[audit.Auditor, Depends(get_auditor)]
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["accepted", "rejected"] = Field(
+        description="accepted: the flag is explained; rejected: the reading is disputed"
+    )
+    note: str = Field(min_length=1, max_length=1000)
+
+
+class RereadIn(BaseModel):
+    meter_id: int = Field(gt=0)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.get("/assignments")
+def list_assignments(
+    auditor: AuditorDep,
+    session: SessionDep,
+    status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    """Assignments of my grid with their progress: read, skipped, missing, flagged, walked."""
+    return audit.list_assignments(session, auditor=auditor, status=status)
+
+
+@router.get("/assignments/{assignment_id}")
+def get_assignment(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> dict[str, Any]:
+    """One assignment: meters with their state, readings in order taken, the track, flags."""
+    return audit.assignment_detail(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.get("/assignments/{assignment_id}/flags")
+def get_flags(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> list[dict[str, Any]]:
+    """The assignment's flags, each with its review."""
+    return audit.assignment_flags(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.get("/assignments/{assignment_id}/readings")
+def get_readings(
+    assignment_id: int, auditor: AuditorDep, session: SessionDep
+) -> list[dict[str, Any]]:
+    """Every reading held, in the order taken, with its flags and what superseded it."""
+    return audit.assignment_readings(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.post("/flags/{flag_id}/review")
+def review_flag(
+    flag_id: int, body: ReviewIn, auditor: AuditorDep, session: SessionDep
+) -> dict[str, Any]:
+    """Accept a flag (explained) or reject it (the reading stays, marked disputed)."""
+    flag = audit.review_flag(
+        session, auditor=auditor, flag_id=flag_id, decision=body.decision, note=body.note
+    )
+    return audit.flag_out(flag)
+
+
+@router.post("/assignments/{assignment_id}/rereads", status_code=201)
+def order_reread(
+    assignment_id: int, body: RereadIn, auditor: AuditorDep, session: SessionDep
+) -> dict[str, Any]:
+    """Order a meter read again; the reader's device gets the order on its next pull."""
+    order = audit.order_reread(
+        session,
+        auditor=auditor,
+        assignment_id=assignment_id,
+        meter_id=body.meter_id,
+        reason=body.reason,
+    )
+    return {
+        "id": str(order.id),
+        "assignment_id": order.assignment_id,
+        "meter_id": order.meter_id,
+        "status": order.status,
+        "reason": order.reason,
+        "reading_id": str(order.reading_id) if order.reading_id else None,
+    }
+
+
+@router.get("/assignments/{assignment_id}/track.gpx", response_class=PlainTextResponse)
+def export_gpx(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
+    """The reader's track with the readings as waypoints, as GPX."""
+    return Response(
+        audit.track_gpx(session, auditor=auditor, assignment_id=assignment_id),
+        media_type="application/gpx+xml",
+        headers={"Content-Disposition": f'attachment; filename="assignment-{assignment_id}.gpx"'},
+    )
+
+
+@router.get("/assignments/{assignment_id}/track.geojson")
+def export_geojson(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
+    """The track and the meters with their state, as GeoJSON."""
+    return Response(
+        json.dumps(audit.track_geojson(session, auditor=auditor, assignment_id=assignment_id)),
+        media_type="application/geo+json",
+    )
+
+
+@router.get("/assignments/{assignment_id}/readings.csv", response_class=PlainTextResponse)
+def export_csv(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
+    """The readings with their flags, as CSV."""
+    return Response(
+        audit.readings_csv(session, auditor=auditor, assignment_id=assignment_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="assignment-{assignment_id}.csv"'},
+    )

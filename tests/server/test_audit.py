@@ -1,0 +1,281 @@
+"""The supervisor's audit API: my grid only, progress, readings and flags, reviews, re-reads,
+exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import gpxpy
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from server.core.config import Settings
+from server.models import AuditLog, Flag
+from tests.factories import READ_AT, ReaderDay, auth, make_user, reader_day, reading, track_point
+
+AUDIT = "/api/v1/audit"
+
+
+def setup_day(
+    session: Session, settings: Settings, client: TestClient
+) -> tuple[ReaderDay, dict[str, str]]:
+    day = reader_day(session, settings, client, n_meters=5)
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    return day, auth(client, "sup1", "sup-desk-01")
+
+
+def push(client: TestClient, day: ReaderDay, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/sync/push", headers=day.headers, json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def walk(day: ReaderDay, session: Session, client: TestClient) -> list[dict[str, Any]]:
+    """Read meters 0-2 and skip meter 3 with a track along them; meter 4 stays unread."""
+    items = [
+        reading(day.assignment.id, m, value=str(1100 + i), at=READ_AT + timedelta(minutes=2 * i))
+        for i, m in enumerate(day.meters[:3])
+    ]
+    items.append(
+        reading(
+            day.assignment.id,
+            day.meters[3],
+            value=None,
+            skip_code="dog",
+            at=READ_AT + timedelta(minutes=6),
+        )
+    )
+    points = [
+        track_point(
+            READ_AT + timedelta(seconds=30 * i),
+            lat=day.meters[0].lat + i * 0.00009,
+            lon=day.meters[0].lon,
+        )
+        for i in range(14)
+    ]
+    push(client, day, readings=items, track_points=points)
+    return items
+
+
+def add_flag(
+    session: Session,
+    day: ReaderDay,
+    reading_id: str | None,
+    code: str = "unchanged",
+    severity: str = "fail",
+    meter_index: int = 0,
+) -> Flag:
+    flag = Flag(
+        assignment_id=day.assignment.id,
+        reading_id=uuid.UUID(reading_id) if reading_id else None,
+        meter_id=day.meters[meter_index].id,
+        code=code,
+        severity=severity,
+        message=f"{code} on meter {day.meters[meter_index].meter_no}",
+    )
+    session.add(flag)
+    session.commit()
+    return flag
+
+
+def test_a_supervisor_lists_the_assignments_of_their_grid_with_progress(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    add_flag(session, day, items[1]["id"], meter_index=1)
+    [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+    assert row["id"] == day.assignment.id
+    assert (row["meters"], row["read"], row["skipped"], row["missing"]) == (5, 3, 1, 1)
+    assert row["flagged"] == {"info": 0, "warn": 0, "fail": 1}
+    assert row["first_read_at"] == READ_AT.isoformat()
+    assert row["last_read_at"] == (READ_AT + timedelta(minutes=6)).isoformat()
+    # 13 steps of 0.00009 degrees of latitude: about 130 m walked.
+    assert 125 <= row["distance_walked_m"] <= 135
+
+
+def test_a_supervisor_of_another_grid_sees_nothing_of_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, _ = setup_day(session, settings, client)
+    make_user(session, settings, "sup2", "supervisor", "G2")
+    other = auth(client, "sup2", "sup-desk-02")
+    assert client.get(f"{AUDIT}/assignments", headers=other).json() == []
+    for path in ("", "/flags", "/readings", "/track.gpx", "/readings.csv"):
+        response = client.get(f"{AUDIT}/assignments/{day.assignment.id}{path}", headers=other)
+        assert response.status_code == 403, path
+        assert response.json()["code"] == "not_your_grid"
+    reader = client.get(f"{AUDIT}/assignments", headers=day.headers)
+    assert reader.status_code == 403
+
+
+def test_readings_come_in_the_order_taken_in_the_agreed_shape(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    flag = add_flag(session, day, items[0]["id"])
+    readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
+    assert [r["id"] for r in readings] == [i["id"] for i in items]
+    assert set(readings[0]) >= {
+        "id",
+        "meter_id",
+        "value",
+        "skip_code",
+        "read_at",
+        "received_at",
+        "superseded_by",
+        "flags",
+    }
+    assert readings[0]["value"] == "1100"
+    assert readings[3]["skip_code"] == "dog" and readings[3]["value"] is None
+    assert [f["id"] for f in readings[0]["flags"]] == [flag.id]
+    flags = client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
+    assert set(flags[0]) >= {
+        "id",
+        "code",
+        "severity",
+        "message",
+        "reading_id",
+        "meter_id",
+        "review",
+    }
+    assert (flags[0]["code"], flags[0]["reading_id"], flags[0]["review"]) == (
+        "unchanged",
+        items[0]["id"],
+        None,
+    )
+
+
+def test_the_detail_has_meters_with_their_state_and_the_track(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    add_flag(session, day, items[2]["id"], meter_index=2)
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=sup).json()
+    assert [m["state"] for m in detail["meters"]] == [
+        "read",
+        "read",
+        "flagged",
+        "skipped",
+        "missing",
+    ]
+    assert len(detail["track"]) == 14
+
+
+def test_reviewing_a_flag_records_who_and_when_and_rejecting_disputes_the_reading(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    flag = add_flag(session, day, items[0]["id"])
+    no_note = client.post(
+        f"{AUDIT}/flags/{flag.id}/review", headers=sup, json={"decision": "rejected", "note": ""}
+    )
+    assert no_note.status_code == 422
+    bad = client.post(
+        f"{AUDIT}/flags/{flag.id}/review", headers=sup, json={"decision": "maybe", "note": "hm"}
+    )
+    assert bad.status_code == 422
+    assert "decision" in bad.json()["detail"]
+    response = client.post(
+        f"{AUDIT}/flags/{flag.id}/review",
+        headers=sup,
+        json={"decision": "rejected", "note": "register photo disagrees"},
+    )
+    assert response.status_code == 200
+    assert response.json()["review"] == "rejected"
+    readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
+    assert readings[0]["disputed"] is True
+    assert readings[0]["value"] is not None  # the reading stays
+    session.commit()
+    entry = session.exec(select(AuditLog).where(AuditLog.action == "flag.rejected")).one()
+    assert entry.detail is not None and entry.detail["note"] == "register photo disagrees"
+    assert entry.actor_id is not None
+    assert (
+        client.post(
+            f"{AUDIT}/flags/99999/review", headers=sup, json={"decision": "accepted", "note": "x"}
+        ).status_code
+        == 404
+    )
+
+
+def test_a_reread_order_reaches_the_reader_and_the_new_reading_supersedes_the_old(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    cursor = client.get("/api/v1/sync/pull", headers=day.headers).json()["cursor"]
+    items = walk(day, session, client)
+    meter = day.meters[1]
+    order = client.post(
+        f"{AUDIT}/assignments/{day.assignment.id}/rereads",
+        headers=sup,
+        json={"meter_id": meter.id, "reason": "register unchanged since October"},
+    )
+    assert order.status_code == 201, order.text
+    assert order.json()["reading_id"] == items[1]["id"]
+    again = client.post(
+        f"{AUDIT}/assignments/{day.assignment.id}/rereads",
+        headers=sup,
+        json={"meter_id": meter.id, "reason": "twice"},
+    )
+    assert again.status_code == 409
+    off_route = client.post(
+        f"{AUDIT}/assignments/{day.assignment.id}/rereads",
+        headers=sup,
+        json={"meter_id": 987654, "reason": "x"},
+    )
+    assert off_route.status_code == 422
+
+    pulled = client.get("/api/v1/sync/pull", headers=day.headers, params={"cursor": cursor}).json()
+    assert [o["id"] for o in pulled["reread_orders"]] == [order.json()["id"]]
+    new = reading(
+        day.assignment.id,
+        meter,
+        value="1177",
+        at=READ_AT + timedelta(hours=2),
+        reread_of=order.json()["id"],
+    )
+    assert push(client, day, readings=[new])["results"][0]["status"] == "accepted"
+
+    readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
+    by_id = {r["id"]: r for r in readings}
+    assert by_id[items[1]["id"]]["superseded_by"] == new["id"]
+    assert by_id[new["id"]]["superseded_by"] is None
+    assert len(readings) == 5  # both kept
+    after = client.get(
+        "/api/v1/sync/pull", headers=day.headers, params={"cursor": pulled["cursor"]}
+    ).json()
+    assert after["withdrawn"] == [
+        {"type": "reread_order", "id": order.json()["id"], "assignment_id": day.assignment.id}
+    ]
+
+
+def test_exports_gpx_geojson_and_csv(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    add_flag(session, day, items[0]["id"])
+    base = f"{AUDIT}/assignments/{day.assignment.id}"
+    gpx_response = client.get(f"{base}/track.gpx", headers=sup)
+    assert gpx_response.headers["content-type"].startswith("application/gpx+xml")
+    gpx = gpxpy.parse(gpx_response.text)
+    assert len(gpx.tracks[0].segments[0].points) == 14
+    assert [w.name for w in gpx.waypoints] == [m.meter_no for m in day.meters[:4]]
+
+    geo = client.get(f"{base}/track.geojson", headers=sup).json()
+    kinds = [f["properties"]["kind"] for f in geo["features"]]
+    assert kinds == ["track"] + ["meter"] * 5
+    assert len(geo["features"][0]["geometry"]["coordinates"]) == 14
+
+    rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/readings.csv", headers=sup).text)))
+    assert [r["reading_id"] for r in rows] == [i["id"] for i in items]
+    assert rows[0]["flags"] == "fail:unchanged"
+    assert rows[3]["skip_code"] == "dog"
