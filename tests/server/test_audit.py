@@ -133,7 +133,8 @@ def test_readings_come_in_the_order_taken_in_the_agreed_shape(
         "flags",
     }
     assert readings[0]["value"] == "1100"
-    assert readings[3]["skip_code"] == "dog" and readings[3]["value"] is None
+    assert readings[3]["skip_code"] == "dog"
+    assert readings[3]["value"] is None
     assert [f["id"] for f in readings[0]["flags"]] == [flag.id]
     flags = client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
     assert set(flags[0]) >= {
@@ -196,7 +197,8 @@ def test_reviewing_a_flag_records_who_and_when_and_rejecting_disputes_the_readin
     assert readings[0]["value"] is not None  # the reading stays
     session.commit()
     entry = session.exec(select(AuditLog).where(AuditLog.action == "flag.rejected")).one()
-    assert entry.detail is not None and entry.detail["note"] == "register photo disagrees"
+    assert entry.detail is not None
+    assert entry.detail["note"] == "register photo disagrees"
     assert entry.actor_id is not None
     assert (
         client.post(
