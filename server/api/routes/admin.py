@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from server import accounts, assignments, imports
@@ -142,5 +143,6 @@ async def import_meters(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Invalid(f"file is not UTF-8 text (byte {exc.start})", code="not_utf8") from None
-    report = imports.import_meters_csv(session, text, actor_id=caller.id)
+    # A large file takes seconds to check and write: keep the event loop free meanwhile.
+    report = await run_in_threadpool(imports.import_meters_csv, session, text, actor_id=caller.id)
     return report.as_dict()

@@ -1,0 +1,328 @@
+"""The `gridwalk` command: migrate the database, load users and meters, assign routes, serve.
+
+The database is the one DATABASE_URL names (through Settings). Only `db upgrade`, `demo` and
+`serve` migrate it; the other commands refuse a database whose schema is not up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from server import accounts, assignments, demo, imports
+from server.core import migrate
+from server.core.config import Settings
+from server.core.db import make_engine
+from server.errors import Invalid, Problem
+from server.models import ROLES
+
+app = typer.Typer(
+    help="Gridwalk: meter-reading routes, repair jobs and their audit, for an electricity utility.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DOCS_URL = "http://127.0.0.1:8000/docs"
+
+
+def _out() -> Console:
+    # Made per call, so output goes to whatever stdout is now (a terminal, a pipe, a test).
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, *, code: int = 2) -> typer.Exit:
+    # One line however long, so it can be grepped and read whole in a log.
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[red]error:[/red] {escape(message)}"
+    )
+    return typer.Exit(code)
+
+
+@contextmanager
+def _failing_clearly() -> Iterator[None]:
+    """Turn a refusal of the service into one red line and exit code 2, not a traceback."""
+    try:
+        yield
+    except Problem as exc:
+        raise _fail(exc.detail) from None
+    except OperationalError as exc:
+        raise _fail(f"the database refused: {str(exc.orig).strip()}") from None
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        errors = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise _fail(f"configuration: {errors}") from None
+
+
+def _shown_url(settings: Settings) -> str:
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _require_schema(engine: Engine, settings: Settings) -> None:
+    """Refuse, with the command that fixes it, a database without the current schema."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        assert url.database is not None
+        if not Path(url.database).exists():
+            raise _fail(f"no database at {url.database}: run `gridwalk db upgrade` first")
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except OperationalError as exc:
+        raise _fail(
+            f"cannot reach the database {_shown_url(settings)}: {str(exc.orig).strip()}"
+        ) from None
+    script = ScriptDirectory.from_config(migrate.alembic_config(settings.database_url))
+    heads = set(script.get_heads())
+    if not current:
+        raise _fail(
+            f"the database {_shown_url(settings)} has no Gridwalk schema: "
+            "run `gridwalk db upgrade` first"
+        )
+    if current != heads:
+        raise _fail(
+            f"the database schema is at {', '.join(sorted(current))} but this Gridwalk "
+            f"needs {', '.join(sorted(heads))}: run `gridwalk db upgrade` first"
+        )
+
+
+@contextmanager
+def _session(settings: Settings, *, upgrade: bool = False) -> Iterator[Session]:
+    """A session on the configured database, migrated first if `upgrade`, else checked."""
+    with _failing_clearly():
+        if upgrade:
+            migrate.upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        try:
+            if not upgrade:
+                _require_schema(engine, settings)
+            with Session(engine) as session:
+                yield session
+        finally:
+            engine.dispose()
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database up to the latest schema (or to REVISION)."""
+    settings = _settings()
+    with _failing_clearly():
+        migrate.upgrade(settings.database_url, revision)
+    _out().print(f"Database {escape(_shown_url(settings))} upgraded to {escape(revision)}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="Target revision; base drops every table.")
+    ] = "base",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Migrate the database down to REVISION (default base: every table and its data dropped)."""
+    settings = _settings()
+    if not yes:
+        typer.confirm(
+            f"Downgrade {_shown_url(settings)} to {revision}? Tables dropped on the "
+            "way lose their data",
+            abort=True,
+        )
+    with _failing_clearly():
+        migrate.downgrade(settings.database_url, revision)
+    _out().print(f"Database {escape(_shown_url(settings))} downgraded to {escape(revision)}.")
+
+
+# --- users, meters, assignments, devices ------------------------------------------------------
+
+
+@app.command("create-user")
+def create_user(
+    username: Annotated[str, typer.Argument(help="The login name.")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="At least 8 characters (asked if not given).",
+        ),
+    ],
+    grid: Annotated[
+        str | None,
+        typer.Option(help="Grid code; a new code creates the grid. A supervisor needs one."),
+    ] = None,
+    full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
+) -> None:
+    """Create a user with a role (a supervisor of a grid without a leader becomes its leader)."""
+    settings = _settings()
+    with _session(settings) as session:
+        user = accounts.create_user(
+            session,
+            settings,
+            username=username,
+            password=password,
+            role=role,
+            grid_code=grid,
+            full_name=full_name,
+        )
+        session.commit()
+        _out().print(
+            f"Created {escape(user.role)} [bold]{escape(user.username)}[/bold]"
+            + (f" in grid {escape(grid)}." if grid else ".")
+        )
+
+
+@app.command("import-meters")
+def import_meters(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A CSV export of accounts and meters (UTF-8).",
+        ),
+    ],
+) -> None:
+    """Load accounts, routes and meters from a CSV file: every row, or none if any is bad."""
+    settings = _settings()
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file} is not UTF-8 text (byte {exc.start})") from None
+    with _session(settings) as session:
+        out = _out()
+        with Progress(
+            TextColumn("Importing {task.fields[name]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+        ) as bar:
+            task = bar.add_task("import", total=None, name=file.name)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                report = imports.import_meters_csv(session, text, actor_id=None, progress=progress)
+            except Invalid as exc:
+                if exc.code != "invalid_csv":
+                    raise
+                bar.stop()
+                _print_bad_rows(exc)
+                raise typer.Exit(1) from None
+        table = Table("", "count", title=f"Imported {escape(file.name)}", title_justify="left")
+        for key, value in report.as_dict().items():
+            table.add_row(key.replace("_", " "), str(value))
+        out.print(table)
+
+
+def _print_bad_rows(exc: Invalid) -> None:
+    table = Table("line", "column", "error", title="Bad rows", title_justify="left")
+    for error in exc.extra.get("errors", []):
+        table.add_row(str(error["line"]), escape(error["column"] or ""), escape(error["error"]))
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(table)
+    err.print(f"[red]error:[/red] {escape(exc.detail)}")
+
+
+@app.command()
+def assign(
+    route: Annotated[str, typer.Option(help="Route code, such as R-101.")],
+    reader: Annotated[str, typer.Option(help="The reader's username.")],
+    cycle: Annotated[str, typer.Option(help="Cycle code, such as 2026-11 (created if new).")],
+    window_start: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the window.")
+    ],
+    window_end: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day of the window.")
+    ],
+) -> None:
+    """Give a route to a reader for a cycle; giving it again moves it or changes its window."""
+    settings = _settings()
+    with _session(settings) as session:
+        assignment = assignments.assign_route(
+            session,
+            route_code=route,
+            reader=reader,
+            cycle=cycle,
+            window_start=window_start.date(),
+            window_end=window_end.date(),
+        )
+        session.commit()
+        _out().print(
+            f"Route {escape(route)} assigned to {escape(reader)} for cycle "
+            f"{escape(cycle)}: {assignment.window_start} to {assignment.window_end}."
+        )
+
+
+@app.command("revoke-device")
+def revoke_device(
+    device_id: Annotated[str, typer.Argument(help="The handheld's id, as it logged in.")],
+) -> None:
+    """Revoke a handheld: its tokens stop working at once and it cannot log in again."""
+    settings = _settings()
+    with _session(settings) as session:
+        device = accounts.revoke_device(session, device_id=device_id, actor_id=None)
+        _out().print(f"Device {escape(device.id)} revoked at {device.revoked_at}.")
+
+
+# --- demo and serve ---------------------------------------------------------------------------
+
+
+@app.command("demo")
+def load_demo() -> None:
+    """Migrate the database and load a small demo utility; print its users' credentials."""
+    settings = _settings()
+    with _session(settings, upgrade=True) as session:
+        credentials = demo.load_demo(session, settings)
+    out = _out()
+    state = "loaded" if credentials.created else "was already loaded"
+    table = Table(
+        "username", "password", "role", title=f"The demo {state}: its users", title_justify="left"
+    )
+    for user in credentials.users:
+        table.add_row(user.username, user.password, user.role)
+    out.print(table)
+    out.print(f"Start the server with `gridwalk serve`, then open {DOCS_URL}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Migrate the database, then serve the API (docs at /docs)."""
+    import uvicorn
+
+    settings = _settings()
+    with _failing_clearly():
+        migrate.upgrade(settings.database_url)
+    uvicorn.run("server.main:create_app", factory=True, host=host, port=port)

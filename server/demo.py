@@ -1,0 +1,271 @@
+"""A small demo utility: one grid, two reading routes of a town's streets, a user of every role.
+
+The meters go in through the CSV import, so the demo exercises the path a real utility takes.
+Everything is drawn from a seeded generator: two loads on the same day load the same data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import NamedTuple
+
+from sqlmodel import Session, col, select
+
+from server.accounts import create_user, get_or_create_grid
+from server.assignments import assign_route
+from server.core.config import Settings
+from server.errors import Conflict
+from server.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
+from server.models import User
+
+GRID_CODE = "GRID-01"
+GRID_NAME = "Riverside grid"
+SEED = 20261101
+CITY = "杭州市"
+# Readings are taken in the town's local time (China Standard Time, no daylight saving).
+LOCAL = timezone(timedelta(hours=8), "CST")
+_M_PER_DEG_LAT = 111_320.0
+
+
+class DemoUser(NamedTuple):
+    username: str
+    password: str
+    role: str
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """The demo's users and their passwords; `created` is False when they were already there."""
+
+    users: tuple[DemoUser, ...]
+    created: bool
+
+
+# Published in the README and printed by `gridwalk demo`: these are not secrets.
+USERS = (
+    DemoUser("admin", "demo-admin-pass", "admin"),
+    DemoUser("supervisor", "demo-supervisor-pass", "supervisor"),
+    DemoUser("reader1", "demo-reader1-pass", "reader"),
+    DemoUser("reader2", "demo-reader2-pass", "reader"),
+    DemoUser("crew1", "demo-crew1-pass", "crew"),
+    DemoUser("crew2", "demo-crew2-pass", "crew"),
+    DemoUser("agent", "demo-agent-pass", "agent"),
+)
+FULL_NAMES = {
+    "admin": "系统管理员",
+    "supervisor": "周网格长",
+    "reader1": "李明",
+    "reader2": "王芳",
+    "crew1": "陈强",
+    "crew2": "刘军",
+    "agent": "赵敏 (95598)",
+}
+
+
+class _Street(NamedTuple):
+    name: str
+    bearing_deg: float  # the direction the reader walks, clockwise from north
+    houses: int
+
+
+class _RoutePlan(NamedTuple):
+    code: str
+    reader: str
+    start: tuple[float, float]
+    streets: tuple[_Street, ...]
+    # Houses by position on the walk: (digits, last reading) of meters close to rolling over,
+    # and the current-transformer multiplier of shops' meters.
+    rollover: dict[int, tuple[int, int]]
+    ct: dict[int, int]
+    second_meter_at: int | None = None
+
+
+ROUTES = (
+    _RoutePlan(
+        "R-101",
+        "reader1",
+        (30.2712, 120.1478),
+        (_Street("青春路", 90, 14), _Street("中河北路", 0, 13), _Street("凤起路", 270, 13)),
+        rollover={7: (4, 9990), 23: (5, 99950)},
+        ct={5: 30, 28: 40},
+        second_meter_at=5,
+    ),
+    _RoutePlan(
+        "R-102",
+        "reader2",
+        (30.2668, 120.1585),
+        (_Street("庆春路", 90, 14), _Street("建国北路", 180, 13), _Street("解放路", 270, 13)),
+        rollover={12: (4, 9985), 30: (5, 99920)},
+        ct={3: 40, 19: 30},
+    ),
+)
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+# fmt: off
+_GIVEN = ("建国", "秀英", "伟", "芳", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰",
+          "娟", "涛", "明", "超", "秀兰", "霞")
+# fmt: on
+_SHOPS = ("联华超市", "仁和药房", "老杭州面馆", "便民五金店")
+
+
+def cycle_code(today: date) -> str:
+    """The demo's cycle for a day: its month, such as 2026-11."""
+    return f"{today:%Y-%m}"
+
+
+def demo_csv(today: date) -> str:
+    """The demo's meters as a billing-system CSV export, last read a month before `today`."""
+    rng = random.Random(SEED)  # noqa: S311 - made-up customers, not secrets
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+    last_walk = today - timedelta(days=30)
+    shops = iter(_SHOPS)
+    for plan in ROUTES:
+        route_no = plan.code.removeprefix("R-")
+        clock = datetime.combine(last_walk, time(9, 0), LOCAL)
+        seq = 0
+        for house, (street, number, lat, lon) in enumerate(_walk(plan, rng), start=1):
+            seq += 1
+            clock += timedelta(minutes=rng.uniform(2, 6))
+            digits, last_reading = plan.rollover.get(house, (6, rng.randint(1_000, 60_000)))
+            multiplier = plan.ct.get(house, 1)
+            if multiplier > 1:
+                name = next(shops)
+                # Shops on current transformers: the register moves by kWh / multiplier.
+                per_cycle = rng.randint(3_000, 9_000)
+                last_reading = rng.randint(2_000, 20_000)
+            else:
+                name = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
+                per_cycle = rng.randint(90, 350)
+            if house == 17:
+                per_cycle = 10  # an empty flat: any real consumption is worth a look
+            account_no = f"33{route_no}{house:06d}"
+            address = f"{CITY}{street}{number}号"
+            row = [
+                account_no,
+                name,
+                address,
+                f"ZJ{route_no}{seq:05d}",
+                f"{lat:.6f}",
+                f"{lon:.6f}",
+                plan.code,
+                str(seq),
+                str(digits),
+                str(multiplier),
+                str(last_reading),
+                clock.astimezone(UTC).isoformat(timespec="seconds"),
+                str(round(per_cycle * 0.5)),
+                str(round(per_cycle * 1.8)),
+                GRID_CODE,
+            ]
+            writer.writerow(row)
+            if house == plan.second_meter_at:
+                # The shop's flat upstairs has an ordinary meter in the same box: one account,
+                # two meters at one door.
+                seq += 1
+                clock += timedelta(minutes=1)
+                per_cycle = rng.randint(90, 350)
+                writer.writerow(
+                    [
+                        account_no,
+                        name,
+                        address,
+                        f"ZJ{route_no}{seq:05d}",
+                        f"{lat + 0.00002:.6f}",
+                        f"{lon:.6f}",
+                        plan.code,
+                        str(seq),
+                        "6",
+                        "1",
+                        str(rng.randint(1_000, 60_000)),
+                        clock.astimezone(UTC).isoformat(timespec="seconds"),
+                        str(round(per_cycle * 0.5)),
+                        str(round(per_cycle * 1.8)),
+                        GRID_CODE,
+                    ]
+                )
+    return out.getvalue()
+
+
+def _walk(plan: _RoutePlan, rng: random.Random) -> list[tuple[str, int, float, float]]:
+    """Houses along the route's streets in walking order: street, house number, lat, lon."""
+    lat, lon = plan.start
+    houses = []
+    for street in plan.streets:
+        bearing = math.radians(street.bearing_deg)
+        number = rng.randint(1, 30) * 2
+        for i in range(street.houses):
+            step = rng.uniform(30, 80)
+            lat, lon = _move(lat, lon, bearing, step)
+            # Houses alternate sides of the street, the meter box a few metres off the kerb.
+            side = 1 if i % 2 else -1
+            h_lat, h_lon = _move(lat, lon, bearing + side * math.pi / 2, rng.uniform(6, 12))
+            houses.append((street.name, number + (i % 2), h_lat, h_lon))
+            number += 2 * (i % 2)
+    return houses
+
+
+def _move(lat: float, lon: float, bearing: float, metres: float) -> tuple[float, float]:
+    m_per_deg_lon = _M_PER_DEG_LAT * math.cos(math.radians(lat))
+    return (
+        lat + metres * math.cos(bearing) / _M_PER_DEG_LAT,
+        lon + metres * math.sin(bearing) / m_per_deg_lon,
+    )
+
+
+def load_demo(
+    session: Session, settings: Settings, *, today: date | None = None
+) -> DemoCredentials:
+    """Load the demo utility, or find it already loaded; either way return its credentials."""
+    if settings.environment == "production":
+        raise Conflict(
+            "refusing to load the demo into a production database: its passwords are published",
+            code="demo_in_production",
+        )
+    names = [user.username for user in USERS]
+    found = set(session.exec(select(User.username).where(col(User.username).in_(names))).all())
+    if found == set(names):
+        return DemoCredentials(users=USERS, created=False)
+    if found:
+        raise Conflict(
+            f"users {', '.join(sorted(found))} already exist but the demo is not "
+            "loaded: load the demo into an empty database",
+            code="demo_conflict",
+        )
+    today = today or datetime.now(UTC).date()
+
+    grid = get_or_create_grid(session, code=GRID_CODE)
+    grid.name = GRID_NAME
+    session.add(grid)
+    admin_id: int | None = None
+    for user in USERS:
+        created = create_user(
+            session,
+            settings,
+            username=user.username,
+            password=user.password,
+            role=user.role,
+            full_name=FULL_NAMES[user.username],
+            grid_code=None if user.role in ("admin", "agent") else GRID_CODE,
+            actor_id=admin_id,
+        )
+        admin_id = admin_id or created.id
+    # The import commits the users with the meters.
+    import_meters_csv(session, demo_csv(today), actor_id=admin_id)
+    for plan in ROUTES:
+        assign_route(
+            session,
+            route_code=plan.code,
+            reader=plan.reader,
+            cycle=cycle_code(today),
+            window_start=today - timedelta(days=2),
+            window_end=today + timedelta(days=5),
+            actor_id=admin_id,
+        )
+    session.commit()
+    return DemoCredentials(users=USERS, created=True)

@@ -1,0 +1,280 @@
+"""The `gridwalk` command, run in-process against the test database, and the demo it loads."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from sqlmodel import Session, func, select
+from typer.testing import CliRunner
+
+from server import accounts
+from server.cli import DOCS_URL, app
+from server.core.config import Settings
+from server.core.security import verify_password
+from server.demo import USERS, demo_csv
+from server.imports import import_meters_csv
+from server.models import Account, Assignment, Cycle, Device, Grid, Meter, Route, User
+from tests.server.test_imports import csv_text, row
+
+# Cheap argon2, as the settings fixture has: the KDF's cost is not what these tests are about.
+CHEAP_KDF = {"GRIDWALK_PASSWORD_TIME_COST": "1", "GRIDWALK_PASSWORD_MEMORY_KIB": "1024"}
+
+
+def gridwalk(database_url: str, *args: str, stdin: str | None = None) -> Result:
+    env = {"DATABASE_URL": database_url, "GRIDWALK_ENVIRONMENT": "development", **CHEAP_KDF}
+    return CliRunner().invoke(app, list(args), env=env, input=stdin)
+
+
+def count(session: Session, model: type) -> int:
+    n = session.exec(select(func.count()).select_from(model)).one()
+    session.commit()  # end the read: the command's writes are seen by the next one
+    return n
+
+
+def test_create_user_makes_a_user_who_can_log_in(
+    db_url: str, session: Session, settings: Settings
+) -> None:
+    result = gridwalk(
+        db_url,
+        "create-user",
+        "sup1",
+        "--role",
+        "supervisor",
+        "--grid",
+        "G7",
+        "--password",
+        "long-enough-pw",
+        "--full-name",
+        "Zhou",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "sup1" in result.output
+    user = session.exec(select(User).where(User.username == "sup1")).one()
+    grid = session.exec(select(Grid).where(Grid.code == "G7")).one()
+    assert (user.role, user.full_name, user.grid_id, grid.leader_id) == (
+        "supervisor",
+        "Zhou",
+        grid.id,
+        user.id,
+    )
+    assert verify_password(settings, "long-enough-pw", user.password_hash)
+
+
+def test_a_refused_command_prints_one_red_line_and_exits_2(db_url: str) -> None:
+    assert (
+        gridwalk(
+            db_url, "create-user", "u1", "--role", "reader", "--password", "long-enough-pw"
+        ).exit_code
+        == 0
+    )
+
+    again = gridwalk(
+        db_url, "create-user", "u1", "--role", "reader", "--password", "long-enough-pw"
+    )
+    bad_role = gridwalk(
+        db_url, "create-user", "u2", "--role", "wizard", "--password", "long-enough-pw"
+    )
+
+    assert again.exit_code == bad_role.exit_code == 2
+    assert again.output.strip() == "error: user 'u1' already exists"
+    assert "role 'wizard' is not one of" in bad_role.output
+    assert "Traceback" not in again.output + bad_role.output
+
+
+def test_commands_refuse_a_database_without_the_schema(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    empty_file = tmp_path / "empty.db"
+    empty_file.touch()
+
+    no_file = gridwalk(missing, "revoke-device", "device-0001")
+    no_schema = gridwalk(f"sqlite:///{empty_file}", "revoke-device", "device-0001")
+
+    assert no_file.exit_code == no_schema.exit_code == 2
+    assert "run `gridwalk db upgrade` first" in no_file.output
+    assert "has no Gridwalk schema" in no_schema.output
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_db_upgrade_creates_the_schema_and_downgrade_asks_before_dropping_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+
+    assert gridwalk(url, "db", "upgrade").exit_code == 0
+    assert (
+        gridwalk(
+            url, "create-user", "a1", "--role", "admin", "--password", "long-enough-pw"
+        ).exit_code
+        == 0
+    )
+    declined = gridwalk(url, "db", "downgrade", stdin="n\n")
+    assert declined.exit_code == 1
+    assert (
+        gridwalk(
+            url, "create-user", "a2", "--role", "admin", "--password", "long-enough-pw"
+        ).exit_code
+        == 0
+    )
+    assert gridwalk(url, "db", "downgrade", "--yes").exit_code == 0
+    gone = gridwalk(url, "create-user", "a3", "--role", "admin", "--password", "long-enough-pw")
+    assert gone.exit_code == 2
+    assert "has no Gridwalk schema" in gone.output
+
+
+def test_import_meters_loads_a_good_file(db_url: str, session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "meters.csv"
+    # A billing export saved by a spreadsheet: UTF-8 with a byte-order mark, CRLF lines.
+    text = csv_text([row(i, customer_name=f"王{i}") for i in range(0, 10, 2)])
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+
+    result = gridwalk(db_url, "import-meters", str(path))
+
+    assert result.exit_code == 0, result.output
+    assert "meters created" in result.output
+    assert count(session, Meter) == 5
+    assert (
+        session.exec(select(Account).where(Account.account_no == "A0000")).one().customer_name
+        == "王0"
+    )
+
+
+def test_import_meters_prints_every_bad_line_and_exits_1(
+    db_url: str, session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "meters.csv"
+    rows = [row(0, lat="91"), row(2), row(4, sequence="x"), row(6, meter_no="M0000")]
+    path.write_text(csv_text(rows), encoding="utf-8")
+
+    result = gridwalk(db_url, "import-meters", str(path))
+
+    assert result.exit_code == 1
+    cells = [line.split("│")[1:3] for line in result.output.splitlines() if "│" in line]
+    # A long error wraps onto lines of its own with the first two cells blank.
+    assert [(n.strip(), c.strip()) for n, c in cells if n.strip()] == [
+        ("2", "lat"),
+        ("4", "sequence"),
+        ("5", "meter_no"),
+    ]
+    assert "nothing was imported" in result.output
+    assert count(session, Meter) == count(session, Account) == count(session, Route) == 0
+
+
+def test_assign_gives_a_route_to_a_reader_and_refuses_an_unknown_route(
+    db_url: str, session: Session, settings: Settings
+) -> None:
+    accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
+    session.commit()
+    import_meters_csv(session, csv_text([row(0)]), actor_id=None)
+    window = ["--cycle", "2026-11", "--window-start", "2026-11-20", "--window-end", "2026-11-30"]
+
+    result = gridwalk(db_url, "assign", "--route", "R-A", "--reader", "r1", *window)
+    unknown = gridwalk(db_url, "assign", "--route", "R-Z", "--reader", "r1", *window)
+
+    assert result.exit_code == 0, result.output
+    assignment = session.exec(select(Assignment)).one()
+    cycle = session.exec(select(Cycle)).one()
+    assert (cycle.code, assignment.window_start, assignment.window_end) == (
+        "2026-11",
+        date(2026, 11, 20),
+        date(2026, 11, 30),
+    )
+    assert unknown.exit_code == 2
+    assert "no route 'R-Z'" in unknown.output
+
+
+def test_revoke_device_revokes_a_device_that_logged_in(
+    db_url: str, session: Session, settings: Settings
+) -> None:
+    accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
+    session.commit()
+    accounts.login(
+        session, settings, username="r1", password="long-enough-pw", device_id="test-device-01"
+    )
+
+    result = gridwalk(db_url, "revoke-device", "test-device-01")
+
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    device = session.get(Device, "test-device-01")
+    assert device is not None
+    assert device.revoked_at is not None
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def test_demo_loads_once_and_prints_the_credentials_both_times(
+    db_url: str, session: Session
+) -> None:
+    first = gridwalk(db_url, "demo")
+    second = gridwalk(db_url, "demo")
+
+    for result in (first, second):
+        assert result.exit_code == 0, result.output
+        for user in USERS:
+            assert user.password in result.output
+        assert DOCS_URL in result.output
+    assert "already loaded" in second.output
+    assert count(session, User) == len(USERS)
+    assert count(session, Meter) == 81
+    routes = {r.code: r for r in session.exec(select(Route))}
+    grid = session.exec(select(Grid)).one()
+    assert set(routes) == {"R-101", "R-102"}
+    assert {r.grid_id for r in routes.values()} == {grid.id}
+    assert grid.name == "Riverside grid"
+    leader = session.get(User, grid.leader_id)
+    assert leader is not None
+    assert leader.username == "supervisor"
+    today = datetime.now(UTC).date()
+    given = {
+        (route.code, reader.username, cycle.code, a.window_start, a.window_end)
+        for a, route, reader, cycle in session.exec(
+            select(Assignment, Route, User, Cycle).where(
+                Assignment.route_id == Route.id,
+                Assignment.reader_id == User.id,
+                Assignment.cycle_id == Cycle.id,
+            )
+        )
+    }
+    window = (today - timedelta(days=2), today + timedelta(days=5))
+    assert given == {
+        ("R-101", "reader1", f"{today:%Y-%m}", *window),
+        ("R-102", "reader2", f"{today:%Y-%m}", *window),
+    }
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    dy = (b[0] - a[0]) * 111_320
+    dx = (b[1] - a[1]) * 111_320 * math.cos(math.radians(a[0]))
+    return math.hypot(dx, dy)
+
+
+@pytest.mark.parametrize("route", ["R-101", "R-102"])
+def test_demo_route_is_a_street_walk_with_meters_near_roll_over(route: str) -> None:
+    rows = [
+        r
+        for r in csv.DictReader(io.StringIO(demo_csv(date(2026, 11, 25))))
+        if r["route_code"] == route
+    ]
+    points = [(float(r["lat"]), float(r["lon"])) for r in rows]
+    steps = [_metres(a, b) for a, b in itertools.pairwise(points)]
+
+    assert 35 <= len(rows) <= 45
+    assert [int(r["sequence"]) for r in rows] == list(range(1, len(rows) + 1))
+    # Next door is a short walk, except the shop's two meters at one door.
+    assert sum(1 for s in steps if 20 <= s <= 110) >= len(steps) - 1
+    assert max(steps) <= 110
+    assert all(_metres(points[0], p) < 2_000 for p in points)
+    assert any(int(r["digits"]) == 4 and int(r["last_reading"]) >= 9_980 for r in rows)
+    assert any(int(r["multiplier"]) > 1 for r in rows)
+    read_at = [datetime.fromisoformat(r["last_read_at"]) for r in rows]
+    assert read_at == sorted(read_at)
+    assert read_at[0].date() == date(2026, 10, 26)

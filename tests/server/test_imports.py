@@ -1,0 +1,415 @@
+"""Loading meters from a billing-system CSV: every row checked first, then all upserted, or none."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, func, select
+
+from server.changes import committed_change_seq
+from server.core.config import Settings
+from server.errors import Invalid
+from server.imports import REQUIRED_COLUMNS, import_meters_csv
+from server.models import Account, AuditLog, Grid, Meter, Route, Withdrawal
+from tests.factories import assign, auth, make_user
+
+IMPORT = "/api/v1/admin/meters/import"
+COLUMNS = (
+    *REQUIRED_COLUMNS,
+    "digits",
+    "multiplier",
+    "last_reading",
+    "last_read_at",
+    "expected_low",
+    "expected_high",
+    "grid_code",
+)
+
+
+def row(i: int, **overrides: Any) -> dict[str, Any]:
+    """A good row for meter `i`: two meters per account, on route R-A (a street going north)."""
+    values: dict[str, Any] = {
+        "account_no": f"A{i // 2:04d}",
+        "customer_name": f"Customer {i // 2}",
+        "address": f"{i // 2 + 1} Riverside Road",
+        "meter_no": f"M{i:04d}",
+        "lat": f"{30.2741 + i * 0.0004:.6f}",
+        "lon": "120.155100",
+        "route_code": "R-A",
+        "sequence": str((i + 1) * 10),
+        "digits": "6",
+        "multiplier": "1",
+        "last_reading": f"{1000 + i}.5",
+        "last_read_at": "2026-10-25T09:00:00",
+        "expected_low": "50",
+        "expected_high": "400",
+        "grid_code": "G1",
+    }
+    values.update(overrides)
+    return values
+
+
+def csv_text(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
+    lines = [",".join(columns)]
+    lines += [",".join(str(r.get(c, "")) for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def meters_by_no(session: Session) -> dict[str, Meter]:
+    meters = {m.meter_no: m for m in session.exec(select(Meter))}
+    session.commit()  # end the read, so the next one sees what was written meanwhile
+    return meters
+
+
+def seqs(session: Session) -> dict[str, int]:
+    """Each meter's change_seq, by meter_no (values: the ORM objects themselves get refreshed)."""
+    return {no: m.change_seq for no, m in meters_by_no(session).items()}
+
+
+def counts(session: Session) -> dict[str, int]:
+    """How many rows each table the import writes holds, and the change counter."""
+    found = {
+        model.__name__: session.exec(select(func.count()).select_from(model)).one()
+        for model in (Account, Route, Meter, Grid, Withdrawal, AuditLog)
+    }
+    found["change_seq"] = committed_change_seq(session)
+    session.commit()
+    return found
+
+
+def errors_of(session: Session, text: str) -> list[dict[str, Any]]:
+    with pytest.raises(Invalid) as caught:
+        import_meters_csv(session, text, actor_id=None)
+    assert caught.value.code == "invalid_csv"
+    assert caught.value.status_code == 422
+    errors: list[dict[str, Any]] = caught.value.extra["errors"]
+    return errors
+
+
+def test_good_import_creates_accounts_routes_meters_and_grid(session: Session) -> None:
+    rows = [row(0), row(1), row(2, route_code="R-B", grid_code="G2")]
+    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+
+    assert report.as_dict() == {
+        "rows": 3,
+        "accounts_created": 2,
+        "accounts_updated": 0,
+        "meters_created": 3,
+        "meters_updated": 0,
+        "unchanged": 0,
+        "routes_created": 2,
+        "routes_updated": 0,
+        "meters_moved": 0,
+    }
+    grids = {g.code: g.id for g in session.exec(select(Grid))}
+    assert set(grids) == {"G1", "G2"}
+    routes = {r.code: r for r in session.exec(select(Route))}
+    assert routes["R-A"].grid_id == grids["G1"]
+    assert routes["R-B"].grid_id == grids["G2"]
+    accounts = {a.account_no: a for a in session.exec(select(Account))}
+    assert accounts["A0000"].customer_name == "Customer 0"
+    meters = meters_by_no(session)
+    m0 = meters["M0000"]
+    assert m0.account_id == meters["M0001"].account_id == accounts["A0000"].id
+    assert m0.route_id == routes["R-A"].id
+    assert (m0.sequence, m0.lat, m0.lon, m0.digits) == (10, 30.2741, 120.1551, 6)
+    assert m0.multiplier == Decimal(1)
+    assert m0.last_reading == Decimal("1000.5")
+    assert m0.last_read_at == datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
+    assert (m0.expected_low, m0.expected_high) == (Decimal(50), Decimal(400))
+    # One change number for the whole import, so a pull sees all of it or none of it.
+    assert {m.change_seq for m in meters.values()} == {committed_change_seq(session)}
+    audit = session.exec(select(AuditLog).where(AuditLog.action == "meters.import")).one()
+    assert audit.detail is not None
+    assert audit.detail["meters_created"] == 3
+
+
+def test_optional_columns_may_be_left_out_and_take_their_defaults(session: Session) -> None:
+    text = csv_text([row(0)], columns=REQUIRED_COLUMNS)
+    import_meters_csv(session, text, actor_id=None)
+
+    meter = meters_by_no(session)["M0000"]
+    assert (meter.digits, meter.multiplier) == (6, Decimal(1))
+    assert meter.last_reading is None
+    assert meter.last_read_at is None
+    assert session.exec(select(Route)).one().grid_id is None
+
+
+def test_reimporting_the_same_file_changes_nothing(session: Session) -> None:
+    text = csv_text([row(i) for i in range(6)])
+    import_meters_csv(session, text, actor_id=None)
+    before = {no: (m.change_seq, m.updated_at) for no, m in meters_by_no(session).items()}
+    assert len(before) == 6
+    seq_before = committed_change_seq(session)
+    session.commit()
+
+    report = import_meters_csv(session, text, actor_id=None)
+
+    assert report.unchanged == report.rows == 6
+    assert report.meters_created == report.meters_updated == report.accounts_updated == 0
+    assert report.accounts_created == report.routes_created == 0
+    after = {no: (m.change_seq, m.updated_at) for no, m in meters_by_no(session).items()}
+    assert after == before
+    assert committed_change_seq(session) == seq_before
+
+
+def test_a_changed_row_updates_the_meter_and_bumps_its_change_seq(session: Session) -> None:
+    rows = [row(i) for i in range(4)]
+    import_meters_csv(session, csv_text(rows), actor_id=None)
+    before = seqs(session)
+    updated_before = meters_by_no(session)["M0002"].updated_at
+
+    rows[2] = row(2, lat="30.275500", multiplier="40", expected_high="9000")
+    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+
+    assert (report.meters_updated, report.unchanged) == (1, 3)
+    changed = meters_by_no(session)["M0002"]
+    assert (changed.lat, changed.multiplier, changed.expected_high) == (
+        30.2755,
+        Decimal(40),
+        Decimal(9000),
+    )
+    assert changed.updated_at > updated_before
+    after = seqs(session)
+    assert after["M0002"] > before["M0002"]
+    assert {no: after[no] for no in ("M0000", "M0001", "M0003")} == {
+        no: before[no] for no in ("M0000", "M0001", "M0003")
+    }
+
+
+def test_renaming_an_account_bumps_every_meter_of_it(session: Session) -> None:
+    rows = [row(i) for i in range(4)]
+    import_meters_csv(session, csv_text(rows), actor_id=None)
+    before = seqs(session)
+
+    # Meters 2 and 3 share account A0001; the handheld shows its name with each of them.
+    rows[2] = row(2, customer_name="New Owner")
+    rows[3] = row(3, customer_name="New Owner")
+    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+
+    assert (report.accounts_updated, report.meters_updated, report.unchanged) == (1, 2, 2)
+    account = session.exec(select(Account).where(Account.account_no == "A0001")).one()
+    assert account.customer_name == "New Owner"
+    after = seqs(session)
+    assert after["M0002"] > before["M0002"]
+    assert after["M0003"] == after["M0002"]
+    assert after["M0000"] == before["M0000"]
+
+
+def test_a_route_given_a_grid_code_moves_to_that_grid(session: Session) -> None:
+    import_meters_csv(session, csv_text([row(0)]), actor_id=None)
+    report = import_meters_csv(session, csv_text([row(0, grid_code="G9")]), actor_id=None)
+
+    assert (report.routes_updated, report.unchanged) == (1, 1)
+    grid = session.exec(select(Grid).where(Grid.code == "G9")).one()
+    assert session.exec(select(Route)).one().grid_id == grid.id
+
+
+def test_a_meter_moving_route_is_withdrawn_from_the_open_assignment_of_its_old_route(
+    session: Session, settings: Settings
+) -> None:
+    rows = [row(0), row(1), row(2, route_code="R-B")]
+    import_meters_csv(session, csv_text(rows), actor_id=None)
+    reader = make_user(session, settings, "reader1", "reader", "G1")
+    assignment = assign(session, "R-A", "reader1")
+    moved_id = meters_by_no(session)["M0001"].id
+
+    rows[1] = row(1, route_code="R-B", sequence="5")
+    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+
+    assert (report.meters_moved, report.meters_updated) == (1, 1)
+    withdrawal = session.exec(select(Withdrawal)).one()
+    assert (withdrawal.user_id, withdrawal.object_type, withdrawal.object_id) == (
+        reader.id,
+        "meter",
+        str(moved_id),
+    )
+    assert withdrawal.assignment_id == assignment.id
+    assert withdrawal.change_seq == meters_by_no(session)["M0001"].change_seq
+
+
+def test_a_bad_file_names_every_bad_row_by_line_and_writes_nothing(session: Session) -> None:
+    import_meters_csv(session, csv_text([row(0), row(1)]), actor_id=None)
+    before = counts(session)
+    rows = [
+        row(0, customer_name="Renamed"),  # line 2: good, and would change an account
+        row(2, lat="91"),  # line 3
+        row(3),  # line 4: good
+        row(4, sequence="ten"),  # line 5
+        row(5, meter_no="M0003"),  # line 6: same meter as line 4
+        row(6, lon="abc", last_reading="-1"),  # line 7: two errors on one line
+    ]
+
+    errors = errors_of(session, csv_text(rows))
+
+    assert [(e["line"], e["column"]) for e in errors] == [
+        (3, "lat"),
+        (5, "sequence"),
+        (6, "meter_no"),
+        (7, "lon"),
+        (7, "last_reading"),
+    ]
+    assert "91" in errors[0]["error"]
+    assert "line 4" in errors[2]["error"]
+    assert counts(session) == before
+    assert meters_by_no(session)["M0000"].change_seq == before["change_seq"]
+
+
+def test_a_missing_required_column_is_named_once(session: Session) -> None:
+    columns = tuple(c for c in COLUMNS if c != "lat")
+    errors = errors_of(session, csv_text([row(i) for i in range(50)], columns=columns))
+
+    assert errors == [{"line": 1, "column": "lat", "error": "the header has no lat column"}]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "words"),
+    [
+        ({"lat": "-90.5"}, "lat", "outside -90..90"),
+        ({"lon": "180.01"}, "lon", "outside -180..180"),
+        ({"lat": "NaN"}, "lat", "not a finite number"),
+        ({"lon": "inf"}, "lon", "not a finite number"),
+        ({"lat": '"30,27"'}, "lat", "not a number"),
+        ({"lat": "0", "lon": "0"}, "lat", "no position"),
+        ({"account_no": ""}, "account_no", "empty"),
+        ({"sequence": "1.5"}, "sequence", "not a whole number"),
+        ({"digits": "2"}, "digits", "outside 3..12"),
+        ({"multiplier": "0"}, "multiplier", "above 0"),
+        ({"digits": "4", "last_reading": "10000"}, "last_reading", "more digits"),
+        ({"last_reading": "12.3456"}, "last_reading", "3 decimal places"),
+        ({"last_read_at": "25/10/2026"}, "last_read_at", "ISO date"),
+        ({"expected_low": "500", "expected_high": "100"}, "expected_low", "above expected_high"),
+        ({"address": "Other Road 1"}, "address", "another address on line 2"),
+    ],
+    ids=lambda v: str(v) if isinstance(v, str) else None,
+)
+def test_a_bad_value_is_named_by_line_and_column(
+    session: Session, overrides: dict[str, str], column: str, words: str
+) -> None:
+    bad = row(1, **overrides)
+    if column == "address":
+        bad["account_no"] = "A0000"  # the same account as line 2, with another address
+    errors = errors_of(session, csv_text([row(0), bad]))
+
+    assert [(e["line"], e["column"]) for e in errors] == [(3, column)]
+    assert words in errors[0]["error"]
+
+
+def test_line_numbers_count_the_lines_of_a_quoted_value_spanning_two(session: Session) -> None:
+    text = csv_text([row(0, address='"Riverside Road 1\nBlock B"'), row(2), row(4, lat="x")])
+    errors = errors_of(session, text)
+
+    assert [e["line"] for e in errors] == [5]
+
+
+def test_a_line_with_an_unquoted_comma_is_named(session: Session) -> None:
+    errors = errors_of(session, csv_text([row(0), row(1, address="1 Road, Town")]))
+
+    assert [(e["line"], e["column"]) for e in errors] == [(3, None)]
+    assert "unquoted comma" in errors[0]["error"]
+
+
+def test_last_read_at_without_a_zone_is_utc_and_with_one_is_converted(session: Session) -> None:
+    rows = [
+        row(0, last_read_at="2026-10-25"),
+        row(1, last_read_at="2026-10-25T17:30:00+08:00"),
+    ]
+    import_meters_csv(session, csv_text(rows), actor_id=None)
+
+    meters = meters_by_no(session)
+    assert meters["M0000"].last_read_at == datetime(2026, 10, 25, tzinfo=UTC)
+    assert meters["M0001"].last_read_at == datetime(2026, 10, 25, 9, 30, tzinfo=UTC)
+
+
+def test_progress_is_reported_every_thousand_rows_up_to_the_total(session: Session) -> None:
+    calls: list[tuple[int, int]] = []
+    import_meters_csv(
+        session,
+        csv_text([row(i) for i in range(2500)]),
+        actor_id=None,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+
+    assert calls[0] == (0, 2500)
+    assert calls[-1] == (2500, 2500)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert len(calls) >= 4
+
+
+# --- over HTTP --------------------------------------------------------------------------------
+
+
+def post_csv(client: TestClient, text: str, headers: dict[str, str] | None = None) -> Any:
+    files = {"file": ("meters.csv", text.encode("utf-8"), "text/csv")}
+    return client.post(IMPORT, files=files, headers=headers or {})
+
+
+def test_an_admin_imports_meters_over_http(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "admin", "admin")
+    response = post_csv(client, csv_text([row(i) for i in range(3)]), auth(client, "admin"))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["meters_created"] == 3
+    assert len(meters_by_no(session)) == 3
+
+
+def test_importing_over_http_needs_an_admin_token(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "reader1", "reader")
+    text = csv_text([row(0)])
+
+    assert post_csv(client, text).status_code == 401
+    response = post_csv(client, text, auth(client, "reader1"))
+    assert response.status_code == 403
+    assert counts(session)["Meter"] == 0
+
+
+def test_a_bad_file_over_http_gets_422_naming_every_bad_line(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "admin", "admin")
+    before = counts(session)
+    text = csv_text([row(0, lat="91"), row(1), row(2, lon="east")])
+
+    response = post_csv(client, text, auth(client, "admin"))
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_csv"
+    assert [(e["line"], e["column"]) for e in body["errors"]] == [(2, "lat"), (4, "lon")]
+    after = counts(session)
+    # Logging in writes its own audit entry; the import wrote nothing.
+    assert {k: v for k, v in after.items() if k != "AuditLog"} == {
+        k: v for k, v in before.items() if k != "AuditLog"
+    }
+
+
+def test_a_moved_meter_reaches_its_old_readers_pull_as_withdrawn(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    rows = [row(0), row(1), row(2, route_code="R-B")]
+    import_meters_csv(session, csv_text(rows), actor_id=None)
+    make_user(session, settings, "reader1", "reader", "G1")
+    assign(session, "R-A", "reader1", start=date(2026, 11, 20), end=date(2026, 11, 30))
+    headers = auth(client, "reader1")
+    first = client.get("/api/v1/sync/pull", headers=headers).json()
+    moved_id = meters_by_no(session)["M0001"].id
+
+    rows[1] = row(1, route_code="R-B")
+    import_meters_csv(session, csv_text(rows), actor_id=None)
+    second = client.get(
+        "/api/v1/sync/pull", headers=headers, params={"cursor": first["cursor"]}
+    ).json()
+
+    assert {
+        "type": "meter",
+        "id": str(moved_id),
+        "assignment_id": first["assignments"][0]["id"],
+    } in second["withdrawn"]
