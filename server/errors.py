@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
-class Problem(Exception):
+class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
     """A request the service refuses, with the HTTP status and a sentence naming what is wrong."""
 
     status_code = 400
 
-    def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         self.code = code or type(self).__name__

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
-    String,
     UniqueConstraint,
     text,
 )
