@@ -1,0 +1,1 @@
+"""The handheld's logic: store, outbox, sync client, location sources, route logic. No Kivy."""

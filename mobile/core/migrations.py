@@ -1,0 +1,173 @@
+"""The device database's schema, as small named migrations recorded in a table.
+
+Alembic is too heavy for a handheld; like sqlite-utils' migrations, each step has a name, runs
+once, in a transaction, and is recorded in `_migrations`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: executescript() would COMMIT the migration's transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement.strip()[:60]}")
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
+
+        CREATE TABLE assignments (
+            id INTEGER PRIMARY KEY,
+            route_code TEXT NOT NULL,
+            route_name TEXT NOT NULL DEFAULT '',
+            cycle TEXT NOT NULL,
+            window_start TEXT NOT NULL,
+            window_end TEXT NOT NULL,
+            withdrawn INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE meters (
+            assignment_id INTEGER NOT NULL REFERENCES assignments(id),
+            id INTEGER NOT NULL,
+            meter_no TEXT NOT NULL,
+            account_no TEXT NOT NULL,
+            customer_name TEXT NOT NULL,
+            address TEXT NOT NULL,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            digits INTEGER NOT NULL,
+            multiplier TEXT NOT NULL,
+            last_reading TEXT,
+            last_read_at TEXT,
+            expected_low TEXT,
+            expected_high TEXT,
+            sequence INTEGER NOT NULL,
+            withdrawn INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (assignment_id, id)
+        );
+
+        -- A reading or a skip. A draft may change; a confirmed one never does (triggers below).
+        CREATE TABLE readings (
+            id TEXT PRIMARY KEY,
+            assignment_id INTEGER NOT NULL,
+            meter_id INTEGER NOT NULL,
+            value TEXT,
+            skip_code TEXT,
+            note TEXT,
+            read_at TEXT,
+            confirmed_at TEXT,
+            fix TEXT,
+            reread_of TEXT,
+            state TEXT NOT NULL CHECK (state IN ('draft', 'confirmed')),
+            sync_status TEXT NOT NULL DEFAULT 'local'
+                CHECK (sync_status IN ('local', 'pending', 'accepted', 'duplicate', 'rejected')),
+            sync_error TEXT,
+            sync_detail TEXT,
+            synced_at TEXT
+        );
+        CREATE INDEX ix_readings_meter ON readings (assignment_id, meter_id);
+        CREATE INDEX ix_readings_outbox ON readings (sync_status);
+
+        CREATE TRIGGER readings_confirmed_locked BEFORE UPDATE OF
+            id, assignment_id, meter_id, value, skip_code, note, read_at, confirmed_at, fix,
+            reread_of, state ON readings
+        WHEN OLD.state = 'confirmed'
+        BEGIN SELECT RAISE(ABORT, 'reading is confirmed and locked'); END;
+
+        CREATE TRIGGER readings_confirmed_kept BEFORE DELETE ON readings
+        WHEN OLD.state = 'confirmed'
+        BEGIN SELECT RAISE(ABORT, 'reading is confirmed and locked'); END;
+
+        CREATE TABLE track_points (
+            t TEXT PRIMARY KEY,
+            lat REAL NOT NULL,
+            lon REAL NOT NULL,
+            accuracy_m REAL,
+            speed REAL,
+            provider TEXT NOT NULL,
+            mock INTEGER NOT NULL DEFAULT 0,
+            sync_status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (sync_status IN ('pending', 'synced', 'rejected')),
+            sync_error TEXT
+        );
+        CREATE INDEX ix_track_outbox ON track_points (sync_status, t);
+
+        CREATE TABLE reread_orders (
+            id TEXT PRIMARY KEY,
+            assignment_id INTEGER NOT NULL,
+            meter_id INTEGER NOT NULL,
+            reading_id TEXT,
+            reason TEXT NOT NULL,
+            ordered_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open'
+        );
+
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            urgency TEXT NOT NULL,
+            status TEXT NOT NULL,
+            content TEXT NOT NULL,
+            crew TEXT NOT NULL DEFAULT '[]',
+            lat REAL,
+            lon REAL,
+            address TEXT,
+            expected_finish TEXT,
+            started_at TEXT,
+            finished_at TEXT,
+            withdrawn INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE job_events (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            at TEXT NOT NULL,
+            body TEXT NOT NULL,
+            sync_status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (sync_status IN ('pending', 'accepted', 'duplicate', 'rejected')),
+            sync_error TEXT,
+            sync_detail TEXT
+        );
+        CREATE INDEX ix_job_events_outbox ON job_events (sync_status);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [("001_initial", _m001_initial)]
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded, each in its own transaction; return their names."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, datetime('now'))", (name,)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,255 @@
+"""The sync client: log in, push the outbox in gzip batches, pull with the cursor.
+
+At-least-once: a batch whose answer is lost is sent again, and the server answers `duplicate`
+for what it already holds. The store marks results in one transaction, so a crash at any point
+resumes where it stopped. A background `Syncer` retries with back-off while there is no link.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from common.contract import (
+    API_PREFIX,
+    APP_VERSION_HEADER,
+    CONTRACT_VERSION,
+    CONTRACT_VERSION_HEADER,
+)
+from mobile import APP_VERSION
+from mobile.core.store import Store, iso, now_utc
+
+
+class SyncError(Exception):
+    """Sync could not finish; the sentence is shown on the Today screen."""
+
+
+class OfflineError(SyncError):
+    """No link to the server (or it timed out): nothing was lost, sync will retry."""
+
+
+class LoginRequiredError(SyncError):
+    """The server no longer accepts this device's tokens: the user must log in again."""
+
+
+class UpgradeRequiredError(SyncError):
+    """The server cannot serve this app version: it must be updated; records stay on the device."""
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    points: int = 0
+    pulled_pages: int = 0
+
+
+class SyncClient:
+    """Talks the sync contract to one server for the store's device."""
+
+    def __init__(self, store: Store, *, server_url: str | None = None,
+                 transport: httpx.BaseTransport | None = None, timeout: float = 60.0,
+                 batch_readings: int = 200, batch_points: int = 2000):
+        self.store = store
+        url = server_url or store.setting("server_url")
+        if not url:
+            raise SyncError("no server URL set: log in first")
+        self.server_url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.server_url + API_PREFIX, timeout=timeout,
+                                  transport=transport)
+        self.batch_readings = batch_readings
+        self.batch_points = batch_points
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -------------------------------------------------------------------------- HTTP
+
+    def _headers(self) -> dict[str, str]:
+        headers = {APP_VERSION_HEADER: APP_VERSION, CONTRACT_VERSION_HEADER: str(CONTRACT_VERSION)}
+        token = self.store.setting("access_token")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = self._headers() | kwargs.pop("headers", {})
+        try:
+            return self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise OfflineError(f"no link to {self.server_url}: {exc}") from exc
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 401 and _code(response) == "token_expired":
+            self._refresh()
+            response = self._send(method, path, **kwargs)
+        return _answer(response)
+
+    def _refresh(self) -> None:
+        token = self.store.setting("refresh_token")
+        if not token:
+            raise LoginRequiredError("log in again")
+        response = self._send("POST", "/auth/refresh", json={"refresh_token": token})
+        if response.status_code == 401:
+            self.store.set_settings(access_token=None, refresh_token=None)
+            raise LoginRequiredError(f"log in again: {_detail(response)}")
+        self._keep_tokens(_answer(response))
+
+    def _keep_tokens(self, body: dict[str, Any]) -> None:
+        self.store.set_settings(access_token=body["access_token"],
+                                refresh_token=body["refresh_token"])
+
+    # -------------------------------------------------------------------------- contract
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Log this device in; the tokens and the user are kept in the store."""
+        response = self._send("POST", "/auth/login", json={
+            "username": username, "password": password, "device_id": self.store.device_id(),
+            "app_version": APP_VERSION})
+        body: dict[str, Any] = _answer(response)
+        user = body["user"]
+        previous = self.store.setting("username")
+        if previous and previous != user["username"]:
+            # Another user on this handheld: their work stays in the outbox, the cursor restarts.
+            self.store.set_settings(cursor=None)
+        self.store.set_settings(server_url=self.server_url, username=user["username"],
+                                role=user["role"], user_id=str(user["id"]))
+        self._keep_tokens(body)
+        return user
+
+    def push(self) -> SyncReport:
+        """Push the whole outbox, batch by batch."""
+        report = SyncReport()
+        with self._lock:
+            while True:
+                batch = self.store.outbox_batch(max_readings=self.batch_readings,
+                                                max_points=self.batch_points)
+                if batch.empty:
+                    return report
+                batch.body["sent_at"] = iso(now_utc())
+                raw = gzip.compress(json.dumps(batch.body, separators=(",", ":")).encode())
+                answer = self._call("POST", "/sync/push", content=raw, headers={
+                    "Content-Encoding": "gzip", "Content-Type": "application/json"})
+                self.store.record_push(batch, answer)
+                statuses = [r["status"] for r in answer["results"]]
+                report.pushed += len(statuses)
+                report.accepted += statuses.count("accepted")
+                report.duplicate += statuses.count("duplicate")
+                report.rejected += statuses.count("rejected") + len(answer["track"]["rejected"])
+                report.points += answer["track"]["accepted"] + answer["track"]["duplicate"]
+
+    def pull(self) -> int:
+        """Pull every page of what changed since the cursor; returns the number of pages."""
+        pages = 0
+        with self._lock:
+            while True:
+                cursor = self.store.setting("cursor")
+                params = {"cursor": cursor} if cursor else {}
+                body = self._call("GET", "/sync/pull", params=params)
+                self.store.apply_pull(body)
+                pages += 1
+                if not body["has_more"]:
+                    return pages
+
+    def sync(self) -> SyncReport:
+        """Push, then pull; the outcome is kept for the Today screen."""
+        try:
+            report = self.push()
+            report.pulled_pages = self.pull()
+        except SyncError as exc:
+            self.store.set_settings(last_error=str(exc))
+            raise
+        self.store.set_settings(last_sync_at=iso(now_utc()), last_error=None)
+        return report
+
+
+class Syncer:
+    """Syncs in the background whenever there is a link: at once when nudged, every
+    `interval` seconds otherwise, backing off from `min_backoff` to `max_backoff` while offline."""
+
+    def __init__(self, client: SyncClient, *, interval: float = 60.0, min_backoff: float = 5.0,
+                 max_backoff: float = 300.0,
+                 on_change: Callable[[SyncReport | None, Exception | None], None] | None = None):
+        self.client = client
+        self.interval = interval
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.on_change = on_change
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gridwalk-sync", daemon=True)
+            self._thread.start()
+
+    def nudge(self) -> None:
+        """Sync now (a record was confirmed, or the user pressed Sync now)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        backoff = self.min_backoff
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                report = self.client.sync()
+            except (LoginRequiredError, UpgradeRequiredError) as exc:
+                self._notify(None, exc)
+                wait = self.max_backoff  # a person must act; don't hammer the server
+            except SyncError as exc:
+                self._notify(None, exc)
+                wait, backoff = backoff, min(backoff * 2, self.max_backoff)
+            else:
+                self._notify(report, None)
+                wait, backoff = self.interval, self.min_backoff
+            self._wake.wait(wait)
+
+    def _notify(self, report: SyncReport | None, error: Exception | None) -> None:
+        if self.on_change is not None:
+            self.on_change(report, error)
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail) if detail else f"HTTP {response.status_code}"
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code == 426:
+        raise UpgradeRequiredError(_detail(response))
+    if response.status_code == 401:
+        raise LoginRequiredError(_detail(response))
+    if response.status_code >= 500:
+        raise OfflineError(f"server error {response.status_code}: will retry")
+    if response.status_code >= 400:
+        raise SyncError(_detail(response))
+    return response.json()
