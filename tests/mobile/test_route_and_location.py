@@ -1,0 +1,161 @@
+"""The customer where the reader stands, the typo check, and the location sources."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import gpxpy.gpx
+import pytest
+
+from mobile.core.location import (
+    FixedSource,
+    GpxReplaySource,
+    PlyerSource,
+    TrackRecorder,
+    parse_fixed,
+)
+from mobile.core.route import check_entry, nearest_unread
+from mobile.core.store import Fix, Store
+from tests.mobile.test_store import T0, pulled
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "device.db")
+    store.apply_pull(pulled(n=4))  # meters 100..103, about 33 m apart going north
+    return store
+
+
+def test_the_nearest_unread_meter_within_the_radius_pops_up(store: Store) -> None:
+    meters = store.meters(7)
+    near = nearest_unread(meters, 30.27 + 3e-4 + 0.00005, 120.15, radius_m=25)
+    assert near is not None
+    assert near[0].id == 101
+    assert near[1] == pytest.approx(5.5, abs=0.5)
+    assert nearest_unread(meters, 30.30, 120.15, radius_m=25) is None  # 3 km away: nobody
+
+
+def test_a_read_meter_no_longer_pops_up_but_a_reread_task_does(store: Store) -> None:
+    store.confirm_reading(7, 101, value=Decimal(1100), read_at=T0, fix=None)
+    here = (30.27 + 3e-4, 120.15)
+    assert nearest_unread(store.meters(7), *here, radius_m=25) is None  # the others are 33 m off
+    near = nearest_unread(store.meters(7), *here, radius_m=40)
+    assert near is not None
+    assert near[0].id in (100, 102)
+    store.apply_pull(pulled(cursor="c2", assignments=[], reread_orders=[{
+        "id": "o1", "assignment_id": 7, "meter_id": 101, "reading_id": None,
+        "reason": "check", "ordered_at": T0.isoformat()}]))
+    near = nearest_unread(store.meters(7), *here, radius_m=25)
+    assert near is not None
+    assert near[0].id == 101
+
+
+@pytest.mark.parametrize(
+    ("value", "used", "asks"),
+    [
+        ("1100", Decimal(100), None),
+        ("999", Decimal(-1), "below last reading"),
+        ("1900", Decimal(900), "more than the usual"),
+        ("1010", Decimal(10), "less than the usual"),
+        ("1234567", None, "more digits"),
+    ],
+)
+def test_the_typo_check_asks_to_retype_out_of_range_values(
+    store: Store, value: str, used: Decimal | None, asks: str | None
+) -> None:
+    check = check_entry(store.meter(7, 100), Decimal(value))  # last 1000, expected 50..400
+    assert check.consumption == used
+    if asks is None:
+        assert not check.needs_reentry
+    else:
+        assert check.warning is not None
+        assert asks in check.warning
+
+
+def test_a_dial_roll_over_is_not_taken_for_a_typo(tmp_path: Path) -> None:
+    store = Store(tmp_path / "d.db")
+    body = pulled(n=1)
+    body["assignments"][0]["meters"][0] |= {"digits": 4, "last_reading": "9990"}
+    store.apply_pull(body)
+    check = check_entry(store.meter(7, 100), Decimal("0120"))
+    assert check.consumption == Decimal(130)
+    assert not check.needs_reentry
+
+
+def write_gpx(path: Path, n: int, step_s: int = 5) -> None:
+    gpx = gpxpy.gpx.GPX()
+    track = gpxpy.gpx.GPXTrack()
+    segment = gpxpy.gpx.GPXTrackSegment()
+    gpx.tracks.append(track)
+    track.segments.append(segment)
+    for i in range(n):
+        segment.points.append(gpxpy.gpx.GPXTrackPoint(
+            30.27 + i * 1e-5, 120.15, time=T0 + timedelta(seconds=step_s * i)))
+    path.write_text(gpx.to_xml())
+
+
+def test_a_gpx_replay_plays_every_point_faster_and_stamps_it_now(tmp_path: Path) -> None:
+    write_gpx(tmp_path / "walk.gpx", 20)
+    source = GpxReplaySource(tmp_path / "walk.gpx", speed=500)
+    fixes: list[Fix] = []
+    source.configure(fixes.append, lambda *_: None)
+    before = datetime.now(UTC)
+    source.start()
+    assert source.done.wait(10)
+    source.stop()
+    assert [round(f.lat, 5) for f in fixes] == [round(30.27 + i * 1e-5, 5) for i in range(20)]
+    assert all(f.fix_time >= before for f in fixes)
+    assert {f.provider for f in fixes} == {"replay"}
+    # 95 s of walk at x500 plays in about 0.2 s.
+    assert fixes[-1].fix_time - fixes[0].fix_time < timedelta(seconds=5)
+
+
+def test_the_fixed_source_repeats_its_position(tmp_path: Path) -> None:
+    source = FixedSource(30.1, 120.2, interval_s=0.01)
+    got = threading.Event()
+    fixes: list[Fix] = []
+
+    def on_location(fix: Fix) -> None:
+        fixes.append(fix)
+        if len(fixes) >= 3:
+            got.set()
+
+    source.configure(on_location, lambda *_: None)
+    source.start()
+    assert got.wait(5)
+    source.stop()
+    assert {(f.lat, f.lon) for f in fixes} == {(30.1, 120.2)}
+    assert parse_fixed("30.1,120.2") == (30.1, 120.2)
+    with pytest.raises(ValueError, match="LAT,LON"):
+        parse_fixed("here")
+    with pytest.raises(ValueError, match="not a position"):
+        parse_fixed("91,0")
+
+
+def test_plyer_on_a_desktop_says_there_is_no_gps() -> None:
+    statuses: list[tuple[str, str]] = []
+    source = PlyerSource()
+    source.configure(lambda _fix: None, lambda s, m: statuses.append((s, m)))
+    source.start()  # no GPS: nothing happens, nothing breaks
+    source.stop()
+    assert statuses
+    assert statuses[0][0] == "unavailable"
+
+
+def test_the_recorder_keeps_a_point_every_interval_only_while_recording(store: Store) -> None:
+    recorder = TrackRecorder(store, interval_s=5, min_distance_m=3)
+    walk = [Fix(30.27 + i * 1.2e-5, 120.15, 5, T0 + timedelta(seconds=i)) for i in range(30)]
+    for fix in walk[:10]:
+        recorder.on_location(fix)
+    assert store.track_count() == 0  # not recording: only the latest fix is kept
+    assert recorder.latest == walk[9]
+    recorder.recording = True
+    for fix in walk[10:]:
+        recorder.on_location(fix)
+    # 20 s of walking at 1.3 m/s with a 5 s interval: a point at 10, 15, 20, 25 s.
+    assert store.track_count() == 4
+    assert recorder.current_fix(at=T0 + timedelta(seconds=60)) == walk[-1]
+    assert recorder.current_fix(at=T0 + timedelta(minutes=10)) is None  # stale
