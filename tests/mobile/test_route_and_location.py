@@ -45,9 +45,22 @@ def test_a_read_meter_no_longer_pops_up_but_a_reread_task_does(store: Store) -> 
     near = nearest_unread(store.meters(7), *here, radius_m=40)
     assert near is not None
     assert near[0].id in (100, 102)
-    store.apply_pull(pulled(cursor="c2", assignments=[], reread_orders=[{
-        "id": "o1", "assignment_id": 7, "meter_id": 101, "reading_id": None,
-        "reason": "check", "ordered_at": T0.isoformat()}]))
+    store.apply_pull(
+        pulled(
+            cursor="c2",
+            assignments=[],
+            reread_orders=[
+                {
+                    "id": "o1",
+                    "assignment_id": 7,
+                    "meter_id": 101,
+                    "reading_id": None,
+                    "reason": "check",
+                    "ordered_at": T0.isoformat(),
+                }
+            ],
+        )
+    )
     near = nearest_unread(store.meters(7), *here, radius_m=25)
     assert near is not None
     assert near[0].id == 101
@@ -92,8 +105,11 @@ def write_gpx(path: Path, n: int, step_s: int = 5) -> None:
     gpx.tracks.append(track)
     track.segments.append(segment)
     for i in range(n):
-        segment.points.append(gpxpy.gpx.GPXTrackPoint(
-            30.27 + i * 1e-5, 120.15, time=T0 + timedelta(seconds=step_s * i)))
+        segment.points.append(
+            gpxpy.gpx.GPXTrackPoint(
+                30.27 + i * 1e-5, 120.15, time=T0 + timedelta(seconds=step_s * i)
+            )
+        )
     path.write_text(gpx.to_xml())
 
 
