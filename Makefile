@@ -5,18 +5,29 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB := server/web
+WEB_STAMP := $(WEB)/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test e2e lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(WEB_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,handheld]'
 	touch $(STAMP)
+
+# Leaflet for the audit page, from npm into server/web/node_modules: the page is served with
+# no CDN, as desks may have no internet. npm comes from Debian when missing (root only).
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } || \
+	  { echo "setup: npm is missing: apt-get install npm" >&2; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $(WEB_STAMP)
 
 run: setup
 	$(BIN)/gridwalk demo
@@ -24,6 +35,10 @@ run: setup
 
 test: setup
 	scripts/test.sh
+
+# The browser tests alone (headless Chromium; scripts/test.sh installs it when root).
+e2e: setup
+	scripts/test.sh tests/e2e
 
 lint: setup
 	$(BIN)/ruff check .

@@ -361,16 +361,23 @@ class JobEvent(SQLModel, table=True):
 
 
 class Flag(SQLModel, table=True):
-    """A finding of route validation for a supervisor to review."""
+    """A finding of route validation for a supervisor to review.
+
+    `key` names the finding (code, reading, meter, subject: common.validation.Finding.key), so
+    that validating again finds the same row and keeps its review. A flag made otherwise (by
+    hand) has no key and validation leaves it alone.
+    """
 
     __tablename__ = "flags"
     __table_args__ = (
         CheckConstraint("severity IN ('info', 'warn', 'fail')", name="severity"),
+        UniqueConstraint("assignment_id", "key", name="uq_flags_assignment_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
     assignment_id: int = Field(foreign_key="assignments.id", index=True, nullable=False)
     reading_id: uuid.UUID | None = Field(default=None, foreign_key="readings.id", index=True)
     meter_id: int | None = Field(default=None, foreign_key="meters.id")
+    key: str | None = Field(default=None, max_length=200)
     code: str = Field(max_length=32, nullable=False)
     severity: str = Field(max_length=8, nullable=False)
     message: str = Field(max_length=1000, nullable=False)

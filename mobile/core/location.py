@@ -68,11 +68,16 @@ class PlyerSource(LocationSource):
 
     def _location(self, **kwargs: Any) -> None:
         # Android marks fixes from a mock provider; plyer passes what the platform gives.
-        self._on_location(Fix(
-            lat=float(kwargs["lat"]), lon=float(kwargs["lon"]),
-            accuracy_m=float(kwargs.get("accuracy") or 0), fix_time=now_utc(),
-            provider=str(kwargs.get("provider", "gps")), mock=bool(kwargs.get("mock", False)),
-        ))
+        self._on_location(
+            Fix(
+                lat=float(kwargs["lat"]),
+                lon=float(kwargs["lon"]),
+                accuracy_m=float(kwargs.get("accuracy") or 0),
+                fix_time=now_utc(),
+                provider=str(kwargs.get("provider", "gps")),
+                mock=bool(kwargs.get("mock", False)),
+            )
+        )
 
     def _status(self, stype: str, status: Any) -> None:
         self._on_status(str(stype), str(status))
@@ -143,9 +148,16 @@ class GpxReplaySource(LocationSource):
                 if self._stop.wait(max(0.0, (point.offset_s - previous) / self.speed)):
                     return
                 previous = point.offset_s
-                self._on_location(Fix(lat=point.lat, lon=point.lon,
-                                      accuracy_m=point.accuracy_m, fix_time=now_utc(),
-                                      provider=self.provider, mock=False))
+                self._on_location(
+                    Fix(
+                        lat=point.lat,
+                        lon=point.lon,
+                        accuracy_m=point.accuracy_m,
+                        fix_time=now_utc(),
+                        provider=self.provider,
+                        mock=False,
+                    )
+                )
             if not self.loop:
                 self.done.set()
                 self._on_status("provider-disabled", "replay finished")
@@ -163,8 +175,9 @@ class FixedSource(LocationSource):
 
     provider = "fixed"
 
-    def __init__(self, lat: float, lon: float, *, accuracy_m: float = 5.0,
-                 interval_s: float = 5.0) -> None:
+    def __init__(
+        self, lat: float, lon: float, *, accuracy_m: float = 5.0, interval_s: float = 5.0
+    ) -> None:
         super().__init__()
         self.lat, self.lon, self.accuracy_m, self.interval_s = lat, lon, accuracy_m, interval_s
         self._stop = threading.Event()
@@ -179,8 +192,16 @@ class FixedSource(LocationSource):
 
     def _run(self) -> None:
         while True:
-            self._on_location(Fix(lat=self.lat, lon=self.lon, accuracy_m=self.accuracy_m,
-                                  fix_time=now_utc(), provider=self.provider, mock=False))
+            self._on_location(
+                Fix(
+                    lat=self.lat,
+                    lon=self.lon,
+                    accuracy_m=self.accuracy_m,
+                    fix_time=now_utc(),
+                    provider=self.provider,
+                    mock=False,
+                )
+            )
             if self._stop.wait(self.interval_s):
                 return
 
@@ -207,8 +228,14 @@ class TrackRecorder:
     """Keeps the latest fix, and records a track point every `interval_s` seconds (or sooner
     after `min_distance_m` of movement) while recording is on (a route or a job is open)."""
 
-    def __init__(self, store: Store, *, interval_s: float = 5.0, min_distance_m: float = 3.0,
-                 max_fix_age_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval_s: float = 5.0,
+        min_distance_m: float = 3.0,
+        max_fix_age_s: float = 120.0,
+    ) -> None:
         self.store = store
         self.interval = timedelta(seconds=interval_s)
         self.min_distance_m = min_distance_m
@@ -232,9 +259,14 @@ class TrackRecorder:
                 if not walking and elapsed < self.interval * 6:
                     return
             self._last_recorded = fix
-        self.store.add_track_point(t=fix.fix_time, lat=fix.lat, lon=fix.lon,
-                                   accuracy_m=fix.accuracy_m, provider=fix.provider,
-                                   mock=fix.mock)
+        self.store.add_track_point(
+            t=fix.fix_time,
+            lat=fix.lat,
+            lon=fix.lon,
+            accuracy_m=fix.accuracy_m,
+            provider=fix.provider,
+            mock=fix.mock,
+        )
 
     def current_fix(self, at: datetime | None = None) -> Fix | None:
         """The latest fix if it is fresh enough to stand beside a reading."""

@@ -144,7 +144,7 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             sync_detail TEXT
         );
         CREATE INDEX ix_job_events_outbox ON job_events (sync_status);
-        """
+        """,
     )
 
 

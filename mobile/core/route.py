@@ -11,8 +11,16 @@ from common.validation import DEFAULT_THRESHOLDS, consumption
 from mobile.core.store import MeterView
 
 
-def nearest_unread(meters: Iterable[MeterView], lat: float, lon: float,
-                   radius_m: float) -> tuple[MeterView, float] | None:
+def plain(value: Decimal | None) -> str:
+    """A number as a person writes it: 1225, 12.5 (not 1225.000 or 1.2E+3)."""
+    if value is None:
+        return "-"
+    return format(value.normalize(), "f")
+
+
+def nearest_unread(
+    meters: Iterable[MeterView], lat: float, lon: float, radius_m: float
+) -> tuple[MeterView, float] | None:
     """The nearest meter still to read (or with a re-read task) within `radius_m`, and how far."""
     best: tuple[MeterView, float] | None = None
     for meter in meters:
@@ -40,19 +48,33 @@ def check_entry(meter: MeterView, value: Decimal) -> TypoCheck:
     """Consumption of `value` and, when it is negative or outside the expected range, a request
     to type it again: a typo check, not a block."""
     if value >= Decimal(10) ** meter.digits:
-        return TypoCheck(None, f"{value} has more digits than the meter's {meter.digits} dials")
+        return TypoCheck(
+            None, f"{plain(value)} has more digits than the meter's {meter.digits} dials"
+        )
     if meter.last_reading is None:
         return TypoCheck(None, None)
-    used = consumption(value, meter.last_reading, meter.digits, meter.multiplier,
-                       rollover_fraction=DEFAULT_THRESHOLDS.rollover_fraction,
-                       expected_high=meter.expected_high)
+    used = consumption(
+        value,
+        meter.last_reading,
+        meter.digits,
+        meter.multiplier,
+        rollover_fraction=DEFAULT_THRESHOLDS.rollover_fraction,
+        expected_high=meter.expected_high,
+    )
     if used < 0:
-        return TypoCheck(used, f"{value} is below last reading {meter.last_reading}: "
-                               "type the register again")
+        return TypoCheck(
+            used, f"{plain(value)} is below last reading {plain(meter.last_reading)}: type it again"
+        )
     if meter.expected_high is not None and used > meter.expected_high:
-        return TypoCheck(used, f"{used} kWh is more than the usual {meter.expected_high} kWh: "
-                               "type the register again")
+        return TypoCheck(
+            used,
+            f"{plain(used)} kWh is more than the usual {plain(meter.expected_high)} kWh: "
+            "type it again",
+        )
     if meter.expected_low is not None and used < meter.expected_low:
-        return TypoCheck(used, f"{used} kWh is less than the usual {meter.expected_low} kWh: "
-                               "type the register again")
+        return TypoCheck(
+            used,
+            f"{plain(used)} kWh is less than the usual {plain(meter.expected_low)} kWh: "
+            "type it again",
+        )
     return TypoCheck(used, None)

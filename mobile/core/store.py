@@ -64,8 +64,14 @@ class Fix:
     mock: bool = False
 
     def wire(self) -> dict[str, Any]:
-        return {"lat": self.lat, "lon": self.lon, "accuracy_m": self.accuracy_m,
-                "fix_time": iso(self.fix_time), "provider": self.provider, "mock": self.mock}
+        return {
+            "lat": self.lat,
+            "lon": self.lon,
+            "accuracy_m": self.accuracy_m,
+            "fix_time": iso(self.fix_time),
+            "provider": self.provider,
+            "mock": self.mock,
+        }
 
 
 @dataclass(frozen=True)
@@ -247,8 +253,14 @@ class Store:
                     "UPDATE SET route_code = excluded.route_code, route_name = "
                     "excluded.route_name, cycle = excluded.cycle, window_start = "
                     "excluded.window_start, window_end = excluded.window_end, withdrawn = 0",
-                    (a["id"], a["route_code"], a.get("route_name", ""), a["cycle"],
-                     a["window_start"], a["window_end"]),
+                    (
+                        a["id"],
+                        a["route_code"],
+                        a.get("route_name", ""),
+                        a["cycle"],
+                        a["window_start"],
+                        a["window_end"],
+                    ),
                 )
                 for m in a.get("meters", []):
                     db.execute(
@@ -264,19 +276,37 @@ class Store:
                         "last_read_at = excluded.last_read_at, expected_low = "
                         "excluded.expected_low, expected_high = excluded.expected_high, "
                         "sequence = excluded.sequence, withdrawn = 0",
-                        (a["id"], m["id"], m["meter_no"], m["account_no"], m["customer_name"],
-                         m["address"], m["lat"], m["lon"], m["digits"], str(m["multiplier"]),
-                         _str(m.get("last_reading")), m.get("last_read_at"),
-                         _str(m.get("expected_low")), _str(m.get("expected_high")),
-                         m["sequence"]),
+                        (
+                            a["id"],
+                            m["id"],
+                            m["meter_no"],
+                            m["account_no"],
+                            m["customer_name"],
+                            m["address"],
+                            m["lat"],
+                            m["lon"],
+                            m["digits"],
+                            str(m["multiplier"]),
+                            _str(m.get("last_reading")),
+                            m.get("last_read_at"),
+                            _str(m.get("expected_low")),
+                            _str(m.get("expected_high")),
+                            m["sequence"],
+                        ),
                     )
             for o in body.get("reread_orders", []):
                 db.execute(
                     "INSERT INTO reread_orders (id, assignment_id, meter_id, reading_id, reason, "
                     "ordered_at, status) VALUES (?, ?, ?, ?, ?, ?, 'open') ON CONFLICT (id) DO "
                     "UPDATE SET reason = excluded.reason",
-                    (o["id"], o["assignment_id"], o["meter_id"], o.get("reading_id"),
-                     o["reason"], o["ordered_at"]),
+                    (
+                        o["id"],
+                        o["assignment_id"],
+                        o["meter_id"],
+                        o.get("reading_id"),
+                        o["reason"],
+                        o["ordered_at"],
+                    ),
                 )
             for j in body.get("jobs", []):
                 db.execute(
@@ -288,10 +318,20 @@ class Store:
                     "lat = excluded.lat, lon = excluded.lon, address = excluded.address, "
                     "expected_finish = excluded.expected_finish, started_at = "
                     "excluded.started_at, finished_at = excluded.finished_at, withdrawn = 0",
-                    (j["id"], j["kind"], j["urgency"], j["status"], j["content"],
-                     json.dumps(j.get("crew", [])), j.get("lat"), j.get("lon"),
-                     j.get("address"), j.get("expected_finish"), j.get("started_at"),
-                     j.get("finished_at")),
+                    (
+                        j["id"],
+                        j["kind"],
+                        j["urgency"],
+                        j["status"],
+                        j["content"],
+                        json.dumps(j.get("crew", [])),
+                        j.get("lat"),
+                        j.get("lon"),
+                        j.get("address"),
+                        j.get("expected_finish"),
+                        j.get("started_at"),
+                        j.get("finished_at"),
+                    ),
                 )
             for w in body.get("withdrawn", []):
                 kind, ident = w["type"], w["id"]
@@ -330,9 +370,15 @@ class Store:
         )
         return [
             AssignmentView(
-                id=r["id"], route_code=r["route_code"], route_name=r["route_name"],
-                cycle=r["cycle"], window_start=r["window_start"], window_end=r["window_end"],
-                total=r["total"], read=r["n_read"] or 0, skipped=r["n_skipped"] or 0,
+                id=r["id"],
+                route_code=r["route_code"],
+                route_name=r["route_name"],
+                cycle=r["cycle"],
+                window_start=r["window_start"],
+                window_end=r["window_end"],
+                total=r["total"],
+                read=r["n_read"] or 0,
+                skipped=r["n_skipped"] or 0,
             )
             for r in rows
         ]
@@ -374,8 +420,16 @@ class Store:
         )
         return _reading_view(rows[0]) if rows else None
 
-    def save_draft(self, assignment_id: int, meter_id: int, *, value: Decimal | None,
-                   read_at: datetime, fix: Fix | None, reread_of: str | None = None) -> str:
+    def save_draft(
+        self,
+        assignment_id: int,
+        meter_id: int,
+        *,
+        value: Decimal | None,
+        read_at: datetime,
+        fix: Fix | None,
+        reread_of: str | None = None,
+    ) -> str:
         """Keep what was typed, so that a crash mid-entry loses nothing; returns the draft id."""
         with self._tx() as db:
             row = db.execute(
@@ -389,8 +443,15 @@ class Store:
                 db.execute(
                     "INSERT INTO readings (id, assignment_id, meter_id, value, read_at, fix, "
                     "reread_of, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'draft')",
-                    (reading_id, assignment_id, meter_id, _str(value), iso(read_at), fix_json,
-                     reread_of),
+                    (
+                        reading_id,
+                        assignment_id,
+                        meter_id,
+                        _str(value),
+                        iso(read_at),
+                        fix_json,
+                        reread_of,
+                    ),
                 )
                 return reading_id
             db.execute(
@@ -399,52 +460,118 @@ class Store:
             )
             return str(row["id"])
 
-    def confirm_reading(self, assignment_id: int, meter_id: int, *, value: Decimal,
-                        read_at: datetime, fix: Fix | None, reread_of: str | None = None,
-                        confirmed_at: datetime | None = None) -> ReadingView:
+    def confirm_reading(
+        self,
+        assignment_id: int,
+        meter_id: int,
+        *,
+        value: Decimal,
+        read_at: datetime,
+        fix: Fix | None,
+        reread_of: str | None = None,
+        confirmed_at: datetime | None = None,
+    ) -> ReadingView:
         """Confirm a register value: from now on it is locked, and it waits in the outbox."""
         if not value.is_finite() or value < 0:
             raise StoreError("a register value is a number of zero or more")
-        return self._confirm(assignment_id, meter_id, value=value, skip_code=None, note=None,
-                             read_at=read_at, fix=fix, reread_of=reread_of,
-                             confirmed_at=confirmed_at or now_utc())
+        return self._confirm(
+            assignment_id,
+            meter_id,
+            value=value,
+            skip_code=None,
+            note=None,
+            read_at=read_at,
+            fix=fix,
+            reread_of=reread_of,
+            confirmed_at=confirmed_at or now_utc(),
+        )
 
-    def skip_meter(self, assignment_id: int, meter_id: int, *, skip_code: str, note: str,
-                   read_at: datetime, fix: Fix | None, reread_of: str | None = None) -> ReadingView:
+    def skip_meter(
+        self,
+        assignment_id: int,
+        meter_id: int,
+        *,
+        skip_code: str,
+        note: str,
+        read_at: datetime,
+        fix: Fix | None,
+        reread_of: str | None = None,
+    ) -> ReadingView:
         """Record why a meter was not read; a skip is confirmed and locked like a reading."""
         if skip_code not in SKIP_CODES:
             raise StoreError(f"skip code must be one of {', '.join(SKIP_CODES)}")
-        return self._confirm(assignment_id, meter_id, value=None, skip_code=skip_code,
-                             note=note.strip() or None, read_at=read_at, fix=fix,
-                             reread_of=reread_of, confirmed_at=now_utc())
+        return self._confirm(
+            assignment_id,
+            meter_id,
+            value=None,
+            skip_code=skip_code,
+            note=note.strip() or None,
+            read_at=read_at,
+            fix=fix,
+            reread_of=reread_of,
+            confirmed_at=now_utc(),
+        )
 
-    def _confirm(self, assignment_id: int, meter_id: int, *, value: Decimal | None,
-                 skip_code: str | None, note: str | None, read_at: datetime, fix: Fix | None,
-                 reread_of: str | None, confirmed_at: datetime) -> ReadingView:
+    def _confirm(
+        self,
+        assignment_id: int,
+        meter_id: int,
+        *,
+        value: Decimal | None,
+        skip_code: str | None,
+        note: str | None,
+        read_at: datetime,
+        fix: Fix | None,
+        reread_of: str | None,
+        confirmed_at: datetime,
+    ) -> ReadingView:
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM meters WHERE assignment_id = ? AND id = ?",
-                          (assignment_id, meter_id)).fetchone() is None:
+            if (
+                db.execute(
+                    "SELECT 1 FROM meters WHERE assignment_id = ? AND id = ?",
+                    (assignment_id, meter_id),
+                ).fetchone()
+                is None
+            ):
                 raise StoreError(f"meter {meter_id} is not on this route")
             if reread_of is None:
                 held = db.execute(
                     "SELECT 1 FROM readings WHERE assignment_id = ? AND meter_id = ? AND "
-                    "state = 'confirmed'", (assignment_id, meter_id)).fetchone()
+                    "state = 'confirmed'",
+                    (assignment_id, meter_id),
+                ).fetchone()
                 if held is not None:
-                    raise AlreadyReadError("this meter is already read; a new reading needs a "
-                                           "supervisor's re-read order")
+                    raise AlreadyReadError(
+                        "this meter is already read; a new reading needs a "
+                        "supervisor's re-read order"
+                    )
             else:
-                order = db.execute("SELECT status FROM reread_orders WHERE id = ?",
-                                   (reread_of,)).fetchone()
-                answered = db.execute("SELECT 1 FROM readings WHERE reread_of = ? AND state = "
-                                      "'confirmed'", (reread_of,)).fetchone()
+                order = db.execute(
+                    "SELECT status FROM reread_orders WHERE id = ?", (reread_of,)
+                ).fetchone()
+                answered = db.execute(
+                    "SELECT 1 FROM readings WHERE reread_of = ? AND state = 'confirmed'",
+                    (reread_of,),
+                ).fetchone()
                 if order is None or order["status"] != "open" or answered is not None:
                     raise AlreadyReadError("this re-read order is already answered or closed")
             draft = db.execute(
                 "SELECT id FROM readings WHERE assignment_id = ? AND meter_id = ? "
-                "AND state = 'draft'", (assignment_id, meter_id)).fetchone()
+                "AND state = 'draft'",
+                (assignment_id, meter_id),
+            ).fetchone()
             reading_id = draft["id"] if draft is not None else str(uuid.uuid4())
-            values = (assignment_id, meter_id, _str(value), skip_code, note, iso(read_at),
-                      iso(confirmed_at), json.dumps(fix.wire()) if fix else None, reread_of)
+            values = (
+                assignment_id,
+                meter_id,
+                _str(value),
+                skip_code,
+                note,
+                iso(read_at),
+                iso(confirmed_at),
+                json.dumps(fix.wire()) if fix else None,
+                reread_of,
+            )
             if draft is None:
                 db.execute(
                     "INSERT INTO readings (assignment_id, meter_id, value, skip_code, note, "
@@ -473,14 +600,26 @@ class Store:
         return _reading_view(rows[0])
 
     def readings(self, *, state: str = "confirmed") -> list[ReadingView]:
-        return [_reading_view(r) for r in self._rows(
-            "SELECT * FROM readings WHERE state = ? ORDER BY confirmed_at, id", (state,))]
+        return [
+            _reading_view(r)
+            for r in self._rows(
+                "SELECT * FROM readings WHERE state = ? ORDER BY confirmed_at, id", (state,)
+            )
+        ]
 
     # ------------------------------------------------------------------------------ track
 
-    def add_track_point(self, *, t: datetime, lat: float, lon: float, accuracy_m: float | None,
-                        speed: float | None = None, provider: str = "gps",
-                        mock: bool = False) -> None:
+    def add_track_point(
+        self,
+        *,
+        t: datetime,
+        lat: float,
+        lon: float,
+        accuracy_m: float | None,
+        speed: float | None = None,
+        provider: str = "gps",
+        mock: bool = False,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT OR IGNORE INTO track_points (t, lat, lon, accuracy_m, speed, provider, "
@@ -495,12 +634,24 @@ class Store:
 
     def jobs(self) -> list[JobView]:
         return [
-            JobView(id=r["id"], kind=r["kind"], urgency=r["urgency"], status=r["status"],
-                    content=r["content"], crew=json.loads(r["crew"]), lat=r["lat"],
-                    lon=r["lon"], address=r["address"], expected_finish=r["expected_finish"],
-                    started_at=r["started_at"], finished_at=r["finished_at"])
-            for r in self._rows("SELECT * FROM jobs WHERE withdrawn = 0 ORDER BY "
-                                "status = 'finished', expected_finish, id")
+            JobView(
+                id=r["id"],
+                kind=r["kind"],
+                urgency=r["urgency"],
+                status=r["status"],
+                content=r["content"],
+                crew=json.loads(r["crew"]),
+                lat=r["lat"],
+                lon=r["lon"],
+                address=r["address"],
+                expected_finish=r["expected_finish"],
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
+            )
+            for r in self._rows(
+                "SELECT * FROM jobs WHERE withdrawn = 0 ORDER BY "
+                "status = 'finished', expected_finish, id"
+            )
         ]
 
     def job(self, job_id: str) -> JobView:
@@ -509,8 +660,16 @@ class Store:
                 return j
         raise StoreError(f"no job {job_id}")
 
-    def log_job_event(self, *, job_id: str, kind: str, at: datetime, fix: Fix | None = None,
-                      job: dict[str, Any] | None = None, **fields: Any) -> str:
+    def log_job_event(
+        self,
+        *,
+        job_id: str,
+        kind: str,
+        at: datetime,
+        fix: Fix | None = None,
+        job: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
         """Log a job event for the outbox and apply it to the local job at once (offline)."""
         event_id = str(uuid.uuid4())
         body: dict[str, Any] = {"id": event_id, "job_id": job_id, "kind": kind, "at": iso(at)}
@@ -524,37 +683,54 @@ class Store:
                 db.execute(
                     "INSERT OR IGNORE INTO jobs (id, kind, urgency, status, content, crew, lat, "
                     "lon, address) VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?)",
-                    (job_id, job["kind"], job.get("urgency", "normal"), job.get("content", ""),
-                     json.dumps(job.get("crew", [])), job.get("lat"), job.get("lon"),
-                     job.get("address")),
+                    (
+                        job_id,
+                        job["kind"],
+                        job.get("urgency", "normal"),
+                        job.get("content", ""),
+                        json.dumps(job.get("crew", [])),
+                        job.get("lat"),
+                        job.get("lon"),
+                        job.get("address"),
+                    ),
                 )
             _apply_job_event(db, body)
-            db.execute("INSERT INTO job_events (id, job_id, kind, at, body) VALUES (?, ?, ?, ?, ?)",
-                       (event_id, job_id, kind, body["at"], json.dumps(body)))
+            db.execute(
+                "INSERT INTO job_events (id, job_id, kind, at, body) VALUES (?, ?, ?, ?, ?)",
+                (event_id, job_id, kind, body["at"], json.dumps(body)),
+            )
         return event_id
 
     # ------------------------------------------------------------------------------ outbox
 
-    def outbox_batch(self, *, max_readings: int = 200, max_points: int = 2000,
-                     max_events: int = 200) -> OutboxBatch:
+    def outbox_batch(
+        self, *, max_readings: int = 200, max_points: int = 2000, max_events: int = 200
+    ) -> OutboxBatch:
         """The next push: confirmed readings, job events and track points not yet answered."""
         readings = self._rows(
             "SELECT * FROM readings WHERE state = 'confirmed' AND sync_status = 'pending' "
-            "ORDER BY confirmed_at, id LIMIT ?", (max_readings,))
+            "ORDER BY confirmed_at, id LIMIT ?",
+            (max_readings,),
+        )
         events = self._rows(
             "SELECT * FROM job_events WHERE sync_status = 'pending' ORDER BY at, id LIMIT ?",
-            (max_events,))
+            (max_events,),
+        )
         points = self._rows(
             "SELECT * FROM track_points WHERE sync_status = 'pending' ORDER BY t LIMIT ?",
-            (max_points,))
+            (max_points,),
+        )
         body: dict[str, Any] = {
             "readings": [_reading_wire(r) for r in readings],
             "track_points": [_point_wire(p) for p in points],
             "job_events": [json.loads(e["body"]) for e in events],
         }
-        return OutboxBatch(body=body, reading_ids=[r["id"] for r in readings],
-                           event_ids=[e["id"] for e in events],
-                           point_times=[p["t"] for p in points])
+        return OutboxBatch(
+            body=body,
+            reading_ids=[r["id"] for r in readings],
+            event_ids=[e["id"] for e in events],
+            point_times=[p["t"] for p in points],
+        )
 
     def record_push(self, batch: OutboxBatch, answer: dict[str, Any]) -> None:
         """Mark what the server answered: accepted and duplicate leave the outbox; rejected
@@ -570,15 +746,24 @@ class Store:
                 status = result["status"]
                 db.execute(
                     f"UPDATE {table} SET sync_status = ?, sync_error = ?, sync_detail = ?"  # noqa: S608 - table is one of two names
-                    + (", synced_at = ?" if table == "readings" else "") + " WHERE id = ?",
-                    (status, result.get("error"), result.get("detail"),
-                     *((synced_at,) if table == "readings" else ()), item_id),
+                    + (", synced_at = ?" if table == "readings" else "")
+                    + " WHERE id = ?",
+                    (
+                        status,
+                        result.get("error"),
+                        result.get("detail"),
+                        *((synced_at,) if table == "readings" else ()),
+                        item_id,
+                    ),
                 )
             rejected = {r["index"]: r["error"] for r in answer["track"]["rejected"]}
             for index, t in enumerate(batch.point_times):
                 if index in rejected:
-                    db.execute("UPDATE track_points SET sync_status = 'rejected', sync_error = ? "
-                               "WHERE t = ?", (rejected[index], t))
+                    db.execute(
+                        "UPDATE track_points SET sync_status = 'rejected', sync_error = ? "
+                        "WHERE t = ?",
+                        (rejected[index], t),
+                    )
                 else:
                     db.execute("UPDATE track_points SET sync_status = 'synced' WHERE t = ?", (t,))
 
@@ -586,17 +771,26 @@ class Store:
         waiting = self._rows(
             "SELECT (SELECT COUNT(*) FROM readings WHERE state = 'confirmed' AND "
             "sync_status = 'pending') + (SELECT COUNT(*) FROM job_events WHERE "
-            "sync_status = 'pending') AS n")[0]["n"]
+            "sync_status = 'pending') AS n"
+        )[0]["n"]
         rejected = self._rows(
             "SELECT (SELECT COUNT(*) FROM readings WHERE sync_status = 'rejected') + "
-            "(SELECT COUNT(*) FROM job_events WHERE sync_status = 'rejected') AS n")[0]["n"]
-        return SyncState(waiting=int(waiting), rejected=int(rejected),
-                         last_sync_at=self.setting("last_sync_at"),
-                         last_error=self.setting("last_error"))
+            "(SELECT COUNT(*) FROM job_events WHERE sync_status = 'rejected') AS n"
+        )[0]["n"]
+        return SyncState(
+            waiting=int(waiting),
+            rejected=int(rejected),
+            last_sync_at=self.setting("last_sync_at"),
+            last_error=self.setting("last_error"),
+        )
 
     def rejected(self) -> list[ReadingView]:
-        return [_reading_view(r) for r in self._rows(
-            "SELECT * FROM readings WHERE sync_status = 'rejected' ORDER BY confirmed_at")]
+        return [
+            _reading_view(r)
+            for r in self._rows(
+                "SELECT * FROM readings WHERE sync_status = 'rejected' ORDER BY confirmed_at"
+            )
+        ]
 
 
 def _str(value: Any) -> str | None:
@@ -608,37 +802,69 @@ def _meter_view(r: sqlite3.Row) -> MeterView:
     if r["reading_id"] is not None:
         status = "read" if r["reading_value"] is not None else "skipped"
     return MeterView(
-        assignment_id=r["assignment_id"], id=r["id"], meter_no=r["meter_no"],
-        account_no=r["account_no"], customer_name=r["customer_name"], address=r["address"],
-        lat=r["lat"], lon=r["lon"], digits=r["digits"], multiplier=Decimal(r["multiplier"]),
-        last_reading=_dec(r["last_reading"]), expected_low=_dec(r["expected_low"]),
-        expected_high=_dec(r["expected_high"]), sequence=r["sequence"], status=status,
-        reading_id=r["reading_id"], reading_value=_dec(r["reading_value"]),
-        reread_order_id=r["order_id"], reread_reason=r["order_reason"],
+        assignment_id=r["assignment_id"],
+        id=r["id"],
+        meter_no=r["meter_no"],
+        account_no=r["account_no"],
+        customer_name=r["customer_name"],
+        address=r["address"],
+        lat=r["lat"],
+        lon=r["lon"],
+        digits=r["digits"],
+        multiplier=Decimal(r["multiplier"]),
+        last_reading=_dec(r["last_reading"]),
+        expected_low=_dec(r["expected_low"]),
+        expected_high=_dec(r["expected_high"]),
+        sequence=r["sequence"],
+        status=status,
+        reading_id=r["reading_id"],
+        reading_value=_dec(r["reading_value"]),
+        reread_order_id=r["order_id"],
+        reread_reason=r["order_reason"],
     )
 
 
 def _reading_view(r: sqlite3.Row) -> ReadingView:
     return ReadingView(
-        id=r["id"], assignment_id=r["assignment_id"], meter_id=r["meter_id"],
-        value=_dec(r["value"]), skip_code=r["skip_code"], note=r["note"], read_at=r["read_at"],
-        confirmed_at=r["confirmed_at"], state=r["state"], sync_status=r["sync_status"],
-        sync_error=r["sync_error"], sync_detail=r["sync_detail"], reread_of=r["reread_of"],
+        id=r["id"],
+        assignment_id=r["assignment_id"],
+        meter_id=r["meter_id"],
+        value=_dec(r["value"]),
+        skip_code=r["skip_code"],
+        note=r["note"],
+        read_at=r["read_at"],
+        confirmed_at=r["confirmed_at"],
+        state=r["state"],
+        sync_status=r["sync_status"],
+        sync_error=r["sync_error"],
+        sync_detail=r["sync_detail"],
+        reread_of=r["reread_of"],
     )
 
 
 def _reading_wire(r: sqlite3.Row) -> dict[str, Any]:
     return {
-        "id": r["id"], "assignment_id": r["assignment_id"], "meter_id": r["meter_id"],
-        "value": r["value"], "skip_code": r["skip_code"], "note": r["note"],
-        "read_at": r["read_at"], "confirmed_at": r["confirmed_at"],
-        "fix": json.loads(r["fix"]) if r["fix"] else None, "reread_of": r["reread_of"],
+        "id": r["id"],
+        "assignment_id": r["assignment_id"],
+        "meter_id": r["meter_id"],
+        "value": r["value"],
+        "skip_code": r["skip_code"],
+        "note": r["note"],
+        "read_at": r["read_at"],
+        "confirmed_at": r["confirmed_at"],
+        "fix": json.loads(r["fix"]) if r["fix"] else None,
+        "reread_of": r["reread_of"],
     }
 
 
 def _point_wire(p: sqlite3.Row) -> dict[str, Any]:
-    point: dict[str, Any] = {"t": p["t"], "lat": p["lat"], "lon": p["lon"],
-                             "provider": p["provider"], "mock": bool(p["mock"])}
+    point: dict[str, Any] = {
+        "t": p["t"],
+        "lat": p["lat"],
+        "lon": p["lon"],
+        "provider": p["provider"],
+        "mock": bool(p["mock"]),
+    }
     if p["accuracy_m"] is not None:
         point["accuracy_m"] = p["accuracy_m"]
     if p["speed"] is not None:
@@ -650,16 +876,20 @@ def _apply_job_event(db: sqlite3.Connection, body: dict[str, Any]) -> None:
     """What an event does to the local copy of its job, so the screen shows it offline."""
     kind, job_id = body["kind"], body["job_id"]
     if kind == "started":
-        db.execute("UPDATE jobs SET status = 'started', started_at = ? WHERE id = ?",
-                   (body["at"], job_id))
+        db.execute(
+            "UPDATE jobs SET status = 'started', started_at = ? WHERE id = ?", (body["at"], job_id)
+        )
     elif kind == "finished":
-        db.execute("UPDATE jobs SET status = 'finished', finished_at = ? WHERE id = ?",
-                   (body["at"], job_id))
+        db.execute(
+            "UPDATE jobs SET status = 'finished', finished_at = ? WHERE id = ?",
+            (body["at"], job_id),
+        )
     elif kind == "cancelled":
         db.execute("UPDATE jobs SET status = 'cancelled' WHERE id = ?", (job_id,))
     if body.get("expected_finish"):
-        db.execute("UPDATE jobs SET expected_finish = ? WHERE id = ?",
-                   (body["expected_finish"], job_id))
+        db.execute(
+            "UPDATE jobs SET expected_finish = ? WHERE id = ?", (body["expected_finish"], job_id)
+        )
     if body.get("content"):
         db.execute("UPDATE jobs SET content = ? WHERE id = ?", (body["content"], job_id))
     if body.get("crew") is not None:

@@ -55,16 +55,24 @@ class SyncReport:
 class SyncClient:
     """Talks the sync contract to one server for the store's device."""
 
-    def __init__(self, store: Store, *, server_url: str | None = None,
-                 transport: httpx.BaseTransport | None = None, timeout: float = 60.0,
-                 batch_readings: int = 200, batch_points: int = 2000):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        server_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+        batch_readings: int = 200,
+        batch_points: int = 2000,
+    ):
         self.store = store
         url = server_url or store.setting("server_url")
         if not url:
             raise SyncError("no server URL set: log in first")
         self.server_url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.server_url + API_PREFIX, timeout=timeout,
-                                  transport=transport)
+        self._http = httpx.Client(
+            base_url=self.server_url + API_PREFIX, timeout=timeout, transport=transport
+        )
         self.batch_readings = batch_readings
         self.batch_points = batch_points
         self._lock = threading.Lock()
@@ -106,24 +114,36 @@ class SyncClient:
         self._keep_tokens(_answer(response))
 
     def _keep_tokens(self, body: dict[str, Any]) -> None:
-        self.store.set_settings(access_token=body["access_token"],
-                                refresh_token=body["refresh_token"])
+        self.store.set_settings(
+            access_token=body["access_token"], refresh_token=body["refresh_token"]
+        )
 
     # -------------------------------------------------------------------------- contract
 
     def login(self, username: str, password: str) -> dict[str, Any]:
         """Log this device in; the tokens and the user are kept in the store."""
-        response = self._send("POST", "/auth/login", json={
-            "username": username, "password": password, "device_id": self.store.device_id(),
-            "app_version": APP_VERSION})
+        response = self._send(
+            "POST",
+            "/auth/login",
+            json={
+                "username": username,
+                "password": password,
+                "device_id": self.store.device_id(),
+                "app_version": APP_VERSION,
+            },
+        )
         body: dict[str, Any] = _answer(response)
         user = body["user"]
         previous = self.store.setting("username")
         if previous and previous != user["username"]:
             # Another user on this handheld: their work stays in the outbox, the cursor restarts.
             self.store.set_settings(cursor=None)
-        self.store.set_settings(server_url=self.server_url, username=user["username"],
-                                role=user["role"], user_id=str(user["id"]))
+        self.store.set_settings(
+            server_url=self.server_url,
+            username=user["username"],
+            role=user["role"],
+            user_id=str(user["id"]),
+        )
         self._keep_tokens(body)
         return user
 
@@ -132,14 +152,19 @@ class SyncClient:
         report = SyncReport()
         with self._lock:
             while True:
-                batch = self.store.outbox_batch(max_readings=self.batch_readings,
-                                                max_points=self.batch_points)
+                batch = self.store.outbox_batch(
+                    max_readings=self.batch_readings, max_points=self.batch_points
+                )
                 if batch.empty:
                     return report
                 batch.body["sent_at"] = iso(now_utc())
                 raw = gzip.compress(json.dumps(batch.body, separators=(",", ":")).encode())
-                answer = self._call("POST", "/sync/push", content=raw, headers={
-                    "Content-Encoding": "gzip", "Content-Type": "application/json"})
+                answer = self._call(
+                    "POST",
+                    "/sync/push",
+                    content=raw,
+                    headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+                )
                 self.store.record_push(batch, answer)
                 statuses = [r["status"] for r in answer["results"]]
                 report.pushed += len(statuses)
@@ -177,9 +202,15 @@ class Syncer:
     """Syncs in the background whenever there is a link: at once when nudged, every
     `interval` seconds otherwise, backing off from `min_backoff` to `max_backoff` while offline."""
 
-    def __init__(self, client: SyncClient, *, interval: float = 60.0, min_backoff: float = 5.0,
-                 max_backoff: float = 300.0,
-                 on_change: Callable[[SyncReport | None, Exception | None], None] | None = None):
+    def __init__(
+        self,
+        client: SyncClient,
+        *,
+        interval: float = 60.0,
+        min_backoff: float = 5.0,
+        max_backoff: float = 300.0,
+        on_change: Callable[[SyncReport | None, Exception | None], None] | None = None,
+    ):
         self.client = client
         self.interval = interval
         self.min_backoff = min_backoff

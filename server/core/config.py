@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.validation import Thresholds
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = PROJECT_DIR / "var" / "gridwalk.db"
+_RULES = Thresholds()
 DEV_SECRET = "dev-only-secret-change-me-dev-only-secret"  # noqa: S105 - refused outside development
 
 
@@ -34,6 +38,39 @@ class Settings(BaseSettings):
     pull_page_size: int = 500
     # Oldest app version still served; older apps are told to update.
     min_app_version: str = "0.1.0"
+    # Base-map tiles for the audit page, e.g. https://tile.example.org/{z}/{x}/{y}.png (a
+    # company's own tile server: desks may have no internet). Empty: no base map; the page
+    # still draws the track and the meters on a blank background.
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+
+    # Route validation: the thresholds of common/validation.py's rules (meanings and defaults
+    # are documented on its Thresholds), and the offset of the local time in which a cycle's
+    # window dates are meant (UTC+8, China Standard Time).
+    validation_presence_radius_m: float = _RULES.presence_radius_m
+    validation_max_fix_age_s: float = _RULES.max_fix_age_s
+    validation_max_fix_accuracy_m: float = _RULES.max_fix_accuracy_m
+    validation_track_window_s: float = _RULES.track_window_s
+    validation_default_track_accuracy_m: float = _RULES.default_track_accuracy_m
+    validation_max_speed_kmh: float = _RULES.max_speed_kmh
+    validation_min_work_interval_s: float = _RULES.min_work_interval_s
+    validation_distinct_place_m: float = _RULES.distinct_place_m
+    validation_clock_skew_tolerance_s: float = _RULES.clock_skew_tolerance_s
+    validation_push_transit_s: float = _RULES.push_transit_s
+    validation_rollover_fraction: float = _RULES.rollover_fraction
+    validation_order_inversion_fraction: float = _RULES.order_inversion_fraction
+    validation_order_min_readings: int = _RULES.order_min_readings
+    validation_mock_providers: tuple[str, ...] = _RULES.mock_providers
+    validation_window_utc_offset_minutes: int = 8 * 60
+
+    def thresholds(self) -> Thresholds:
+        """The validation rules' thresholds, as configured."""
+        return Thresholds(
+            **{
+                f.name: getattr(self, f"validation_{f.name}")
+                for f in dataclasses.fields(Thresholds)
+            }
+        )
 
     @model_validator(mode="after")
     def _refuse_dev_secret_outside_development(self) -> Settings:

@@ -1,0 +1,239 @@
+"""A day in the field: what the screens ask for, in one place, with no Kivy.
+
+The screens only show and forward; this object holds the store, the sync client, the location
+source and the track recorder, and answers: who am I, what is today's work, which customer is
+here, and what happens when a register is entered, confirmed or skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from mobile.core.location import LocationSource, TrackRecorder
+from mobile.core.route import TypoCheck, check_entry, nearest_unread
+from mobile.core.store import Fix, MeterView, ReadingView, Store, StoreError, now_utc
+from mobile.core.sync import SyncClient, Syncer, SyncError, SyncReport
+
+
+@dataclass
+class FieldSettings:
+    """Settings of the handheld (kept with its data)."""
+
+    popup_radius_m: float = 25.0
+    track_interval_s: float = 5.0
+    track_min_distance_m: float = 3.0
+    sync_interval_s: float = 60.0
+
+
+class EntryError(StoreError):
+    """What the reader typed is not a register value."""
+
+
+def parse_register(text: str) -> Decimal:
+    """A register as typed: digits, optionally a decimal point; nothing else."""
+    cleaned = text.strip()
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise EntryError(f"{text!r} is not a number") from None
+    if not value.is_finite() or value < 0 or cleaned.startswith(("+", "-")):
+        raise EntryError("a register is a number of zero or more")
+    if value.as_tuple().exponent < -3:  # type: ignore[operator]
+        raise EntryError("a register has at most three decimals")
+    return value
+
+
+class FieldSession:
+    """The handheld's state for the screens."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        location: LocationSource,
+        settings: FieldSettings | None = None,
+        on_sync: Callable[[SyncReport | None, Exception | None], None] | None = None,
+        on_status: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.settings = settings or FieldSettings()
+        self.store = Store(self.data_dir / "gridwalk-device.db")
+        self.recorder = TrackRecorder(
+            self.store,
+            interval_s=self.settings.track_interval_s,
+            min_distance_m=self.settings.track_min_distance_m,
+        )
+        self.location = location
+        self.gps_status = ("", "")
+        self._on_status = on_status
+        self._on_sync = on_sync
+        self.location.configure(self.recorder.on_location, self._status)
+        self.client: SyncClient | None = None
+        self.syncer: Syncer | None = None
+        self._lock = threading.Lock()
+
+    def listen(
+        self,
+        *,
+        on_sync: Callable[[SyncReport | None, Exception | None], None],
+        on_status: Callable[[str, str], None],
+    ) -> None:
+        """Who hears of sync outcomes and GPS status (set before `resume`/`login`)."""
+        self._on_sync = on_sync
+        self._on_status = on_status
+
+    def _status(self, status: str, message: str) -> None:
+        self.gps_status = (status, message)
+        if self._on_status is not None:
+            self._on_status(status, message)
+
+    # ------------------------------------------------------------------ session
+
+    @property
+    def logged_in(self) -> bool:
+        return bool(self.store.setting("refresh_token"))
+
+    @property
+    def username(self) -> str | None:
+        return self.store.setting("username")
+
+    @property
+    def role(self) -> str | None:
+        return self.store.setting("role")
+
+    def login(self, server_url: str, username: str, password: str) -> None:
+        """Log in (needs a link once); after that the handheld works offline."""
+        client = SyncClient(self.store, server_url=server_url)
+        try:
+            client.login(username, password)
+        except SyncError:
+            client.close()
+            raise
+        self._use(client)
+
+    def resume(self) -> bool:
+        """After a restart: carry on with the kept server and tokens, if any."""
+        if not self.logged_in or not self.store.setting("server_url"):
+            return False
+        self._use(SyncClient(self.store))
+        return True
+
+    def _use(self, client: SyncClient) -> None:
+        with self._lock:
+            if self.syncer is not None:
+                self.syncer.stop()
+            if self.client is not None:
+                self.client.close()
+            self.client = client
+            self.syncer = Syncer(
+                client, interval=self.settings.sync_interval_s, on_change=self._sync_changed
+            )
+            self.syncer.start()
+
+    def _sync_changed(self, report: SyncReport | None, error: Exception | None) -> None:
+        if self._on_sync is not None:
+            self._on_sync(report, error)
+
+    def sync_now(self) -> None:
+        if self.syncer is not None:
+            self.syncer.nudge()
+
+    def logout(self) -> None:
+        """Forget the tokens (the outbox stays and is sent after the next login)."""
+        self.store.set_settings(access_token=None, refresh_token=None)
+        self.shutdown_sync()
+
+    def shutdown_sync(self) -> None:
+        with self._lock:
+            if self.syncer is not None:
+                self.syncer.stop()
+                self.syncer = None
+            if self.client is not None:
+                self.client.close()
+                self.client = None
+
+    def close(self) -> None:
+        self.shutdown_sync()
+        self.location.stop()
+        self.store.close()
+
+    # ------------------------------------------------------------------ location
+
+    def start_location(self) -> None:
+        self.location.start()
+
+    def stop_location(self) -> None:
+        self.location.stop()
+
+    def open_route(self) -> None:
+        """A route or job is open: record the track."""
+        self.recorder.recording = True
+
+    def close_route(self) -> None:
+        self.recorder.recording = False
+
+    def here(self) -> Fix | None:
+        return self.recorder.current_fix()
+
+    def nearest(self, assignment_id: int) -> tuple[MeterView, float] | None:
+        """The customer to pop up: the nearest meter still to read within the radius."""
+        fix = self.here()
+        if fix is None:
+            return None
+        return nearest_unread(
+            self.store.meters(assignment_id), fix.lat, fix.lon, self.settings.popup_radius_m
+        )
+
+    # ------------------------------------------------------------------ readings
+
+    def check(self, meter: MeterView, text: str) -> tuple[Decimal, TypoCheck]:
+        value = parse_register(text)
+        return value, check_entry(meter, value)
+
+    def keep_draft(self, meter: MeterView, text: str) -> None:
+        """Keep what is typed, so that a crash loses nothing; ignore what is not a number yet."""
+        try:
+            value = parse_register(text)
+        except EntryError:
+            return
+        self.store.save_draft(
+            meter.assignment_id,
+            meter.id,
+            value=value,
+            read_at=now_utc(),
+            fix=self.here(),
+            reread_of=meter.reread_order_id,
+        )
+
+    def confirm(
+        self, meter: MeterView, value: Decimal, read_at: datetime | None = None
+    ) -> ReadingView:
+        """Confirm: locked from now on, and on its way to the office."""
+        at = read_at or now_utc()
+        reading = self.store.confirm_reading(
+            meter.assignment_id,
+            meter.id,
+            value=value,
+            read_at=at,
+            fix=self.here(),
+            reread_of=meter.reread_order_id,
+        )
+        self.sync_now()
+        return reading
+
+    def skip(self, meter: MeterView, skip_code: str, note: str) -> ReadingView:
+        reading = self.store.skip_meter(
+            meter.assignment_id,
+            meter.id,
+            skip_code=skip_code,
+            note=note,
+            read_at=now_utc(),
+            fix=self.here(),
+            reread_of=meter.reread_order_id,
+        )
+        self.sync_now()
+        return reading

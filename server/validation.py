@@ -1,0 +1,281 @@
+"""The validation runner: feeds an assignment's rows to common.validation and keeps its flags.
+
+Rules live in common/validation.py; this module only loads facts, runs `validate_route` and
+reconciles the findings with the Flag rows already held, so that a supervisor's review survives
+validating again: a finding that is still there keeps its row (its message and severity are
+brought up to date), a new one is inserted, and one no longer found is deleted unless a review
+is on record. Nothing here commits: the caller (a sync push, a close) owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from common.validation import (
+    AssignmentFacts,
+    Finding,
+    FixFacts,
+    MeterFacts,
+    ReadingFacts,
+    TrackFix,
+    validate_route,
+)
+from server.changes import next_change_seq, record_audit
+from server.core.config import Settings
+from server.core.db import utcnow
+from server.errors import Conflict, NotFound
+from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
+
+MESSAGE_MAX = 1000  # Flag.message
+
+
+def window_tz(settings: Settings) -> tzinfo:
+    """The time zone in which a cycle's window dates are meant."""
+    return timezone(timedelta(minutes=settings.validation_window_utc_offset_minutes))
+
+
+def _midnight(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def validate_assignment(
+    session: Session, *, assignment_id: int, settings: Settings, now: datetime | None = None
+) -> list[Flag]:
+    """Validate one assignment and reconcile its flags; returns the current findings' flags."""
+    now = now or utcnow()
+    thresholds = settings.thresholds()
+    tz = window_tz(settings)
+    # The row lock queues concurrent validations of one assignment (two pushes of the reader's
+    # devices), so neither inserts a flag the other is inserting. SQLite's writers queue anyway.
+    assignment = session.exec(
+        select(Assignment)
+        .where(Assignment.id == assignment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if assignment is None:
+        raise NotFound(f"no assignment {assignment_id}", code="assignment_not_found")
+
+    meters = [
+        MeterFacts(
+            id=m.id,
+            lat=m.lat,
+            lon=m.lon,
+            meter_no=m.meter_no,
+            digits=m.digits,
+            multiplier=m.multiplier,
+            last_reading=m.last_reading,
+            expected_low=m.expected_low,
+            expected_high=m.expected_high,
+            sequence=m.sequence,
+            active=active,
+        )
+        for m, active in session.exec(
+            select(Meter, Account.active)
+            .join(Account, col(Account.id) == Meter.account_id)
+            .where(Meter.route_id == assignment.route_id)
+            .order_by(col(Meter.sequence), col(Meter.id))
+        )
+        if m.id is not None
+    ]
+    rows = list(session.exec(select(Reading).where(Reading.assignment_id == assignment_id)))
+    replaced = {r.supersedes for r in rows if r.supersedes is not None}
+    readings = [_reading_facts(r, superseded=r.id in replaced) for r in rows]
+
+    # The track that can witness this assignment's work: its window (through the day after, for
+    # late evenings and time zones) and, around each reading, the rules' time window, of every
+    # reader who took a reading (a route moved mid-cycle has two).
+    margin = timedelta(seconds=thresholds.track_window_s)
+    start = _midnight(assignment.window_start, tz)
+    end = _midnight(assignment.window_end + timedelta(days=2), tz)
+    if rows:
+        start = min(start, min(r.read_at for r in rows) - margin)
+        end = max(end, max(r.read_at for r in rows) + margin)
+    readers = {assignment.reader_id} | {r.user_id for r in rows}
+    track = [
+        TrackFix(
+            t=t, lat=lat, lon=lon, accuracy_m=acc, mock=mock, provider=provider, reader_id=user
+        )
+        # Columns, not ORM objects: a route-day is thousands of points.
+        for user, t, lat, lon, acc, mock, provider in session.execute(
+            sa_select(
+                col(TrackPoint.user_id),
+                col(TrackPoint.t),
+                col(TrackPoint.lat),
+                col(TrackPoint.lon),
+                col(TrackPoint.accuracy_m),
+                col(TrackPoint.mock),
+                col(TrackPoint.provider),
+            ).where(
+                col(TrackPoint.user_id).in_(readers),
+                col(TrackPoint.t) >= start,
+                col(TrackPoint.t) <= end,
+            )
+        ).all()
+    ]
+    facts = AssignmentFacts(
+        window_start=assignment.window_start,
+        window_end=assignment.window_end,
+        tz=tz,
+        closed=assignment.status == "closed",
+    )
+    findings = validate_route(facts, meters, readings, track, thresholds, now)
+    return _reconcile(session, assignment_id, {f.key: f for f in findings})
+
+
+def _reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:
+    fix = None
+    if r.fix_lat is not None and r.fix_lon is not None and r.fix_time is not None:
+        fix = FixFacts(
+            lat=r.fix_lat,
+            lon=r.fix_lon,
+            accuracy_m=r.fix_accuracy_m if r.fix_accuracy_m is not None else 0.0,
+            fix_time=r.fix_time,
+            provider=r.fix_provider or "gps",
+            mock=bool(r.fix_mock),
+        )
+    return ReadingFacts(
+        id=r.id,
+        meter_id=r.meter_id,
+        read_at=r.read_at,
+        confirmed_at=r.confirmed_at,
+        received_at=r.received_at,
+        value=r.value,
+        skip_code=r.skip_code,
+        sent_at=r.sent_at,
+        fix=fix,
+        superseded=superseded,
+        reread=r.reread_of is not None,
+        reader_id=r.user_id,
+    )
+
+
+def _reconcile(session: Session, assignment_id: int, findings: dict[str, Finding]) -> list[Flag]:
+    held = {
+        f.key: f
+        for f in session.exec(
+            select(Flag).where(Flag.assignment_id == assignment_id, col(Flag.key).is_not(None))
+        )
+    }
+    flags = []
+    for key, finding in findings.items():
+        message = finding.message[:MESSAGE_MAX]
+        flag = held.pop(key, None)
+        if flag is None:
+            flag = Flag(
+                assignment_id=assignment_id,
+                key=key,
+                code=finding.code,
+                severity=finding.severity,
+                message=message,
+                reading_id=finding.reading_id,
+                meter_id=finding.meter_id,
+            )
+            session.add(flag)
+        elif (flag.message, flag.severity) != (message, finding.severity):
+            flag.message = message
+            flag.severity = finding.severity
+            session.add(flag)
+        flags.append(flag)
+    for flag in held.values():
+        if flag.review is None:
+            session.delete(flag)
+        # A reviewed flag stays: the review is on record even if the finding has gone.
+    session.flush()
+    return flags
+
+
+def affected_assignments_for_track(
+    session: Session,
+    *,
+    user_id: int,
+    t_min: datetime,
+    t_max: datetime,
+    settings: Settings | None = None,
+) -> set[int]:
+    """The assignments whose validation a batch of `user_id`'s track points from t_min to t_max
+    can change: those with the user's readings within the track window of it, and the user's
+    assignments whose window's track span covers it."""
+    settings = settings or Settings()
+    tz = window_tz(settings)
+    margin = timedelta(seconds=settings.validation_track_window_s)
+    by_reading = session.exec(
+        select(Reading.assignment_id)
+        .where(
+            Reading.user_id == user_id,
+            col(Reading.read_at) >= t_min - margin,
+            col(Reading.read_at) <= t_max + margin,
+        )
+        .distinct()
+    ).all()
+    # An assignment's track span runs from its window's first day to the end of the day after
+    # its last (see validate_assignment).
+    first_day = t_min.astimezone(tz).date()
+    last_day = t_max.astimezone(tz).date()
+    by_window = session.exec(
+        select(Assignment.id).where(
+            Assignment.reader_id == user_id,
+            col(Assignment.window_start) <= last_day,
+            col(Assignment.window_end) >= first_day - timedelta(days=1),
+        )
+    ).all()
+    return set(by_reading) | {a for a in by_window if a is not None}
+
+
+def close_assignment(
+    session: Session,
+    *,
+    assignment_id: int,
+    actor_id: int | None,
+    settings: Settings,
+    now: datetime | None = None,
+) -> list[Flag]:
+    """Close an assignment (its device is told it is withdrawn) and validate it: what is still
+    unread is now `missed`. Returns the flags of the validation."""
+    now = now or utcnow()
+    assignment = session.exec(
+        select(Assignment)
+        .where(Assignment.id == assignment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if assignment is None:
+        raise NotFound(f"no assignment {assignment_id}", code="assignment_not_found")
+    if assignment.status == "closed":
+        raise Conflict(f"assignment {assignment_id} is already closed", code="assignment_closed")
+    assignment.status = "closed"
+    assignment.closed_at = now
+    assignment.change_seq = next_change_seq(session)
+    session.add(assignment)
+    session.flush()
+    flags = validate_assignment(session, assignment_id=assignment_id, settings=settings, now=now)
+    record_audit(
+        session,
+        actor_id=actor_id,
+        action="assignment.close",
+        object_type="assignment",
+        object_id=assignment_id,
+        detail={"missed": sum(1 for f in flags if f.code == "missed"), "flags": len(flags)},
+    )
+    return flags
+
+
+def close_due_assignments(session: Session, *, settings: Settings, now: datetime) -> list[int]:
+    """Close every open assignment whose window has ended (by the window's local date)."""
+    today = now.astimezone(window_tz(settings)).date()
+    due = session.exec(
+        select(Assignment.id)
+        .where(Assignment.status == "open", col(Assignment.window_end) < today)
+        .order_by(col(Assignment.id))
+    ).all()
+    closed = []
+    for assignment_id in due:
+        assert assignment_id is not None
+        close_assignment(
+            session, assignment_id=assignment_id, actor_id=None, settings=settings, now=now
+        )
+        closed.append(assignment_id)
+    return closed

@@ -1,0 +1,150 @@
+"""The real handheld app in a real window under Xvfb: log in, walk a route (GPX replay), read
+meters through the screens, confirm, skip one, sync; the server holds exactly those records."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import gpxpy.gpx
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from server.models import Reading, TrackPoint
+from tests.conftest import IN_CI, LiveServer
+from tests.days import honest_day
+from tests.factories import PASSWORD, assign, make_route, make_user, meters_of
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "handheld"
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """A virtual X display for real windows."""
+    if shutil.which("Xvfb") is None:
+        message = "Xvfb is missing (apt-get install xvfb xauth libmtdev1; `make test` does)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    x_dir = Path("/tmp/.X11-unix")  # noqa: S108 - where X servers put their sockets
+    number = next(
+        n
+        for n in range(90, 200)
+        if not (x_dir / f"X{n}").exists() and not (x_dir.parent / f".X{n}-lock").exists()
+    )
+    proc = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", "540x960x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if (x_dir / f"X{number}").exists():
+            break
+        proc.poll()
+        if proc.returncode is not None:
+            raise RuntimeError("Xvfb did not start")
+        time.sleep(0.05)
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def write_gpx(path: Path, track: list[dict[str, object]]) -> None:
+    gpx = gpxpy.gpx.GPX()
+    segment = gpxpy.gpx.GPXTrackSegment()
+    gpx.tracks.append(gpxpy.gpx.GPXTrack())
+    gpx.tracks[0].segments.append(segment)
+    for p in track:
+        segment.points.append(
+            gpxpy.gpx.GPXTrackPoint(p["lat"], p["lon"], time=datetime.fromisoformat(str(p["t"])))
+        )
+    path.write_text(gpx.to_xml())
+
+
+def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
+    display: str,
+    live_server: LiveServer,
+    session: Session,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    make_user(session, live_server.settings, "reader1", "reader", "G1")
+    route = make_route(session, "R-1", 6)
+    assignment = assign(session, "R-1", "reader1")
+    meters = meters_of(session, route)
+    _, track = honest_day(meters, datetime.now(UTC), assignment_id=assignment.id, seed=3)
+    write_gpx(tmp_path / "walk.gpx", track)
+    backend = request.node.callspec.params["db_url"]
+    shots = ARTIFACTS / backend
+    shutil.rmtree(shots, ignore_errors=True)
+    scenario = {
+        "server": live_server.url,
+        "username": "reader1",
+        "password": PASSWORD,
+        "data_dir": str(tmp_path / "device"),
+        "gpx": str(tmp_path / "walk.gpx"),
+        "speed": 10,
+        "track_interval_s": 0.5,
+        "readings": 3,
+        "screenshots": str(shots),
+        "result": str(tmp_path / "result.json"),
+        "timeout": 60,
+    }
+    (tmp_path / "scenario.json").write_text(json.dumps(scenario))
+    env = os.environ | {
+        "DISPLAY": display,
+        "SDL_VIDEODRIVER": "x11",
+        "KIVY_NO_ARGS": "1",
+        "KIVY_HOME": str(tmp_path / "kivy"),
+        "KCFG_GRAPHICS_WIDTH": "480",
+        "KCFG_GRAPHICS_HEIGHT": "860",
+        "KIVY_LOG_MODE": "PYTHON",
+        "PYTHONPATH": str(ROOT),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.mobile.ui_driver", str(tmp_path / "scenario.json")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result = (
+        json.loads((tmp_path / "result.json").read_text())
+        if (tmp_path / "result.json").exists()
+        else {"error": run.stderr[-4000:]}
+    )
+    assert result["error"] is None, result["error"]
+    assert run.returncode == 0, run.stderr[-4000:]
+
+    # The screens were really drawn: a screenshot of each.
+    assert len(result["screenshots"]) == 10
+    assert all(Path(p).stat().st_size > 5000 for p in result["screenshots"])
+
+    session.commit()
+    held = {str(r.id): r for r in session.exec(select(Reading))}
+    device = {r["id"]: r for r in result["readings"]}
+    assert set(held) == set(device)
+    assert len(device) == 4
+    assert sorted(r["meter_id"] for r in result["confirmed"]) == sorted(
+        r["meter_id"] for r in result["readings"] if r["value"] is not None
+    )
+    for reading_id, r in device.items():
+        assert r["sync_status"] == "accepted"
+        assert held[reading_id].skip_code == r["skip_code"]
+        if r["value"] is not None:
+            assert held[reading_id].value == Decimal(r["value"])
+            assert held[reading_id].fix_lat is not None  # the GPS replay gave each a position
+    assert [r["skip_code"] for r in device.values() if r["skip_code"]] == ["dog"]
+    points = session.exec(select(func.count()).select_from(TrackPoint)).one()
+    assert points == result["track_points"] > 5

@@ -1,0 +1,319 @@
+"""The validation runner on both databases: flags follow the findings, reviews survive, closing
+an assignment flags what was missed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from server import audit
+from server.core.config import Settings
+from server.core.db import utcnow
+from server.errors import Conflict
+from server.models import Assignment, AuditLog, Flag
+from server.validation import (
+    affected_assignments_for_track,
+    close_assignment,
+    close_due_assignments,
+    validate_assignment,
+    window_tz,
+)
+from tests.days import home_day, honest_day
+from tests.factories import ReaderDay, assign, make_route, make_user, reader_day
+
+PUSH = "/api/v1/sync/push"
+CST = window_tz(Settings())
+START = datetime(2026, 11, 21, 9, 0, tzinfo=CST)  # inside the factories' window (20-30 Nov)
+DURING = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # the window is still open
+
+
+def aid(day: ReaderDay) -> int:
+    """The assignment's id (the factories' rows are flushed, so it has one)."""
+    assert day.assignment.id is not None
+    return day.assignment.id
+
+
+def push(
+    client: TestClient,
+    day: ReaderDay,
+    readings: Sequence[dict[str, Any]] = (),
+    track: Sequence[dict[str, Any]] = (),
+) -> None:
+    body = {
+        "sent_at": utcnow().isoformat(),
+        "readings": list(readings),
+        "track_points": list(track),
+    }
+    response = client.post(PUSH, headers=day.headers, json=body)
+    assert response.status_code == 200, response.text
+    assert {r["status"] for r in response.json()["results"]} <= {"accepted"}
+
+
+def validate(
+    session: Session, settings: Settings, day: ReaderDay, now: datetime = DURING
+) -> list[Flag]:
+    session.commit()  # a fresh view of what the requests wrote
+    assert day.assignment.id is not None
+    flags = validate_assignment(session, assignment_id=aid(day), settings=settings, now=now)
+    session.commit()
+    return flags
+
+
+def held(session: Session, day: ReaderDay) -> list[Flag]:
+    session.commit()
+    return list(
+        session.exec(
+            select(Flag).where(Flag.assignment_id == day.assignment.id).order_by(col(Flag.id))
+        )
+    )
+
+
+def codes(flags: Sequence[Flag]) -> Counter[str]:
+    return Counter(f.code for f in flags)
+
+
+def test_an_honest_day_leaves_no_flags(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=8)
+    readings, track = honest_day(day.meters, START, assignment_id=aid(day))
+    push(client, day, readings, track)
+    assert validate(session, settings, day) == []
+    assert held(session, day) == []
+
+
+def test_a_day_typed_at_home_is_flagged_reading_by_reading(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=6)
+    home = (day.meters[0].lat + 0.01, day.meters[0].lon)  # about 1.1 km north
+    readings, track = home_day(day.meters, START, assignment_id=aid(day), home=home)
+    push(client, day, readings, track)
+    flags = validate(session, settings, day)
+    assert codes(flags) == {"not_on_track": 6, "unchanged": 2}
+    assert held(session, day) == flags
+    by_meter = {m.id: m for m in day.meters}
+    for flag in flags:
+        assert flag.key is not None
+        assert flag.reading_id is not None
+        assert flag.meter_id in by_meter
+        assert by_meter[flag.meter_id].meter_no in flag.message
+
+
+def test_validating_again_changes_nothing(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=4)
+    home = (day.meters[0].lat + 0.01, day.meters[0].lon)
+    readings, track = home_day(day.meters, START, assignment_id=aid(day), home=home)
+    push(client, day, readings, track)
+    first = [(f.id, f.key, f.message) for f in validate(session, settings, day)]
+    again = [(f.id, f.key, f.message) for f in validate(session, settings, day)]
+    assert again == first
+
+
+def test_a_finding_still_there_keeps_its_flag_and_review_and_gets_the_new_message(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=3)
+    supervisor = make_user(session, settings, "sup1", "supervisor", grid_code="G1")
+    readings, track = honest_day(day.meters, START, assignment_id=aid(day))
+    readings[1]["fix"]["lat"] += 0.002  # about 220 m north of the meter
+    push(client, day, readings, track)
+    (flag,) = validate(session, settings, day)
+    assert flag.code == "far_from_meter"
+    assert "(allowed 30 m + accuracy" in flag.message
+    assert flag.id is not None
+    audit.review_flag(
+        session,
+        auditor=audit.Auditor(user=supervisor),
+        flag_id=flag.id,
+        decision="accepted",
+        note="meter is in the back yard; the mapped point is the street",
+    )
+
+    stricter = settings.model_copy(update={"validation_presence_radius_m": 20.0})
+    (again,) = validate(session, stricter, day)
+    assert again.id == flag.id
+    assert "(allowed 20 m + accuracy" in again.message
+    (kept,) = held(session, day)
+    assert (kept.id, kept.review, kept.message) == (flag.id, "accepted", again.message)
+    assert kept.review_note == "meter is in the back yard; the mapped point is the street"
+
+
+def test_a_late_track_clears_unreviewed_flags_and_keeps_the_reviewed_one(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=5)
+    supervisor = make_user(session, settings, "sup1", "supervisor", grid_code="G1")
+    readings, track = honest_day(day.meters, START, assignment_id=aid(day))
+    push(client, day, readings)  # the track comes in a later push
+    flags = validate(session, settings, day)
+    assert codes(flags) == {"not_on_track": 5}
+    reviewed = flags[2]
+    assert reviewed.id is not None
+    audit.review_flag(
+        session,
+        auditor=audit.Auditor(user=supervisor),
+        flag_id=reviewed.id,
+        decision="rejected",
+        note="called the reader: says GPS was off",
+    )
+
+    push(client, day, track=track)
+    times = [datetime.fromisoformat(p["t"]) for p in track]
+    session.commit()
+    assert day.assignment.id in affected_assignments_for_track(
+        session,
+        user_id=day.assignment.reader_id,
+        t_min=min(times),
+        t_max=max(times),
+        settings=settings,
+    )
+    assert validate(session, settings, day) == []
+    (kept,) = held(session, day)
+    assert (kept.id, kept.code, kept.review) == (reviewed.id, "not_on_track", "rejected")
+
+
+def test_a_flag_made_by_hand_is_left_alone(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=2)
+    assert day.assignment.id is not None
+    session.add(
+        Flag(
+            assignment_id=aid(day),
+            meter_id=day.meters[0].id,
+            code="note",
+            severity="info",
+            message="customer asked for a call before the visit",
+        )
+    )
+    session.commit()
+    assert validate(session, settings, day) == []
+    assert [f.code for f in held(session, day)] == ["note"]
+
+
+def test_closing_an_assignment_flags_the_missed_meters_and_is_audited(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=6)
+    supervisor = make_user(session, settings, "sup1", "supervisor", grid_code="G1")
+    readings, track = honest_day(
+        day.meters[:4],
+        START,
+        assignment_id=aid(day),
+        skips={day.meters[3].id: "locked"},
+    )
+    push(client, day, readings, track)
+    assert validate(session, settings, day) == []
+    before = day.assignment.change_seq
+    assert day.assignment.id is not None
+
+    flags = close_assignment(
+        session, assignment_id=aid(day), actor_id=supervisor.id, settings=settings
+    )
+    session.commit()
+    assert codes(flags) == {"missed": 2}
+    assert {f.meter_id for f in flags} == {day.meters[4].id, day.meters[5].id}
+    closed = session.get(Assignment, day.assignment.id)
+    assert closed is not None
+    assert closed.status == "closed"
+    assert closed.closed_at is not None
+    assert closed.change_seq > before
+    entry = session.exec(select(AuditLog).where(AuditLog.action == "assignment.close")).one()
+    assert (entry.actor_id, entry.object_id) == (supervisor.id, str(day.assignment.id))
+    with pytest.raises(Conflict):
+        close_assignment(session, assignment_id=aid(day), actor_id=supervisor.id, settings=settings)
+
+
+def test_due_assignments_are_those_whose_window_ended_in_local_time(
+    session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "reader1", "reader", grid_code="G1")
+    make_route(session, "R-1", 3)
+    make_route(session, "R-2", 3)
+    ended = assign(session, "R-1", "reader1", "2026-11a", date(2026, 11, 15), date(2026, 11, 22))
+    running = assign(session, "R-2", "reader1", "2026-11b", date(2026, 11, 20), date(2026, 11, 30))
+    # 17:00 UTC on the 22nd is already the 23rd in China: the first window has ended.
+    now = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)
+    assert close_due_assignments(session, settings=settings, now=now) == [ended.id]
+    session.commit()
+    assert close_due_assignments(session, settings=settings, now=now) == []
+    statuses = {
+        a.id: a.status
+        for a in session.exec(select(Assignment).execution_options(populate_existing=True))
+    }
+    assert statuses == {ended.id: "closed", running.id: "open"}
+    flags = session.exec(select(Flag).where(Flag.assignment_id == ended.id)).all()
+    assert codes(flags) == {"missed": 3}
+
+
+def test_a_track_batch_affects_the_assignments_whose_window_or_readings_it_covers(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=3)  # window 20-30 Nov
+    make_route(session, "R-2", 3)
+    early = assign(session, "R-2", "reader1", "2026-10", date(2026, 11, 1), date(2026, 11, 10))
+    assert early.id is not None
+    session.commit()
+
+    def affected(t: datetime) -> set[int]:
+        return affected_assignments_for_track(
+            session, user_id=day.assignment.reader_id, t_min=t, t_max=t, settings=settings
+        )
+
+    assert affected(datetime(2026, 11, 5, 12, 0, tzinfo=CST)) == {early.id}
+    assert affected(datetime(2026, 11, 25, 12, 0, tzinfo=CST)) == {day.assignment.id}
+    assert affected(datetime(2026, 11, 15, 12, 0, tzinfo=CST)) == set()
+    # The day after the window still belongs to it (a late evening, a time zone away).
+    assert affected(datetime(2026, 11, 11, 20, 0, tzinfo=CST)) == {early.id}
+    other = make_user(session, settings, "reader2", "reader", grid_code="G1")
+    assert (
+        affected_assignments_for_track(
+            session,
+            user_id=other.id,
+            t_min=datetime(2026, 11, 25, tzinfo=UTC),
+            t_max=datetime(2026, 11, 26, tzinfo=UTC),
+            settings=settings,
+        )
+        == set()
+    )
+
+
+def test_a_track_batch_affects_an_assignment_read_outside_its_window(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=3)
+    assert day.assignment.id is not None
+    when = datetime(2026, 11, 17, 10, 0, tzinfo=CST)  # three days before the window opens
+    readings, _ = honest_day(day.meters[:1], when, assignment_id=aid(day))
+    push(client, day, readings)
+    session.commit()
+    read_at = datetime.fromisoformat(readings[0]["read_at"])
+    assert affected_assignments_for_track(
+        session,
+        user_id=day.assignment.reader_id,
+        t_min=read_at + timedelta(minutes=2),
+        t_max=read_at + timedelta(minutes=4),
+        settings=settings,
+    ) == {day.assignment.id}
+    flags = validate(session, settings, day)
+    assert codes(flags) == {"outside_window": 1, "not_on_track": 1}
+
+
+def test_every_threshold_is_a_setting_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRIDWALK_VALIDATION_MAX_SPEED_KMH", "90")
+    monkeypatch.setenv("GRIDWALK_VALIDATION_MOCK_PROVIDERS", '["mock", "gpx"]')
+    thresholds = Settings().thresholds()
+    assert thresholds.max_speed_kmh == 90
+    assert thresholds.mock_providers == ("mock", "gpx")
+    assert Settings(validation_presence_radius_m=25).thresholds().presence_radius_m == 25
