@@ -241,6 +241,16 @@ def _summary(
     }
 
 
+def assignment_summary(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
+    """One assignment's progress (the auditor must be allowed to see it)."""
+    assignment, route = _assignment(session, auditor, assignment_id)
+    cycle = session.get(Cycle, assignment.cycle_id)
+    reader = session.get(User, assignment.reader_id)
+    assert cycle is not None
+    assert reader is not None
+    return _summary(session, assignment, route, cycle, reader)
+
+
 def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
     """One assignment: summary, meters with their state, readings in order taken, track, flags."""
     assignment, route = _assignment(session, auditor, assignment_id)

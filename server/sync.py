@@ -65,6 +65,7 @@ from server.models import (
     User,
     Withdrawal,
 )
+from server.validation import affected_assignments_for_track, validate_assignment
 
 # --------------------------------------------------------------------------------------- pull
 
@@ -390,8 +391,11 @@ class _SentAt(BaseModel):
     sent_at: AwareDatetime
 
 
-def push(session: Session, *, pusher: Pusher, payload: Any) -> PushResponse:
-    """Store a pushed outbox item by item; the answer has one result per reading and event."""
+def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) -> PushResponse:
+    """Store a pushed outbox item by item; the answer has one result per reading and event.
+
+    The assignments the push touched are validated in the same transaction, so a supervisor
+    sees the flags the moment the push lands."""
     sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload)
     received_at = utcnow()
     results = [
@@ -403,7 +407,17 @@ def push(session: Session, *, pusher: Pusher, payload: Any) -> PushResponse:
         )
         for raw in raw_readings
     ]
-    track = _store_track(session, pusher, raw_points, received_at)
+    touched = {
+        int(raw["assignment_id"])
+        for raw, result in zip(raw_readings, results, strict=True)
+        if result.status == "accepted"
+    }
+    track, span = _store_track(session, pusher, raw_points, received_at)
+    if span is not None:
+        # A late track batch re-validates the readings it covers.
+        touched |= affected_assignments_for_track(
+            session, user_id=pusher.user_id, t_min=span[0], t_max=span[1], settings=settings
+        )
     results += [
         _one(
             session,
@@ -413,6 +427,10 @@ def push(session: Session, *, pusher: Pusher, payload: Any) -> PushResponse:
         )
         for raw in raw_events
     ]
+    for assignment_id in sorted(touched):  # one lock order for every push
+        validate_assignment(
+            session, assignment_id=assignment_id, settings=settings, now=received_at
+        )
     device = session.get(Device, pusher.device_id)
     if device is not None:
         device.last_seen_at = received_at
@@ -604,7 +622,8 @@ def _current_reading_id(session: Session, assignment_id: int, meter_id: int) -> 
 
 def _store_track(
     session: Session, pusher: Pusher, raw_points: list[Any], received_at: datetime
-) -> TrackResult:
+) -> tuple[TrackResult, tuple[datetime, datetime] | None]:
+    """Store the new points; answer in aggregate, with the time span of what was stored."""
     result = TrackResult()
     fresh: dict[datetime, TrackPointIn] = {}
     for index, raw in enumerate(raw_points):
@@ -619,7 +638,7 @@ def _store_track(
         else:
             fresh[t] = point
     if not fresh:
-        return result
+        return result, None
     held = set(
         session.exec(
             select(TrackPoint.t).where(
@@ -646,10 +665,12 @@ def _store_track(
         if t not in held
     ]
     result.duplicate += len(fresh) - len(rows)
-    if rows:
-        session.execute(insert(TrackPoint), rows)
     result.accepted = len(rows)
-    return result
+    if not rows:
+        return result, None
+    session.execute(insert(TrackPoint), rows)
+    stored = [t for t in fresh if t not in held]
+    return result, (min(stored), max(stored))
 
 
 def job_event_hash(e: JobEventIn) -> str:

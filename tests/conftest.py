@@ -84,6 +84,8 @@ def settings(db_url: str) -> Settings:
         database_url=db_url,
         password_time_cost=1,
         password_memory_kib=1024,
+        # Tests close assignments themselves; a background closer would race them.
+        close_due_every_minutes=0,
     )
 
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_push_inflated_bytes: int = 32 * 1024 * 1024
     max_import_bytes: int = 64 * 1024 * 1024
     pull_page_size: int = 500
+    # How often the server closes assignments whose window has ended (0: never, e.g. in tests
+    # that need a past window open); closing validates them, so missed meters get flagged.
+    close_due_every_minutes: float = 10.0
     # Oldest app version still served; older apps are told to update.
     min_app_version: str = "0.1.0"
     # Base-map tiles for the audit page, e.g. https://tile.example.org/{z}/{x}/{y}.png (a

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from server import audit
-from server.api.deps import Caller, SessionDep, require_role
+from server import audit, validation
+from server.api.deps import Caller, SessionDep, SettingsDep, require_role
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -97,6 +97,19 @@ def order_reread(
         "reason": order.reason,
         "reading_id": str(order.reading_id) if order.reading_id else None,
     }
+
+
+@router.post("/assignments/{assignment_id}/close")
+def close_assignment(
+    assignment_id: int, auditor: AuditorDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Close an assignment early and validate it: what is still unread is now `missed`."""
+    audit.assignment_summary(session, auditor=auditor, assignment_id=assignment_id)
+    validation.close_assignment(
+        session, assignment_id=assignment_id, actor_id=auditor.user.id, settings=settings
+    )
+    session.commit()
+    return audit.assignment_summary(session, auditor=auditor, assignment_id=assignment_id)
 
 
 @router.get("/assignments/{assignment_id}/track.gpx", response_class=PlainTextResponse)

@@ -94,7 +94,7 @@ async def push(
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
     pusher = sync.Pusher(user=caller.user, device_id=caller.device_id)
-    return await run_in_threadpool(sync.push, session, pusher=pusher, payload=payload)
+    return await run_in_threadpool(sync.push, session, settings, pusher=pusher, payload=payload)
 
 
 # The push body is read by hand (gzip, per-item answers); these schemas document it at /docs.
