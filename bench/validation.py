@@ -19,14 +19,12 @@ import argparse
 import gzip
 import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -47,13 +45,10 @@ from server.changes import next_change_seq
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
+from server.days import home_day, honest_day, reading_facts, street, track_facts
 from server.main import create_app
 from server.models import Account, Assignment, Meter, Route
 from server.validation import validate_assignment, window_tz
-
-# The day builders are shared with the tests (tests/days.py), which are not an installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.days import home_day, honest_day, reading_facts, street, track_facts
 
 N_METERS = 300
 RUNS = 7

@@ -16,12 +16,15 @@ from typing import NamedTuple
 
 from sqlmodel import Session, col, select
 
+from common.geo import offset
 from server.accounts import create_user, get_or_create_grid
 from server.assignments import assign_route
 from server.core.config import Settings
+from server.days import home_day, honest_day
 from server.errors import Conflict
 from server.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
-from server.models import User
+from server.models import Assignment, Device, Meter, Route, User
+from server.sync import Pusher, push
 
 GRID_CODE = "GRID-01"
 GRID_NAME = "Riverside grid"
@@ -29,7 +32,6 @@ SEED = 20261101
 CITY = "杭州市"
 # Readings are taken in the town's local time (China Standard Time, no daylight saving).
 LOCAL = timezone(timedelta(hours=8), "CST")
-_M_PER_DEG_LAT = 111_320.0
 
 
 class DemoUser(NamedTuple):
@@ -211,11 +213,7 @@ def _walk(plan: _RoutePlan, rng: random.Random) -> list[tuple[str, int, float, f
 
 
 def _move(lat: float, lon: float, bearing: float, metres: float) -> tuple[float, float]:
-    m_per_deg_lon = _M_PER_DEG_LAT * math.cos(math.radians(lat))
-    return (
-        lat + metres * math.cos(bearing) / _M_PER_DEG_LAT,
-        lon + metres * math.sin(bearing) / m_per_deg_lon,
-    )
+    return offset(lat, lon, metres * math.cos(bearing), metres * math.sin(bearing))
 
 
 def load_demo(
@@ -268,4 +266,46 @@ def load_demo(
             actor_id=admin_id,
         )
     session.commit()
+    _push_demo_days(session, settings, yesterday=today - timedelta(days=1))
     return DemoCredentials(users=USERS, created=True)
+
+
+def _push_demo_days(session: Session, settings: Settings, *, yesterday: date) -> None:
+    """Yesterday's work, pushed as the handhelds would: reader1 walked R-101 honestly (two
+    meters skipped, the last few not reached yet); reader2 stayed home and typed R-102 (估抄).
+    A newcomer opens the audit page and sees what clean and flagged routes look like."""
+    start = datetime.combine(yesterday, time(9, 0), tzinfo=LOCAL)
+    for plan, day in ((ROUTES[0], "honest"), (ROUTES[1], "home")):
+        reader = session.exec(select(User).where(User.username == plan.reader)).one()
+        assignment = session.exec(
+            select(Assignment).join(Route).where(Route.code == plan.code)
+        ).one()
+        meters = list(
+            session.exec(
+                select(Meter)
+                .where(Meter.route_id == assignment.route_id)
+                .order_by(col(Meter.sequence))
+            )
+        )
+        assert assignment.id is not None
+        if day == "honest":
+            walked = meters[:-4]
+            skips = {walked[5].id: "dog", walked[17].id: "locked"}
+            readings, track = honest_day(
+                walked, start, assignment_id=assignment.id, seed=11, skips=skips
+            )
+        else:
+            home = offset(meters[0].lat, meters[0].lon, 900.0, -1200.0)
+            readings, track = home_day(
+                meters, start, assignment_id=assignment.id, home=home, seed=12
+            )
+        device_id = f"demo-handheld-{plan.reader}"
+        session.add(Device(id=device_id, last_user_id=reader.id))
+        session.flush()
+        # No sent_at: these pushes are replayed now, a day late, by no device clock.
+        push(
+            session,
+            settings,
+            pusher=Pusher(user=reader, device_id=device_id),
+            payload={"readings": readings, "track_points": track},
+        )

@@ -36,7 +36,7 @@ from common.validation import (
     validate_route,
     wrong_meter_order,
 )
-from tests.days import home_day, honest_day, reading_facts, street, teleport, track_facts
+from server.days import home_day, honest_day, reading_facts, street, teleport, track_facts
 
 LOCAL = AssignmentFacts(date(2026, 11, 20), date(2026, 11, 30)).tz
 START = datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL)

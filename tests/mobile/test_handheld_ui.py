@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from server.days import honest_day
 from server.models import Reading, TrackPoint
 from tests.conftest import IN_CI, LiveServer
-from tests.days import honest_day
 from tests.factories import PASSWORD, assign, make_route, make_user, meters_of
 
 ROOT = Path(__file__).resolve().parents[2]

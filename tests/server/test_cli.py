@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import math
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,18 @@ from server.core.config import Settings
 from server.core.security import verify_password
 from server.demo import USERS, demo_csv
 from server.imports import import_meters_csv
-from server.models import Account, Assignment, Cycle, Device, Grid, Meter, Route, User
+from server.models import (
+    Account,
+    Assignment,
+    Cycle,
+    Device,
+    Flag,
+    Grid,
+    Meter,
+    Reading,
+    Route,
+    User,
+)
 from tests.server.test_imports import csv_text, row
 
 # Cheap argon2, as the settings fixture has: the KDF's cost is not what these tests are about.
@@ -278,3 +290,25 @@ def test_demo_route_is_a_street_walk_with_meters_near_roll_over(route: str) -> N
     read_at = [datetime.fromisoformat(r["last_read_at"]) for r in rows]
     assert read_at == sorted(read_at)
     assert read_at[0].date() == date(2026, 10, 26)
+
+
+def test_the_demo_has_an_honest_day_and_a_day_typed_at_home(db_url: str, session: Session) -> None:
+    """A newcomer sees a clean route and a flagged one: R-101 honest, R-102 estimated."""
+    result = gridwalk(db_url, "demo")
+    assert result.exit_code == 0, result.output
+    by_route = {
+        code: Counter(
+            f.code
+            for f in session.exec(
+                select(Flag).join(Assignment).join(Route).where(Route.code == code)
+            )
+        )
+        for code in ("R-101", "R-102")
+    }
+    readings = Counter(
+        session.exec(select(Route.code).select_from(Reading).join(Assignment).join(Route))
+    )
+    assert by_route["R-101"] == Counter()
+    assert readings["R-101"] == 37  # 41 meters, the last four not reached yet
+    assert by_route["R-102"]["not_on_track"] == readings["R-102"] == 40
+    assert by_route["R-102"]["unchanged"] > 0

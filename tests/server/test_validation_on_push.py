@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from server.core.config import Settings
+from server.days import home_day, honest_day
 from server.main import create_app
 from server.models import Assignment
-from tests.days import home_day, honest_day
 from tests.factories import ReaderDay, assign, auth, make_route, make_user, reader_day
 
 AUDIT = "/api/v1/audit"

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from server import audit
 from server.core.config import Settings
 from server.core.db import utcnow
+from server.days import home_day, honest_day
 from server.errors import Conflict
 from server.models import Assignment, AuditLog, Flag
 from server.validation import (
@@ -24,7 +25,6 @@ from server.validation import (
     validate_assignment,
     window_tz,
 )
-from tests.days import home_day, honest_day
 from tests.factories import ReaderDay, assign, make_route, make_user, reader_day
 
 PUSH = "/api/v1/sync/push"
