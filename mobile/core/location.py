@@ -103,7 +103,7 @@ def load_gpx(path: str | Path) -> list[ReplayPoint]:
     """The points of a GPX file's tracks (or route, or waypoints), with their time offsets."""
     with open(path, encoding="utf-8") as f:
         gpx = gpxpy.parse(f)
-    raw = [p for t in gpx.tracks for s in t.segments for p in s.points]
+    raw: list[Any] = [p for t in gpx.tracks for s in t.segments for p in s.points]
     raw = raw or [p for r in gpx.routes for p in r.points] or list(gpx.waypoints)
     if not raw:
         raise ValueError(f"{path}: no track points")

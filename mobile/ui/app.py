@@ -56,13 +56,13 @@ def ask(title: str, text: str, yes: str, on_yes: Callable[[], None], no: str = "
     buttons.add_widget(no_button)
     buttons.add_widget(yes_button)
     box.add_widget(buttons)
-    popup.yes_button = yes_button  # type: ignore[attr-defined]
+    popup.yes_button = yes_button
     popup.open()
     return popup
 
 
 class GridwalkScreen(Screen):
-    field: FieldSession = ObjectProperty(None)  # type: ignore[assignment]
+    field: FieldSession = ObjectProperty(None)
 
     @property
     def app(self) -> HandheldApp:
@@ -214,7 +214,7 @@ class RouteScreen(GridwalkScreen):
 
 
 class ReadingScreen(GridwalkScreen):
-    meter: MeterView | None = ObjectProperty(None, allownone=True)  # type: ignore[assignment]
+    meter: MeterView | None = ObjectProperty(None, allownone=True)
     skip_codes = ListProperty(list(SKIP_CODES))
     locked = BooleanProperty(False)
 
