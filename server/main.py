@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from common.contract import API_PREFIX, CONTRACT_VERSION
+from server import validation
 from server.api.routes import admin, audit, auth, sync
 from server.core.config import Settings
-from server.core.db import make_engine
+from server.core.db import make_engine, utcnow
 from server.errors import Problem
+from server.web import pages
+
+logger = logging.getLogger("gridwalk")
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -26,7 +34,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        closer = None
+        if settings.close_due_every_minutes > 0:
+            closer = asyncio.create_task(_close_due_periodically(settings, engine))
         yield
+        if closer is not None:
+            closer.cancel()
+            with suppress(asyncio.CancelledError):
+                await closer
         if owns_engine:  # an engine handed in belongs to the caller
             engine.dispose()
 
@@ -61,6 +76,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     for module in (auth, admin, sync, audit):
         app.include_router(module.router, prefix=API_PREFIX)
 
+    pages.mount(app)
     _document_hand_read_bodies(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -68,6 +84,24 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return {"status": "ok"}
 
     return app
+
+
+async def _close_due_periodically(settings: Settings, engine: Engine) -> None:
+    """Close assignments whose window has ended, now and every few minutes."""
+    while True:
+        try:
+            await run_in_threadpool(_close_due, settings, engine)
+        except Exception:  # a bad night must not stop the next run; it is logged
+            logger.exception("closing due assignments failed")
+        await asyncio.sleep(settings.close_due_every_minutes * 60)
+
+
+def _close_due(settings: Settings, engine: Engine) -> None:
+    with Session(engine) as session:
+        closed = validation.close_due_assignments(session, settings=settings, now=utcnow())
+        session.commit()
+    if closed:
+        logger.info("closed assignments whose window ended: %s", closed)
 
 
 def _document_hand_read_bodies(app: FastAPI) -> None:
