@@ -1,0 +1,103 @@
+"""Pages for people at a desk: the supervisor's route audit at /audit, with its static files.
+
+The pages are plain HTML and JS over the JSON API; the browser holds the tokens. Leaflet comes
+from npm into server/web/node_modules (`make setup`), never from a CDN: a supply company's desks
+may have no internet. Without it the app still starts and the page says the map is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from server.api.deps import SettingsDep
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+LEAFLET_DIST = WEB_DIR / "node_modules" / "leaflet" / "dist"
+
+router = APIRouter(include_in_schema=False)
+
+
+def _has_map_library(request: Request) -> bool:
+    return bool(request.app.state.map_library)
+
+
+MapLibraryDep = Annotated[bool, Depends(_has_map_library)]
+
+
+def tile_source(tile_url: str) -> str:
+    """The CSP source that admits the configured tiles ('' when there are none or they are ours)."""
+    parts = urlsplit(tile_url)
+    if not tile_url or not parts.netloc:
+        return ""
+    # Leaflet's {s} is the subdomain (a.tile…, b.tile…): a CSP wildcard covers them all.
+    host = parts.netloc.replace("{s}", "*")
+    if "{" in host or "}" in host:
+        return f"{parts.scheme}:"
+    return f"{parts.scheme}://{host}"
+
+
+def content_security_policy(tile_url: str) -> str:
+    """Only the page's own scripts run; images may also come from the tile server."""
+    images = " ".join(filter(None, ["'self'", "data:", "blob:", tile_source(tile_url)]))
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+@router.get("/audit")
+def audit_page(settings: SettingsDep) -> FileResponse:
+    """The supervisor's route audit page."""
+    return FileResponse(
+        STATIC_DIR / "audit.html",
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": content_security_policy(settings.map_tile_url),
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@router.get("/audit/config.json")
+def audit_config(settings: SettingsDep, map_library: MapLibraryDep) -> dict[str, Any]:
+    """What the page needs from the server: the base map's tiles, and whether Leaflet is here."""
+    return {
+        "map_tile_url": settings.map_tile_url,
+        "map_tile_attribution": settings.map_tile_attribution,
+        "map_library": map_library,
+    }
+
+
+def mount(app: FastAPI, *, leaflet_dist: Path | None = None) -> None:
+    """Add the pages and their static files to `app`."""
+    dist = leaflet_dist or LEAFLET_DIST
+    app.state.map_library = (dist / "leaflet.js").is_file()
+    if app.state.map_library:
+        # Before /static, which would otherwise answer (404) for the vendor paths too.
+        app.mount("/static/vendor/leaflet", StaticFiles(directory=dist), name="leaflet")
+    else:
+        logger.warning(
+            "Leaflet is not installed in %s: the audit page will have no map "
+            "(run `make setup`, which runs `npm ci` in server/web)",
+            dist,
+        )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)

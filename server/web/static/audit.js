@@ -1,0 +1,796 @@
+/* Gridwalk route audit: a supervisor picks an assignment and checks where and when each meter
+   was read, reviews the flags and orders re-reads. Plain JS over the JSON API, no build step.
+   Leaflet is optional: without it the lists and the evidence still work, and the map area
+   says what is missing. Everything the API sends is put on the page as text, never as HTML. */
+"use strict";
+
+const API = "/api/v1";
+const STATES = ["read", "skipped", "missing", "flagged"];
+const STATE_COLOURS = { read: "#2f9e44", skipped: "#f08c00", missing: "#868e96", flagged: "#e03131" };
+const STATE_LABELS = { read: "Read", skipped: "Skipped", missing: "Missing", flagged: "Flagged" };
+const SEVERITIES = ["fail", "warn", "info"];
+const TRACK_COLOUR = "#1c7ed6";
+const LABEL_MIN_ZOOM = 15; // farther out, the order numbers would bury the pins
+
+const state = {
+  config: {},
+  assignments: [],
+  assignmentId: null,
+  detail: null,
+  selection: { meterId: null, flagId: null },
+  notice: null,
+};
+
+// ---------------------------------------------------------------- DOM
+
+const $ = (id) => document.getElementById(id);
+
+/** An element with attributes (on* are listeners) and children (strings become text). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "class") el.className = value;
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const dateTimeShort = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
+
+function when(iso) {
+  return iso ? dateTime.format(new Date(iso)) : "—";
+}
+
+function timeSpan(start, end) {
+  const [a, b] = [new Date(start), new Date(end)];
+  return dateTimeShort.formatRange ? dateTimeShort.formatRange(a, b) : `${dateTimeShort.format(a)} – ${dateTimeShort.format(b)}`;
+}
+
+function windowText(start, end) {
+  const a = new Date(start);
+  const b = new Date(end);
+  return dateOnly.formatRange ? dateOnly.formatRange(a, b) : `${dateOnly.format(a)} – ${dateOnly.format(b)}`;
+}
+
+function duration(ms) {
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+function metres(m) {
+  if (m === null || m === undefined) return "—";
+  return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(m < 10000 ? 2 : 1)} km`;
+}
+
+/** Metres between two points: the flat-earth form of common/geo.py, for display only. */
+function distanceM(lat1, lon1, lat2, lon2) {
+  const a = 6378137.0;
+  const f = 1 / 298.257223563;
+  const e2 = f * (2 - f);
+  const rad = Math.PI / 180;
+  const phiM = ((lat1 + lat2) / 2) * rad;
+  const w = 1 - e2 * Math.sin(phiM) ** 2;
+  const n = a / Math.sqrt(w);
+  const m = (n * (1 - e2)) / w;
+  return Math.hypot(n * Math.cos(phiM) * (lon2 - lon1) * rad, m * (lat2 - lat1) * rad);
+}
+
+// ---------------------------------------------------------------- session and API
+
+class ApiError extends Error {
+  constructor(status, detail, code) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+    this.code = code;
+  }
+}
+
+const session = {
+  /** One device id per browser: the server keeps a refresh-token chain per device. */
+  deviceId() {
+    let id = localStorage.getItem("gridwalk.device_id");
+    if (!id) {
+      const bytes = crypto.getRandomValues(new Uint8Array(8));
+      id = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+      localStorage.setItem("gridwalk.device_id", id);
+    }
+    return id;
+  },
+  get tokens() {
+    try {
+      return JSON.parse(sessionStorage.getItem("gridwalk.tokens"));
+    } catch {
+      return null;
+    }
+  },
+  save(body) {
+    const tokens = { access_token: body.access_token, refresh_token: body.refresh_token, user: body.user };
+    sessionStorage.setItem("gridwalk.tokens", JSON.stringify(tokens));
+  },
+  clear() {
+    sessionStorage.removeItem("gridwalk.tokens");
+  },
+};
+
+async function problemOf(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: a proxy's error page, say
+  }
+  let detail = body && body.detail;
+  if (typeof detail !== "string") {
+    detail = detail ? JSON.stringify(detail) : `${response.status} ${response.statusText}`.trim();
+  }
+  return new ApiError(response.status, detail, body && body.code);
+}
+
+async function send(path, { method = "GET", body, auth = true } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const tokens = session.tokens;
+  if (auth && tokens) headers.Authorization = `Bearer ${tokens.access_token}`;
+  try {
+    return await fetch(API + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "cannot reach the server: check the network and try again", "network");
+  }
+}
+
+/** Call the API as the signed-in user; an expired access token is refreshed once and retried. */
+async function api(path, options = {}) {
+  const sentWith = session.tokens && session.tokens.access_token;
+  let response = await send(path, options);
+  if (response.status === 401 && session.tokens) {
+    const problem = await problemOf(response);
+    if (problem.code !== "token_expired") endSession(problem);
+    // Another call may have refreshed meanwhile: then just retry with the new token.
+    if (session.tokens.access_token === sentWith) await refreshTokens();
+    response = await send(path, options);
+    if (response.status === 401) endSession(await problemOf(response));
+  }
+  if (!response.ok) throw await problemOf(response);
+  return options.raw ? response : response.json();
+}
+
+let refreshing = null;
+
+function refreshTokens() {
+  // One refresh at a time: a refresh token is spent on use, and a spent one presented again
+  // makes the server revoke this device's tokens, so parallel calls share one refresh.
+  if (!refreshing) {
+    refreshing = (async () => {
+      const tokens = session.tokens;
+      if (!tokens) throw new ApiError(401, "not signed in", "not_authenticated");
+      const response = await send("/auth/refresh", {
+        method: "POST",
+        body: { refresh_token: tokens.refresh_token },
+        auth: false,
+      });
+      if (!response.ok) endSession(await problemOf(response));
+      session.save(await response.json());
+    })().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+function endSession(problem) {
+  signOut(`You have been signed out: ${problem.detail}`);
+  throw problem;
+}
+
+// ---------------------------------------------------------------- banner, sign in and out
+
+function showError(err) {
+  const banner = $("banner");
+  banner.replaceChildren(
+    h("span", {}, err instanceof ApiError ? err.detail : String(err.message || err)),
+    h("button", { type: "button", class: "banner-close", "aria-label": "Dismiss", onclick: () => (banner.hidden = true) }, "×"),
+  );
+  banner.hidden = false;
+}
+
+function showLogin(message) {
+  $("audit-view").hidden = true;
+  $("who").hidden = true;
+  $("login-view").hidden = false;
+  $("login-error").textContent = message || "";
+  $("username").focus();
+}
+
+function signOut(message) {
+  session.clear();
+  Object.assign(state, { assignments: [], assignmentId: null, detail: null, notice: null });
+  state.selection = { meterId: null, flagId: null };
+  // Nothing of this user's audit stays on the page for the next one to see.
+  if (map) {
+    layers.clearLayers();
+    evidenceLayer.clearLayers();
+    pins.clear();
+  }
+  $("assignment-list").replaceChildren();
+  $("assignment-title").textContent = "Pick an assignment";
+  $("assignment-sub").textContent = "Its route, track and flags appear here.";
+  $("exports").hidden = true;
+  $("flag-count").textContent = "";
+  $("flag-list").replaceChildren(h("li", { class: "empty" }, "Pick an assignment to see its flags."));
+  $("evidence").replaceChildren();
+  const legend = $("legend");
+  if (legend) legend.remove();
+  $("banner").hidden = true;
+  history.replaceState(null, "", location.pathname);
+  showLogin(message);
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const username = $("username").value.trim();
+  const password = $("password").value;
+  if (!username || !password) {
+    $("login-error").textContent = "Enter your username and password.";
+    return;
+  }
+  const button = $("login-submit");
+  button.disabled = true;
+  button.textContent = "Signing in…";
+  $("login-error").textContent = "";
+  try {
+    const response = await send("/auth/login", {
+      method: "POST",
+      auth: false,
+      body: { username, password, device_id: session.deviceId() },
+    });
+    if (!response.ok) throw await problemOf(response);
+    const body = await response.json();
+    if (!["supervisor", "admin"].includes(body.user.role)) {
+      $("login-error").textContent =
+        `This page is for supervisors and administrators; ${body.user.username} is a ${body.user.role}.`;
+      return;
+    }
+    session.save(body);
+    $("password").value = "";
+    await enterWorkspace();
+  } catch (err) {
+    $("login-error").textContent = err instanceof ApiError ? err.detail : String(err);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Sign in";
+  }
+}
+
+async function enterWorkspace() {
+  const { user } = session.tokens;
+  $("who-name").textContent = user.username;
+  $("who-role").textContent = user.role;
+  $("who").hidden = false;
+  $("login-view").hidden = true;
+  $("audit-view").hidden = false;
+  ensureMap(); // once the view is shown, so that Leaflet can measure its box
+  await loadAssignments();
+  const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("assignment"));
+  if (wanted) await openAssignment(wanted);
+}
+
+// ---------------------------------------------------------------- assignments
+
+async function loadAssignments() {
+  const status = $("status-filter").value;
+  try {
+    state.assignments = await api("/audit/assignments" + (status ? `?status=${status}` : ""));
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  renderAssignments();
+}
+
+function renderAssignments() {
+  const list = $("assignment-list");
+  list.replaceChildren();
+  if (!state.assignments.length) {
+    list.append(h("li", { class: "empty" }, "No assignments in your grid."));
+    return;
+  }
+  for (const a of state.assignments) {
+    const share = (n) => `${a.meters ? (100 * n) / a.meters : 0}%`;
+    const bar = h("div", { class: "progress", title: `${a.read} read, ${a.skipped} skipped, ${a.missing} missing` });
+    for (const [kind, n] of [["read", a.read], ["skipped", a.skipped], ["missing", a.missing]]) {
+      const seg = h("span", { class: `seg seg-${kind}` });
+      seg.style.width = share(n);
+      bar.append(seg);
+    }
+    const figure = (label, value, kind) =>
+      h("div", { class: "figure" + (kind ? ` figure-${kind}` : "") }, h("dt", {}, label), h("dd", {}, value));
+    list.append(
+      h("li", {},
+        h("button", {
+          type: "button",
+          class: "assignment" + (a.id === state.assignmentId ? " selected" : ""),
+          "data-assignment-id": a.id,
+          onclick: () => openAssignment(a.id),
+        },
+          h("div", { class: "a-top" },
+            h("span", { class: "a-route" }, a.route_code),
+            h("span", { class: `badge status-${a.status}` }, a.status)),
+          a.route_name && a.route_name !== a.route_code ? h("div", { class: "a-name" }, a.route_name) : null,
+          h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
+          bar,
+          h("dl", { class: "figures" },
+            figure("meters", a.meters),
+            figure("read", a.read, "read"),
+            figure("skipped", a.skipped, "skipped"),
+            figure("missing", a.missing, "missing"),
+            figure("walked", metres(a.distance_walked_m))),
+          h("div", { class: "a-flags" },
+            h("span", { class: "muted" }, "Open flags"),
+            SEVERITIES.map((s) => h("span", { class: `chip sev-${s}` + (a.flagged[s] ? "" : " zero") }, `${a.flagged[s]} ${s}`))))),
+    );
+  }
+}
+
+function routeTitle(a) {
+  return a.route_name && a.route_name !== a.route_code ? `${a.route_code} · ${a.route_name}` : a.route_code;
+}
+
+async function openAssignment(id) {
+  state.assignmentId = id;
+  state.selection = { meterId: null, flagId: null };
+  state.notice = null;
+  history.replaceState(null, "", `#assignment=${id}`);
+  renderAssignments();
+  try {
+    state.detail = await api(`/audit/assignments/${id}`);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  renderDetail(true);
+}
+
+/** Fetch the open assignment and the list again after a change, keeping the selection. */
+async function refreshAfterChange() {
+  const [detail] = await Promise.all([api(`/audit/assignments/${state.assignmentId}`), loadAssignments()]);
+  state.detail = detail;
+  renderDetail(false);
+}
+
+function renderDetail(fit) {
+  const d = state.detail;
+  const a = d.assignment;
+  $("assignment-title").textContent = routeTitle(a);
+  const read = a.first_read_at ? `read ${timeSpan(a.first_read_at, a.last_read_at)}` : "nothing read yet";
+  $("assignment-sub").replaceChildren(
+    ...[`cycle ${a.cycle}`, `reader ${a.reader}`, `window ${windowText(a.window_start, a.window_end)}`, read, `walked ${metres(a.distance_walked_m)}`]
+      .map((text) => h("span", { class: "sub-item" }, text)),
+  );
+  $("exports").hidden = false;
+  drawMap(fit);
+  renderLegend();
+  renderFlags();
+  renderEvidence();
+}
+
+// ---------------------------------------------------------------- map
+
+let map = null;
+let layers = null;
+let evidenceLayer = null;
+const pins = new Map(); // meter id -> circle marker
+
+function ensureMap() {
+  if (map) return;
+  if (!window.L) {
+    $("map").hidden = true;
+    $("map-missing").hidden = false;
+    return;
+  }
+  map = L.map("map", { zoomSnap: 0.5, attributionControl: false });
+  if (state.config.map_tile_url) {
+    L.tileLayer(state.config.map_tile_url, { maxZoom: 19, attribution: state.config.map_tile_attribution || "" }).addTo(map);
+    L.control.attribution({ prefix: false }).addTo(map);
+  } else {
+    $("map").classList.add("no-tiles");
+  }
+  L.control.scale({ imperial: false }).addTo(map);
+  map.setView([0, 0], 2);
+  layers = L.layerGroup().addTo(map);
+  evidenceLayer = L.layerGroup().addTo(map);
+  map.on("zoomend", () => $("map").classList.toggle("labels-hidden", map.getZoom() < LABEL_MIN_ZOOM));
+}
+
+function pinStyle(meter, selected) {
+  return {
+    radius: selected ? 11 : 7,
+    color: selected ? "#0b1f33" : "#ffffff",
+    weight: selected ? 3 : 1.5,
+    fillColor: STATE_COLOURS[meter.state],
+    fillOpacity: 0.95,
+  };
+}
+
+/** Each meter's reading numbers, in the order the readings were taken (1 = first). */
+function readingNumbers(readings) {
+  const numbers = new Map();
+  readings.forEach((r, i) => numbers.set(r.meter_id, [...(numbers.get(r.meter_id) || []), i + 1]));
+  return numbers;
+}
+
+function drawMap(fit) {
+  if (!map) return;
+  layers.clearLayers();
+  evidenceLayer.clearLayers();
+  pins.clear();
+  const d = state.detail;
+  const bounds = L.latLngBounds([]);
+  const track = d.track.map((p) => [p.lat, p.lon]);
+  if (track.length) {
+    L.polyline(track, { className: "track", color: TRACK_COLOUR, weight: 3, opacity: 0.8, interactive: false }).addTo(layers);
+    track.forEach((p) => bounds.extend(p));
+  }
+  const numbers = readingNumbers(d.readings);
+  for (const meter of d.meters) {
+    const at = [meter.lat, meter.lon];
+    bounds.extend(at);
+    const pin = L.circleMarker(at, { ...pinStyle(meter, false), className: `pin pin-${meter.state} meter-${meter.id}` });
+    pin.bindTooltip(
+      h("div", { class: "pin-tip" },
+        h("strong", {}, meter.meter_no), ` · ${STATE_LABELS[meter.state]}`, h("br"),
+        meter.customer_name, h("br"),
+        h("span", { class: "muted" }, meter.address)),
+      { direction: "top", offset: [0, -8] },
+    );
+    pin.on("click", () => select(meter.id, bestFlagOf(meter.id)));
+    pin.addTo(layers);
+    pins.set(meter.id, pin);
+    if (numbers.has(meter.id)) {
+      const label = numbers.get(meter.id).join(", ");
+      const icon = L.divIcon({ className: "order-label", html: label, iconSize: null, iconAnchor: [-10, 9] });
+      L.marker(at, { icon, interactive: false, keyboard: false }).addTo(layers);
+    }
+  }
+  restylePins();
+  drawEvidenceLayer();
+  if (fit) {
+    // The legend sits bottom right: keep the pins clear of it.
+    if (bounds.isValid()) map.fitBounds(bounds, { paddingTopLeft: [48, 48], paddingBottomRight: [190, 48], maxZoom: 18 });
+    else map.setView([0, 0], 2);
+  }
+}
+
+function restylePins() {
+  for (const [id, pin] of pins) {
+    const meter = meterById(id);
+    const selected = id === state.selection.meterId;
+    pin.setStyle(pinStyle(meter, selected));
+    pin.getElement().classList.toggle("selected", selected);
+    if (selected) pin.bringToFront();
+  }
+}
+
+/** On the map, the selected reading's fix: where it was, how sure, how far from the meter. */
+function drawEvidenceLayer() {
+  if (!map) return;
+  evidenceLayer.clearLayers();
+  const meter = meterById(state.selection.meterId);
+  const reading = selectedReading();
+  if (!meter || !reading || !reading.fix) return;
+  const fix = [reading.fix.lat, reading.fix.lon];
+  if (reading.fix.accuracy_m) {
+    L.circle(fix, { radius: reading.fix.accuracy_m, className: "fix-accuracy", color: "#0b1f33", weight: 1, fillOpacity: 0.08, interactive: false }).addTo(evidenceLayer);
+  }
+  L.polyline([fix, [meter.lat, meter.lon]], { className: "fix-line", color: "#0b1f33", weight: 1.5, dashArray: "4 5", interactive: false }).addTo(evidenceLayer);
+  L.circleMarker(fix, { className: "fix", radius: 4, color: "#0b1f33", weight: 2, fillColor: "#ffffff", fillOpacity: 1, interactive: false }).addTo(evidenceLayer);
+}
+
+function renderLegend() {
+  if (!map) return;
+  const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
+  for (const m of state.detail.meters) counts[m.state] += 1;
+  const legend = h("div", { class: "legend", id: "legend" },
+    STATES.map((s) => {
+      const dot = h("span", { class: "dot" });
+      dot.style.background = STATE_COLOURS[s];
+      return h("div", { class: "legend-row", "data-state": s }, dot, STATE_LABELS[s], h("span", { class: "count" }, counts[s]));
+    }),
+    h("div", { class: "legend-row" }, h("span", { class: "line" }), "Track"),
+    h("div", { class: "legend-row" }, h("span", { class: "order-sample" }, "3"), "Order read"),
+  );
+  const old = $("legend");
+  if (old) old.replaceWith(legend);
+  else document.querySelector(".map-wrap").append(legend);
+}
+
+// ---------------------------------------------------------------- flags and selection
+
+function meterById(id) {
+  return state.detail ? state.detail.meters.find((m) => m.id === id) : undefined;
+}
+
+function flagRank(f) {
+  return [f.review ? 1 : 0, SEVERITIES.indexOf(f.severity), f.id];
+}
+
+function byRank(a, b) {
+  const [x, y] = [flagRank(a), flagRank(b)];
+  return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+}
+
+/** The flag to show when a meter is clicked: its open flag of the highest severity. */
+function bestFlagOf(meterId) {
+  const flags = state.detail.flags.filter((f) => f.meter_id === meterId).sort(byRank);
+  return flags.length ? flags[0].id : null;
+}
+
+function select(meterId, flagId) {
+  state.selection = { meterId, flagId };
+  state.notice = null;
+  restylePins();
+  drawEvidenceLayer();
+  renderFlags();
+  renderEvidence();
+  const pin = pins.get(meterId);
+  if (pin) map.panInside(pin.getLatLng(), { padding: [60, 60] });
+}
+
+function renderFlags() {
+  const list = $("flag-list");
+  list.replaceChildren();
+  const flags = [...state.detail.flags].sort(byRank);
+  const open = flags.filter((f) => !f.review).length;
+  $("flag-count").textContent = flags.length ? `${open} open · ${flags.length} in all` : "";
+  if (!flags.length) list.append(h("li", { class: "empty" }, "No flags on this assignment."));
+  const { meterId, flagId } = state.selection;
+  for (const flag of flags) {
+    const meter = meterById(flag.meter_id);
+    let cls = "flag";
+    if (flag.id === flagId) cls += " selected";
+    else if (meterId !== null && flag.meter_id === meterId) cls += " related";
+    if (flag.review) cls += " reviewed";
+    list.append(
+      h("li", {},
+        h("button", { type: "button", class: cls, "data-flag-id": flag.id, onclick: () => select(flag.meter_id, flag.id) },
+          h("div", { class: "flag-top" },
+            h("span", { class: `chip sev-${flag.severity}` }, flag.severity),
+            h("span", { class: "flag-code" }, flag.code),
+            reviewBadge(flag)),
+          h("div", { class: "flag-meter" }, meter ? `${meter.meter_no} · ${meter.address}` : "whole assignment"),
+          h("div", { class: "flag-message" }, flag.message))),
+    );
+  }
+  const chosen = list.querySelector(".flag.selected");
+  if (chosen) chosen.scrollIntoView({ block: "nearest" });
+}
+
+function reviewBadge(flag) {
+  if (!flag.review) return h("span", { class: "badge review-open" }, "open");
+  return h("span", { class: `badge review-${flag.review}` }, flag.review);
+}
+
+/** The reading the evidence is about: the flag's, else the meter's current one. */
+function selectedReading() {
+  const d = state.detail;
+  if (!d) return null;
+  const flag = d.flags.find((f) => f.id === state.selection.flagId);
+  if (flag && flag.reading_id) return d.readings.find((r) => r.id === flag.reading_id) || null;
+  const ofMeter = d.readings.filter((r) => r.meter_id === state.selection.meterId && !r.superseded_by);
+  return ofMeter.length ? ofMeter[ofMeter.length - 1] : null;
+}
+
+// ---------------------------------------------------------------- evidence, review, re-read
+
+function fact(label, ...value) {
+  return [h("dt", {}, label), h("dd", {}, ...value)];
+}
+
+function renderEvidence() {
+  const box = $("evidence");
+  box.replaceChildren();
+  box.scrollTop = 0; // the notice and the flag come first
+  const d = state.detail;
+  const meter = meterById(state.selection.meterId);
+  const flag = d && d.flags.find((f) => f.id === state.selection.flagId);
+  if (!meter && !flag) {
+    box.append(h("p", { class: "muted" }, "Click a flag or a meter to see the reading and its evidence."));
+    return;
+  }
+  if (state.notice) box.append(h("p", { class: "notice", role: "status" }, state.notice));
+  if (flag) box.append(flagCard(flag));
+  if (meter) {
+    const numbers = new Map(d.readings.map((r, i) => [r.id, i + 1]));
+    const readings = d.readings.filter((r) => r.meter_id === meter.id);
+    const focus = selectedReading();
+    if (!readings.length) {
+      box.append(h("div", { class: "card" }, h("h3", {}, "Reading"),
+        h("p", { class: "muted" }, "No reading and no skip reason has been received for this meter.")));
+    }
+    for (const r of readings) box.append(readingCard(r, meter, numbers.get(r.id), d.readings.length, r === focus));
+    box.append(meterCard(meter));
+    box.append(rereadCard(meter));
+  }
+}
+
+function flagCard(flag) {
+  const out = h("p", { class: "form-error", role: "alert" });
+  const note = h("textarea", { id: "review-note", rows: 2, maxlength: 1000, placeholder: "Why: what you checked, what you found" });
+  const decide = (decision) => async (event) => {
+    event.preventDefault();
+    if (!note.value.trim()) {
+      out.textContent = "Write a note saying why.";
+      return;
+    }
+    out.textContent = "";
+    try {
+      await api(`/audit/flags/${flag.id}/review`, { method: "POST", body: { decision, note: note.value } });
+    } catch (err) {
+      out.textContent = err.detail || String(err);
+      return;
+    }
+    state.notice = decision === "accepted" ? "Flag accepted: the reading stands." : "Flag rejected: the reading is marked disputed.";
+    await refreshAfterChange().catch(showError);
+  };
+  const reviewed = flag.review
+    ? h("p", { class: `review-state review-${flag.review}` },
+        h("strong", {}, flag.review === "accepted" ? "Accepted" : "Rejected"), ` ${when(flag.reviewed_at)}: `, flag.review_note)
+    : h("p", { class: "review-state muted" }, "Not reviewed yet.");
+  return h("div", { class: `card flag-card sev-border-${flag.severity}`, id: "flag-evidence", "data-flag-id": flag.id },
+    h("div", { class: "card-head" },
+      h("h3", {}, h("span", { class: `chip sev-${flag.severity}` }, flag.severity), " ", flag.code),
+      reviewBadge(flag)),
+    h("p", { class: "flag-text" }, flag.message),
+    reviewed,
+    h("form", { class: "review-form", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "review-note" }, flag.review ? "Change the review" : "Review"),
+      note,
+      out,
+      h("div", { class: "buttons" },
+        h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, "Accept"),
+        h("button", { type: "button", class: "btn btn-reject", id: "review-reject", onclick: decide("rejected") }, "Reject")),
+      h("p", { class: "hint muted" }, "Accept: the flag is explained and the reading stands. Reject: the reading is disputed (it stays on record).")));
+}
+
+function meterCard(meter) {
+  const badge = h("span", { class: `badge state-badge` }, STATE_LABELS[meter.state]);
+  badge.style.background = STATE_COLOURS[meter.state];
+  return h("div", { class: "card", id: "meter-evidence", "data-meter-id": meter.id },
+    h("div", { class: "card-head" }, h("h3", {}, `Meter ${meter.meter_no}`), badge),
+    h("dl", { class: "facts" },
+      fact("Customer", meter.customer_name),
+      fact("Account", meter.account_no),
+      fact("Address", meter.address),
+      fact("Route seq.", meter.sequence),
+      fact("Last cycle", meter.last_reading ?? "—")));
+}
+
+function readingCard(r, meter, number, total, focus) {
+  const facts = [];
+  if (r.value !== null) facts.push(fact("Value", h("strong", { class: "value" }, r.value)));
+  else facts.push(fact("Skipped", h("strong", {}, r.skip_code || "—")));
+  if (r.note) facts.push(fact("Note", r.note));
+  facts.push(fact("Read at", when(r.read_at)));
+  facts.push(fact("Confirmed", when(r.confirmed_at)));
+  const late = new Date(r.received_at) - new Date(r.read_at);
+  facts.push(fact("Received", when(r.received_at), h("span", { class: "muted" }, ` (${duration(late)} after)`)));
+  if (r.fix) {
+    const gap = distanceM(r.fix.lat, r.fix.lon, meter.lat, meter.lon);
+    const acc = r.fix.accuracy_m;
+    const far = acc !== null && acc !== undefined && gap > acc;
+    facts.push(fact("Fix", `${r.fix.lat.toFixed(6)}, ${r.fix.lon.toFixed(6)}`,
+      h("span", { class: "muted" }, acc !== null && acc !== undefined ? ` ± ${metres(acc)}` : " (no accuracy)")));
+    facts.push(fact("To meter", h("span", { class: far ? "bad" : "good", id: number ? `distance-${number}` : null },
+      `${metres(gap)} ${far ? "— farther than the fix's accuracy" : "— within the fix's accuracy"}`)));
+    if (r.fix.fix_time) facts.push(fact("Fix age", `${duration(new Date(r.read_at) - new Date(r.fix.fix_time))} before the reading`));
+    facts.push(fact("Provider", r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " — mock location") : ""));
+  } else {
+    facts.push(fact("Fix", h("span", { class: "bad" }, "none: no position recorded with this reading")));
+  }
+  const tags = [];
+  if (r.superseded_by) tags.push(h("span", { class: "badge tag-superseded" }, "superseded by a re-read"));
+  if (r.reread_of || r.supersedes) tags.push(h("span", { class: "badge tag-reread" }, "re-read"));
+  if (r.disputed) tags.push(h("span", { class: "badge review-rejected" }, "disputed"));
+  return h("div", { class: "card reading-card" + (focus ? " focus" : ""), "data-reading-id": r.id },
+    h("div", { class: "card-head" }, h("h3", {}, `Reading #${number}`, h("span", { class: "muted" }, ` of ${total}`)), h("span", {}, tags)),
+    h("dl", { class: "facts" }, facts));
+}
+
+function rereadCard(meter) {
+  const d = state.detail;
+  const orders = d.reread_orders.filter((o) => o.meter_id === meter.id);
+  const card = h("div", { class: "card", id: "reread" }, h("h3", {}, "Re-read"));
+  for (const o of orders) {
+    card.append(h("p", { class: "reread-order", "data-order-id": o.id },
+      h("span", { class: `badge order-${o.status}` }, o.status), " ", o.reason));
+  }
+  if (orders.some((o) => o.status === "open")) {
+    card.append(h("p", { class: "muted" }, "The reader's handheld gets the order on its next sync."));
+    return card;
+  }
+  if (d.assignment.status !== "open") {
+    card.append(h("p", { class: "muted" }, "The assignment is closed: re-reads go to an open assignment."));
+    return card;
+  }
+  const reason = h("input", { id: "reread-reason", maxlength: 500, placeholder: "Reason, e.g. register unchanged since last cycle" });
+  const out = h("p", { class: "form-error", role: "alert" });
+  const submit = async (event) => {
+    event.preventDefault();
+    if (!reason.value.trim()) {
+      out.textContent = "Give a reason for the re-read.";
+      return;
+    }
+    try {
+      await api(`/audit/assignments/${state.assignmentId}/rereads`, {
+        method: "POST",
+        body: { meter_id: meter.id, reason: reason.value },
+      });
+    } catch (err) {
+      out.textContent = err.detail || String(err);
+      return;
+    }
+    state.notice = `Re-read of ${meter.meter_no} ordered: the reader's handheld gets it on its next sync.`;
+    await refreshAfterChange().catch(showError);
+  };
+  card.append(h("form", { class: "reread-form", onsubmit: submit },
+    reason,
+    h("button", { type: "submit", class: "btn", id: "reread-submit" }, "Order re-read")),
+    out);
+  return card;
+}
+
+// ---------------------------------------------------------------- exports
+
+/** The exports need the bearer token, so they are fetched here and saved from a blob. */
+async function download(name) {
+  const id = state.assignmentId;
+  try {
+    const response = await api(`/audit/assignments/${id}/${name}`, { raw: true });
+    const blob = await response.blob();
+    const given = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    const url = URL.createObjectURL(blob);
+    const link = h("a", { href: url, download: given ? given[1] : `assignment-${id}-${name}` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+async function boot() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("logout").addEventListener("click", () => signOut("You have signed out."));
+  $("status-filter").addEventListener("change", loadAssignments);
+  for (const button of document.querySelectorAll("[data-export]")) {
+    button.addEventListener("click", () => download(button.dataset.export));
+  }
+  try {
+    const response = await fetch("/audit/config.json");
+    if (response.ok) state.config = await response.json();
+  } catch {
+    // the defaults (no tiles) will do
+  }
+  if (session.tokens) await enterWorkspace().catch(showError);
+  else showLogin();
+}
+
+boot();

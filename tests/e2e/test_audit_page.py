@@ -1,0 +1,405 @@
+"""The supervisor's audit page in a real browser: sign in, open an assignment, see the map,
+review a flag, order a re-read, export; and what happens without Leaflet or with an expired
+token."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from server.core.config import Settings
+from server.core.db import utcnow
+from server.core.security import ALGORITHM
+from server.main import create_app
+from server.models import Flag
+from server.web import pages
+from tests.e2e.conftest import ARTIFACTS, ServeApp
+from tests.factories import (
+    PASSWORD,
+    READ_AT,
+    ReaderDay,
+    auth,
+    make_user,
+    reader_day,
+    reading,
+    track_point,
+)
+
+AUDIT = "/api/v1/audit"
+COLOURS = {"read": "#2f9e44", "skipped": "#f08c00", "missing": "#868e96", "flagged": "#e03131"}
+FAR_M = 150  # how far from its meter the far reading's fix is
+
+
+def backend(settings: Settings) -> str:
+    return settings.database_url.split(":", 1)[0].split("+", 1)[0]
+
+
+def screenshot(browser: Chrome, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+def wait(browser: Chrome, condition: Any, timeout: float = 10) -> Any:
+    return WebDriverWait(browser, timeout).until(lambda d: condition(d))
+
+
+def css(browser: Chrome | WebElement, selector: str) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, selector)
+
+
+def js_errors(browser: Chrome) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+class Day:
+    """A reader's walk on a six-meter route: four read, one skipped (dog), one never visited;
+    the third reading's fix is far from its meter. Two open flags make two meters flagged."""
+
+    def __init__(self, session: Session, settings: Settings, client: TestClient) -> None:
+        self.day: ReaderDay = reader_day(session, settings, client, n_meters=6)
+        assert self.day.assignment.id is not None
+        self.assignment_id: int = self.day.assignment.id
+        make_user(session, settings, "sup1", "supervisor", "G1")
+        self.sup = auth(client, "sup1", "sup-desk-01")
+        self.client = client
+        day = self.day
+        items = []
+        for i, meter in enumerate(day.meters[:4]):
+            item = reading(
+                self.assignment_id,
+                meter,
+                value=str(1100 + i),
+                at=READ_AT + timedelta(minutes=2 * i),
+            )
+            if i == 2:
+                item["fix"]["lat"] = meter.lat + FAR_M / 111_200
+                item["fix"]["accuracy_m"] = 8.0
+            items.append(item)
+        items.append(
+            reading(
+                self.assignment_id,
+                day.meters[4],
+                value=None,
+                skip_code="dog",
+                at=READ_AT + timedelta(minutes=8),
+            )
+        )
+        points = [
+            track_point(
+                READ_AT + timedelta(seconds=30 * i),
+                lat=day.meters[0].lat + i * 0.00009,
+                lon=day.meters[0].lon + (0.00004 if i % 4 in (1, 2) else 0),
+            )
+            for i in range(18)
+        ]
+        response = client.post(
+            "/api/v1/sync/push",
+            headers=day.headers,
+            json={"readings": items, "track_points": points},
+        )
+        assert response.status_code == 200, response.text
+        self.readings = items
+        # Flags as the validation runner would write them (it is not what is tested here).
+        self.unchanged = self._flag(session, 1, "unchanged", "fail", "register unchanged: 1101")
+        self.far = self._flag(
+            session, 2, "not_at_meter", "warn", f"fix {FAR_M} m from the meter (accuracy 8 m)"
+        )
+        # By meter index: what these flags and readings make of the meters, whatever else.
+        self.states = {1: "flagged", 2: "flagged", 4: "skipped"}
+
+    def _flag(self, session: Session, index: int, code: str, severity: str, message: str) -> Flag:
+        flag = Flag(
+            assignment_id=self.assignment_id,
+            reading_id=uuid.UUID(self.readings[index]["id"]),
+            meter_id=self.day.meters[index].id,
+            code=code,
+            severity=severity,
+            message=message,
+        )
+        session.add(flag)
+        session.commit()
+        return flag
+
+    def detail(self) -> dict[str, Any]:
+        response = self.client.get(f"{AUDIT}/assignments/{self.assignment_id}", headers=self.sup)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def sign_in(browser: Chrome, base: str, password: str = PASSWORD) -> None:
+    if not browser.current_url.startswith(base):
+        browser.get(f"{base}/audit")
+        js_errors(browser)  # reading the log empties it: what the last test left goes
+    wait(browser, lambda d: css(d, "#username")[0].is_displayed())
+    for field, value in (("username", "sup1"), ("password", password)):
+        element = browser.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    browser.find_element(By.ID, "login-submit").click()
+
+
+def open_assignment(browser: Chrome, assignment_id: int) -> None:
+    wait(browser, lambda d: css(d, f'[data-assignment-id="{assignment_id}"]'))
+    css(browser, f'[data-assignment-id="{assignment_id}"]')[0].click()
+
+
+def pin_states(browser: Chrome) -> dict[str, str]:
+    """The state class and fill colour of each pin, keyed by its meter class."""
+    out = {}
+    for pin in css(browser, "#map path.pin"):
+        classes = (pin.get_attribute("class") or "").split()
+        meter = next(c for c in classes if c.startswith("meter-"))
+        state = next(c for c in classes if c.startswith("pin-"))
+        out[meter] = f"{state[4:]} {pin.get_attribute('fill')}"
+    return out
+
+
+def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    downloads: Path,
+) -> None:
+    data = Day(session, settings, client)
+    day = data.day
+    base = serve(create_app(settings, engine))
+
+    sign_in(browser, base, password="not-the-password")
+    wait(browser, lambda d: d.find_element(By.ID, "login-error").text)
+    screenshot(browser, f"audit-login-{backend(settings)}")
+    assert browser.find_element(By.ID, "login-error").text == "wrong username or password"
+    assert [e.split(" - ", 1)[0] for e in js_errors(browser)] == [f"{base}/api/v1/auth/login"]
+    sign_in(browser, base)
+    wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "sup1")
+
+    # The API is the truth for states and counts (a validation runner may add flags of its
+    # own); what this day's data guarantees is checked besides.
+    before = data.detail()
+    summary = before["assignment"]
+    [item] = css(browser, "[data-assignment-id]")
+    assert "R-1" in item.text
+    figures = {
+        f.find_element(By.TAG_NAME, "dt").text: f.find_element(By.TAG_NAME, "dd").text
+        for f in css(item, ".figure")
+    }
+    walked = figures.pop("walked")
+    assert figures == {"meters": "6", "read": "4", "skipped": "1", "missing": "1"}
+    assert walked == f"{summary['distance_walked_m']} m"
+    assert [c.text.lower() for c in css(item, ".a-flags .chip")] == [
+        f"{summary['flagged'][s]} {s}" for s in ("fail", "warn", "info")
+    ]
+
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: len(css(d, "#map path.pin")) == len(day.meters))
+    states = {f"meter-{m['id']}": m["state"] for m in before["meters"]}
+    assert pin_states(browser) == {k: f"{v} {COLOURS[v]}" for k, v in states.items()}
+    for index, state in data.states.items():
+        assert states[f"meter-{day.meters[index].id}"] == state
+    [track] = css(browser, "#map path.track")
+    assert track.get_attribute("d")
+    assert sorted(int(x.text) for x in css(browser, ".order-label")) == [1, 2, 3, 4, 5]
+    legend = {
+        row.get_attribute("data-state"): row.find_element(By.CSS_SELECTOR, ".count").text
+        for row in css(browser, "#legend .legend-row[data-state]")
+    }
+    assert legend == {s: str(list(states.values()).count(s)) for s in COLOURS}
+    flags = [f.get_attribute("data-flag-id") for f in css(browser, "#flag-list .flag")]
+    assert len(flags) == len(before["flags"])
+    assert flags.index(str(data.unchanged.id)) < flags.index(str(data.far.id))  # fail first
+
+    # A flag: the reading and its evidence, and its pin highlighted.
+    css(browser, f'.flag[data-flag-id="{data.unchanged.id}"]')[0].click()
+    wait(browser, lambda d: css(d, "#flag-evidence"))
+    evidence = browser.find_element(By.ID, "evidence").text
+    assert "register unchanged: 1101" in evidence
+    assert day.meters[1].meter_no in evidence
+    assert "Reading #2" in evidence
+    assert "1101" in evidence
+    assert "Received" in evidence
+    assert "± 6 m" in evidence
+    assert "within the fix's accuracy" in evidence
+    [selected] = css(browser, "#map path.pin.selected")
+    assert {"pin-flagged", f"meter-{day.meters[1].id}"} <= set(
+        (selected.get_attribute("class") or "").split()
+    )
+    assert css(browser, ".flag.selected")[0].get_attribute("data-flag-id") == str(data.unchanged.id)
+    screenshot(browser, f"audit-page-{backend(settings)}")
+
+    # Reject it with a note: the API has the review, and the pin shows the meter's new state.
+    browser.find_element(By.ID, "review-reject").click()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#flag-evidence .form-error").text)
+    assert "note" in browser.find_element(By.CSS_SELECTOR, "#flag-evidence .form-error").text
+    browser.find_element(By.ID, "review-note").send_keys("register photo shows 1187")
+    browser.find_element(By.ID, "review-reject").click()
+    wait(browser, lambda d: css(d, ".notice"))
+    assert "rejected" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    after = data.detail()
+    [flag] = [f for f in after["flags"] if f["id"] == data.unchanged.id]
+    assert (flag["review"], flag["review_note"]) == ("rejected", "register photo shows 1187")
+    [meter] = [m for m in after["meters"] if m["id"] == day.meters[1].id]
+    wait(browser, lambda d: css(d, f"path.pin-{meter['state']}.meter-{meter['id']}"))
+    assert "disputed" in browser.find_element(By.ID, "evidence").text
+
+    # A pin: its most severe open flag comes up with it, highlighted in the list; the far fix
+    # shows as too far; order a re-read.
+    far_meter = day.meters[2]
+    css(browser, f"#map path.meter-{far_meter.id}")[0].click()
+    wait(browser, lambda d: css(d, f'#meter-evidence[data-meter-id="{far_meter.id}"]'))
+    shown = browser.find_element(By.ID, "flag-evidence").get_attribute("data-flag-id")
+    assert css(browser, ".flag.selected")[0].get_attribute("data-flag-id") == shown
+    assert {f["meter_id"] for f in after["flags"] if str(f["id"]) == shown} == {far_meter.id}
+    assert "farther than the fix's accuracy" in browser.find_element(By.ID, "evidence").text
+    assert css(browser, "#map path.fix-line")
+    browser.find_element(By.ID, "reread-reason").send_keys("fix 150 m from the meter")
+    browser.find_element(By.ID, "reread-submit").click()
+    wait(browser, lambda d: css(d, "#reread .reread-order"))
+    assert "fix 150 m from the meter" in browser.find_element(By.ID, "reread").text
+    orders = data.detail()["reread_orders"]
+    assert [(o["meter_id"], o["status"], o["reason"]) for o in orders] == [
+        (far_meter.id, "open", "fix 150 m from the meter")
+    ]
+    screenshot(browser, f"audit-page-reread-{backend(settings)}")
+
+    # The CSV export needs the bearer token: fetched by the page and saved from a blob.
+    for old in downloads.iterdir():
+        old.unlink()
+    css(browser, '[data-export="readings.csv"]')[0].click()
+    saved = downloads / f"assignment-{data.assignment_id}.csv"
+    wait(browser, lambda _: saved.exists() and saved.read_text().count("\n") == 6)
+    assert saved.read_text().startswith("order,reading_id,meter_no")
+
+    assert js_errors(browser) == []
+
+    browser.find_element(By.ID, "logout").click()
+    wait(browser, lambda d: d.find_element(By.ID, "login-view").is_displayed())
+    assert browser.execute_script("return sessionStorage.getItem('gridwalk.tokens')") is None
+
+
+def test_an_expired_access_token_is_refreshed_once_and_the_call_retried(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    base = serve(create_app(settings, engine))
+    sign_in(browser, base)
+    wait(browser, lambda d: css(d, "[data-assignment-id]"))
+    tokens = browser.execute_script("return JSON.parse(sessionStorage.getItem('gridwalk.tokens'))")
+    device = browser.execute_script("return localStorage.getItem('gridwalk.device_id')")
+    assert device.startswith("web-")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    now = utcnow()
+    claims.update(iat=now - timedelta(hours=1), exp=now - timedelta(minutes=1))
+    expired = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+    browser.execute_script(
+        "sessionStorage.setItem('gridwalk.tokens', JSON.stringify("
+        "Object.assign(JSON.parse(sessionStorage.getItem('gridwalk.tokens')),"
+        " {access_token: arguments[0]})))",
+        expired,
+    )
+
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: len(css(d, "#map path.pin")) == len(data.day.meters))
+    after = browser.execute_script("return JSON.parse(sessionStorage.getItem('gridwalk.tokens'))")
+    assert after["refresh_token"] != tokens["refresh_token"]
+    assert after["access_token"] != expired
+    assert browser.find_element(By.ID, "banner").is_displayed() is False
+
+
+def test_a_reader_is_told_the_page_is_for_supervisors(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    reader_day(session, settings, client, n_meters=1)
+    base = serve(create_app(settings, engine))
+    sign_in(browser, base)  # as sup1, who does not exist here
+    wait(browser, lambda d: d.find_element(By.ID, "login-error").text)
+    browser.find_element(By.ID, "username").clear()
+    browser.find_element(By.ID, "username").send_keys("reader1")
+    browser.find_element(By.ID, "password").clear()
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    wait(browser, lambda d: "supervisors" in d.find_element(By.ID, "login-error").text)
+    assert "for supervisors and administrators" in browser.find_element(By.ID, "login-error").text
+    assert browser.execute_script("return sessionStorage.getItem('gridwalk.tokens')") is None
+
+
+def test_without_leaflet_the_page_says_the_map_library_is_missing_and_still_works(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = Day(session, settings, client)
+    monkeypatch.setattr(pages, "LEAFLET_DIST", tmp_path / "no-node-modules" / "leaflet" / "dist")
+    base = serve(create_app(settings, engine))
+    sign_in(browser, base)
+    wait(browser, lambda d: d.find_element(By.ID, "map-missing").is_displayed())
+    assert "map library is missing" in browser.find_element(By.ID, "map-missing").text
+    assert "make setup" in browser.find_element(By.ID, "map-missing").text
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: css(d, "#flag-list .flag"))
+    css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+    wait(browser, lambda d: css(d, "#flag-evidence"))
+    assert "farther than the fix's accuracy" in browser.find_element(By.ID, "evidence").text
+    screenshot(browser, f"audit-page-no-leaflet-{backend(settings)}")
+    # Only the library's own files are missing: no script error.
+    assert [e for e in js_errors(browser) if "/static/vendor/leaflet/" not in e] == []
+
+
+def test_the_configured_base_map_tiles_are_drawn_under_the_route(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    # A tile server of our own, as a company without internet would run: here any image will do.
+    tiles = settings.model_copy(update={"map_tile_url": "/static/favicon.svg?{z}/{x}/{y}"})
+    base = serve(create_app(tiles, engine))
+    sign_in(browser, base)
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: len(css(d, "#map path.pin")) == len(data.day.meters))
+    wait(
+        browser,
+        lambda d: (
+            d.execute_script(
+                "return [...document.querySelectorAll('#map img.leaflet-tile')]"
+                ".filter(img => img.complete && img.naturalWidth > 0).length"
+            )
+            > 0
+        ),
+    )
+    assert "no-tiles" not in (browser.find_element(By.ID, "map").get_attribute("class") or "")
+    assert js_errors(browser) == []

@@ -1,0 +1,106 @@
+"""The audit page and its files are served from this server (no CDN), and the app starts and
+serves the page even when Leaflet was never installed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.core.config import Settings
+from server.main import create_app
+from server.web import pages
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def page_settings(tmp_path: Path, **extra: str) -> Settings:
+    # The pages never touch the database: an unmigrated file will do.
+    return Settings(
+        environment="test",
+        database_url=f"sqlite:///{tmp_path / 'x.db'}",
+        close_due_every_minutes=0,  # no background closer on a database with no tables
+        **extra,
+    )
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(page_settings(tmp_path))) as client:
+        yield client
+
+
+def test_the_audit_page_is_served_with_a_policy_that_runs_only_our_scripts(
+    web: TestClient,
+) -> None:
+    response = web.get("/audit")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/static/audit.js" in response.text
+    assert "/static/vendor/leaflet/leaflet.js" in response.text
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    for path in ("/static/audit.js", "/static/audit.css"):
+        assert web.get(path).status_code == 200, path
+
+
+def test_no_page_loads_anything_from_another_site() -> None:
+    for path in pages.STATIC_DIR.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert "//cdn" not in text, path
+        assert "unpkg" not in text, path
+        assert "https://" not in text.replace("http://www.w3.org", ""), path
+
+
+@pytest.mark.skipif(
+    not (pages.LEAFLET_DIST / "leaflet.js").is_file() and not IN_CI,
+    reason="Leaflet not installed: `make setup` runs npm ci in server/web",
+)
+def test_leaflet_is_served_from_node_modules(web: TestClient) -> None:
+    assert web.get("/audit/config.json").json()["map_library"] is True
+    for path in ("leaflet.js", "leaflet.css", "images/layers.png"):
+        assert web.get(f"/static/vendor/leaflet/{path}").status_code == 200, path
+
+
+def test_without_leaflet_the_app_starts_and_the_page_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "LEAFLET_DIST", tmp_path / "node_modules" / "leaflet" / "dist")
+    with TestClient(create_app(page_settings(tmp_path))) as client:
+        assert client.get("/audit").status_code == 200
+        assert client.get("/audit/config.json").json()["map_library"] is False
+        assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 404
+        assert client.get("/static/audit.js").status_code == 200
+
+
+def test_the_tile_url_reaches_the_page_and_its_server_is_let_through(tmp_path: Path) -> None:
+    url = "https://{s}.tiles.example.org/{z}/{x}/{y}.png"
+    settings = page_settings(tmp_path, map_tile_url=url, map_tile_attribution="© Example")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/audit/config.json").json() == {
+            "map_tile_url": url,
+            "map_tile_attribution": "© Example",
+            "map_library": (pages.LEAFLET_DIST / "leaflet.js").is_file(),
+        }
+        policy = client.get("/audit").headers["content-security-policy"]
+    assert "img-src 'self' data: blob: https://*.tiles.example.org;" in policy
+
+
+def test_with_no_tile_url_the_page_gets_none(web: TestClient) -> None:
+    assert web.get("/audit/config.json").json()["map_tile_url"] == ""
+
+
+@pytest.mark.parametrize(
+    ("tile_url", "source"),
+    [
+        ("", ""),
+        ("/tiles/{z}/{x}/{y}.png", ""),
+        ("https://tile.example.org/{z}/{x}/{y}.png", "https://tile.example.org"),
+        ("http://{s}.tile.example.org:8080/{z}/{x}/{y}.png", "http://*.tile.example.org:8080"),
+        ("https://{switch:a,b}.example.org/{z}/{x}/{y}.png", "https:"),
+    ],
+)
+def test_tile_source(tile_url: str, source: str) -> None:
+    assert pages.tile_source(tile_url) == source
