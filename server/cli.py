@@ -25,10 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from server import accounts, assignments, demo, imports
+from server import accounts, assignments, days, demo, imports, validation
 from server.core import migrate
 from server.core.config import Settings
-from server.core.db import make_engine
+from server.core.db import make_engine, utcnow
 from server.errors import Invalid, Problem
 from server.models import ROLES
 
@@ -312,6 +312,32 @@ def load_demo() -> None:
         table.add_row(user.username, user.password, user.role)
     out.print(table)
     out.print(f"Start the server with `gridwalk serve`, then open {DOCS_URL}")
+
+
+@app.command("close-due")
+def close_due() -> None:
+    """Close every assignment whose window has ended (the server also does it every few
+    minutes): what is still unread is flagged `missed`."""
+    settings = _settings()
+    with _session(settings) as session:
+        closed = validation.close_due_assignments(session, settings=settings, now=utcnow())
+        session.commit()
+    _out().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
+
+
+@app.command("walk-gpx")
+def walk_gpx(
+    route: Annotated[str, typer.Argument(help="The route to walk, e.g. R-101.")],
+    out: Annotated[Path, typer.Argument(help="The GPX file to write.")],
+    seed: Annotated[int, typer.Option(help="Another seed, another walk.")] = 1,
+) -> None:
+    """Write a GPX walk along a route's meters (starting now), to replay on a desktop handheld:
+    gridwalk-handheld --replay FILE.gpx."""
+    settings = _settings()
+    with _session(settings) as session:
+        meters = demo.route_meters(session, route_code=route)
+    out.write_text(days.walk_gpx(meters, utcnow(), seed=seed))
+    _out().print(f"Wrote a walk of {len(meters)} meters of {escape(route)} to {out}.")
 
 
 @app.command()

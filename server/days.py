@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import gpxpy.gpx
+
 from common.geo import distance_m, offset
 from common.schemas import ReadingIn, TrackPointIn
 from common.validation import FixFacts, ReadingFacts, TrackFix
@@ -322,3 +324,18 @@ def track_facts(wire: Iterable[Wire]) -> list[TrackFix]:
         p = TrackPointIn.model_validate(w)
         out.append(TrackFix(p.t, p.lat, p.lon, p.accuracy_m, p.mock, p.provider))
     return out
+
+
+def walk_gpx(meters: Sequence[Any], start: datetime, *, seed: int = 0) -> str:
+    """An honest walk along `meters` (in the order given) as GPX, for a handheld's replay."""
+    _, track = honest_day(meters, start, assignment_id=0, seed=seed)
+    gpx = gpxpy.gpx.GPX()
+    gpx.creator = "Gridwalk"
+    segment = gpxpy.gpx.GPXTrackSegment()
+    gpx.tracks.append(gpxpy.gpx.GPXTrack(name="Gridwalk demo walk"))
+    gpx.tracks[0].segments.append(segment)
+    for p in track:
+        segment.points.append(
+            gpxpy.gpx.GPXTrackPoint(p["lat"], p["lon"], time=datetime.fromisoformat(p["t"]))
+        )
+    return gpx.to_xml(version="1.1")

@@ -21,7 +21,7 @@ from server.accounts import create_user, get_or_create_grid
 from server.assignments import assign_route
 from server.core.config import Settings
 from server.days import home_day, honest_day
-from server.errors import Conflict
+from server.errors import Conflict, NotFound
 from server.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
 from server.models import Assignment, Device, Meter, Route, User
 from server.sync import Pusher, push
@@ -268,6 +268,16 @@ def load_demo(
     session.commit()
     _push_demo_days(session, settings, yesterday=today - timedelta(days=1))
     return DemoCredentials(users=USERS, created=True)
+
+
+def route_meters(session: Session, *, route_code: str) -> list[Meter]:
+    """A route's meters in sequence."""
+    route = session.exec(select(Route).where(Route.code == route_code)).first()
+    if route is None:
+        raise NotFound(f"no route {route_code!r}", code="route_not_found")
+    return list(
+        session.exec(select(Meter).where(Meter.route_id == route.id).order_by(col(Meter.sequence)))
+    )
 
 
 def _push_demo_days(session: Session, settings: Settings, *, yesterday: date) -> None:

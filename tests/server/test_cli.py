@@ -15,6 +15,7 @@ from click.testing import Result
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
+from mobile.core.location import load_gpx
 from server import accounts
 from server.cli import DOCS_URL, app
 from server.core.config import Settings
@@ -33,6 +34,7 @@ from server.models import (
     Route,
     User,
 )
+from tests.factories import assign, make_route, make_user
 from tests.server.test_imports import csv_text, row
 
 # Cheap argon2, as the settings fixture has: the KDF's cost is not what these tests are about.
@@ -312,3 +314,26 @@ def test_the_demo_has_an_honest_day_and_a_day_typed_at_home(db_url: str, session
     assert readings["R-101"] == 37  # 41 meters, the last four not reached yet
     assert by_route["R-102"]["not_on_track"] == readings["R-102"] == 40
     assert by_route["R-102"]["unchanged"] > 0
+
+
+def test_walk_gpx_writes_a_walk_along_the_route_to_replay(db_url: str, tmp_path: Path) -> None:
+    assert gridwalk(db_url, "demo").exit_code == 0
+    out = tmp_path / "walk.gpx"
+    result = gridwalk(db_url, "walk-gpx", "R-101", str(out))
+    assert result.exit_code == 0, result.output
+    points = load_gpx(out)
+    assert len(points) > 100
+    assert points[-1].offset_s > 30 * 60  # 41 meters take the best part of an hour
+    assert gridwalk(db_url, "walk-gpx", "R-999", str(out)).exit_code == 2
+
+
+def test_close_due_closes_what_has_ended(db_url: str, session: Session, settings: Settings) -> None:
+    make_user(session, settings, "reader1", "reader", "G1")
+    make_route(session, "R-OLD", 2)
+    assign(
+        session, "R-OLD", "reader1", cycle="2026-01", start=date(2026, 1, 1), end=date(2026, 1, 5)
+    )
+    result = gridwalk(db_url, "close-due")
+    assert result.exit_code == 0, result.output
+    assert "Closed 1 assignment" in result.output
+    assert session.exec(select(Assignment.status)).one() == "closed"
