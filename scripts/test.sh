@@ -18,17 +18,22 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 
-# The browser tests (tests/e2e) drive Debian's Chromium: installed here when missing, as root.
-# With CI=true a missing browser fails those tests (tests/e2e/conftest.py), never skips them.
-if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+# The browser tests (tests/e2e) drive Debian's Chromium; the handheld's UI tests open a real
+# Kivy window on Xvfb. Both are installed here when missing, as root, with one apt-get update.
+# With CI=true a missing one fails its tests (the fixtures say so), never skips them.
+missing=()
+{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || missing+=(chromium chromium-driver)
+command -v Xvfb >/dev/null || missing+=(xvfb xauth)
+[ -e /usr/lib/x86_64-linux-gnu/libmtdev.so.1 ] || ldconfig -p | grep -q libmtdev.so.1 || missing+=(libmtdev1)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   elif [ "${CI:-}" = true ]; then
-    echo "test.sh: CI=true and no chromium/chromedriver, and not root to install them" >&2
+    echo "test.sh: CI=true and missing ${missing[*]}, and not root to install them" >&2
     exit 1
   else
-    echo "test.sh: no chromium/chromedriver and not root: the browser tests are skipped" >&2
+    echo "test.sh: missing ${missing[*]} and not root: their tests are skipped" >&2
   fi
 fi
 
