@@ -46,6 +46,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/sync_push.py
+	$(BIN)/python bench/validation.py
 
 clean:
 	rm -rf $(VENV) var test-artifacts
