@@ -79,9 +79,7 @@ class Grid(SQLModel, table=True):
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(
-            "role IN ('reader', 'crew', 'supervisor', 'agent', 'admin')", name="role"
-        ),
+        CheckConstraint("role IN ('reader', 'crew', 'supervisor', 'agent', 'admin')", name="role"),
     )
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, nullable=False)
@@ -202,9 +200,7 @@ class RereadOrder(SQLModel, table=True):
     """A supervisor's order to read a meter again; the answering reading supersedes the old."""
 
     __tablename__ = "reread_orders"
-    __table_args__ = (
-        CheckConstraint("status IN ('open', 'done', 'cancelled')", name="status"),
-    )
+    __table_args__ = (CheckConstraint("status IN ('open', 'done', 'cancelled')", name="status"),)
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     assignment_id: int = Field(foreign_key="assignments.id", index=True, nullable=False)
     meter_id: int = Field(foreign_key="meters.id", nullable=False)
@@ -226,9 +222,7 @@ class Reading(SQLModel, table=True):
 
     __tablename__ = "readings"
     __table_args__ = (
-        CheckConstraint(
-            "(value IS NULL) <> (skip_code IS NULL)", name="value_or_skip"
-        ),
+        CheckConstraint("(value IS NULL) <> (skip_code IS NULL)", name="value_or_skip"),
         # One original reading per meter and assignment; re-reads are counted by their order.
         Index(
             "uq_readings_first_per_meter",
@@ -254,9 +248,7 @@ class Reading(SQLModel, table=True):
     fix_time: datetime | None = _ts(nullable=True)
     fix_provider: str | None = Field(default=None, max_length=32)
     fix_mock: bool | None = None
-    reread_of: uuid.UUID | None = Field(
-        default=None, foreign_key="reread_orders.id", unique=True
-    )
+    reread_of: uuid.UUID | None = Field(default=None, foreign_key="reread_orders.id", unique=True)
     supersedes: uuid.UUID | None = Field(default=None, foreign_key="readings.id", index=True)
     user_id: int = Field(foreign_key="users.id", nullable=False)
     device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
