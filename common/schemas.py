@@ -86,8 +86,38 @@ class TrackPointIn(WireModel):
     mock: bool = False
 
 
+JobKind = Literal["fault", "planned", "temporary_repair", "meter_check"]
+JOB_KINDS: tuple[str, ...] = JobKind.__args__  # type: ignore[attr-defined]
+Urgency = Literal["urgent", "normal"]
+
+
+class MeterCheck(WireModel):
+    """A meter check's (申校) field result: switch everything off and watch the pulse lamp, or
+    run a known load for some hours and see how far the register moved."""
+
+    method: Literal["pulse_lamp", "known_load"]
+    load_w: float | None = Field(default=None, gt=0, le=1_000_000)
+    hours: float | None = Field(default=None, gt=0, le=1000)
+    register_moved_kwh: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=3)
+    lamp_still_with_load_off: bool | None = None
+    outcome: Literal["meter_ok", "meter_fast", "meter_slow", "meter_faulty", "inconclusive"]
+
+    @model_validator(mode="after")
+    def _load_test_complete(self) -> MeterCheck:
+        if self.method == "known_load" and None in (
+            self.load_w,
+            self.hours,
+            self.register_moved_kwh,
+        ):
+            raise ValueError("a known-load check needs load_w, hours and register_moved_kwh")
+        return self
+
+
 class JobEventIn(WireModel):
-    """One event of a repair job, logged on the handheld."""
+    """One event of a repair job, logged on the handheld.
+
+    A job made on the spot (offline) is its `created` event: it brings `job_kind`, `urgency`,
+    `content`, `crew`, the place (`fix`, `address`) with it."""
 
     id: uuid.UUID
     job_id: uuid.UUID
@@ -98,6 +128,10 @@ class JobEventIn(WireModel):
     content: str | None = Field(default=None, max_length=2000)
     crew: list[str] | None = Field(default=None, max_length=20)
     note: str | None = Field(default=None, max_length=2000)
+    job_kind: JobKind | None = None
+    urgency: Urgency | None = None
+    address: str | None = Field(default=None, max_length=500)
+    meter_check: MeterCheck | None = None
 
 
 class PushRequest(WireModel):
@@ -173,6 +207,8 @@ class RereadOrderOut(BaseModel):
 
 
 class JobOut(BaseModel):
+    """A job as a crew's handheld gets it."""
+
     id: uuid.UUID
     kind: str
     urgency: str
@@ -185,6 +221,8 @@ class JobOut(BaseModel):
     expected_finish: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    planned_start: datetime | None = None
+    accounts: list[str] = Field(default_factory=list)
 
 
 class Withdrawn(BaseModel):

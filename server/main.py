@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from common.contract import API_PREFIX, CONTRACT_VERSION
 from server import validation
-from server.api.routes import admin, audit, auth, sync
+from server.api.routes import admin, audit, auth, jobs, sync
 from server.core.config import Settings
 from server.core.db import make_engine, utcnow
 from server.errors import Problem
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             content={"detail": f"invalid request: {summary}", "code": "invalid", "errors": errors},
         )
 
-    for module in (auth, admin, sync, audit):
+    for module in (auth, admin, sync, audit, jobs):
         app.include_router(module.router, prefix=API_PREFIX)
 
     pages.mount(app)

@@ -286,6 +286,9 @@ class Job(SQLModel, table=True):
             name="kind",
         ),
         CheckConstraint("urgency IN ('urgent', 'normal')", name="urgency"),
+        CheckConstraint(
+            "status IN ('created', 'assigned', 'started', 'finished', 'cancelled')", name="status"
+        ),
     )
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     kind: str = Field(max_length=32, nullable=False)
@@ -309,6 +312,11 @@ class Job(SQLModel, table=True):
     finish_lat: float | None = None
     finish_lon: float | None = None
     result_note: str | None = Field(default=None, max_length=2000)
+    cancelled_at: datetime | None = _ts(nullable=True)
+    # When the last event happened (device clock), for "last update" on the outage board.
+    last_update_at: datetime | None = _ts(nullable=True)
+    # A meter check's (申校) field result: method, load, hours, register moved, outcome.
+    meter_check: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_by: int | None = Field(default=None, foreign_key="users.id")
     change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
     created_at: datetime = _created()
@@ -329,7 +337,8 @@ class JobAccount(SQLModel, table=True):
 
 
 class JobEvent(SQLModel, table=True):
-    """An event of a job as logged on a handheld (device clock) and when the server got it."""
+    """An event of a job as logged on a handheld (device clock) or at the office, and when the
+    server got it. Applied in order; an illegal transition is refused and not stored."""
 
     __tablename__ = "job_events"
     id: uuid.UUID = Field(primary_key=True)
@@ -346,8 +355,14 @@ class JobEvent(SQLModel, table=True):
     content: str | None = Field(default=None, max_length=2000)
     crew: list[str] | None = Field(default=None, sa_type=JSON)
     note: str | None = Field(default=None, max_length=2000)
+    # A job created on a handheld brings its kind, urgency and place with its `created` event.
+    job_kind: str | None = Field(default=None, max_length=32)
+    urgency: str | None = Field(default=None, max_length=16)
+    address: str | None = Field(default=None, max_length=500)
+    meter_check: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     user_id: int = Field(foreign_key="users.id", nullable=False)
-    device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
+    # None for what the office did (created or assigned a job from a call), not a handheld.
+    device_id: str | None = Field(default=None, foreign_key="devices.id", max_length=64)
     received_at: datetime = _created()
     content_hash: str = Field(max_length=64, nullable=False)
 

@@ -45,6 +45,7 @@ from common.schemas import (
     TrackResult,
     Withdrawn,
 )
+from server import jobs
 from server.changes import committed_change_seq, next_change_seq
 from server.core.config import Settings
 from server.core.db import utcnow
@@ -280,38 +281,15 @@ def _reread_orders(
 
 
 def _jobs(session: Session, *, user_id: int, in_range: Any) -> list[JobOut]:
-    jobs = session.exec(
+    found = session.exec(
         select(Job)
         .join(JobCrew, col(JobCrew.job_id) == Job.id)
         .where(JobCrew.user_id == user_id, in_range(Job.change_seq))
         .order_by(col(Job.change_seq))
     ).all()
-    if not jobs:
-        return []
-    crews: dict[Any, list[str]] = {}
-    for job_id, username in session.exec(
-        select(JobCrew.job_id, User.username)
-        .join(User, col(User.id) == JobCrew.user_id)
-        .where(col(JobCrew.job_id).in_([j.id for j in jobs]))
-    ):
-        crews.setdefault(job_id, []).append(username)
-    return [
-        JobOut(
-            id=j.id,
-            kind=j.kind,
-            urgency=j.urgency,
-            status=j.status,
-            content=j.content,
-            crew=sorted(crews.get(j.id, [])),
-            lat=j.lat,
-            lon=j.lon,
-            address=j.address,
-            expected_finish=j.expected_finish,
-            started_at=j.started_at,
-            finished_at=j.finished_at,
-        )
-        for j in jobs
-    ]
+    ids = [j.id for j in found]
+    crew, accounts = jobs.crews(session, ids), jobs.account_numbers(session, ids)
+    return [jobs.job_out(j, crew.get(j.id, []), accounts.get(j.id, [])) for j in found]
 
 
 # --------------------------------------------------------------------------------------- push
@@ -418,15 +396,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
         touched |= affected_assignments_for_track(
             session, user_id=pusher.user_id, t_min=span[0], t_max=span[1], settings=settings
         )
-    results += [
-        _one(
-            session,
-            raw,
-            JobEventIn,
-            lambda item: _store_job_event(session, pusher, item, received_at),
-        )
-        for raw in raw_events
-    ]
+    results += _job_events_in_time_order(session, pusher, raw_events, received_at)
     for assignment_id in sorted(touched):  # one lock order for every push
         validate_assignment(
             session, assignment_id=assignment_id, settings=settings, now=received_at
@@ -440,12 +410,16 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
 
 
 def _one(
-    session: Session, raw: Any, model: type[ReadingIn] | type[JobEventIn], store: Any
+    session: Session,
+    raw: Any,
+    model: type[ReadingIn] | type[JobEventIn],
+    store: Any,
+    parsed: ReadingIn | JobEventIn | None = None,
 ) -> PushResult:
     raw_id = raw.get("id") if isinstance(raw, dict) else None
     item_id = raw_id if isinstance(raw_id, str) else None
     try:
-        item = model.model_validate(raw)
+        item = parsed or model.model_validate(raw)
     except ValidationError as exc:
         return PushResult(
             id=item_id, status="rejected", error="invalid", detail=_validation_detail(exc)
@@ -695,37 +669,40 @@ def _store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_a
         if held.content_hash == content_hash:
             return "duplicate"
         raise RejectedError("locked", "a job event with this id is already held with other content")
-    job = session.get(Job, e.job_id)
-    if job is None:
-        raise RejectedError("unknown_job", f"no job {e.job_id}")
-    on_crew = session.get(JobCrew, (e.job_id, pusher.user_id)) is not None
-    grid_supervisor = pusher.user.role == "supervisor" and pusher.user.grid_id == job.grid_id
-    if not (on_crew or grid_supervisor):
-        raise RejectedError(
-            "not_your_job", f"{pusher.user.username} is not on the crew of job {e.job_id}"
-        )
-    fix = e.fix
-    session.add(
-        JobEvent(
-            id=e.id,
-            job_id=e.job_id,
-            kind=e.kind,
-            at=e.at,
-            fix_lat=fix.lat if fix else None,
-            fix_lon=fix.lon if fix else None,
-            fix_accuracy_m=fix.accuracy_m if fix else None,
-            fix_time=fix.fix_time if fix else None,
-            fix_provider=fix.provider if fix else None,
-            fix_mock=fix.mock if fix else None,
-            expected_finish=e.expected_finish,
-            content=e.content,
-            crew=e.crew,
-            note=e.note,
-            user_id=pusher.user_id,
+    try:
+        jobs.apply_device_event(
+            session,
+            user=pusher.user,
             device_id=pusher.device_id,
-            received_at=received_at,
+            event=e,
             content_hash=content_hash,
+            received_at=received_at,
         )
-    )
-    session.flush()
+    except jobs.RefusedError as exc:
+        raise RejectedError(exc.error, exc.detail) from None
     return "accepted"
+
+
+def _job_events_in_time_order(
+    session: Session, pusher: Pusher, raw_events: list[Any], received_at: datetime
+) -> list[PushResult]:
+    """Apply a push's job events in the order of their `at` times (a device may list a start
+    after the finish it came before); answer them in the order sent."""
+    parsed: list[tuple[int, JobEventIn | None, Any]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            parsed.append((index, JobEventIn.model_validate(raw), raw))
+        except ValidationError:
+            parsed.append((index, None, raw))
+    results: dict[int, PushResult] = {}
+    for index, item, raw in sorted(
+        parsed, key=lambda p: (p[1].at if p[1] is not None else received_at, p[0])
+    ):
+        results[index] = _one(
+            session,
+            raw,
+            JobEventIn,
+            lambda event: _store_job_event(session, pusher, event, received_at),
+            parsed=item,
+        )
+    return [results[i] for i in range(len(raw_events))]

@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     # How often the server closes assignments whose window has ended (0: never, e.g. in tests
     # that need a past window open); closing validates them, so missed meters get flagged.
     close_due_every_minutes: float = 10.0
+    # Repair response commitments (故障抢修): arrive within, restore within, per urgency.
+    job_urgent_response_minutes: float = 30
+    job_urgent_restore_minutes: float = 240
+    job_normal_response_minutes: float = 120
+    job_normal_restore_minutes: float = 1440
+    # An outage board question by position matches a job cutting off an account whose meter is
+    # this close to the point asked about (an address is a house, not a meter box).
+    outage_point_match_m: float = 150
     # Oldest app version still served; older apps are told to update.
     min_app_version: str = "0.1.0"
     # Base-map tiles for the audit page, e.g. https://tile.example.org/{z}/{x}/{y}.png (a

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from sqlalchemy import Engine
 
 from server.core.config import PROJECT_DIR
 
@@ -78,8 +79,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterat
 
 
 @pytest.fixture
-def serve() -> Iterator[ServeApp]:
-    """Serve an app with uvicorn on 127.0.0.1 and a free port; gives its base URL."""
+def serve(engine: Engine) -> Iterator[ServeApp]:
+    """Serve an app with uvicorn on 127.0.0.1 and a free port; gives its base URL.
+
+    It takes the test's engine so that the server stops before the engine is disposed."""
     running: list[tuple[uvicorn.Server, threading.Thread, socket.socket]] = []
 
     def start(app: FastAPI) -> str:

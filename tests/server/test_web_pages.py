@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from server.web import pages
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def page_settings(tmp_path: Path, **extra: str) -> Settings:
+def page_settings(tmp_path: Path, **extra: Any) -> Settings:
     # The pages never touch the database: an unmigrated file will do.
     return Settings(
         environment="test",

@@ -201,6 +201,7 @@ function endSession(problem) {
 // ---------------------------------------------------------------- banner, sign in and out
 
 function showError(err) {
+  if (!session.tokens) return; // signed out: the sign-in form already says why
   const banner = $("banner");
   banner.replaceChildren(
     h("span", {}, err instanceof ApiError ? err.detail : String(err.message || err)),

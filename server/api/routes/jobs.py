@@ -1,0 +1,143 @@
+"""Repair jobs (dispatch and figures), the outage board, and an account's consumption."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, Field
+
+from common.schemas import JobKind, Latitude, Longitude, Urgency
+from server import jobs, outages
+from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
+from server.core.db import utcnow
+
+router = APIRouter(tags=["jobs and outages"])
+
+Dispatcher = Annotated[Caller, Depends(require_role("agent", "supervisor", "admin"))]
+
+
+class JobCreate(BaseModel):
+    kind: JobKind
+    urgency: Urgency = "normal"
+    content: str = Field(min_length=1, max_length=2000, description="what is being done")
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    address: str | None = Field(default=None, max_length=500)
+    accounts: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=5000, description="account numbers the outage cuts off"
+    )
+    crew: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=20, description="usernames"
+    )
+    route_code: str | None = Field(
+        default=None, max_length=64, description="the outage cuts off a whole route"
+    )
+    radius_m: float | None = Field(
+        default=None, gt=0, le=50_000, description="the outage cuts off a radius around lat/lon"
+    )
+    planned_start: AwareDatetime | None = None
+    expected_finish: AwareDatetime | None = None
+
+
+class CrewIn(BaseModel):
+    crew: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=20
+    )
+
+
+class CancelIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/jobs", status_code=201)
+def create_job(
+    body: JobCreate, caller: Dispatcher, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Enter a job (from a customer's call, or a planned outage ahead of time)."""
+    job = jobs.create_job(
+        session,
+        creator=caller.user,
+        draft=jobs.JobDraft(
+            kind=body.kind,
+            urgency=body.urgency,
+            content=body.content,
+            lat=body.lat,
+            lon=body.lon,
+            address=body.address,
+            accounts=tuple(dict.fromkeys(body.accounts)),
+            crew=tuple(dict.fromkeys(body.crew)),
+            route_code=body.route_code,
+            radius_m=body.radius_m,
+            planned_start=body.planned_start,
+            expected_finish=body.expected_finish,
+        ),
+    )
+    return jobs.job_detail(session, settings, job_id=job.id, viewer=caller.user)
+
+
+@router.get("/jobs")
+def list_jobs(
+    caller: Dispatcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    breaching_within_min: Annotated[float | None, Query(ge=0, le=10_000)] = None,
+) -> list[dict[str, Any]]:
+    """Open jobs (of my grid), with their response figures; with `breaching_within_min`, only
+    those about to miss a target (or already past it)."""
+    return jobs.open_jobs(
+        session, settings, viewer=caller.user, breaching_within_min=breaching_within_min
+    )
+
+
+@router.get("/jobs/{job_id}")
+def get_job(
+    job_id: uuid.UUID, caller: CallerDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """A job with its event history and its response figures."""
+    return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
+
+
+@router.post("/jobs/{job_id}/assign")
+def assign_job(
+    job_id: uuid.UUID, body: CrewIn, caller: Dispatcher, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Give a job to a crew; their handhelds get it on the next pull."""
+    jobs.assign_crew(session, actor=caller.user, job_id=job_id, crew=list(dict.fromkeys(body.crew)))
+    return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(
+    job_id: uuid.UUID,
+    body: CancelIn,
+    caller: Dispatcher,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Cancel an open job (a false alarm, a duplicate call)."""
+    jobs.cancel_job(session, actor=caller.user, job_id=job_id, note=body.note)
+    return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
+
+
+@router.get("/outages")
+def list_outages(
+    caller: Dispatcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    account_no: Annotated[str | None, Query(max_length=64)] = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    grid: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[dict[str, Any]]:
+    """Is there an outage at this account, this point, in this grid, and when is power back?"""
+    return outages.outages(
+        session, settings, now=utcnow(), account_no=account_no, lat=lat, lon=lon, grid=grid
+    )
+
+
+@router.get("/accounts/{account_no}/consumption")
+def account_consumption(account_no: str, caller: Dispatcher, session: SessionDep) -> dict[str, Any]:
+    """The account's consumption per cycle, to explain a bill before a meter check (申校)."""
+    return outages.consumption_history(session, account_no=account_no)
