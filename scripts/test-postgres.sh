@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the machine's PostgreSQL 15 and create Gridwalk's own role and test database.
 # Prints the TEST_DATABASE_URL to use. Needs root (it starts the cluster as its owner).
+# `test-postgres.sh --drop` drops the test database (GRIDWALK_PG_DB) again.
 set -euo pipefail
 
 PG_VERSION=${PG_VERSION:-15}
@@ -24,6 +25,11 @@ port=$(pg_lsclusters --no-header | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1
 psql_admin() { runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qAtX "$@"; }
 for _ in $(seq 1 30); do psql_admin -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
 psql_admin -c 'SELECT 1' >/dev/null || fail "cluster did not accept connections"
+
+if [ "${1:-}" = --drop ]; then
+  psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >&2
+  exit 0
+fi
 
 if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" != 1 ]; then
   psql_admin -c "CREATE ROLE $ROLE LOGIN PASSWORD '$PASSWORD'" >&2

@@ -8,8 +8,12 @@ BIN=.venv/bin
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
+    # A database of this run's own: two runs at once (a developer's and a CI's) must not
+    # truncate each other's tables. It is dropped when the run ends.
+    export GRIDWALK_PG_DB="gridwalk_test_$$"
     TEST_DATABASE_URL=$(scripts/test-postgres.sh)
     export TEST_DATABASE_URL
+    trap 'scripts/test-postgres.sh --drop >/dev/null 2>&1 || true' EXIT
   elif [ "${CI:-}" = true ]; then
     echo "test.sh: CI=true and no PostgreSQL to start: the PostgreSQL tests cannot run" >&2
     exit 1

@@ -8,11 +8,13 @@ here, and what happens when a register is entered, confirmed or skipped.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import TypoCheck, check_entry, nearest_unread
@@ -237,3 +239,93 @@ class FieldSession:
         )
         self.sync_now()
         return reading
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(
+        self, *, kind: str, urgency: str, content: str, address: str | None = None
+    ) -> str:
+        """Open a job on the spot (works offline): it is its `created` event, with me as crew."""
+        if not content.strip():
+            raise EntryError("say what the job is")
+        job_id = str(uuid.uuid4())
+        me = self.username or ""
+        fix = self.here()
+        self.store.log_job_event(
+            job_id=job_id,
+            kind="created",
+            at=now_utc(),
+            fix=fix,
+            job={
+                "kind": kind,
+                "urgency": urgency,
+                "content": content.strip(),
+                "crew": [me],
+                "lat": fix.lat if fix else None,
+                "lon": fix.lon if fix else None,
+                "address": address,
+            },
+            job_kind=kind,
+            urgency=urgency,
+            content=content.strip(),
+            crew=[me],
+            address=address,
+        )
+        self.sync_now()
+        return job_id
+
+    def start_job(self, job_id: str, expected_finish: datetime | None = None) -> None:
+        """Arrived: the start time and place are recorded."""
+        self._job_event(
+            job_id,
+            "started",
+            ("created", "assigned"),
+            "the job is already started",
+            expected_finish=expected_finish,
+        )
+
+    def change_eta(self, job_id: str, expected_finish: datetime) -> None:
+        if expected_finish <= now_utc():
+            raise EntryError("the expected finish must be in the future")
+        self._job_event(
+            job_id,
+            "eta_changed",
+            ("created", "assigned", "started"),
+            "the job is closed",
+            expected_finish=expected_finish,
+        )
+
+    def finish_job(self, job_id: str, note: str, meter_check: dict[str, Any] | None = None) -> None:
+        job = self.store.job(job_id)
+        if job.kind == "meter_check" and meter_check is None:
+            raise EntryError("a meter check is finished with its result")
+        self._job_event(
+            job_id,
+            "finished",
+            ("started",),
+            "start the job first",
+            note=note.strip() or None,
+            meter_check=meter_check,
+        )
+
+    def note_job(self, job_id: str, note: str) -> None:
+        if not note.strip():
+            raise EntryError("the note is empty")
+        self._job_event(
+            job_id,
+            "note",
+            ("created", "assigned", "started", "finished"),
+            "the job is cancelled",
+            note=note.strip(),
+        )
+
+    def _job_event(
+        self, job_id: str, kind: str, allowed: tuple[str, ...], refusal: str, **fields: Any
+    ) -> None:
+        # The same transitions the server enforces, checked here first so the crew is told at
+        # once, offline, rather than finding a rejection after the next sync.
+        job = self.store.job(job_id)
+        if job.status not in allowed:
+            raise EntryError(refusal)
+        self.store.log_job_event(job_id=job_id, kind=kind, at=now_utc(), fix=self.here(), **fields)
+        self.sync_now()

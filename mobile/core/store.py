@@ -701,6 +701,21 @@ class Store:
             )
         return event_id
 
+    def job_events(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        """The job events logged here, in time order, with their sync state."""
+        where, params = ("WHERE job_id = ?", (job_id,)) if job_id else ("", ())
+        return [
+            {
+                "id": r["id"],
+                "job_id": r["job_id"],
+                "kind": r["kind"],
+                "at": r["at"],
+                "sync_status": r["sync_status"],
+                "sync_error": r["sync_error"],
+            }
+            for r in self._rows(f"SELECT * FROM job_events {where} ORDER BY at, id", params)  # noqa: S608 - a fixed clause
+        ]
+
     # ------------------------------------------------------------------------------ outbox
 
     def outbox_batch(

@@ -94,7 +94,10 @@ class SyncClient:
         try:
             return self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
-            raise OfflineError(f"no link to {self.server_url}: {exc}") from exc
+            # What the crew reads on the Today screen: short, and that nothing is lost.
+            raise OfflineError(
+                f"no link to the server ({type(exc).__name__}); nothing is lost, will retry"
+            ) from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)

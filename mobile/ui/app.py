@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
 from mobile.core.field import EntryError, FieldSession
 from mobile.core.route import plain
-from mobile.core.store import SKIP_CODES, MeterView, StoreError
+from mobile.core.store import SKIP_CODES, MeterView, StoreError, now_utc
 from mobile.core.sync import SyncError, SyncReport
 
+METER_CHECK_OUTCOMES = ("meter_ok", "meter_fast", "meter_slow", "meter_faulty", "inconclusive")
 # Not handheld.kv: Kivy would load that by itself for HandheldApp, and the rules twice.
 KV = Path(__file__).with_name("screens.kv")
 
@@ -125,11 +126,19 @@ class TodayScreen(GridwalkScreen):
             button.assignment_id = a.id
             button.bind(on_release=lambda b: self.app.open_route(b.assignment_id))
             work.add_widget(button)
-        jobs = field.store.jobs()
-        for j in jobs:
-            work.add_widget(
-                Factory.QuietButton(text=f"Job {j.kind}: {j.content[:40]} ({j.status})")
+        for j in field.store.jobs():
+            button = Factory.BigButton(
+                text=f"{j.urgency.upper()} {j.kind}: {j.content[:28]}  [{j.status}]"
             )
+            if j.status in ("finished", "cancelled"):
+                button.background_color = (0.55, 0.6, 0.66, 1)
+            button.job_id = j.id
+            button.bind(on_release=lambda b: self.app.open_job(b.job_id))
+            work.add_widget(button)
+        if field.role in ("crew", "supervisor"):
+            new = Factory.QuietButton(text="+ New job here")
+            new.bind(on_release=lambda _b: self.app.show("new_job"))
+            work.add_widget(new)
         if not work.children:
             work.add_widget(Factory.Caption(text="No work yet: sync when there is a link."))
 
@@ -337,6 +346,103 @@ class ReadingScreen(GridwalkScreen):
         self.app.show("route")
 
 
+def _local(iso_text: str | None) -> str:
+    if not iso_text:
+        return "-"
+    return datetime.fromisoformat(iso_text).astimezone().strftime("%d %b %H:%M")
+
+
+class JobScreen(GridwalkScreen):
+    job_id = ObjectProperty("")
+    status = ObjectProperty("")
+    is_check = BooleanProperty(False)
+
+    def on_pre_enter(self, *_: Any) -> None:
+        self.field.open_route()  # record the track while a job is open
+        self.ids.error.text = ""
+        self.refresh()
+
+    def on_leave(self, *_: Any) -> None:
+        self.field.close_route()
+
+    def refresh(self, *_: Any) -> None:
+        job = self.field.store.job(self.job_id)
+        self.status = job.status
+        self.is_check = job.kind == "meter_check"
+        self.ids.title.text = f"{job.urgency.upper()} {job.kind.replace('_', ' ')}"
+        self.ids.summary.text = (
+            f"{job.content}\n{job.address or ''}\nCrew: "
+            f"{', '.join(job.crew) or '-'}\nStatus: {job.status}"
+        )
+        self.ids.times.text = (
+            f"Started {_local(job.started_at)}   Expected finish "
+            f"{_local(job.expected_finish)}   Finished "
+            f"{_local(job.finished_at)}"
+        )
+
+    def _do(self, action: Callable[[], None]) -> None:
+        self.ids.error.text = ""
+        try:
+            action()
+        except StoreError as exc:
+            self.ids.error.text = str(exc)
+        self.refresh()
+
+    def start(self) -> None:
+        self._do(lambda: self.field.start_job(self.job_id))
+
+    def eta(self, minutes: int) -> None:
+        self._do(lambda: self.field.change_eta(self.job_id, now_utc() + timedelta(minutes=minutes)))
+
+    def add_note(self) -> None:
+        self._do(lambda: self.field.note_job(self.job_id, self.ids.note.text))
+        if not self.ids.error.text:
+            self.ids.note.text = ""
+
+    def finish(self) -> None:
+        check = None
+        if self.is_check:
+            check = {"method": self.ids.check_method.text, "outcome": self.ids.check_outcome.text}
+            if check["outcome"] not in METER_CHECK_OUTCOMES:
+                self.ids.error.text = "choose the outcome of the check"
+                return
+            if check["method"] == "known_load":
+                moved = self.ids.check_moved.text.strip()
+                if not moved:
+                    self.ids.error.text = "type how many kWh the register moved"
+                    return
+                # The trade's field test: a 200 W lamp for 5 hours moves the register 1 kWh.
+                check |= {"load_w": 200, "hours": 5, "register_moved_kwh": moved}
+        note = self.ids.note.text
+        self.app.question = ask(
+            "Finish job",
+            "The job is done and power is back?",
+            "Finish",
+            lambda: self._do(lambda: self.field.finish_job(self.job_id, note, meter_check=check)),
+        )
+
+    def back(self) -> None:
+        self.app.show("today")
+
+
+class NewJobScreen(GridwalkScreen):
+    def create(self) -> None:
+        self.ids.error.text = ""
+        try:
+            job_id = self.field.create_job(
+                kind=self.ids.kind.text,
+                urgency=self.ids.urgency.text,
+                content=self.ids.content.text,
+                address=self.ids.address.text.strip() or None,
+            )
+        except StoreError as exc:
+            self.ids.error.text = str(exc)
+            return
+        self.ids.content.text = ""
+        self.ids.address.text = ""
+        self.app.open_job(job_id)
+
+
 class HandheldApp(App):
     """The handheld: a screen manager over one FieldSession."""
 
@@ -357,6 +463,8 @@ class HandheldApp(App):
             (TodayScreen, "today"),
             (RouteScreen, "route"),
             (ReadingScreen, "reading"),
+            (JobScreen, "job"),
+            (NewJobScreen, "new_job"),
         ):
             sm.add_widget(cls(name=name, field=self.field))
         return sm
@@ -382,6 +490,10 @@ class HandheldApp(App):
         route.assignment_id = assignment_id
         self.show("route")
 
+    def open_job(self, job_id: str) -> None:
+        self.root.get_screen("job").job_id = job_id
+        self.show("job")
+
     def open_meter(self, assignment_id: int, meter_id: int) -> None:
         self.root.get_screen("reading").show(self.field.store.meter(assignment_id, meter_id))
         self.show("reading")
@@ -397,5 +509,5 @@ class HandheldApp(App):
 
     def _refresh_screens(self, *_: Any) -> None:
         current = self.root.current_screen
-        if isinstance(current, (TodayScreen, RouteScreen)):
+        if isinstance(current, (TodayScreen, RouteScreen, JobScreen)):
             current.refresh()

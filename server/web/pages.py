@@ -1,6 +1,8 @@
-"""Pages for people at a desk: the supervisor's route audit at /audit, with its static files.
+"""Pages for people at a desk: the supervisor's route audit at /audit and the call-centre
+agents' outage desk at /outages, with their static files.
 
-The pages are plain HTML and JS over the JSON API; the browser holds the tokens. Leaflet comes
+The pages are plain HTML and JS over the JSON API; the browser holds the tokens; what the pages
+share (the frame, the session, the look) is static/common.js and static/common.css. Leaflet comes
 from npm into server/web/node_modules (`make setup`), never from a CDN: a supply company's desks
 may have no internet. Without it the app still starts and the page says the map is missing.
 """
@@ -17,6 +19,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api.deps import SettingsDep
+from server.core.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +66,27 @@ def content_security_policy(tile_url: str) -> str:
     )
 
 
-@router.get("/audit")
-def audit_page(settings: SettingsDep) -> FileResponse:
-    """The supervisor's route audit page."""
+def _page(name: str, settings: Settings) -> FileResponse:
     return FileResponse(
-        STATIC_DIR / "audit.html",
+        STATIC_DIR / name,
         media_type="text/html; charset=utf-8",
         headers={
             "Content-Security-Policy": content_security_policy(settings.map_tile_url),
             "Cache-Control": "no-cache",
         },
     )
+
+
+@router.get("/audit")
+def audit_page(settings: SettingsDep) -> FileResponse:
+    """The supervisor's route audit page."""
+    return _page("audit.html", settings)
+
+
+@router.get("/outages")
+def outages_page(settings: SettingsDep) -> FileResponse:
+    """The call-centre agents' page: is there an outage here, and when is power back?"""
+    return _page("outages.html", settings)
 
 
 @router.get("/audit/config.json")

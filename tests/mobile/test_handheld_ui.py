@@ -13,16 +13,19 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import gpxpy.gpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from server.days import honest_day
+from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import IN_CI, LiveServer
-from tests.factories import PASSWORD, assign, make_route, make_user, meters_of
+from tests.factories import PASSWORD, assign, auth, make_route, make_user, meters_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "handheld"
@@ -59,6 +62,38 @@ def display() -> Iterator[str]:
     proc.wait(timeout=10)
 
 
+def run_driver(scenario: dict[str, object], display: str, tmp_path: Path) -> dict[str, Any]:
+    """Run the app in its own process on the virtual display; return what the driver saw."""
+    (tmp_path / "scenario.json").write_text(json.dumps(scenario))
+    env = os.environ | {
+        "DISPLAY": display,
+        "SDL_VIDEODRIVER": "x11",
+        "KIVY_NO_ARGS": "1",
+        "KIVY_HOME": str(tmp_path / "kivy"),
+        "KCFG_GRAPHICS_WIDTH": "480",
+        "KCFG_GRAPHICS_HEIGHT": "860",
+        "KIVY_LOG_MODE": "PYTHON",
+        "PYTHONPATH": str(ROOT),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.mobile.ui_driver", str(tmp_path / "scenario.json")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result_file = Path(str(scenario["result"]))
+    result: dict[str, Any] = (
+        json.loads(result_file.read_text())
+        if result_file.exists()
+        else {"error": run.stderr[-4000:]}
+    )
+    assert result["error"] is None, result["error"]
+    assert run.returncode == 0, run.stderr[-4000:]
+    return result
+
+
 def write_gpx(path: Path, track: list[dict[str, object]]) -> None:
     gpx = gpxpy.gpx.GPX()
     segment = gpxpy.gpx.GPXTrackSegment()
@@ -88,6 +123,7 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
     shots = ARTIFACTS / backend
     shutil.rmtree(shots, ignore_errors=True)
     scenario = {
+        "flow": "reader",
         "server": live_server.url,
         "username": "reader1",
         "password": PASSWORD,
@@ -100,32 +136,7 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
         "result": str(tmp_path / "result.json"),
         "timeout": 60,
     }
-    (tmp_path / "scenario.json").write_text(json.dumps(scenario))
-    env = os.environ | {
-        "DISPLAY": display,
-        "SDL_VIDEODRIVER": "x11",
-        "KIVY_NO_ARGS": "1",
-        "KIVY_HOME": str(tmp_path / "kivy"),
-        "KCFG_GRAPHICS_WIDTH": "480",
-        "KCFG_GRAPHICS_HEIGHT": "860",
-        "KIVY_LOG_MODE": "PYTHON",
-        "PYTHONPATH": str(ROOT),
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.mobile.ui_driver", str(tmp_path / "scenario.json")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    result = (
-        json.loads((tmp_path / "result.json").read_text())
-        if (tmp_path / "result.json").exists()
-        else {"error": run.stderr[-4000:]}
-    )
-    assert result["error"] is None, result["error"]
-    assert run.returncode == 0, run.stderr[-4000:]
+    result = run_driver(scenario, display, tmp_path)
 
     # The screens were really drawn: a screenshot of each.
     assert len(result["screenshots"]) == 10
@@ -148,3 +159,83 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
     assert [r["skip_code"] for r in device.values() if r["skip_code"]] == ["dog"]
     points = session.exec(select(func.count()).select_from(TrackPoint)).one()
     assert points == result["track_points"] > 5
+
+
+def test_a_crew_works_a_job_offline_through_the_screens_and_the_board_follows(
+    display: str,
+    live_server: LiveServer,
+    session: Session,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    settings = live_server.settings
+    make_route(session, "R-1", 3)
+    make_user(session, settings, "agent1", "agent")
+    make_user(session, settings, "crew1", "crew", "G1")
+    with TestClient(create_app(settings, live_server.engine)) as office:
+        agent = auth(office, "agent1", "desk-agent-01")
+        created = office.post(
+            "/api/v1/jobs",
+            headers=agent,
+            json={
+                "kind": "fault",
+                "urgency": "urgent",
+                "content": "transformer fuse blown",
+                "lat": 30.2741,
+                "lon": 120.1551,
+                "accounts": ["R-1-A0001"],
+                "crew": ["crew1"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        assert (
+            office.get("/api/v1/outages", headers=agent, params={"account_no": "R-1-A0001"}).json()[
+                0
+            ]["started_at"]
+            is None
+        )
+
+        backend = request.node.callspec.params["db_url"]
+        shots = ARTIFACTS / f"crew-{backend}"
+        shutil.rmtree(shots, ignore_errors=True)
+        result = run_driver(
+            {
+                "flow": "crew",
+                "server": live_server.url,
+                "username": "crew1",
+                "password": PASSWORD,
+                "data_dir": str(tmp_path / "device"),
+                "fixed": [30.2742, 120.1552],
+                "screenshots": str(shots),
+                "result": str(tmp_path / "result.json"),
+                "timeout": 60,
+            },
+            display,
+            tmp_path,
+        )
+
+        assert result["job_id"] == job_id
+        # Started, re-estimated and finished with no link: all three waited on the device.
+        assert result["waiting_offline"] == 3
+        assert [(e["kind"], e["sync_status"]) for e in result["events"]] == [
+            ("started", "accepted"),
+            ("eta_changed", "accepted"),
+            ("finished", "accepted"),
+        ]
+        job = office.get(f"/api/v1/jobs/{job_id}", headers=agent).json()
+        assert job["status"] == "finished"
+        assert job["result_note"] == "fuse replaced, supply restored"
+        assert datetime.fromisoformat(job["expected_finish"]) == datetime.fromisoformat(
+            result["expected_finish"]
+        )
+        started = datetime.fromisoformat(job["started_at"])
+        # The start was logged on the device while offline, not when the push landed.
+        assert started < datetime.fromisoformat(job["events"][-1]["received_at"])
+        assert job["start_position"] == {"lat": 30.2742, "lon": 120.1552}
+        assert job["response"]["response_met"] is True
+        assert (
+            office.get("/api/v1/outages", headers=agent, params={"account_no": "R-1-A0001"}).json()
+            == []
+        )
+        assert len(result["screenshots"]) == 6

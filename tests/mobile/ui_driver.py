@@ -9,186 +9,325 @@ Each step waits (polling, with a deadline) for what a person would wait to see, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Generator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 Step = Generator[float | Callable[[], bool], None, None]
 
 
-def main(scenario_path: str) -> int:
-    scenario = json.loads(Path(scenario_path).read_text())
-    os.environ["KIVY_NO_ARGS"] = "1"
-    from kivy.clock import Clock
-    from kivy.core.window import Window
+class Harness:
+    """The app under test and the thumb that drives it."""
 
-    from mobile.core.field import FieldSession, FieldSettings
-    from mobile.core.location import GpxReplaySource
-    from mobile.core.route import plain
-    from mobile.ui.app import HandheldApp
+    def __init__(self, scenario: dict[str, Any]):
+        from kivy.core.window import Window
 
-    shots = Path(scenario["screenshots"])
-    shots.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"screenshots": [], "confirmed": [], "skipped": [], "error": None}
-    source = GpxReplaySource(scenario["gpx"], speed=scenario["speed"])
-    # Replayed faster, the walk must be sampled faster too, or it leaves too few points.
-    settings = FieldSettings(track_interval_s=scenario["track_interval_s"])
-    field = FieldSession(scenario["data_dir"], source, settings)
-    app = HandheldApp(field, default_server=scenario["server"])
+        from mobile.core.field import FieldSession, FieldSettings
+        from mobile.core.location import FixedSource, GpxReplaySource, LocationSource
+        from mobile.ui.app import HandheldApp
 
-    def shot(name: str) -> None:
-        saved = Window.screenshot(name=str(shots / f"{name}.png"))
-        result["screenshots"].append(saved)
+        self.window = Window
+        self.shots = Path(scenario["screenshots"])
+        self.shots.mkdir(parents=True, exist_ok=True)
+        self.result: dict[str, Any] = {
+            "screenshots": [],
+            "confirmed": [],
+            "skipped": [],
+            "error": None,
+        }
+        self.link = LinkProxy(scenario["server"])
+        source: LocationSource
+        if scenario.get("gpx"):
+            source = GpxReplaySource(scenario["gpx"], speed=scenario["speed"])
+        else:
+            source = FixedSource(*scenario["fixed"], interval_s=1)
+        # Replayed faster, the walk must be sampled faster too, or it leaves too few points.
+        settings = FieldSettings(
+            track_interval_s=scenario.get("track_interval_s", 5.0), sync_interval_s=2.0
+        )
+        self.field = FieldSession(scenario["data_dir"], source, settings)
+        self.app = HandheldApp(self.field, default_server=self.link.url)
 
+    def shot(self, name: str) -> None:
+        saved = self.window.screenshot(name=str(self.shots / f"{name}.png"))
+        self.result["screenshots"].append(saved)
+
+    @staticmethod
     def press(widget: Any) -> None:
         widget.dispatch("on_press")
         widget.dispatch("on_release")
 
-    def screen(name: str) -> Callable[[], bool]:
-        return lambda: app.root is not None and app.root.current == name
+    def screen(self, name: str) -> Callable[[], bool]:
+        return lambda: self.app.root is not None and self.app.root.current == name
 
-    def scenario_steps() -> Step:
-        yield screen("login")
-        login = app.root.get_screen("login")
-        login.ids.server.text = scenario["server"]
-        login.ids.username.text = scenario["username"]
-        login.ids.password.text = scenario["password"]
+    def log_in(self, sc: dict[str, Any]) -> Step:
+        yield self.screen("login")
+        login = self.app.root.get_screen("login")
+        login.ids.server.text = self.link.url
+        login.ids.username.text = sc["username"]
+        login.ids.password.text = sc["password"]
         yield 0.3
-        shot("01-login")
-        press(login.ids.login_button)
-        yield screen("today")
-        today = app.root.get_screen("today")
-        yield (
-            lambda: (
-                bool(field.store.assignments())
-                and bool(today.ids.work.children)
-                and "left" in today.ids.work.children[-1].text
-            )
-        )
-        yield 0.5
-        shot("02-today")
-        press(today.ids.work.children[-1])  # the first route
-        yield screen("route")
-        route = app.root.get_screen("route")
-        for n in range(scenario["readings"]):
-            yield lambda: route.nearest_id != 0
-            meter = field.store.meter(route.assignment_id, route.nearest_id)
-            yield 0.2
-            if n == 0:
-                shot("03-route-popup")
-            press(route.ids.popup_button)
-            yield screen("reading")
-            reading = app.root.get_screen("reading")
-            value = plausible(meter)
-            if n == 0:
-                # A typo first: the check asks to type it again.
-                reading.ids.value.text = plain(value * 10)
-                press(reading.ids.confirm_button)
-                yield lambda r=reading: "again" in r.ids.warning.text
-                shot("04-typo-check")
-            reading.ids.value.text = plain(value)
-            yield 0.2
-            if n == 0:
-                shot("05-reading")
-            press(reading.ids.confirm_button)
-            yield lambda: app.question is not None and app.question._window is not None
-            if n == 0:
-                shot("06-confirm-question")
-            press(app.question.yes_button)
-            yield lambda r=reading: r.ids.locked.text.startswith("LOCKED")
-            if n == 0:
-                yield 0.5
-                shot("07-locked")
-                assert reading.ids.entry.disabled, "a locked reading must not be editable"
-                assert reading.ids.entry.opacity == 0
-            result["confirmed"].append({"meter_id": meter.id, "value": plain(value)})
-            press(reading.ids.back_button)
-            yield screen("route")
-        # Skip the last meter of the route from the list.
-        last = route.ids.meters.children[0]
-        press(last)
-        yield screen("reading")
-        reading = app.root.get_screen("reading")
-        reading.ids.skip_code.text = "dog"
-        reading.ids.skip_note.text = "dog in the yard"
-        press(reading.ids.skip_button)
-        yield lambda: app.question is not None and app.question._window is not None
-        press(app.question.yes_button)
-        yield lambda: reading.ids.locked.text.startswith("LOCKED")
-        yield 0.5  # the question's popup fades out
-        shot("08-skipped")
-        result["skipped"].append({"meter_id": last.meter_id, "skip_code": "dog"})
-        press(reading.ids.back_button)
-        yield screen("route")
-        yield 0.3
-        shot("09-route-progress")
-        press(route.ids.back_button)
-        yield screen("today")
-        press(today.ids.sync_button)
-        yield (
-            lambda: (
-                field.store.sync_state().waiting == 0
-                and field.store.sync_state().last_sync_at is not None
-            )
-        )
-        today.refresh()
-        yield 0.3
-        shot("10-synced")
-        result["track_points"] = field.store.track_count()
-        result["readings"] = [
-            {
-                "id": r.id,
-                "meter_id": r.meter_id,
-                "value": str(r.value) if r.value is not None else None,
-                "skip_code": r.skip_code,
-                "sync_status": r.sync_status,
-            }
-            for r in field.store.readings()
-        ]
+        self.shot("01-login")
+        self.press(login.ids.login_button)
+        yield self.screen("today")
 
-    steps = scenario_steps()
+
+class LinkProxy:
+    """The handheld's data link: a TCP relay to the server that can be cut and restored."""
+
+    def __init__(self, server_url: str):
+        target = urlsplit(server_url)
+        self.target = (target.hostname or "127.0.0.1", target.port or 80)
+        self.up = True
+        self._open: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self.up = False
+        for sock in list(self._open):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def restore(self) -> None:
+        self.up = True
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self._listener.accept()
+            if not self.up:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self._open |= {client, server}
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                self._open.discard(sock)
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def reader_flow(h: Harness, sc: dict[str, Any]) -> Step:
+    """Log in, walk the route, read meters through the pop-up, skip one, sync."""
+    from mobile.core.route import plain
+
+    yield from h.log_in(sc)
+    today = h.app.root.get_screen("today")
+    yield (
+        lambda: (
+            bool(h.field.store.assignments())
+            and bool(today.ids.work.children)
+            and "left" in today.ids.work.children[-1].text
+        )
+    )
+    yield 0.5
+    h.shot("02-today")
+    h.press(today.ids.work.children[-1])  # the first route
+    yield h.screen("route")
+    route = h.app.root.get_screen("route")
+    for n in range(sc["readings"]):
+        yield lambda: route.nearest_id != 0
+        meter = h.field.store.meter(route.assignment_id, route.nearest_id)
+        yield 0.2
+        if n == 0:
+            h.shot("03-route-popup")
+        h.press(route.ids.popup_button)
+        yield h.screen("reading")
+        reading = h.app.root.get_screen("reading")
+        value = plausible(meter)
+        if n == 0:
+            # A typo first: the check asks to type it again.
+            reading.ids.value.text = plain(value * 10)
+            h.press(reading.ids.confirm_button)
+            yield lambda r=reading: "again" in r.ids.warning.text
+            h.shot("04-typo-check")
+        reading.ids.value.text = plain(value)
+        yield 0.2
+        if n == 0:
+            h.shot("05-reading")
+        h.press(reading.ids.confirm_button)
+        yield lambda: h.app.question is not None and h.app.question._window is not None
+        if n == 0:
+            h.shot("06-confirm-question")
+        h.press(h.app.question.yes_button)
+        yield lambda r=reading: r.ids.locked.text.startswith("LOCKED")
+        if n == 0:
+            yield 0.5
+            h.shot("07-locked")
+            assert reading.ids.entry.disabled, "a locked reading must not be editable"
+            assert reading.ids.entry.opacity == 0
+        h.result["confirmed"].append({"meter_id": meter.id, "value": plain(value)})
+        h.press(reading.ids.back_button)
+        yield h.screen("route")
+    # Skip the last meter of the route from the list.
+    last = route.ids.meters.children[0]
+    h.press(last)
+    yield h.screen("reading")
+    reading = h.app.root.get_screen("reading")
+    reading.ids.skip_code.text = "dog"
+    reading.ids.skip_note.text = "dog in the yard"
+    h.press(reading.ids.skip_button)
+    yield lambda: h.app.question is not None and h.app.question._window is not None
+    h.press(h.app.question.yes_button)
+    yield lambda: reading.ids.locked.text.startswith("LOCKED")
+    yield 0.5  # the question's popup fades out
+    h.shot("08-skipped")
+    h.result["skipped"].append({"meter_id": last.meter_id, "skip_code": "dog"})
+    h.press(reading.ids.back_button)
+    yield h.screen("route")
+    yield 0.3
+    h.shot("09-route-progress")
+    h.press(route.ids.back_button)
+    yield h.screen("today")
+    h.press(today.ids.sync_button)
+    yield (
+        lambda: (
+            h.field.store.sync_state().waiting == 0
+            and h.field.store.sync_state().last_sync_at is not None
+        )
+    )
+    today.refresh()
+    yield 0.3
+    h.shot("10-synced")
+    h.result["track_points"] = h.field.store.track_count()
+    h.result["readings"] = [
+        {
+            "id": r.id,
+            "meter_id": r.meter_id,
+            "value": str(r.value) if r.value is not None else None,
+            "skip_code": r.skip_code,
+            "sync_status": r.sync_status,
+        }
+        for r in h.field.store.readings()
+    ]
+
+
+def crew_flow(h: Harness, sc: dict[str, Any]) -> Step:
+    """Log in, get the job, lose the link, start it, change the expected finish, finish it,
+    get the link back and sync."""
+    yield from h.log_in(sc)
+    today = h.app.root.get_screen("today")
+    yield (
+        lambda: (
+            bool(h.field.store.jobs())
+            and any(getattr(b, "job_id", None) for b in today.ids.work.children)
+        )
+    )
+    yield 0.3
+    h.shot("02-today-job")
+    h.link.cut()
+    h.result["offline_from"] = now_iso()
+    job_button = next(b for b in reversed(today.ids.work.children) if getattr(b, "job_id", None))
+    h.press(job_button)
+    yield h.screen("job")
+    job = h.app.root.get_screen("job")
+    yield 0.3
+    h.shot("03-job")
+    h.press(job.ids.start_button)
+    yield lambda: job.status == "started"
+    h.press(job.ids.eta_120)
+    yield lambda: h.field.store.job(job.job_id).expected_finish is not None
+    yield 0.2
+    h.shot("04-started-offline")
+    job.ids.note.text = "fuse replaced, supply restored"
+    h.press(job.ids.finish_button)
+    yield lambda: h.app.question is not None and h.app.question._window is not None
+    h.press(h.app.question.yes_button)
+    yield lambda: job.status == "finished"
+    h.result["expected_finish"] = h.field.store.job(job.job_id).expected_finish
+    h.press(job.ids.back_button)
+    yield h.screen("today")
+    yield lambda: (h.field.store.sync_state().last_error or "").startswith("no link")
+    today.refresh()
+    yield 0.3
+    h.shot("05-offline-waiting")
+    h.result["waiting_offline"] = h.field.store.sync_state().waiting
+    h.link.restore()
+    h.press(today.ids.sync_button)
+    yield (
+        lambda: (
+            h.field.store.sync_state().waiting == 0
+            and h.field.store.sync_state().last_error is None
+        )
+    )
+    today.refresh()
+    yield 0.3
+    h.shot("06-synced")
+    h.result["job_id"] = job.job_id
+    h.result["events"] = h.field.store.job_events(job.job_id)
+
+
+def now_iso() -> str:
+    from mobile.core.store import iso, now_utc
+
+    return iso(now_utc())
+
+
+FLOWS = {"reader": reader_flow, "crew": crew_flow}
+
+
+def main(scenario_path: str) -> int:
+    sc = json.loads(Path(scenario_path).read_text())
+    os.environ["KIVY_NO_ARGS"] = "1"
+    from kivy.clock import Clock
+
+    h = Harness(sc)
+    steps = FLOWS[sc.get("flow", "reader")](h, sc)
     waiting: dict[str, Any] = {"until": None, "deadline": None}
 
     def tick(dt: float) -> None:
-        import time
-
         now = time.monotonic()
         try:
             cond = waiting["until"]
             if callable(cond):
                 if not cond():
                     if now > waiting["deadline"]:
-                        raise TimeoutError(f"waited {scenario['timeout']} s in vain")
+                        raise TimeoutError(f"waited {sc['timeout']} s in vain")
                     return
             elif cond is not None and now < cond:
                 return
             nxt = next(steps)
             if callable(nxt):
-                waiting["until"], waiting["deadline"] = nxt, now + scenario["timeout"]
+                waiting["until"], waiting["deadline"] = nxt, now + sc["timeout"]
             else:
                 waiting["until"] = now + float(nxt)
         except StopIteration:
             finish()
         except Exception:  # any failure ends the run, with its traceback and a screenshot
-            result["error"] = traceback.format_exc()
+            h.result["error"] = traceback.format_exc()
             try:
-                shot("99-failure")
+                h.shot("99-failure")
             finally:
                 finish()
 
     def finish() -> None:
-        Path(scenario["result"]).write_text(json.dumps(result, indent=2))
+        Path(sc["result"]).write_text(json.dumps(h.result, indent=2))
         event.cancel()
-        app.stop()
+        h.app.stop()
 
     event = Clock.schedule_interval(tick, 0.05)
-    app.run()
-    return 0 if result["error"] is None else 1
+    h.app.run()
+    return 0 if h.result["error"] is None else 1
 
 
 def plausible(meter: Any) -> Decimal:

@@ -1,10 +1,11 @@
 /* Gridwalk route audit: a supervisor picks an assignment and checks where and when each meter
-   was read, reviews the flags and orders re-reads. Plain JS over the JSON API, no build step.
+   was read, reviews the flags, orders re-reads and closes the assignment. Plain JS over the
+   JSON API, no build step; the frame, the session and the API call are common.js's.
    Leaflet is optional: without it the lists and the evidence still work, and the map area
    says what is missing. Everything the API sends is put on the page as text, never as HTML. */
-"use strict";
 
-const API = "/api/v1";
+import { $, api, duration, fact, h, showError, startPage } from "./common.js";
+
 const STATES = ["read", "skipped", "missing", "flagged"];
 const STATE_COLOURS = { read: "#2f9e44", skipped: "#f08c00", missing: "#868e96", flagged: "#e03131" };
 const STATE_LABELS = { read: "Read", skipped: "Skipped", missing: "Missing", flagged: "Flagged" };
@@ -20,26 +21,6 @@ const state = {
   selection: { meterId: null, flagId: null },
   notice: null,
 };
-
-// ---------------------------------------------------------------- DOM
-
-const $ = (id) => document.getElementById(id);
-
-/** An element with attributes (on* are listeners) and children (strings become text). */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "class") el.className = value;
-    else el.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 const dateTimeShort = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -60,14 +41,6 @@ function windowText(start, end) {
   return dateOnly.formatRange ? dateOnly.formatRange(a, b) : `${dateOnly.format(a)} – ${dateOnly.format(b)}`;
 }
 
-function duration(ms) {
-  const s = Math.round(Math.abs(ms) / 1000);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-}
-
 function metres(m) {
   if (m === null || m === undefined) return "—";
   return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(m < 10000 ? 2 : 1)} km`;
@@ -86,143 +59,19 @@ function distanceM(lat1, lon1, lat2, lon2) {
   return Math.hypot(n * Math.cos(phiM) * (lon2 - lon1) * rad, m * (lat2 - lat1) * rad);
 }
 
-// ---------------------------------------------------------------- session and API
+// ---------------------------------------------------------------- entering and leaving
 
-class ApiError extends Error {
-  constructor(status, detail, code) {
-    super(detail);
-    this.status = status;
-    this.detail = detail;
-    this.code = code;
-  }
+async function enter() {
+  ensureMap(); // once the view is shown, so that Leaflet can measure its box
+  await loadAssignments();
+  const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("assignment"));
+  if (wanted) await openAssignment(wanted);
 }
 
-const session = {
-  /** One device id per browser: the server keeps a refresh-token chain per device. */
-  deviceId() {
-    let id = localStorage.getItem("gridwalk.device_id");
-    if (!id) {
-      const bytes = crypto.getRandomValues(new Uint8Array(8));
-      id = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-      localStorage.setItem("gridwalk.device_id", id);
-    }
-    return id;
-  },
-  get tokens() {
-    try {
-      return JSON.parse(sessionStorage.getItem("gridwalk.tokens"));
-    } catch {
-      return null;
-    }
-  },
-  save(body) {
-    const tokens = { access_token: body.access_token, refresh_token: body.refresh_token, user: body.user };
-    sessionStorage.setItem("gridwalk.tokens", JSON.stringify(tokens));
-  },
-  clear() {
-    sessionStorage.removeItem("gridwalk.tokens");
-  },
-};
-
-async function problemOf(response) {
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    // not JSON: a proxy's error page, say
-  }
-  let detail = body && body.detail;
-  if (typeof detail !== "string") {
-    detail = detail ? JSON.stringify(detail) : `${response.status} ${response.statusText}`.trim();
-  }
-  return new ApiError(response.status, detail, body && body.code);
-}
-
-async function send(path, { method = "GET", body, auth = true } = {}) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const tokens = session.tokens;
-  if (auth && tokens) headers.Authorization = `Bearer ${tokens.access_token}`;
-  try {
-    return await fetch(API + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, "cannot reach the server: check the network and try again", "network");
-  }
-}
-
-/** Call the API as the signed-in user; an expired access token is refreshed once and retried. */
-async function api(path, options = {}) {
-  const sentWith = session.tokens && session.tokens.access_token;
-  let response = await send(path, options);
-  if (response.status === 401 && session.tokens) {
-    const problem = await problemOf(response);
-    if (problem.code !== "token_expired") endSession(problem);
-    // Another call may have refreshed meanwhile: then just retry with the new token.
-    if (session.tokens.access_token === sentWith) await refreshTokens();
-    response = await send(path, options);
-    if (response.status === 401) endSession(await problemOf(response));
-  }
-  if (!response.ok) throw await problemOf(response);
-  return options.raw ? response : response.json();
-}
-
-let refreshing = null;
-
-function refreshTokens() {
-  // One refresh at a time: a refresh token is spent on use, and a spent one presented again
-  // makes the server revoke this device's tokens, so parallel calls share one refresh.
-  if (!refreshing) {
-    refreshing = (async () => {
-      const tokens = session.tokens;
-      if (!tokens) throw new ApiError(401, "not signed in", "not_authenticated");
-      const response = await send("/auth/refresh", {
-        method: "POST",
-        body: { refresh_token: tokens.refresh_token },
-        auth: false,
-      });
-      if (!response.ok) endSession(await problemOf(response));
-      session.save(await response.json());
-    })().finally(() => {
-      refreshing = null;
-    });
-  }
-  return refreshing;
-}
-
-function endSession(problem) {
-  signOut(`You have been signed out: ${problem.detail}`);
-  throw problem;
-}
-
-// ---------------------------------------------------------------- banner, sign in and out
-
-function showError(err) {
-  if (!session.tokens) return; // signed out: the sign-in form already says why
-  const banner = $("banner");
-  banner.replaceChildren(
-    h("span", {}, err instanceof ApiError ? err.detail : String(err.message || err)),
-    h("button", { type: "button", class: "banner-close", "aria-label": "Dismiss", onclick: () => (banner.hidden = true) }, "×"),
-  );
-  banner.hidden = false;
-}
-
-function showLogin(message) {
-  $("audit-view").hidden = true;
-  $("who").hidden = true;
-  $("login-view").hidden = false;
-  $("login-error").textContent = message || "";
-  $("username").focus();
-}
-
-function signOut(message) {
-  session.clear();
+/** On sign-out: nothing of this user's audit stays on the page for the next one to see. */
+function reset() {
   Object.assign(state, { assignments: [], assignmentId: null, detail: null, notice: null });
   state.selection = { meterId: null, flagId: null };
-  // Nothing of this user's audit stays on the page for the next one to see.
   if (map) {
     layers.clearLayers();
     evidenceLayer.clearLayers();
@@ -232,63 +81,12 @@ function signOut(message) {
   $("assignment-title").textContent = "Pick an assignment";
   $("assignment-sub").textContent = "Its route, track and flags appear here.";
   $("exports").hidden = true;
+  $("close-assignment").hidden = true;
   $("flag-count").textContent = "";
   $("flag-list").replaceChildren(h("li", { class: "empty" }, "Pick an assignment to see its flags."));
   $("evidence").replaceChildren();
   const legend = $("legend");
   if (legend) legend.remove();
-  $("banner").hidden = true;
-  history.replaceState(null, "", location.pathname);
-  showLogin(message);
-}
-
-async function onLogin(event) {
-  event.preventDefault();
-  const username = $("username").value.trim();
-  const password = $("password").value;
-  if (!username || !password) {
-    $("login-error").textContent = "Enter your username and password.";
-    return;
-  }
-  const button = $("login-submit");
-  button.disabled = true;
-  button.textContent = "Signing in…";
-  $("login-error").textContent = "";
-  try {
-    const response = await send("/auth/login", {
-      method: "POST",
-      auth: false,
-      body: { username, password, device_id: session.deviceId() },
-    });
-    if (!response.ok) throw await problemOf(response);
-    const body = await response.json();
-    if (!["supervisor", "admin"].includes(body.user.role)) {
-      $("login-error").textContent =
-        `This page is for supervisors and administrators; ${body.user.username} is a ${body.user.role}.`;
-      return;
-    }
-    session.save(body);
-    $("password").value = "";
-    await enterWorkspace();
-  } catch (err) {
-    $("login-error").textContent = err instanceof ApiError ? err.detail : String(err);
-  } finally {
-    button.disabled = false;
-    button.textContent = "Sign in";
-  }
-}
-
-async function enterWorkspace() {
-  const { user } = session.tokens;
-  $("who-name").textContent = user.username;
-  $("who-role").textContent = user.role;
-  $("who").hidden = false;
-  $("login-view").hidden = true;
-  $("audit-view").hidden = false;
-  ensureMap(); // once the view is shown, so that Leaflet can measure its box
-  await loadAssignments();
-  const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("assignment"));
-  if (wanted) await openAssignment(wanted);
 }
 
 // ---------------------------------------------------------------- assignments
@@ -384,6 +182,7 @@ function renderDetail(fit) {
       .map((text) => h("span", { class: "sub-item" }, text)),
   );
   $("exports").hidden = false;
+  $("close-assignment").hidden = a.status !== "open";
   drawMap(fit);
   renderLegend();
   renderFlags();
@@ -598,10 +397,6 @@ function selectedReading() {
 
 // ---------------------------------------------------------------- evidence, review, re-read
 
-function fact(label, ...value) {
-  return [h("dt", {}, label), h("dd", {}, ...value)];
-}
-
 function renderEvidence() {
   const box = $("evidence");
   box.replaceChildren();
@@ -609,11 +404,11 @@ function renderEvidence() {
   const d = state.detail;
   const meter = meterById(state.selection.meterId);
   const flag = d && d.flags.find((f) => f.id === state.selection.flagId);
+  if (state.notice) box.append(h("p", { class: "notice", role: "status" }, state.notice));
   if (!meter && !flag) {
     box.append(h("p", { class: "muted" }, "Click a flag or a meter to see the reading and its evidence."));
     return;
   }
-  if (state.notice) box.append(h("p", { class: "notice", role: "status" }, state.notice));
   if (flag) box.append(flagCard(flag));
   if (meter) {
     const numbers = new Map(d.readings.map((r, i) => [r.id, i + 1]));
@@ -755,6 +550,34 @@ function rereadCard(meter) {
   return card;
 }
 
+// ---------------------------------------------------------------- closing
+
+/** Close the assignment before its window ends: what is still unread becomes `missed` (漏抄). */
+async function closeAssignment() {
+  const a = state.detail && state.detail.assignment;
+  if (!a || a.status !== "open") return;
+  const unread = a.missing === 1 ? "1 meter has" : `${a.missing} meters have`;
+  const question =
+    `Close ${routeTitle(a)} (cycle ${a.cycle}, reader ${a.reader}) now?\n\n` +
+    `${unread} neither a reading nor a skip: each will be flagged as missed. ` +
+    "The reader's handheld is told the assignment is withdrawn; this cannot be undone.";
+  if (!confirm(question)) return;
+  const button = $("close-assignment");
+  button.disabled = true;
+  try {
+    await api(`/audit/assignments/${a.id}/close`, { method: "POST" });
+    state.selection = { meterId: null, flagId: null };
+    await refreshAfterChange();
+    const missed = state.detail.flags.filter((f) => f.code === "missed").length;
+    state.notice = `Assignment closed: ${missed} meter${missed === 1 ? "" : "s"} flagged as missed.`;
+    renderEvidence();
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---------------------------------------------------------------- exports
 
 /** The exports need the bearer token, so they are fetched here and saved from a blob. */
@@ -777,21 +600,30 @@ async function download(name) {
 
 // ---------------------------------------------------------------- start
 
-async function boot() {
-  $("login-form").addEventListener("submit", onLogin);
-  $("logout").addEventListener("click", () => signOut("You have signed out."));
+function wire() {
   $("status-filter").addEventListener("change", loadAssignments);
+  $("close-assignment").addEventListener("click", closeAssignment);
   for (const button of document.querySelectorAll("[data-export]")) {
     button.addEventListener("click", () => download(button.dataset.export));
   }
+}
+
+async function fetchConfig() {
   try {
     const response = await fetch("/audit/config.json");
     if (response.ok) state.config = await response.json();
   } catch {
     // the defaults (no tiles) will do
   }
-  if (session.tokens) await enterWorkspace().catch(showError);
-  else showLogin();
 }
 
-boot();
+wire();
+startPage({
+  intro: "For supervisors and administrators: audit the reading routes of your grid.",
+  roles: ["supervisor", "admin"],
+  rolesText: "supervisors and administrators",
+  view: "audit-view",
+  prepare: fetchConfig,
+  enter,
+  reset,
+});
