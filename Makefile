@@ -49,4 +49,4 @@ bench: setup
 	$(BIN)/python bench/validation.py
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules

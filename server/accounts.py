@@ -188,6 +188,13 @@ def _revoke_tokens(
     session.execute(stmt.values(revoked_at=utcnow()))
 
 
+def logout(session: Session, *, user_id: int, device_id: str) -> None:
+    """Log this user out on this device: its refresh tokens die (the short access token runs
+    out by itself)."""
+    _revoke_tokens(session, user_id=user_id, device_id=device_id)
+    session.commit()
+
+
 def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> Device:
     """Revoke a device: its tokens die at once, and it cannot log in again."""
     device = session.get(Device, device_id)

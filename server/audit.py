@@ -138,7 +138,7 @@ def meter_states(
     return states
 
 
-def flag_out(flag: Flag) -> dict[str, Any]:
+def flag_out(flag: Flag, reviewer: str | None = None) -> dict[str, Any]:
     return {
         "id": flag.id,
         "code": flag.code,
@@ -149,6 +149,7 @@ def flag_out(flag: Flag) -> dict[str, Any]:
         "review": flag.review,
         "review_note": flag.review_note,
         "reviewed_at": flag.reviewed_at.isoformat() if flag.reviewed_at else None,
+        "reviewed_by": reviewer,
     }
 
 
@@ -158,7 +159,11 @@ def _decimal(value: Decimal | None) -> str | None:
 
 
 def reading_out(
-    reading: Reading, flags: list[Flag], superseded_by: uuid.UUID | None
+    reading: Reading,
+    flags: list[Flag],
+    superseded_by: uuid.UUID | None,
+    meter: Meter,
+    reviewers: dict[int, str],
 ) -> dict[str, Any]:
     return {
         "id": str(reading.id),
@@ -169,21 +174,12 @@ def reading_out(
         "read_at": reading.read_at.isoformat(),
         "confirmed_at": reading.confirmed_at.isoformat(),
         "received_at": reading.received_at.isoformat(),
-        "fix": None
-        if reading.fix_lat is None
-        else {
-            "lat": reading.fix_lat,
-            "lon": reading.fix_lon,
-            "accuracy_m": reading.fix_accuracy_m,
-            "fix_time": reading.fix_time.isoformat() if reading.fix_time else None,
-            "provider": reading.fix_provider,
-            "mock": reading.fix_mock,
-        },
+        "fix": _fix_out(reading, meter),
         "reread_of": str(reading.reread_of) if reading.reread_of else None,
         "supersedes": str(reading.supersedes) if reading.supersedes else None,
         "superseded_by": str(superseded_by) if superseded_by else None,
         "disputed": any(f.review == "rejected" for f in flags),
-        "flags": [flag_out(f) for f in flags],
+        "flags": [flag_out(f, _reviewer(f, reviewers)) for f in flags],
     }
 
 
@@ -286,7 +282,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
             }
             for m, a in rows
         ],
-        "readings": readings_out(readings, flags),
+        "readings": readings_out(session, readings, flags),
         "track": [
             {
                 "t": p.t.isoformat(),
@@ -297,7 +293,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
             }
             for p in track
         ],
-        "flags": [flag_out(f) for f in flags],
+        "flags": flags_out(session, flags),
         "reread_orders": [
             {
                 "id": str(o.id),
@@ -313,13 +309,62 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
     }
 
 
-def readings_out(readings: list[Reading], flags: list[Flag]) -> list[dict[str, Any]]:
+def _fix_out(reading: Reading, meter: Meter) -> dict[str, Any] | None:
+    if reading.fix_lat is None or reading.fix_lon is None:
+        return None
+    return {
+        "lat": reading.fix_lat,
+        "lon": reading.fix_lon,
+        "accuracy_m": reading.fix_accuracy_m,
+        "fix_time": reading.fix_time.isoformat() if reading.fix_time else None,
+        "provider": reading.fix_provider,
+        "mock": reading.fix_mock,
+        # The number behind presence, so a supervisor need not measure it on the map.
+        "distance_to_meter_m": round(
+            distance_m(reading.fix_lat, reading.fix_lon, meter.lat, meter.lon), 1
+        ),
+    }
+
+
+def _reviewer(flag: Flag, reviewers: dict[int, str]) -> str | None:
+    return reviewers.get(flag.reviewed_by) if flag.reviewed_by is not None else None
+
+
+def _reviewers(session: Session, flags: list[Flag]) -> dict[int, str]:
+    ids = {f.reviewed_by for f in flags if f.reviewed_by is not None}
+    if not ids:
+        return {}
+    return {
+        u.id: u.username
+        for u in session.exec(select(User).where(col(User.id).in_(ids)))
+        if u.id is not None
+    }
+
+
+def flags_out(session: Session, flags: list[Flag]) -> list[dict[str, Any]]:
+    reviewers = _reviewers(session, flags)
+    return [flag_out(f, _reviewer(f, reviewers)) for f in flags]
+
+
+def readings_out(
+    session: Session, readings: list[Reading], flags: list[Flag]
+) -> list[dict[str, Any]]:
     by_reading: dict[uuid.UUID, list[Flag]] = {}
     for f in flags:
         if f.reading_id is not None:
             by_reading.setdefault(f.reading_id, []).append(f)
     replaced = _superseded_by(readings)
-    return [reading_out(r, by_reading.get(r.id, []), replaced.get(r.id)) for r in readings]
+    meters = {
+        m.id: m
+        for m in session.exec(
+            select(Meter).where(col(Meter.id).in_({r.meter_id for r in readings}))
+        )
+    }
+    reviewers = _reviewers(session, flags)
+    return [
+        reading_out(r, by_reading.get(r.id, []), replaced.get(r.id), meters[r.meter_id], reviewers)
+        for r in readings
+    ]
 
 
 def assignment_readings(
@@ -327,7 +372,7 @@ def assignment_readings(
 ) -> list[dict[str, Any]]:
     """Every reading held for the assignment, in the order taken, with its flags."""
     _assignment(session, auditor, assignment_id)
-    return readings_out(_readings(session, assignment_id), _flags(session, assignment_id))
+    return readings_out(session, _readings(session, assignment_id), _flags(session, assignment_id))
 
 
 def assignment_flags(
@@ -335,7 +380,7 @@ def assignment_flags(
 ) -> list[dict[str, Any]]:
     """The assignment's flags."""
     _assignment(session, auditor, assignment_id)
-    return [flag_out(f) for f in _flags(session, assignment_id)]
+    return flags_out(session, _flags(session, assignment_id))
 
 
 def review_flag(

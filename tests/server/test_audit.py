@@ -133,6 +133,8 @@ def test_readings_come_in_the_order_taken_in_the_agreed_shape(
         "flags",
     }
     assert readings[0]["value"] == "1100"
+    # The factories' fixes are typed right at the meter.
+    assert readings[0]["fix"]["distance_to_meter_m"] == 0.0
     assert readings[3]["skip_code"] == "dog"
     assert readings[3]["value"] is None
     assert [f["id"] for f in readings[0]["flags"]] == [flag.id]
@@ -194,6 +196,8 @@ def test_reviewing_a_flag_records_who_and_when_and_rejecting_disputes_the_readin
     assert response.json()["review"] == "rejected"
     readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
     assert readings[0]["disputed"] is True
+    assert readings[0]["flags"][0]["reviewed_by"] == "sup1"
+    assert response.json()["reviewed_by"] == "sup1"
     assert readings[0]["value"] is not None  # the reading stays
     session.commit()
     entry = session.exec(select(AuditLog).where(AuditLog.action == "flag.rejected")).one()

@@ -307,3 +307,20 @@ def test_an_old_contract_version_gets_a_clear_426(
     )
     assert old_app.status_code == 426
     assert old_app.json()["code"] == "app_too_old"
+
+
+def test_logging_out_kills_this_devices_refresh_token_only(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    desk = login(client, "sup1", "web-desk-0001")
+    phone = login(client, "sup1", "phone-000001")
+    response = client.post(
+        "/api/v1/auth/logout", headers={"Authorization": f"Bearer {desk['access_token']}"}
+    )
+    assert response.status_code == 204
+    refused = client.post("/api/v1/auth/refresh", json={"refresh_token": desk["refresh_token"]})
+    assert refused.status_code == 401
+    kept = client.post("/api/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]})
+    assert kept.status_code == 200
+    assert client.post("/api/v1/auth/logout").status_code == 401

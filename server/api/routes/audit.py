@@ -74,7 +74,7 @@ def review_flag(
     flag = audit.review_flag(
         session, auditor=auditor, flag_id=flag_id, decision=body.decision, note=body.note
     )
-    return audit.flag_out(flag)
+    return audit.flag_out(flag, reviewer=auditor.user.username)
 
 
 @router.post("/assignments/{assignment_id}/rereads", status_code=201)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from server import accounts
-from server.api.deps import SessionDep, SettingsDep, check_client_version
+from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_version
 
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(check_client_version)])
 
@@ -68,3 +68,9 @@ def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> TokensOu
 def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
     """Trade a refresh token for a new pair; the old one is spent."""
     return _out(accounts.refresh(session, settings, refresh_token=body.refresh_token))
+
+
+@router.post("/logout", status_code=204)
+def logout(caller: CallerDep, session: SessionDep) -> None:
+    """Log out on this device: its refresh token stops working at once."""
+    accounts.logout(session, user_id=caller.id, device_id=caller.device_id)
