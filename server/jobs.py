@@ -32,6 +32,7 @@ from server.models import (
     Route,
     User,
     Withdrawal,
+    fix_columns,
 )
 
 OPEN_STATES = ("created", "assigned", "started")
@@ -309,7 +310,6 @@ def apply_device_event(
                 "not_your_job", f"{user.username} is not on the crew of job {job.id}"
             )
         _transition(session, job, event)
-    fix = event.fix
     assert user.id is not None
     session.add(
         JobEvent(
@@ -317,12 +317,7 @@ def apply_device_event(
             job_id=job.id,
             kind=event.kind,
             at=event.at,
-            fix_lat=fix.lat if fix else None,
-            fix_lon=fix.lon if fix else None,
-            fix_accuracy_m=fix.accuracy_m if fix else None,
-            fix_time=fix.fix_time if fix else None,
-            fix_provider=fix.provider if fix else None,
-            fix_mock=fix.mock if fix else None,
+            **fix_columns(event.fix),
             expected_finish=event.expected_finish,
             content=event.content,
             crew=event.crew,

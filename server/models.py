@@ -367,6 +367,22 @@ class JobEvent(SQLModel, table=True):
     content_hash: str = Field(max_length=64, nullable=False)
 
 
+def fix_columns(fix: Any) -> dict[str, Any]:
+    """The fix_* columns of a Reading or a JobEvent from a wire Fix (or None: no position)."""
+    if fix is None:
+        return dict.fromkeys(
+            ("fix_lat", "fix_lon", "fix_accuracy_m", "fix_time", "fix_provider", "fix_mock")
+        )
+    return {
+        "fix_lat": fix.lat,
+        "fix_lon": fix.lon,
+        "fix_accuracy_m": fix.accuracy_m,
+        "fix_time": fix.fix_time,
+        "fix_provider": fix.provider,
+        "fix_mock": fix.mock,
+    }
+
+
 class Flag(SQLModel, table=True):
     """A finding of route validation for a supervisor to review.
 

@@ -65,6 +65,7 @@ from server.models import (
     TrackPoint,
     User,
     Withdrawal,
+    fix_columns,
 )
 from server.validation import affected_assignments_for_track, validate_assignment
 
@@ -552,7 +553,6 @@ def _store_reading(
             f"meter {meter.meter_no} already has a reading in "
             "this assignment; a new one needs a supervisor's re-read order",
         )
-    fix = r.fix
     session.add(
         Reading(
             id=r.id,
@@ -563,12 +563,7 @@ def _store_reading(
             note=r.note,
             read_at=r.read_at,
             confirmed_at=r.confirmed_at,
-            fix_lat=fix.lat if fix else None,
-            fix_lon=fix.lon if fix else None,
-            fix_accuracy_m=fix.accuracy_m if fix else None,
-            fix_time=fix.fix_time if fix else None,
-            fix_provider=fix.provider if fix else None,
-            fix_mock=fix.mock if fix else None,
+            **fix_columns(r.fix),
             reread_of=r.reread_of,
             supersedes=supersedes,
             user_id=pusher.user_id,
