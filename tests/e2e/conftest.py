@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -20,9 +21,12 @@ from fastapi import FastAPI
 from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import Engine
 
-from server.core.config import PROJECT_DIR
+from server.core.config import PROJECT_DIR, Settings
 
 CHROMIUM = Path(os.environ.get("GRIDWALK_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("GRIDWALK_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -43,6 +47,29 @@ CHROMIUM_FLAGS = (
 )
 
 ServeApp = Callable[[FastAPI], str]
+
+
+def backend(settings: Settings) -> str:
+    return settings.database_url.split(":", 1)[0].split("+", 1)[0]
+
+
+def screenshot(browser: Chrome, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+def wait(browser: Chrome, condition: Any, timeout: float = 10) -> Any:
+    return WebDriverWait(browser, timeout).until(lambda d: condition(d))
+
+
+def css(browser: Chrome | WebElement, selector: str) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, selector)
+
+
+def js_errors(browser: Chrome) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -25,7 +23,7 @@ from server.core.security import ALGORITHM
 from server.main import create_app
 from server.models import Flag
 from server.web import pages
-from tests.e2e.conftest import ARTIFACTS, ServeApp
+from tests.e2e.conftest import ServeApp, backend, css, js_errors, screenshot, wait
 from tests.factories import (
     PASSWORD,
     READ_AT,
@@ -40,29 +38,6 @@ from tests.factories import (
 AUDIT = "/api/v1/audit"
 COLOURS = {"read": "#2f9e44", "skipped": "#f08c00", "missing": "#868e96", "flagged": "#e03131"}
 FAR_M = 150  # how far from its meter the far reading's fix is
-
-
-def backend(settings: Settings) -> str:
-    return settings.database_url.split(":", 1)[0].split("+", 1)[0]
-
-
-def screenshot(browser: Chrome, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    browser.save_screenshot(str(path))
-    return path
-
-
-def wait(browser: Chrome, condition: Any, timeout: float = 10) -> Any:
-    return WebDriverWait(browser, timeout).until(lambda d: condition(d))
-
-
-def css(browser: Chrome | WebElement, selector: str) -> list[WebElement]:
-    return browser.find_elements(By.CSS_SELECTOR, selector)
-
-
-def js_errors(browser: Chrome) -> list[str]:
-    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 class Day:
@@ -402,4 +377,52 @@ def test_the_configured_base_map_tiles_are_drawn_under_the_route(
         ),
     )
     assert "no-tiles" not in (browser.find_element(By.ID, "map").get_attribute("class") or "")
+    assert js_errors(browser) == []
+
+
+def test_closing_an_assignment_after_a_confirm_flags_its_unread_meters_as_missed(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    never_visited = data.day.meters[5]
+    base = serve(create_app(settings, engine))
+    sign_in(browser, base)
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: css(d, "#flag-list .flag"))
+    assert not [f for f in data.detail()["flags"] if f["code"] == "missed"]
+
+    # Thinking better of it changes nothing.
+    wait(browser, lambda d: d.find_element(By.ID, "close-assignment").is_displayed())
+    browser.find_element(By.ID, "close-assignment").click()
+    alert = wait(browser, lambda d: d.switch_to.alert)
+    assert "1 meter has neither a reading nor a skip" in alert.text
+    alert.dismiss()
+    assert data.detail()["assignment"]["status"] == "open"
+
+    browser.find_element(By.ID, "close-assignment").click()
+    wait(browser, lambda d: d.switch_to.alert).accept()
+    wait(browser, lambda d: css(d, ".notice"))
+    assert browser.find_element(By.CSS_SELECTOR, ".notice").text == (
+        "Assignment closed: 1 meter flagged as missed."
+    )
+    after = data.detail()
+    assert after["assignment"]["status"] == "closed"
+    [missed] = [f for f in after["flags"] if f["code"] == "missed"]
+    assert missed["meter_id"] == never_visited.id
+    [shown] = [
+        f
+        for f in css(browser, "#flag-list .flag")
+        if f.find_element(By.CSS_SELECTOR, ".flag-code").text == "missed"
+    ]
+    assert shown.get_attribute("data-flag-id") == str(missed["id"])
+    assert never_visited.meter_no in shown.text
+    assert browser.find_element(By.ID, "close-assignment").is_displayed() is False
+    [item] = css(browser, f'[data-assignment-id="{data.assignment_id}"]')
+    assert "closed" in item.text
+    screenshot(browser, f"audit-page-closed-{backend(settings)}")
     assert js_errors(browser) == []

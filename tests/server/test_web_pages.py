@@ -1,5 +1,5 @@
-"""The audit page and its files are served from this server (no CDN), and the app starts and
-serves the page even when Leaflet was never installed."""
+"""The desk pages (audit, outages) and their files are served from this server (no CDN), and
+the app starts and serves them even when Leaflet was never installed."""
 
 from __future__ import annotations
 
@@ -45,6 +45,31 @@ def test_the_audit_page_is_served_with_a_policy_that_runs_only_our_scripts(
     assert "script-src 'self'" in response.headers["content-security-policy"]
     for path in ("/static/audit.js", "/static/audit.css"):
         assert web.get(path).status_code == 200, path
+
+
+def test_the_outage_page_is_served_with_the_audit_pages_policy(web: TestClient) -> None:
+    response = web.get("/outages")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-cache"
+    assert (
+        response.headers["content-security-policy"]
+        == web.get("/audit").headers["content-security-policy"]
+    )
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert "/static/outages.js" in response.text
+    for path in ("/static/outages.js", "/static/outages.css"):
+        assert web.get(path).status_code == 200, path
+
+
+def test_the_pages_share_one_frame_and_one_look(web: TestClient) -> None:
+    for page in ("/audit", "/outages"):
+        assert '<link rel="stylesheet" href="/static/common.css">' in web.get(page).text, page
+    for script in ("/static/audit.js", "/static/outages.js"):
+        assert 'from "./common.js"' in web.get(script).text, script
+    common = web.get("/static/common.js")
+    assert common.status_code == 200
+    assert "javascript" in common.headers["content-type"]  # modules need a JS type
 
 
 def test_no_page_loads_anything_from_another_site() -> None:

@@ -4,7 +4,7 @@
    Leaflet is optional: without it the lists and the evidence still work, and the map area
    says what is missing. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, api, duration, fact, h, showError, startPage } from "./common.js";
+import { $, api, errorText, fact, h, showError, startPage } from "./common.js";
 
 const STATES = ["read", "skipped", "missing", "flagged"];
 const STATE_COLOURS = { read: "#2f9e44", skipped: "#f08c00", missing: "#868e96", flagged: "#e03131" };
@@ -39,6 +39,14 @@ function windowText(start, end) {
   const a = new Date(start);
   const b = new Date(end);
   return dateOnly.formatRange ? dateOnly.formatRange(a, b) : `${dateOnly.format(a)} – ${dateOnly.format(b)}`;
+}
+
+function duration(ms) {
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
 }
 
 function metres(m) {
@@ -437,7 +445,7 @@ function flagCard(flag) {
     try {
       await api(`/audit/flags/${flag.id}/review`, { method: "POST", body: { decision, note: note.value } });
     } catch (err) {
-      out.textContent = err.detail || String(err);
+      out.textContent = errorText(err);
       return;
     }
     state.notice = decision === "accepted" ? "Flag accepted: the reading stands." : "Flag rejected: the reading is marked disputed.";
@@ -537,7 +545,7 @@ function rereadCard(meter) {
         body: { meter_id: meter.id, reason: reason.value },
       });
     } catch (err) {
-      out.textContent = err.detail || String(err);
+      out.textContent = errorText(err);
       return;
     }
     state.notice = `Re-read of ${meter.meter_no} ordered: the reader's handheld gets it on its next sync.`;

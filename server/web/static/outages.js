@@ -5,7 +5,7 @@
    Plain JS over the JSON API, no build step; the frame, the session and the API call are
    common.js's. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, api, duration, errorText, fact, h, showError, startPage } from "./common.js";
+import { $, api, errorText, fact, fill, h, showError, startPage } from "./common.js";
 
 const BOARD_EVERY_MS = 30_000;
 const GRID_KEY = "gridwalk.outages.grid"; // the grid an agent watches, kept across sessions
@@ -18,7 +18,7 @@ const KINDS = {
   meter_check: { label: "Meter check", doing: "meter check", noun: "meter check" },
 };
 const STATUS = {
-  created: "reported",
+  created: "entered",
   assigned: "crew dispatched",
   started: "in progress",
   finished: "finished",
@@ -36,12 +36,13 @@ const EVENTS = {
 
 const state = {
   by: "account", // what the question is by: account, position or grid
-  asked: null, // the last question: { by, subject, account }
+  asked: null, // the question answered: { by, params, where, account }
+  asking: 0, // questions sent: only the last one's answer is shown
   rows: [],
   jobId: null, // the job whose detail is open
   board: [],
   boardTimer: null,
-  newJob: "fault",
+  newJob: null, // the new-job form that is open
 };
 
 // ---------------------------------------------------------------- formats
@@ -60,10 +61,19 @@ function at(iso) {
   return `${WEEKDAYS[t.getDay()]} ${t.getDate()} ${MONTHS[t.getMonth()]}${year} ${pad(t.getHours())}:${pad(t.getMinutes())}`;
 }
 
+/** A span of time to the minute, as said on the phone: "45 min", "2 h 10 min", "1 d 3 h". */
+function span(ms) {
+  const m = Math.round(Math.abs(ms) / 60_000);
+  if (m < 1) return "under a minute";
+  if (m < 60) return `${m} min`;
+  if (m < 1440) return `${Math.floor(m / 60)} h` + (m % 60 ? ` ${m % 60} min` : "");
+  return `${Math.floor(m / 1440)} d` + (Math.floor((m % 1440) / 60) ? ` ${Math.floor((m % 1440) / 60)} h` : "");
+}
+
 /** "in 2 h 10 min" or "overdue by 25 min", from now. */
 function fromNow(iso) {
   const ms = new Date(iso) - Date.now();
-  return ms >= 0 ? `in ${duration(ms)}` : `overdue by ${duration(ms)}`;
+  return ms >= 0 ? `in ${span(ms)}` : `overdue by ${span(ms)}`;
 }
 
 /** The desk's time zone: the times on the page are in it. */
@@ -102,7 +112,8 @@ function describe(row) {
   return `${what}; ${back} (last update ${at(row.last_update)})`;
 }
 
-function sentence(rows, subject) {
+/** The answer in one sentence; `where` is the place asked about ("at account R-1-A0003"). */
+function sentence(rows, where) {
   const now = rows.filter((r) => !r.upcoming);
   const soon = rows.filter((r) => r.upcoming);
   if (now.length) {
@@ -112,10 +123,10 @@ function sentence(rows, subject) {
     return text;
   }
   if (soon.length) {
-    const next = soon[soon.length - 1]; // newest first: the last is the earliest entered
-    return `No outage now at ${subject}. To come: ${describe(next)}.`;
+    const next = [...soon].sort((a, b) => new Date(a.planned_start) - new Date(b.planned_start))[0];
+    return `No outage now ${where}. To come: ${describe(next)}.`;
   }
-  return `No outage known at ${subject}.`;
+  return `No outage known ${where}.`;
 }
 
 function outageCard(row, { compact = false } = {}) {
@@ -151,39 +162,39 @@ function outageCard(row, { compact = false } = {}) {
 function question() {
   const value = (id) => $(id).value.trim();
   const params = new URLSearchParams();
-  let subject;
   if (state.by === "account") {
     const account = value("ask-account");
     if (account) params.set("account_no", account);
-    subject = `account ${account}`;
-    return { by: "account", params, subject, account };
+    return { by: "account", params, where: `at account ${account}`, account };
   }
   if (state.by === "position") {
     const [lat, lon] = [value("ask-lat"), value("ask-lon")];
     if (lat) params.set("lat", lat);
     if (lon) params.set("lon", lon);
-    subject = `${lat}, ${lon}`;
-  } else {
-    const grid = value("ask-grid");
-    if (grid) params.set("grid", grid);
-    subject = `grid ${grid}`;
+    return { by: "position", params, where: `at ${lat}, ${lon}` };
   }
-  return { by: state.by, params, subject };
+  const grid = value("ask-grid");
+  if (grid) params.set("grid", grid);
+  return { by: "grid", params, where: `in grid ${grid}` };
 }
 
 async function ask(event) {
   event.preventDefault();
   const q = question();
+  const asking = ++state.asking;
   const button = $("ask-submit");
   button.disabled = true;
+  // What was open belonged to the last caller's answer.
   $("consumption").hidden = true;
+  closeJob();
   try {
-    state.rows = await api(`/outages?${q.params}`);
-    state.asked = q;
+    const rows = await api(`/outages?${q.params}`);
+    if (asking !== state.asking) return; // asked again meanwhile: that answer counts
+    Object.assign(state, { rows, asked: q });
     renderAnswer();
   } catch (err) {
-    state.rows = [];
-    state.asked = null;
+    if (asking !== state.asking) return;
+    Object.assign(state, { rows: [], asked: null });
     renderAnswerError(err);
   } finally {
     button.disabled = false;
@@ -195,8 +206,8 @@ function renderAnswer() {
   const { rows, asked } = state;
   const yes = rows.some((r) => !r.upcoming);
   box.className = `card answer ${yes ? "answer-yes" : "answer-no"}`;
-  box.replaceChildren(
-    h("p", { class: "answer-sentence", id: "answer-sentence" }, sentence(rows, asked.subject)),
+  fill(box,
+    h("p", { class: "answer-sentence", id: "answer-sentence" }, sentence(rows, asked.where)),
     h("p", { class: "answer-meta muted" },
       `Asked ${clock(new Date())} · ${plural(rows.length, "open outage")} · times in ${timeZoneName()}`),
     rows.length ? h("div", { class: "outage-cards", id: "answer-rows" }, rows.map((r) => outageCard(r))) : null,
@@ -248,7 +259,7 @@ async function refreshBoard() {
     return;
   }
   // The API gives them newest first: the order an agent hears of them.
-  list.replaceChildren(
+  fill(list,
     ...(state.board.length
       ? state.board.map((row) => h("li", {}, outageCard(row, { compact: true })))
       : [h("li", { class: "empty" }, `No open outage in grid ${grid}.`)]),
@@ -260,7 +271,10 @@ async function refreshBoard() {
 function startBoard() {
   stopBoard();
   state.boardTimer = setInterval(() => {
-    if (!document.hidden) refreshBoard().catch(showError);
+    if (document.hidden) return;
+    refreshBoard().catch(showError);
+    // The open job moves on too (a crew's new estimate, its finish).
+    if (state.jobId) openJob(state.jobId, { scroll: false });
   }, BOARD_EVERY_MS);
 }
 
@@ -271,7 +285,7 @@ function stopBoard() {
 
 // ---------------------------------------------------------------- a job's detail
 
-async function openJob(jobId) {
+async function openJob(jobId, { scroll = true } = {}) {
   state.jobId = jobId;
   markSelected();
   let job;
@@ -282,7 +296,7 @@ async function openJob(jobId) {
     return;
   }
   if (state.jobId !== jobId) return; // another was clicked meanwhile
-  renderJob(job);
+  renderJob(job, scroll);
 }
 
 function markSelected() {
@@ -298,7 +312,7 @@ function closeJob() {
 }
 
 function minutes(m) {
-  return m === null || m === undefined ? "—" : duration(m * 60_000);
+  return m === null || m === undefined ? "—" : span(m * 60_000);
 }
 
 function figure(label, took, target, met, due) {
@@ -319,7 +333,7 @@ function eventDetail(e) {
   return parts.join(" · ");
 }
 
-function renderJob(job) {
+function renderJob(job, scroll) {
   const kind = KINDS[job.kind] || { label: job.kind };
   const r = job.response || { applies: false };
   const facts = [
@@ -355,7 +369,7 @@ function renderJob(job) {
         h("td", {}, eventDetail(e))))));
   const card = $("job-detail");
   card.setAttribute("data-job-id", job.id);
-  card.replaceChildren(
+  fill(card,
     h("div", { class: "card-head" },
       h("h2", {}, `${kind.label} · job ${shortId(job.id)}`),
       h("button", { type: "button", class: "btn btn-small", id: "job-detail-close", onclick: closeJob }, "Close")),
@@ -367,7 +381,7 @@ function renderJob(job) {
     events,
   );
   card.hidden = false;
-  card.scrollIntoView({ block: "nearest" });
+  if (scroll) card.scrollIntoView({ block: "nearest" });
 }
 
 // ---------------------------------------------------------------- consumption and meter check
@@ -386,7 +400,7 @@ async function showConsumption(account) {
     const top = Math.max(1, ...kwh);
     const usual = m.expected_low && m.expected_high ? ` · usual ${m.expected_low}–${m.expected_high} kWh a cycle` : "";
     return h("div", { class: "meter-history", "data-meter-no": m.meter_no },
-      h("h3", { class: "sub-head" }, `Meter ${m.meter_no}`, h("span", { class: "muted" }, ` · ×${m.multiplier}${usual}`)),
+      h("h3", { class: "meter-head" }, `Meter ${m.meter_no}`, h("span", { class: "muted" }, ` · multiplier ×${m.multiplier}${usual}`)),
       m.history.length
         ? h("table", { class: "table consumption-table" },
             h("thead", {}, h("tr", {},
@@ -405,7 +419,7 @@ async function showConsumption(account) {
             })))
         : h("p", { class: "muted" }, "No readings of this meter yet."));
   });
-  card.replaceChildren(
+  fill(card,
     h("div", { class: "card-head" },
       h("h2", {}, `Consumption history · ${body.account_no}`),
       h("button", { type: "button", class: "btn btn-small", onclick: () => (card.hidden = true) }, "Close")),
@@ -490,9 +504,9 @@ function jobForm(kind) {
   const input = (name, attrs = {}) => h("input", { id: p + name, ...attrs });
   const area = h("select", { id: `${p}area` }, Object.entries(spec.areas).map(([k, v]) => h("option", { value: k }, v)));
   const areaFields = {
-    route: h("div", { class: "row", "data-area": "route" }, field(`${p}route`, "Route code", input("route", { maxlength: 64, placeholder: "R-1" }), "grow")),
+    route: h("div", { class: "row", "data-area": "route" }, field(`${p}route`, "Route code", input("route", { maxlength: 64, placeholder: "the whole route is cut off" }), "grow")),
     accounts: h("div", { class: "row", "data-area": "accounts" },
-      field(`${p}accounts`, "Account numbers", input("accounts", { placeholder: "R-1-A0000, R-1-A0001" }), "grow")),
+      field(`${p}accounts`, "Account numbers", input("accounts", { placeholder: "separated by commas or spaces" }), "grow")),
     point: h("div", { class: "row", "data-area": "point" },
       field(`${p}lat`, "Latitude", input("lat", { inputmode: "decimal", placeholder: "30.2741" })),
       field(`${p}lon`, "Longitude", input("lon", { inputmode: "decimal", placeholder: "120.1551" })),
@@ -505,6 +519,7 @@ function jobForm(kind) {
   const out = h("p", { class: "form-error", role: "alert" });
   const done = h("p", { class: "notice", role: "status", hidden: true });
   const form = h("form", { class: "job-form", id: `${p}form`, "data-kind": kind, novalidate: true },
+    done,
     kind === "fault"
       ? h("div", { class: "row" },
           field(`${p}urgency`, "Urgency", h("select", { id: `${p}urgency` },
@@ -519,8 +534,7 @@ function jobForm(kind) {
     Object.values(areaFields),
     field(`${p}crew`, "Crew (optional)", input("crew", { maxlength: 200, placeholder: "crew1, crew2" })),
     out,
-    h("button", { type: "submit", class: "btn btn-primary btn-wide", id: `${p}submit` }, spec.submit),
-    done);
+    h("button", { type: "submit", class: "btn btn-primary btn-wide", id: `${p}submit` }, spec.submit));
   showArea();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -553,10 +567,11 @@ function jobForm(kind) {
     try {
       const job = await api("/jobs", { method: "POST", body });
       done.textContent = `${kind === "planned" ? "Planned outage" : "Fault"} entered: job ${shortId(job.id)}` +
-        (job.grid ? ` in grid ${job.grid}.` : ".");
+        (job.grid ? ` in grid ${job.grid}.` : ", in no grid: no grid's board shows it (name its accounts or its crew).");
       done.hidden = false;
       form.reset();
       showArea();
+      done.scrollIntoView({ block: "nearest" });
       // A desk with no grid on its board watches the grid of the job it just entered.
       if (!$("grid-code").value.trim() && job.grid) $("grid-code").value = job.grid;
       await Promise.all([refreshBoard(), openJob(job.id)]);
@@ -569,12 +584,23 @@ function jobForm(kind) {
   return form;
 }
 
+/** Open the form for a new job of `kind`, or fold them all away (null): folded, the board
+    has the whole column. */
 function chooseNewJob(kind) {
   state.newJob = kind;
   for (const tab of document.querySelectorAll("[data-new-job]")) {
     tab.setAttribute("aria-selected", String(tab.dataset.newJob === kind));
   }
   for (const form of document.querySelectorAll(".job-form")) form.hidden = form.dataset.kind !== kind;
+  $("new-job-hide").hidden = !kind;
+  $("new-job").classList.toggle("open", Boolean(kind));
+  // A fault from a call: most often the caller's account was just asked about.
+  if (kind === "fault" && state.asked && state.asked.account && !$("fault-accounts").value) {
+    $("fault-area").value = "accounts";
+    $("fault-area").dispatchEvent(new Event("change"));
+    $("fault-accounts").value = state.asked.account;
+  }
+  if (kind) $(`${kind}-content`).focus();
 }
 
 // ---------------------------------------------------------------- entering and leaving
@@ -597,6 +623,7 @@ function reset() {
   }
   for (const input of document.querySelectorAll("#ask-form input")) input.value = "";
   for (const form of document.querySelectorAll(".job-form")) form.reset();
+  chooseNewJob(null);
   for (const note of document.querySelectorAll(".job-form .notice")) note.hidden = true;
   for (const out of document.querySelectorAll(".job-form .form-error")) out.textContent = "";
   $("grid-list").replaceChildren();
@@ -614,9 +641,10 @@ function wire() {
   });
   $("new-job-forms").append(jobForm("fault"), jobForm("planned"));
   for (const tab of document.querySelectorAll("[data-new-job]")) {
-    tab.addEventListener("click", () => chooseNewJob(tab.dataset.newJob));
+    tab.addEventListener("click", () => chooseNewJob(tab.dataset.newJob === state.newJob ? null : tab.dataset.newJob));
   }
-  chooseNewJob(state.newJob);
+  $("new-job-hide").addEventListener("click", () => chooseNewJob(null));
+  chooseNewJob(null);
 }
 
 wire();
