@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from common.geo import distance_m
 from common.schemas import Fix, JobEventIn, JobOut
 from server.changes import next_change_seq, record_audit
 from server.core.config import Settings
@@ -116,7 +117,7 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
         urgency=draft.urgency,
         status="assigned" if crew else "created",
         content=draft.content,
-        grid_id=_grid_of(session, creator, crew, accounts, route),
+        grid_id=_grid_of(session, creator, crew, accounts, route, draft.lat, draft.lon),
         lat=draft.lat,
         lon=draft.lon,
         address=draft.address,
@@ -152,9 +153,16 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
 
 
 def _grid_of(
-    session: Session, creator: User, crew: list[User], accounts: list[Account], route: Route | None
+    session: Session,
+    creator: User,
+    crew: list[User],
+    accounts: list[Account],
+    route: Route | None,
+    lat: float | None,
+    lon: float | None,
 ) -> int | None:
-    """The grid the job is in: the area's, else the crew's, else the creator's."""
+    """The grid the job is in: the area's (its route, its accounts' meters, the meters around
+    its point), else the crew's, else the creator's."""
     if route is not None and route.grid_id is not None:
         return route.grid_id
     if accounts:
@@ -165,10 +173,31 @@ def _grid_of(
         ).first()
         if grid_id is not None:
             return grid_id
+    if lat is not None and lon is not None:
+        grid_id = _grid_near(session, lat, lon)
+        if grid_id is not None:
+            return grid_id
     for user in crew:
         if user.grid_id is not None:
             return user.grid_id
     return creator.grid_id
+
+
+def _grid_near(session: Session, lat: float, lon: float) -> int | None:
+    """The grid of the nearest meter within about a kilometre of a point."""
+    box = 0.01  # degrees: about 1.1 km north-south, less east-west; enough to find a street
+    near = session.exec(
+        select(Meter.lat, Meter.lon, Route.grid_id)
+        .join(Route, col(Route.id) == Meter.route_id)
+        .where(
+            col(Meter.lat).between(lat - box, lat + box),
+            col(Meter.lon).between(lon - box, lon + box),
+            col(Route.grid_id).is_not(None),
+        )
+    ).all()
+    if not near:
+        return None
+    return min(near, key=lambda m: distance_m(lat, lon, m[0], m[1]))[2]
 
 
 def _office_event(

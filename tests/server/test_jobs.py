@@ -456,3 +456,12 @@ def test_a_meter_check_starts_from_the_consumption_history_and_ends_with_its_res
     assert job["meter_check"]["register_moved_kwh"] == "1.0"
     # A meter check is no outage.
     assert d.board(account_no="R-9-A0000") == []
+
+
+def test_a_job_entered_by_position_alone_lands_in_the_grid_of_the_meters_there(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    d = desk(client, session, settings)
+    created = d.create(accounts=[], crew=[], lat=30.2745, lon=120.1552, radius_m=200)
+    assert created.json()["grid"] == "G1"
+    assert [r["job_id"] for r in d.board(grid="G1")] == [created.json()["id"]]
