@@ -505,7 +505,9 @@ def _store_reading(
     assignment = session.get(Assignment, r.assignment_id)
     if assignment is None:
         raise RejectedError("unknown_assignment", f"no assignment {r.assignment_id}")
-    if assignment.reader_id != pusher.user_id:
+    if assignment.reader_id != pusher.user_id and not _was_given(
+        session, pusher.user_id, assignment_id=r.assignment_id, at=r.read_at
+    ):
         raise RejectedError(
             "not_your_assignment",
             f"assignment {r.assignment_id} is not given to {pusher.user.username}",
@@ -575,6 +577,19 @@ def _store_reading(
     )
     session.flush()
     return "accepted"
+
+
+def _was_given(session: Session, user_id: int, *, assignment_id: int, at: datetime) -> bool:
+    """Was the assignment this user's when they read at `at`? A route moved to another reader
+    while the first was offline keeps the readings taken before the move."""
+    moved_away = session.exec(
+        select(Withdrawal.created_at).where(
+            Withdrawal.user_id == user_id,
+            Withdrawal.object_type == "assignment",
+            Withdrawal.object_id == str(assignment_id),
+        )
+    ).all()
+    return any(at < moved for moved in moved_away)
 
 
 def _current_reading_id(session: Session, assignment_id: int, meter_id: int) -> Any:

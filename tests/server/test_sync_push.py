@@ -13,8 +13,17 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from server.core.config import Settings
+from server.core.db import utcnow
 from server.models import Reading, RereadOrder, TrackPoint
-from tests.factories import READ_AT, ReaderDay, make_user, reader_day, reading, track_point
+from tests.factories import (
+    READ_AT,
+    ReaderDay,
+    assign,
+    make_user,
+    reader_day,
+    reading,
+    track_point,
+)
 
 PUSH = "/api/v1/sync/push"
 
@@ -338,3 +347,19 @@ def test_results_come_in_order_readings_then_job_events(
     results = push(client, day, job_events=[event], readings=[r1, r2])["results"]
     assert [r["id"] for r in results] == [r1["id"], r2["id"], event["id"]]
     assert results[2]["error"] == "unknown_job"
+
+
+def test_readings_taken_before_a_route_moved_to_another_reader_are_kept(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """Offline all morning, the first reader syncs after the office gave the route away."""
+    day = reader_day(session, settings, client)
+    before = reading(day.assignment.id, day.meters[0], at=utcnow() - timedelta(hours=2))
+    make_user(session, settings, "reader2", "reader", "G1")
+    assign(session, "R-1", "reader2")
+    after = reading(day.assignment.id, day.meters[1], at=utcnow() + timedelta(minutes=1))
+    results = push(client, day, readings=[before, after])["results"]
+    assert [(r["status"], r["error"]) for r in results] == [
+        ("accepted", None),
+        ("rejected", "not_your_assignment"),
+    ]
