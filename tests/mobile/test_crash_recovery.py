@@ -20,6 +20,8 @@ from tests.conftest import LiveServer
 from tests.factories import PASSWORD, assign, make_route, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
+# Enough work (60 meters, 50 ms apart) that the first kills always land mid-route.
+METERS = 60
 
 
 def start_worker(data_dir: Path, url: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -32,7 +34,7 @@ def start_worker(data_dir: Path, url: str, log: IO[bytes]) -> subprocess.Popen[b
             url,
             "reader1",
             PASSWORD,
-            "0.04",
+            "0.05",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -45,7 +47,7 @@ def test_killing_the_app_mid_write_and_mid_sync_loses_and_doubles_nothing(
     tmp_path: Path, live_server: LiveServer, session: Session
 ) -> None:
     make_user(session, live_server.settings, "reader1", "reader", "G1")
-    make_route(session, "R-1", 40)
+    make_route(session, "R-1", METERS)
     assign(session, "R-1", "reader1")
     rng = random.Random(7)
     kills = 0
@@ -54,7 +56,7 @@ def test_killing_the_app_mid_write_and_mid_sync_loses_and_doubles_nothing(
         for _ in range(60):
             worker = start_worker(tmp_path, live_server.url, log)
             try:
-                worker.wait(timeout=rng.uniform(0.5, 1.5))
+                worker.wait(timeout=rng.uniform(0.3, 0.9))
             except subprocess.TimeoutExpired:
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
@@ -84,7 +86,7 @@ def test_killing_the_app_mid_write_and_mid_sync_loses_and_doubles_nothing(
 
     session.commit()
     on_server = {str(r.id): r for r in session.exec(select(Reading))}
-    assert len(confirmed) == 40
+    assert len(confirmed) == METERS
     assert per_meter == 1
     assert statuses <= {"accepted", "duplicate"}
     assert set(on_server) == set(confirmed)
