@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import NamedTuple
@@ -23,7 +24,8 @@ from server.core.config import Settings
 from server.days import home_day, honest_day
 from server.errors import Conflict, NotFound
 from server.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
-from server.models import Assignment, Device, Meter, Route, User
+from server.jobs import JobDraft, create_job
+from server.models import Account, Assignment, Device, Meter, Route, User
 from server.sync import Pusher, push
 
 GRID_CODE = "GRID-01"
@@ -267,6 +269,7 @@ def load_demo(
         )
     session.commit()
     _push_demo_days(session, settings, yesterday=today - timedelta(days=1))
+    _demo_outages(session, settings)
     return DemoCredentials(users=USERS, created=True)
 
 
@@ -319,3 +322,71 @@ def _push_demo_days(session: Session, settings: Settings, *, yesterday: date) ->
             pusher=Pusher(user=reader, device_id=device_id),
             payload={"readings": readings, "track_points": track},
         )
+
+
+def _demo_outages(session: Session, settings: Settings) -> None:
+    """Outages for the agents' board: a fault crew1 is repairing now on R-101's first street,
+    and a planned transformer replacement on R-102 the day after tomorrow."""
+    agent = session.exec(select(User).where(User.username == "agent")).one()
+    crew = session.exec(select(User).where(User.username == "crew1")).one()
+    first_street = route_meters(session, route_code=ROUTES[0].code)[:6]
+    accounts = tuple(
+        session.exec(select(Account.account_no).where(Account.id == m.account_id)).one()
+        for m in first_street
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    fault = create_job(
+        session,
+        creator=agent,
+        draft=JobDraft(
+            kind="fault",
+            urgency="urgent",
+            content="cable fault at the street cabinet",
+            lat=first_street[0].lat,
+            lon=first_street[0].lon,
+            address="street cabinet, first street",
+            accounts=accounts,
+            crew=("crew1",),
+        ),
+    )
+    fault.reported_at = now - timedelta(minutes=40)
+    session.add(fault)
+    session.commit()
+    device_id = "demo-handheld-crew1"
+    session.add(Device(id=device_id, last_user_id=crew.id))
+    session.flush()
+    push(
+        session,
+        settings,
+        pusher=Pusher(user=crew, device_id=device_id),
+        payload={
+            "job_events": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "job_id": str(fault.id),
+                    "kind": "started",
+                    "at": (now - timedelta(minutes=15)).isoformat(),
+                    "fix": {
+                        "lat": first_street[0].lat,
+                        "lon": first_street[0].lon,
+                        "accuracy_m": 6.0,
+                        "fix_time": (now - timedelta(minutes=15)).isoformat(),
+                    },
+                    "expected_finish": (now + timedelta(hours=2)).isoformat(),
+                }
+            ]
+        },
+    )
+    start = datetime.combine(now.date() + timedelta(days=2), time(9, 0), tzinfo=LOCAL)
+    create_job(
+        session,
+        creator=agent,
+        draft=JobDraft(
+            kind="planned",
+            urgency="normal",
+            content="replace transformer T3",
+            route_code=ROUTES[1].code,
+            planned_start=start,
+            expected_finish=start + timedelta(hours=6),
+        ),
+    )

@@ -104,8 +104,9 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
         and draft.expected_finish < draft.planned_start
     ):
         raise Invalid("expected_finish is before planned_start", code="invalid_window")
-    crew = _users(session, draft.crew)
-    accounts = _accounts(session, draft.accounts)
+    # A name or an account given twice is one crew member, one account cut off.
+    crew = _users(session, tuple(dict.fromkeys(draft.crew)))
+    accounts = _accounts(session, tuple(dict.fromkeys(draft.accounts)))
     route = None
     if draft.route_code:
         route = session.exec(select(Route).where(Route.code == draft.route_code)).first()
@@ -225,6 +226,7 @@ def assign_crew(session: Session, *, actor: User, job_id: uuid.UUID, crew: list[
     _may_dispatch(session, actor, job)
     if job.status not in OPEN_STATES:
         raise Invalid(f"job is {job.status}: it cannot be assigned", code="illegal_transition")
+    crew = list(dict.fromkeys(crew))
     users = _users(session, crew)
     _set_crew(session, job, users)
     now = utcnow()

@@ -16,7 +16,7 @@ from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
 from mobile.core.location import load_gpx
-from server import accounts
+from server import accounts, outages
 from server.cli import DOCS_URL, app
 from server.core.config import Settings
 from server.core.security import verify_password
@@ -29,6 +29,7 @@ from server.models import (
     Device,
     Flag,
     Grid,
+    Job,
     Meter,
     Reading,
     Route,
@@ -294,7 +295,9 @@ def test_demo_route_is_a_street_walk_with_meters_near_roll_over(route: str) -> N
     assert read_at[0].date() == date(2026, 10, 26)
 
 
-def test_the_demo_has_an_honest_day_and_a_day_typed_at_home(db_url: str, session: Session) -> None:
+def test_the_demo_has_an_honest_day_a_day_typed_at_home_and_outages(
+    db_url: str, session: Session, settings: Settings
+) -> None:
     """A newcomer sees a clean route and a flagged one: R-101 honest, R-102 estimated."""
     result = gridwalk(db_url, "demo")
     assert result.exit_code == 0, result.output
@@ -314,6 +317,14 @@ def test_the_demo_has_an_honest_day_and_a_day_typed_at_home(db_url: str, session
     assert readings["R-101"] == 37  # 41 meters, the last four not reached yet
     assert by_route["R-102"]["not_on_track"] == readings["R-102"] == 40
     assert by_route["R-102"]["unchanged"] > 0
+    jobs = {j.kind: j for j in session.exec(select(Job))}
+    assert (jobs["fault"].status, jobs["planned"].status) == ("started", "created")
+    assert jobs["fault"].expected_finish is not None
+    board = outages.outages(session, settings, now=datetime.now(UTC), grid="GRID-01")
+    assert [(row["kind"], row["upcoming"]) for row in board] == [
+        ("planned", True),
+        ("fault", False),
+    ]
 
 
 def test_walk_gpx_writes_a_walk_along_the_route_to_replay(db_url: str, tmp_path: Path) -> None:

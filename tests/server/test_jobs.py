@@ -465,3 +465,12 @@ def test_a_job_entered_by_position_alone_lands_in_the_grid_of_the_meters_there(
     created = d.create(accounts=[], crew=[], lat=30.2745, lon=120.1552, radius_m=200)
     assert created.json()["grid"] == "G1"
     assert [r["job_id"] for r in d.board(grid="G1")] == [created.json()["id"]]
+
+
+def test_an_account_or_a_crew_member_named_twice_counts_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    d = desk(client, session, settings)
+    created = d.create(accounts=["R-1-A0000", "R-1-A0000"], crew=["crew1", "crew1"])
+    assert created.status_code == 201, created.text
+    assert (created.json()["accounts"], created.json()["crew"]) == (["R-1-A0000"], ["crew1"])

@@ -66,8 +66,8 @@ def create_job(
             lat=body.lat,
             lon=body.lon,
             address=body.address,
-            accounts=tuple(dict.fromkeys(body.accounts)),
-            crew=tuple(dict.fromkeys(body.crew)),
+            accounts=tuple(body.accounts),
+            crew=tuple(body.crew),
             route_code=body.route_code,
             radius_m=body.radius_m,
             planned_start=body.planned_start,
@@ -104,7 +104,7 @@ def assign_job(
     job_id: uuid.UUID, body: CrewIn, caller: Dispatcher, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Give a job to a crew; their handhelds get it on the next pull."""
-    jobs.assign_crew(session, actor=caller.user, job_id=job_id, crew=list(dict.fromkeys(body.crew)))
+    jobs.assign_crew(session, actor=caller.user, job_id=job_id, crew=body.crew)
     return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
