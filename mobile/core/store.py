@@ -589,10 +589,6 @@ class Store:
             row = db.execute("SELECT * FROM readings WHERE id = ?", (reading_id,)).fetchone()
             return _reading_view(row)
 
-    def discard_draft(self, reading_id: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM readings WHERE id = ? AND state = 'draft'", (reading_id,))
-
     def reading(self, reading_id: str) -> ReadingView:
         rows = self._rows("SELECT * FROM readings WHERE id = ?", (reading_id,))
         if not rows:

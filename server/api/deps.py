@@ -98,7 +98,6 @@ def require_role(*roles: str) -> Callable[[Caller], Caller]:
 
 
 AdminDep = Annotated[Caller, Depends(require_role("admin"))]
-ReaderOrCrewDep = Annotated[Caller, Depends(require_role("reader", "crew", "supervisor"))]
 
 
 class UpgradeRequired(Problem):
@@ -136,6 +135,3 @@ def check_client_version(
             code="app_too_old",
             extra={"min_app_version": settings.min_app_version},
         )
-
-
-ClientVersionDep = Depends(check_client_version)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, event, text
+from sqlalchemy import DateTime, Engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -71,13 +70,3 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> En
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
-
-
-def ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
