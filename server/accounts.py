@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select, update
 
+from common import clock
 from server.changes import record_audit
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.core.security import (
     create_access_token,
     dummy_hash,
@@ -50,6 +50,32 @@ def get_or_create_grid(session: Session, *, code: str, actor_id: int | None = No
     return grid
 
 
+def create_grid(
+    session: Session, *, code: str, name: str = "", actor_id: int | None = None
+) -> Grid:
+    """A new grid (网格); its leader is the first supervisor created in it."""
+    if session.exec(select(Grid).where(Grid.code == code.strip())).first() is not None:
+        raise Conflict(f"grid {code.strip()!r} already exists", code="grid_exists")
+    grid = get_or_create_grid(session, code=code, actor_id=actor_id)
+    grid.name = name.strip() or grid.code
+    session.add(grid)
+    return grid
+
+
+def _existing_grid(session: Session, code: str) -> Grid:
+    """A grid named when a user is created must exist: a typo would leave a supervisor leading
+    an empty grid, seeing none of the routes they were meant to audit."""
+    grid = session.exec(select(Grid).where(Grid.code == code.strip())).first()
+    if grid is None:
+        known = session.exec(select(Grid.code).order_by(col(Grid.code)).limit(20)).all()
+        raise NotFound(
+            f"no grid {code!r}: grids come with the meters' import (its grid_code column); "
+            f"known grids: {', '.join(known) or 'none yet'}",
+            code="grid_not_found",
+        )
+    return grid
+
+
 def create_user(
     session: Session,
     settings: Settings,
@@ -71,7 +97,7 @@ def create_user(
         raise Invalid("password must be at least 8 characters", code="weak_password")
     if session.exec(select(User).where(User.username == username)).first() is not None:
         raise Conflict(f"user {username!r} already exists", code="user_exists")
-    grid = get_or_create_grid(session, code=grid_code, actor_id=actor_id) if grid_code else None
+    grid = _existing_grid(session, grid_code) if grid_code is not None else None
     if role == "supervisor" and grid is None:
         raise Invalid("a supervisor needs a grid (grid_code)", code="grid_required")
     user = User(
@@ -133,7 +159,7 @@ def login(
     if not user.active or user.revoked_at is not None:
         raise Unauthorized("this user has been revoked", code="user_revoked")
     device = session.get(Device, device_id)
-    now = utcnow()
+    now = clock.now()
     if device is None:
         device = Device(id=device_id, first_seen_at=now)
     elif device.revoked_at is not None:
@@ -157,7 +183,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
     row = session.exec(
         select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
     ).first()
-    now = utcnow()
+    now = clock.now()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise Unauthorized("refresh token is not valid: log in again", code="invalid_refresh")
     if row.used_at is not None:
@@ -185,7 +211,7 @@ def _revoke_tokens(
         stmt = stmt.where(col(RefreshToken.user_id) == user_id)
     if device_id is not None:
         stmt = stmt.where(col(RefreshToken.device_id) == device_id)
-    session.execute(stmt.values(revoked_at=utcnow()))
+    session.execute(stmt.values(revoked_at=clock.now()))
 
 
 def logout(session: Session, *, user_id: int, device_id: str) -> None:
@@ -201,7 +227,7 @@ def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> 
     if device is None:
         raise NotFound(f"no device {device_id!r}", code="device_not_found")
     if device.revoked_at is None:
-        device.revoked_at = utcnow()
+        device.revoked_at = clock.now()
         session.add(device)
         _revoke_tokens(session, device_id=device_id)
         record_audit(
@@ -221,7 +247,7 @@ def revoke_user(session: Session, *, username: str, actor_id: int | None) -> Use
     if user is None:
         raise NotFound(f"no user {username!r}", code="user_not_found")
     if user.revoked_at is None:
-        user.revoked_at = utcnow()
+        user.revoked_at = clock.now()
         user.active = False
         session.add(user)
         _revoke_tokens(session, user_id=user.id)

@@ -12,6 +12,12 @@ from server.errors import Invalid, NotFound
 from server.models import Assignment, Cycle, Route, User, Withdrawal
 
 _CYCLE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+# A code that starts like a month (2026-11, 2026-11b) must name a real one.
+_MONTH_LIKE = re.compile(r"^(\d{4})-(\d{2})(?!\d)")
+# A reading window is days long (3 to 5 in the trade), a quarter at the very most; a longer
+# one, or one outside this century, is a typing error that would wreck every audit of it.
+MAX_WINDOW_DAYS = 92
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = None) -> Cycle:
@@ -19,6 +25,12 @@ def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = N
     if not _CYCLE_CODE.match(code):
         raise Invalid(
             f"cycle code {code!r} must be 1 to 32 letters, digits, '.', '_' or '-'",
+            code="invalid_cycle",
+        )
+    month = _MONTH_LIKE.match(code)
+    if month and not 1 <= int(month.group(2)) <= 12:
+        raise Invalid(
+            f"cycle code {code!r} names month {month.group(2)}: a month is 01 to 12",
             code="invalid_cycle",
         )
     cycle = session.exec(select(Cycle).where(Cycle.code == code)).first()
@@ -37,6 +49,25 @@ def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = N
     return cycle
 
 
+def check_window(window_start: date, window_end: date) -> None:
+    """Refuse a reading window that is backwards, too long, or outside this century."""
+    if window_end < window_start:
+        raise Invalid(
+            f"window_end {window_end} is before window_start {window_start}", code="invalid_window"
+        )
+    for name, day in (("window_start", window_start), ("window_end", window_end)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise Invalid(
+                f"{name} {day} is outside {FIRST_DAY.year}-{LAST_DAY.year}", code="invalid_window"
+            )
+    if (window_end - window_start).days + 1 > MAX_WINDOW_DAYS:
+        raise Invalid(
+            f"the window {window_start} to {window_end} is "
+            f"{(window_end - window_start).days + 1} days long: at most {MAX_WINDOW_DAYS}",
+            code="invalid_window",
+        )
+
+
 def assign_route(
     session: Session,
     *,
@@ -49,10 +80,7 @@ def assign_route(
 ) -> Assignment:
     """Give a route to a reader for a cycle; giving it again moves it (the old reader's device
     is told it is withdrawn) or changes its window."""
-    if window_end < window_start:
-        raise Invalid(
-            f"window_end {window_end} is before window_start {window_start}", code="invalid_window"
-        )
+    check_window(window_start, window_end)
     route = session.exec(select(Route).where(Route.code == route_code)).first()
     if route is None:
         raise NotFound(f"no route {route_code!r}: import its meters first", code="route_not_found")

@@ -19,9 +19,9 @@ from typing import Any, Literal
 import gpxpy.gpx
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.geo import distance_m
 from server.changes import next_change_seq, record_audit
-from server.core.db import utcnow
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.models import (
     Account,
@@ -399,7 +399,7 @@ def review_flag(
     flag.review = decision
     flag.review_note = note.strip()
     flag.reviewed_by = auditor.user.id
-    flag.reviewed_at = utcnow()
+    flag.reviewed_at = clock.now()
     session.add(flag)
     record_audit(
         session,

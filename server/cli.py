@@ -6,15 +6,19 @@ The database is the one DATABASE_URL names (through Settings). Only `db upgrade`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -24,23 +28,81 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
+from typer.core import TyperGroup
 
+from common import clock
 from server import accounts, assignments, days, demo, imports, validation
 from server.core import migrate
 from server.core.config import Settings
-from server.core.db import make_engine, utcnow
+from server.core.db import make_engine
+from server.demo import LOCAL
 from server.errors import Invalid, Problem
 from server.models import ROLES
 
+
+class _OneLineErrors(TyperGroup):
+    """A bad argument gets one line naming it and exit code 2, not a usage box."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+        except typer.TyperException as exc:  # typer's own click: a usage error, a bad value
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            _error_line(f"{exc.format_message()}{where}")
+            result = exc.exit_code
+        except typer.Abort:
+            _error_line("aborted: nothing was changed")
+            result = 1
+        if standalone_mode:
+            sys.exit(result or 0)
+        return result
+
+
+# rich_markup_mode=None: plain help text (rich's help shows flags as `--help <bool>`).
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="Gridwalk: meter-reading routes, repair jobs and their audit, for an electricity utility.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The database schema (Alembic migrations).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
 
-DOCS_URL = "http://127.0.0.1:8000/docs"
+
+def _day(value: str | date) -> date:
+    """A calendar day written YYYY-MM-DD; an impossible one (2026-02-30) is named as such."""
+    if isinstance(value, date):
+        return value
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise typer.BadParameter(f"{value!r} is not a day written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a day of the calendar ({exc})") from None
+
+
+DAY = {"parser": _day, "metavar": "YYYY-MM-DD"}
+
+
+def _error_line(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[red]error:[/red] {escape(message)}"
+    )
 
 
 def _out() -> Console:
@@ -50,9 +112,7 @@ def _out() -> Console:
 
 def _fail(message: str, *, code: int = 2) -> typer.Exit:
     # One line however long, so it can be grepped and read whole in a log.
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {escape(message)}"
-    )
+    _error_line(message)
     return typer.Exit(code)
 
 
@@ -65,6 +125,9 @@ def _failing_clearly() -> Iterator[None]:
         raise _fail(exc.detail) from None
     except OperationalError as exc:
         raise _fail(f"the database refused: {str(exc.orig).strip()}") from None
+    except (CommandError, RevisionError) as exc:
+        # Alembic's word on a revision it does not know, without its traceback.
+        raise _fail(f"migration: {exc}") from None
 
 
 def _settings() -> Settings:
@@ -128,7 +191,7 @@ def _session(settings: Settings, *, upgrade: bool = False) -> Iterator[Session]:
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="Target revision.")] = "head",
 ) -> None:
     """Migrate the database up to the latest schema (or to REVISION)."""
     settings = _settings()
@@ -140,7 +203,7 @@ def db_upgrade(
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[
-        str, typer.Argument(help="Target revision; base drops every table.")
+        str, typer.Argument(metavar="REVISION", help="Target revision; base drops every table.")
     ] = "base",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
@@ -175,7 +238,7 @@ def create_user(
     ],
     grid: Annotated[
         str | None,
-        typer.Option(help="Grid code; a new code creates the grid. A supervisor needs one."),
+        typer.Option(help="An existing grid's code (see create-grid). A supervisor needs one."),
     ] = None,
     full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
 ) -> None:
@@ -196,6 +259,19 @@ def create_user(
             f"Created {escape(user.role)} [bold]{escape(user.username)}[/bold]"
             + (f" in grid {escape(grid)}." if grid else ".")
         )
+
+
+@app.command("create-grid")
+def create_grid(
+    code: Annotated[str, typer.Argument(help="The grid's code, such as GRID-01.")],
+    name: Annotated[str, typer.Option(help="Its name, such as 滨江网格.")] = "",
+) -> None:
+    """Create a grid (网格); the meters' import also creates the grids its rows name."""
+    settings = _settings()
+    with _session(settings) as session:
+        grid = accounts.create_grid(session, code=code, name=name)
+        session.commit()
+        _out().print(f"Created grid {escape(grid.code)} ({escape(grid.name)}).")
 
 
 @app.command("import-meters")
@@ -259,10 +335,10 @@ def assign(
     reader: Annotated[str, typer.Option(help="The reader's username.")],
     cycle: Annotated[str, typer.Option(help="Cycle code, such as 2026-11 (created if new).")],
     window_start: Annotated[
-        datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of the window.")
+        date, typer.Option(**DAY, help="First day of the window (YYYY-MM-DD).")
     ],
     window_end: Annotated[
-        datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day of the window.")
+        date, typer.Option(**DAY, help="Last day of the window (YYYY-MM-DD).")
     ],
 ) -> None:
     """Give a route to a reader for a cycle; giving it again moves it or changes its window."""
@@ -273,8 +349,8 @@ def assign(
             route_code=route,
             reader=reader,
             cycle=cycle,
-            window_start=window_start.date(),
-            window_end=window_end.date(),
+            window_start=window_start,
+            window_end=window_end,
         )
         session.commit()
         _out().print(
@@ -298,11 +374,26 @@ def revoke_device(
 
 
 @app.command("demo")
-def load_demo() -> None:
+def load_demo(
+    today: Annotated[
+        date | None,
+        typer.Option(
+            **DAY,
+            help="Load the demo as if today were this day (default: today, in UTC+8).",
+        ),
+    ] = None,
+) -> None:
     """Migrate the database and load a small demo utility; print its users' credentials."""
     settings = _settings()
     with _session(settings, upgrade=True) as session:
-        credentials = demo.load_demo(session, settings)
+        if today is None:
+            credentials = demo.load_demo(session, settings)
+        else:
+            # The whole load (its walks, its pushes' arrival, the outage's times) is dated from
+            # that day, at this time of day: the one clock is set, not each date.
+            local_now = clock.now().astimezone(LOCAL)
+            with clock.clock.frozen_at(datetime.combine(today, local_now.timetz())):
+                credentials = demo.load_demo(session, settings)
     out = _out()
     state = "loaded" if credentials.created else "was already loaded"
     table = Table(
@@ -311,16 +402,20 @@ def load_demo() -> None:
     for user in credentials.users:
         table.add_row(user.username, user.password, user.role)
     out.print(table)
-    out.print(f"Start the server with `gridwalk serve`, then open {DOCS_URL}")
+    out.print(
+        "Start the server with `gridwalk serve` (--host, --port to choose where): "
+        "it prints the addresses to open."
+    )
 
 
 @app.command("close-due")
 def close_due() -> None:
-    """Close every assignment whose window has ended (the server also does it every few
-    minutes): what is still unread is flagged `missed`."""
+    """Close every assignment whose window has ended; what is unread is flagged `missed`.
+
+    The server also does it by itself every few minutes (GRIDWALK_CLOSE_DUE_EVERY_MINUTES)."""
     settings = _settings()
     with _session(settings) as session:
-        closed = validation.close_due_assignments(session, settings=settings, now=utcnow())
+        closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
         session.commit()
     _out().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
 
@@ -331,24 +426,38 @@ def walk_gpx(
     out: Annotated[Path, typer.Argument(help="The GPX file to write.")],
     seed: Annotated[int, typer.Option(help="Another seed, another walk.")] = 1,
 ) -> None:
-    """Write a GPX walk along a route's meters (starting now), to replay on a desktop handheld:
-    gridwalk-handheld --replay FILE.gpx."""
+    """Write a GPX walk along a route's meters, starting now, to replay on a desktop handheld.
+
+    Replay it with: gridwalk-handheld --replay FILE.gpx."""
+    if not out.parent.is_dir():
+        raise _fail(f"cannot write {out}: the folder {out.parent} does not exist")
+    if out.is_dir():
+        raise _fail(f"cannot write {out}: it is a folder")
     settings = _settings()
     with _session(settings) as session:
         meters = demo.route_meters(session, route_code=route)
-    out.write_text(days.walk_gpx(meters, utcnow(), seed=seed))
+    try:
+        out.write_text(days.walk_gpx(meters, clock.now(), seed=seed))
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror}") from None
     _out().print(f"Wrote a walk of {len(meters)} meters of {escape(route)} to {out}.")
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
-    """Migrate the database, then serve the API (docs at /docs)."""
+    """Migrate the database, then serve the API, the audit page and the agents' board."""
     import uvicorn
 
     settings = _settings()
     with _failing_clearly():
         migrate.upgrade(settings.database_url)
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{'127.0.0.1' if host == '0.0.0.0' else shown}:{port}"  # noqa: S104
+    _out().print(
+        f"Gridwalk on {base}: API docs {base}/docs, supervisors' audit {base}/audit, "
+        f"agents' outage board {base}/outages"
+    )
     uvicorn.run("server.main:create_app", factory=True, host=host, port=port)

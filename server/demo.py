@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.geo import offset
 from server.accounts import create_user, get_or_create_grid
 from server.assignments import assign_route
@@ -131,11 +132,11 @@ def demo_csv(today: date) -> str:
     shops = iter(_SHOPS)
     for plan in ROUTES:
         route_no = plan.code.removeprefix("R-")
-        clock = datetime.combine(last_walk, time(9, 0), LOCAL)
+        read_at = datetime.combine(last_walk, time(9, 0), LOCAL)
         seq = 0
         for house, (street, number, lat, lon) in enumerate(_walk(plan, rng), start=1):
             seq += 1
-            clock += timedelta(minutes=rng.uniform(2, 6))
+            read_at += timedelta(minutes=rng.uniform(2, 6))
             digits, last_reading = plan.rollover.get(house, (6, rng.randint(1_000, 60_000)))
             multiplier = plan.ct.get(house, 1)
             if multiplier > 1:
@@ -162,7 +163,7 @@ def demo_csv(today: date) -> str:
                 str(digits),
                 str(multiplier),
                 str(last_reading),
-                clock.astimezone(UTC).isoformat(timespec="seconds"),
+                read_at.astimezone(UTC).isoformat(timespec="seconds"),
                 str(round(per_cycle * 0.5)),
                 str(round(per_cycle * 1.8)),
                 GRID_CODE,
@@ -172,7 +173,7 @@ def demo_csv(today: date) -> str:
                 # The shop's flat upstairs has an ordinary meter in the same box: one account,
                 # two meters at one door.
                 seq += 1
-                clock += timedelta(minutes=1)
+                read_at += timedelta(minutes=1)
                 per_cycle = rng.randint(90, 350)
                 writer.writerow(
                     [
@@ -187,7 +188,7 @@ def demo_csv(today: date) -> str:
                         "6",
                         "1",
                         str(rng.randint(1_000, 60_000)),
-                        clock.astimezone(UTC).isoformat(timespec="seconds"),
+                        read_at.astimezone(UTC).isoformat(timespec="seconds"),
                         str(round(per_cycle * 0.5)),
                         str(round(per_cycle * 1.8)),
                         GRID_CODE,
@@ -218,10 +219,11 @@ def _move(lat: float, lon: float, bearing: float, metres: float) -> tuple[float,
     return offset(lat, lon, metres * math.cos(bearing), metres * math.sin(bearing))
 
 
-def load_demo(
-    session: Session, settings: Settings, *, today: date | None = None
-) -> DemoCredentials:
-    """Load the demo utility, or find it already loaded; either way return its credentials."""
+def load_demo(session: Session, settings: Settings) -> DemoCredentials:
+    """Load the demo utility, or find it already loaded; either way return its credentials.
+
+    Its days are dated from the clock's today (common.clock): yesterday's walks, a window open
+    around today, an outage being repaired now."""
     if settings.environment == "production":
         raise Conflict(
             "refusing to load the demo into a production database: its passwords are published",
@@ -237,7 +239,7 @@ def load_demo(
             "loaded: load the demo into an empty database",
             code="demo_conflict",
         )
-    today = today or datetime.now(UTC).date()
+    today = clock.now().astimezone(LOCAL).date()
 
     grid = get_or_create_grid(session, code=GRID_CODE)
     grid.name = GRID_NAME
@@ -334,7 +336,7 @@ def _demo_outages(session: Session, settings: Settings) -> None:
         session.exec(select(Account.account_no).where(Account.id == m.account_id)).one()
         for m in first_street
     )
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     fault = create_job(
         session,
         creator=agent,
@@ -377,7 +379,8 @@ def _demo_outages(session: Session, settings: Settings) -> None:
             ]
         },
     )
-    start = datetime.combine(now.date() + timedelta(days=2), time(9, 0), tzinfo=LOCAL)
+    in_two_days = now.astimezone(LOCAL).date() + timedelta(days=2)
+    start = datetime.combine(in_two_days, time(9, 0), tzinfo=LOCAL)
     create_job(
         session,
         creator=agent,

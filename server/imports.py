@@ -22,9 +22,9 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from common import clock
 from server.accounts import get_or_create_grid
 from server.changes import next_change_seq, record_audit
-from server.core.db import utcnow
 from server.errors import Conflict, Invalid
 from server.models import Account, Assignment, Meter, Route, Withdrawal
 
@@ -441,7 +441,7 @@ def _apply(
     progress: Callable[[int, int], None] | None,
     digest: str,
 ) -> ImportReport:
-    now = utcnow()
+    now = clock.now()
     total = len(rows)
     report = ImportReport(rows=total)
     if progress is not None:

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.geo import distance_m
 from common.schemas import Fix, JobEventIn, JobOut
 from server.changes import next_change_seq, record_audit
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.errors import Forbidden, Invalid, NotFound
 from server.models import (
     Account,
@@ -112,7 +112,7 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
         route = session.exec(select(Route).where(Route.code == draft.route_code)).first()
         if route is None:
             raise Invalid(f"no route {draft.route_code!r}", code="unknown_route")
-    now = utcnow()
+    now = clock.now()
     job = Job(
         kind=draft.kind,
         urgency=draft.urgency,
@@ -229,7 +229,7 @@ def assign_crew(session: Session, *, actor: User, job_id: uuid.UUID, crew: list[
     crew = list(dict.fromkeys(crew))
     users = _users(session, crew)
     _set_crew(session, job, users)
-    now = utcnow()
+    now = clock.now()
     if job.status == "created":
         job.status = "assigned"
     job.dispatched_at = job.dispatched_at or now
@@ -253,7 +253,7 @@ def cancel_job(session: Session, *, actor: User, job_id: uuid.UUID, note: str) -
     _may_dispatch(session, actor, job)
     if job.status not in OPEN_STATES:
         raise Invalid(f"job is {job.status}: it cannot be cancelled", code="illegal_transition")
-    now = utcnow()
+    now = clock.now()
     job.status = "cancelled"
     job.cancelled_at = now
     _touch(session, job, now)
@@ -589,7 +589,7 @@ def job_detail(
             "radius_m": job.area_radius_m,
             "route_id": job.area_route_id,
         },
-        "response": response_figures(job, settings, utcnow()),
+        "response": response_figures(job, settings, clock.now()),
         "events": [
             {
                 "id": str(e.id),
@@ -628,7 +628,7 @@ def open_jobs(
     if viewer.role == "supervisor":
         stmt = stmt.where(Job.grid_id == viewer.grid_id)
     jobs = list(session.exec(stmt))
-    now = utcnow()
+    now = clock.now()
     crew = crews(session, [j.id for j in jobs])
     out = []
     for job in jobs:

@@ -15,11 +15,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
 from server import validation
 from server.api.routes import admin, audit, auth, jobs, sync
 from server.core.config import Settings
-from server.core.db import make_engine, utcnow
+from server.core.db import make_engine
 from server.errors import Problem
 from server.web import pages
 
@@ -98,7 +99,7 @@ async def _close_due_periodically(settings: Settings, engine: Engine) -> None:
 
 def _close_due(settings: Settings, engine: Engine) -> None:
     with Session(engine) as session:
-        closed = validation.close_due_assignments(session, settings=settings, now=utcnow())
+        closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
         session.commit()
     if closed:
         logger.info("closed assignments whose window ended: %s", closed)

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from server.core.db import UTCDateTime, utcnow
+from common import clock
+from server.core.db import UTCDateTime
 
 ROLES = ("reader", "crew", "supervisor", "agent", "admin")
 
@@ -47,7 +48,7 @@ def _ts(nullable: bool = False) -> Any:
 
 
 def _created() -> Any:
-    return Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False)
+    return Field(default_factory=clock.now, sa_type=UTCDateTime(), nullable=False)
 
 
 class ChangeCounter(SQLModel, table=True):

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.schemas import (
     AssignmentOut,
     Fix,
@@ -48,7 +49,6 @@ from common.schemas import (
 from server import jobs
 from server.changes import committed_change_seq, next_change_seq
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.errors import Invalid, TooLarge
 from server.models import (
     Account,
@@ -376,7 +376,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
     The assignments the push touched are validated in the same transaction, so a supervisor
     sees the flags the moment the push lands."""
     sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload)
-    received_at = utcnow()
+    received_at = clock.now()
     results = [
         _one(
             session,

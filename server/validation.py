@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.validation import (
     AssignmentFacts,
     Finding,
@@ -25,7 +26,6 @@ from common.validation import (
 )
 from server.changes import next_change_seq, record_audit
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.errors import Conflict, NotFound
 from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
 
@@ -45,7 +45,7 @@ def validate_assignment(
     session: Session, *, assignment_id: int, settings: Settings, now: datetime | None = None
 ) -> list[Flag]:
     """Validate one assignment and reconcile its flags; returns the current findings' flags."""
-    now = now or utcnow()
+    now = now or clock.now()
     thresholds = settings.thresholds()
     tz = window_tz(settings)
     # The row lock queues concurrent validations of one assignment (two pushes of the reader's
@@ -235,7 +235,7 @@ def close_assignment(
 ) -> list[Flag]:
     """Close an assignment (its device is told it is withdrawn) and validate it: what is still
     unread is now `missed`. Returns the flags of the validation."""
-    now = now or utcnow()
+    now = now or clock.now()
     assignment = session.exec(
         select(Assignment)
         .where(Assignment.id == assignment_id)

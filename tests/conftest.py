@@ -21,14 +21,35 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session, SQLModel
 
+from common.clock import Clock
+from common.clock import clock as the_clock
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.main import create_app
+from tests.factories import NOW
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest) -> Iterator[Clock]:
+    """The one clock of server and handheld, frozen at this run's NOW (tests.factories) so that
+    no outcome depends on the day or on the machine's speed; a test moves it with `advance`.
+
+    Tests marked `real_clock` (a handheld in another process, a browser) leave it on the
+    machine's time, which those processes read too; they date things relative to NOW, which is
+    never later than the machine's time."""
+    if request.node.get_closest_marker("real_clock"):
+        the_clock.follow_system()
+    else:
+        the_clock.freeze(NOW)
+    try:
+        yield the_clock
+    finally:
+        the_clock.follow_system()
 
 
 @pytest.fixture(scope="session")

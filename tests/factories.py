@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from common import clock
+from common.validation import CHINA_STANDARD_TIME
 from server import accounts, assignments
 from server.changes import next_change_seq
 from server.core.config import Settings
@@ -18,10 +20,29 @@ from server.models import Account, Assignment, Meter, Route
 PASSWORD = "correct-horse-battery"
 BASE_LAT, BASE_LON = 30.2741, 120.1551
 
+# Time is an input. NOW is this run's "now", read once from the real clock (so a run under
+# `faketime '+120 days'` moves it too); the `clock` fixture freezes server and handheld at it,
+# and every date a test needs is written relative to it, never as a calendar date.
+LOCAL = CHINA_STANDARD_TIME  # the utility's local time, in which windows are dated
+NOW = clock.now().replace(microsecond=0)
+TODAY = NOW.astimezone(LOCAL).date()
+CYCLE = f"{TODAY:%Y-%m}"
+WINDOW_START, WINDOW_END = TODAY - timedelta(days=5), TODAY + timedelta(days=5)
+# Last cycle's reading of every meter, and a reading taken this morning (before NOW).
+LAST_READ_AT = NOW - timedelta(days=31)
+READ_AT = NOW - timedelta(hours=2)
+
+
+def local_time(day: date, hour: int, minute: int = 0) -> datetime:
+    """`hour:minute` of a local day, as an aware time."""
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL)
+
 
 def make_user(
     session: Session, settings: Settings, username: str, role: str, grid_code: str | None = None
 ) -> Any:
+    if grid_code is not None:
+        accounts.get_or_create_grid(session, code=grid_code)
     user = accounts.create_user(
         session, settings, username=username, password=PASSWORD, role=role, grid_code=grid_code
     )
@@ -56,7 +77,7 @@ def make_route(
                 lon=BASE_LON,
                 digits=digits,
                 last_reading=1000 + i,
-                last_read_at=datetime(2026, 10, 25, tzinfo=UTC),
+                last_read_at=LAST_READ_AT,
                 expected_low=50,
                 expected_high=400,
                 change_seq=seq,
@@ -70,9 +91,9 @@ def assign(
     session: Session,
     route_code: str,
     reader: str,
-    cycle: str = "2026-11",
-    start: date = date(2026, 11, 20),
-    end: date = date(2026, 11, 30),
+    cycle: str = CYCLE,
+    start: date = WINDOW_START,
+    end: date = WINDOW_END,
 ) -> Assignment:
     assignment = assignments.assign_route(
         session,
@@ -108,9 +129,6 @@ def login(client: TestClient, username: str, device_id: str = "device-0001") -> 
 
 def auth(client: TestClient, username: str, device_id: str = "device-0001") -> dict[str, str]:
     return {"Authorization": f"Bearer {login(client, username, device_id)['access_token']}"}
-
-
-READ_AT = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 def reading(

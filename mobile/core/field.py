@@ -16,9 +16,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from common import clock
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import TypoCheck, check_entry, nearest_unread
-from mobile.core.store import Fix, MeterView, ReadingView, Store, StoreError, now_utc
+from mobile.core.store import Fix, MeterView, ReadingView, Store, StoreError
 from mobile.core.sync import SyncClient, Syncer, SyncError, SyncReport
 
 
@@ -206,7 +207,7 @@ class FieldSession:
             meter.assignment_id,
             meter.id,
             value=value,
-            read_at=now_utc(),
+            read_at=clock.now(),
             fix=self.here(),
             reread_of=meter.reread_order_id,
         )
@@ -215,7 +216,7 @@ class FieldSession:
         self, meter: MeterView, value: Decimal, read_at: datetime | None = None
     ) -> ReadingView:
         """Confirm: locked from now on, and on its way to the office."""
-        at = read_at or now_utc()
+        at = read_at or clock.now()
         reading = self.store.confirm_reading(
             meter.assignment_id,
             meter.id,
@@ -233,7 +234,7 @@ class FieldSession:
             meter.id,
             skip_code=skip_code,
             note=note,
-            read_at=now_utc(),
+            read_at=clock.now(),
             fix=self.here(),
             reread_of=meter.reread_order_id,
         )
@@ -254,7 +255,7 @@ class FieldSession:
         self.store.log_job_event(
             job_id=job_id,
             kind="created",
-            at=now_utc(),
+            at=clock.now(),
             fix=fix,
             job={
                 "kind": kind,
@@ -285,7 +286,7 @@ class FieldSession:
         )
 
     def change_eta(self, job_id: str, expected_finish: datetime) -> None:
-        if expected_finish <= now_utc():
+        if expected_finish <= clock.now():
             raise EntryError("the expected finish must be in the future")
         self._job_event(
             job_id,
@@ -327,5 +328,6 @@ class FieldSession:
         job = self.store.job(job_id)
         if job.status not in allowed:
             raise EntryError(refusal)
-        self.store.log_job_event(job_id=job_id, kind=kind, at=now_utc(), fix=self.here(), **fields)
+        at = clock.now()
+        self.store.log_job_event(job_id=job_id, kind=kind, at=at, fix=self.here(), **fields)
         self.sync_now()

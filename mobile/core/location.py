@@ -20,8 +20,9 @@ from typing import Any
 
 import gpxpy
 
+from common import clock
 from common.geo import distance_m
-from mobile.core.store import Fix, Store, now_utc
+from mobile.core.store import Fix, Store
 
 OnLocation = Callable[[Fix], None]
 OnStatus = Callable[[str, str], None]  # (status, message), e.g. ("unavailable", "no GPS")
@@ -73,7 +74,7 @@ class PlyerSource(LocationSource):
                 lat=float(kwargs["lat"]),
                 lon=float(kwargs["lon"]),
                 accuracy_m=float(kwargs.get("accuracy") or 0),
-                fix_time=now_utc(),
+                fix_time=clock.now(),
                 provider=str(kwargs.get("provider", "gps")),
                 mock=bool(kwargs.get("mock", False)),
             )
@@ -153,7 +154,7 @@ class GpxReplaySource(LocationSource):
                         lat=point.lat,
                         lon=point.lon,
                         accuracy_m=point.accuracy_m,
-                        fix_time=now_utc(),
+                        fix_time=clock.now(),
                         provider=self.provider,
                         mock=False,
                     )
@@ -197,7 +198,7 @@ class FixedSource(LocationSource):
                     lat=self.lat,
                     lon=self.lon,
                     accuracy_m=self.accuracy_m,
-                    fix_time=now_utc(),
+                    fix_time=clock.now(),
                     provider=self.provider,
                     mock=False,
                 )
@@ -271,6 +272,6 @@ class TrackRecorder:
     def current_fix(self, at: datetime | None = None) -> Fix | None:
         """The latest fix if it is fresh enough to stand beside a reading."""
         fix = self.latest
-        if fix is None or (at or now_utc()) - fix.fix_time > self.max_fix_age:
+        if fix is None or (at or clock.now()) - fix.fix_time > self.max_fix_age:
             return None
         return fix

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from common import clock
 from mobile.core import migrations
 
 SKIP_CODES = ("no_access", "locked", "dog", "meter_missing", "meter_damaged", "other")
@@ -36,10 +37,6 @@ class AlreadyReadError(StoreError):
 
 class LockedError(StoreError):
     pass
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(t: datetime) -> str:
@@ -483,7 +480,7 @@ class Store:
             read_at=read_at,
             fix=fix,
             reread_of=reread_of,
-            confirmed_at=confirmed_at or now_utc(),
+            confirmed_at=confirmed_at or clock.now(),
         )
 
     def skip_meter(
@@ -509,7 +506,7 @@ class Store:
             read_at=read_at,
             fix=fix,
             reread_of=reread_of,
-            confirmed_at=now_utc(),
+            confirmed_at=clock.now(),
         )
 
     def _confirm(
@@ -750,7 +747,7 @@ class Store:
         ids = batch.reading_ids + batch.event_ids
         if len(results) != len(ids):
             raise StoreError("the server's answer does not match the batch sent")
-        synced_at = iso(now_utc())
+        synced_at = iso(clock.now())
         with self._tx() as db:
             for i, (item_id, result) in enumerate(zip(ids, results, strict=True)):
                 table = "readings" if i < len(batch.reading_ids) else "job_events"

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from common import clock
 from common.contract import (
     API_PREFIX,
     APP_VERSION_HEADER,
@@ -23,7 +24,7 @@ from common.contract import (
     CONTRACT_VERSION_HEADER,
 )
 from mobile import APP_VERSION
-from mobile.core.store import Store, iso, now_utc
+from mobile.core.store import Store, iso
 
 
 class SyncError(Exception):
@@ -160,7 +161,7 @@ class SyncClient:
                 )
                 if batch.empty:
                     return report
-                batch.body["sent_at"] = iso(now_utc())
+                batch.body["sent_at"] = iso(clock.now())
                 raw = gzip.compress(json.dumps(batch.body, separators=(",", ":")).encode())
                 answer = self._call(
                     "POST",
@@ -197,7 +198,7 @@ class SyncClient:
         except SyncError as exc:
             self.store.set_settings(last_error=str(exc))
             raise
-        self.store.set_settings(last_sync_at=iso(now_utc()), last_error=None)
+        self.store.set_settings(last_sync_at=iso(clock.now()), last_error=None)
         return report
 
 

@@ -20,9 +20,10 @@ from kivy.uix.label import Label
 from kivy.uix.popup import Popup
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
+from common import clock
 from mobile.core.field import EntryError, FieldSession
 from mobile.core.route import plain
-from mobile.core.store import SKIP_CODES, MeterView, StoreError, now_utc
+from mobile.core.store import SKIP_CODES, MeterView, StoreError
 from mobile.core.sync import SyncError, SyncReport
 
 METER_CHECK_OUTCOMES = ("meter_ok", "meter_fast", "meter_slow", "meter_faulty", "inconclusive")
@@ -392,7 +393,8 @@ class JobScreen(GridwalkScreen):
         self._do(lambda: self.field.start_job(self.job_id))
 
     def eta(self, minutes: int) -> None:
-        self._do(lambda: self.field.change_eta(self.job_id, now_utc() + timedelta(minutes=minutes)))
+        finish = clock.now() + timedelta(minutes=minutes)
+        self._do(lambda: self.field.change_eta(self.job_id, finish))
 
     def add_note(self) -> None:
         self._do(lambda: self.field.note_job(self.job_id, self.ids.note.text))

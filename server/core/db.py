@@ -35,10 +35,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets foreign keys, WAL, a busy timeout and (unless told
     otherwise) transactions that take the write lock when they begin."""

@@ -12,8 +12,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from common import clock
 from server.core.config import Settings
-from server.core.db import utcnow
 
 ALGORITHM = "HS256"
 
@@ -50,7 +50,7 @@ class AccessClaims:
 
 
 def create_access_token(settings: Settings, *, user_id: int, device_id: str, role: str) -> str:
-    now = utcnow()
+    now = clock.now()
     payload = {
         "sub": str(user_id),
         "dev": device_id,
@@ -64,18 +64,32 @@ def create_access_token(settings: Settings, *, user_id: int, device_id: str, rol
 
 def decode_access_token(settings: Settings, token: str) -> AccessClaims:
     """The claims of a valid, unexpired access token; raises jwt.InvalidTokenError otherwise."""
+    # Expiry is judged by the server's one clock (common.clock), not PyJWT's own reading of
+    # the time, so that a token's life and everything else the server dates agree.
     payload = jwt.decode(
-        token, settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+        token,
+        settings.secret_key,
+        algorithms=[ALGORITHM],
+        options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
     )
-    if payload.get("typ") != "access" or not isinstance(payload.get("dev"), str):
+    exp = payload["exp"]
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise jwt.InvalidTokenError("exp must be a number")
+    if exp <= clock.now().timestamp():
+        raise jwt.ExpiredSignatureError("the access token has expired")
+    sub, dev, role = payload.get("sub"), payload.get("dev"), payload.get("role")
+    if payload.get("typ") != "access" or not isinstance(dev, str) or not isinstance(role, str):
         raise jwt.InvalidTokenError("not an access token")
-    return AccessClaims(user_id=int(payload["sub"]), device_id=payload["dev"], role=payload["role"])
+    if not isinstance(sub, str) or not sub.isdecimal() or len(sub) > 18:
+        raise jwt.InvalidTokenError("the token's subject is not a user id")
+    return AccessClaims(user_id=int(sub), device_id=dev, role=role)
 
 
 def new_refresh_token(settings: Settings) -> tuple[str, str, datetime]:
     """A fresh refresh token: (the token, its SHA-256 to store, its expiry)."""
     token = secrets.token_urlsafe(32)
-    return token, hash_refresh_token(token), utcnow() + timedelta(days=settings.refresh_token_days)
+    expires_at = clock.now() + timedelta(days=settings.refresh_token_days)
+    return token, hash_refresh_token(token), expires_at
 
 
 def hash_refresh_token(token: str) -> str:

@@ -7,7 +7,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,12 +37,13 @@ from common.validation import (
     wrong_meter_order,
 )
 from server.days import home_day, honest_day, reading_facts, street, teleport, track_facts
+from tests.factories import LOCAL, TODAY, WINDOW_END, WINDOW_START, local_time
 
-LOCAL = AssignmentFacts(date(2026, 11, 20), date(2026, 11, 30)).tz
-START = datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL)
-WINDOW = AssignmentFacts(window_start=date(2026, 11, 20), window_end=date(2026, 11, 30))
-CLOSED = AssignmentFacts(date(2026, 11, 20), date(2026, 11, 30), closed=True)
-AFTER_WINDOW = datetime(2026, 12, 1, 0, 0, tzinfo=LOCAL)
+# The rules are pure: every time is given to them. Dates still follow the run's NOW.
+START = local_time(TODAY, 9)
+WINDOW = AssignmentFacts(window_start=WINDOW_START, window_end=WINDOW_END)
+CLOSED = AssignmentFacts(WINDOW_START, WINDOW_END, closed=True)
+AFTER_WINDOW = local_time(WINDOW_END + timedelta(days=1), 0)
 
 
 def route(
@@ -370,15 +371,16 @@ def test_a_walk_with_a_few_neighbours_swapped_is_in_order_enough() -> None:
 
 def test_readings_before_the_window_in_local_time_are_outside_window() -> None:
     meters = route(20)
-    # 23:40 China time on the day before the window opens: the first readings fall on 19 Nov.
-    start = datetime(2026, 11, 19, 23, 40, tzinfo=LOCAL)
+    # 23:40 China time on the day before the window opens: the first readings fall on it.
+    eve = WINDOW_START - timedelta(days=1)
+    start = local_time(eve, 23, 40)
     wire, track = honest_day(meters, start, assignment_id=1)
     readings, findings = validate(meters, wire, track)
-    early = {r.id for r in readings if r.read_at.astimezone(LOCAL).date() < date(2026, 11, 20)}
+    early = {r.id for r in readings if r.read_at.astimezone(LOCAL).date() < WINDOW_START}
     assert 0 < len(early) < len(readings)
     assert codes(findings) == {"outside_window": len(early)}
     assert flagged(findings, "outside_window") == early
-    assert "read on 2026-11-19 (UTC+08:00), before the window" in findings[0].message
+    assert f"read on {eve.isoformat()} (UTC+08:00), before the window" in findings[0].message
 
 
 def test_a_push_stamped_hours_before_it_arrived_is_clock_skew() -> None:

@@ -17,8 +17,8 @@ from selenium.webdriver.common.by import By
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from common import clock
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.core.security import ALGORITHM
 from server.main import create_app
 from server.models import Flag
@@ -34,6 +34,9 @@ from tests.factories import (
     reading,
     track_point,
 )
+
+# A browser reads the machine's clock: so does the server here.
+pytestmark = pytest.mark.real_clock
 
 AUDIT = "/api/v1/audit"
 COLOURS = {"read": "#2f9e44", "skipped": "#f08c00", "missing": "#868e96", "flagged": "#e03131"}
@@ -284,7 +287,7 @@ def test_an_expired_access_token_is_refreshed_once_and_the_call_retried(
     device = browser.execute_script("return localStorage.getItem('gridwalk.device_id')")
     assert device.startswith("web-")
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
-    now = utcnow()
+    now = clock.now()
     claims.update(iat=now - timedelta(hours=1), exp=now - timedelta(minutes=1))
     expired = jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
     browser.execute_script(

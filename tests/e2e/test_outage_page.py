@@ -22,11 +22,14 @@ from selenium.webdriver.support.ui import Select
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from common import clock
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.main import create_app
 from tests.e2e.conftest import ServeApp, backend, css, js_errors, screenshot, wait
 from tests.factories import PASSWORD, auth, make_user, reader_day, reading
+
+# A browser reads the machine's clock: so does the server here.
+pytestmark = pytest.mark.real_clock
 
 DESK_TZ = ZoneInfo("Asia/Shanghai")
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -37,7 +40,7 @@ def shown(iso: str) -> str:
     """A time as the page shows it: the desk's local time, "Tue 24 Nov 14:30" (with the year
     when it is not this year)."""
     t = datetime.fromisoformat(iso).astimezone(DESK_TZ)
-    year = "" if t.year == datetime.now(DESK_TZ).year else f" {t.year}"
+    year = "" if t.year == clock.now().astimezone(DESK_TZ).year else f" {t.year}"
     return f"{WEEKDAYS[t.weekday()]} {t.day} {MONTHS[t.month - 1]}{year} {t:%H:%M}"
 
 
@@ -151,7 +154,7 @@ def test_an_agent_answers_a_caller_from_what_the_crew_logged(
     browser = desk_browser
     desk = Desk(session, settings, client)
     job_id = desk.create()["id"]
-    started = (utcnow() + timedelta(seconds=1)).replace(microsecond=0)  # after its entry
+    started = (clock.now() + timedelta(seconds=1)).replace(microsecond=0)  # after its entry
     desk.crew_logs(
         job_id,
         "started",
@@ -241,7 +244,7 @@ def test_the_grid_board_lists_open_outages_newest_first_and_a_planned_one_comes_
     # A planned outage for tomorrow, for the whole route, entered on the page.
     css(browser, '[data-new-job="planned"]')[0].click()
     wait(browser, lambda d: d.find_element(By.ID, "planned-form").is_displayed())
-    start = (utcnow() + timedelta(days=1)).astimezone(DESK_TZ).replace(second=0, microsecond=0)
+    start = (clock.now() + timedelta(days=1)).astimezone(DESK_TZ).replace(second=0, microsecond=0)
     finish = start + timedelta(hours=4)
     browser.find_element(By.ID, "planned-content").send_keys("transformer T-12 replaced")
     for field, value in (("planned-start", start), ("planned-finish", finish)):

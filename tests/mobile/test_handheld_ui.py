@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from common import clock
 from server.days import honest_day
 from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import IN_CI, LiveServer
 from tests.factories import PASSWORD, assign, auth, make_route, make_user, meters_of
+
+# The handheld runs in its own process, on the machine's clock: so does the server here.
+pytestmark = pytest.mark.real_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "handheld"
@@ -117,7 +121,7 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
     route = make_route(session, "R-1", 6)
     assignment = assign(session, "R-1", "reader1")
     meters = meters_of(session, route)
-    _, track = honest_day(meters, datetime.now(UTC), assignment_id=assignment.id, seed=3)
+    _, track = honest_day(meters, clock.now(), assignment_id=assignment.id, seed=3)
     write_gpx(tmp_path / "walk.gpx", track)
     backend = request.node.callspec.params["db_url"]
     shots = ARTIFACTS / backend

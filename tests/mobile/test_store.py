@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from mobile.core.store import AlreadyReadError, Fix, Store, StoreError
+from tests.factories import CYCLE, LAST_READ_AT, READ_AT, WINDOW_END, WINDOW_START
 
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+T0 = READ_AT
 
 
 def pulled(n: int = 3, **extra: Any) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def pulled(n: int = 3, **extra: Any) -> dict[str, Any]:
             "digits": 6,
             "multiplier": "1",
             "last_reading": "1000",
-            "last_read_at": "2026-10-25T00:00:00+00:00",
+            "last_read_at": LAST_READ_AT.isoformat(),
             "expected_low": "50",
             "expected_high": "400",
             "sequence": (i + 1) * 10,
@@ -43,9 +44,9 @@ def pulled(n: int = 3, **extra: Any) -> dict[str, Any]:
                 "id": 7,
                 "route_code": "R-1",
                 "route_name": "Route 1",
-                "cycle": "2026-11",
-                "window_start": "2026-11-20",
-                "window_end": "2026-11-30",
+                "cycle": CYCLE,
+                "window_start": WINDOW_START.isoformat(),
+                "window_end": WINDOW_END.isoformat(),
                 "meters": meters,
             }
         ],

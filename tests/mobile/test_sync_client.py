@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,16 +13,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from common import clock
 from mobile.core.store import Fix, Store
 from mobile.core.sync import LoginRequiredError, OfflineError, SyncClient
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import LiveServer
-from tests.factories import PASSWORD, assign, auth, make_route, make_user
+from tests.factories import PASSWORD, READ_AT, assign, auth, make_route, make_user
 
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+T0 = READ_AT
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_an_expired_access_token_is_refreshed_without_the_user(
             "dev": device.store.device_id(),
             "role": "reader",
             "typ": "access",
-            "exp": utcnow() - timedelta(minutes=1),
+            "exp": clock.now() - timedelta(minutes=1),
         },
         live_server.settings.secret_key,
         algorithm="HS256",

@@ -278,9 +278,10 @@ def crew_flow(h: Harness, sc: dict[str, Any]) -> Step:
 
 
 def now_iso() -> str:
-    from mobile.core.store import iso, now_utc
+    from common import clock
+    from mobile.core.store import iso
 
-    return iso(now_utc())
+    return iso(clock.now())
 
 
 FLOWS = {"reader": reader_flow, "crew": crew_flow}

@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 import jwt
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from common import clock
+from common.clock import Clock
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.models import AuditLog, User
-from tests.factories import PASSWORD, auth, login, make_route, make_user, reader_day, reading
+from tests.factories import (
+    CYCLE,
+    PASSWORD,
+    TODAY,
+    auth,
+    login,
+    make_route,
+    make_user,
+    reader_day,
+    reading,
+)
 
 
 def test_login_returns_tokens_and_the_user(
@@ -82,25 +94,43 @@ def test_requests_without_or_with_a_bad_token_are_401(client: TestClient) -> Non
     assert bad.json()["code"] == "invalid_token"
 
 
-def test_expired_access_token_is_401_token_expired(
-    client: TestClient, session: Session, settings: Settings
+def test_an_access_token_expires_when_the_servers_clock_passes_its_life(
+    client: TestClient, session: Session, settings: Settings, clock: Clock
 ) -> None:
-    user = make_user(session, settings, "reader1", "reader")
-    login(client, "reader1")
-    token = jwt.encode(
-        {
-            "sub": str(user.id),
-            "dev": "device-0001",
-            "role": "reader",
-            "typ": "access",
-            "exp": utcnow() - timedelta(minutes=1),
-        },
-        settings.secret_key,
-        algorithm="HS256",
-    )
-    response = client.get("/api/v1/sync/pull", headers={"Authorization": f"Bearer {token}"})
+    make_user(session, settings, "reader1", "reader")
+    headers = auth(client, "reader1")
+    clock.advance(timedelta(minutes=settings.access_token_minutes) - timedelta(seconds=1))
+    assert client.get("/api/v1/sync/pull", headers=headers).status_code == 200
+    clock.advance(timedelta(seconds=1))
+    response = client.get("/api/v1/sync/pull", headers=headers)
     assert response.status_code == 401
     assert response.json()["code"] == "token_expired"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "abc", "role": "reader"},
+        {"sub": "99999999999999999999999", "role": "reader"},
+        {"sub": "1"},
+        {"sub": "1", "role": ["admin"]},
+        {"sub": "1", "role": "reader", "exp": "tomorrow"},
+    ],
+    ids=["sub-not-a-number", "sub-beyond-64-bits", "no-role", "role-not-a-string", "exp-text"],
+)
+def test_a_signed_token_with_forged_claims_is_401_invalid_token(
+    client: TestClient, session: Session, settings: Settings, claims: dict[str, object]
+) -> None:
+    make_user(session, settings, "reader1", "reader")
+    payload = {
+        "dev": "device-0001",
+        "typ": "access",
+        "exp": int((clock.now() + timedelta(minutes=5)).timestamp()),
+    } | claims
+    token = jwt.encode(payload, settings.secret_key, algorithm="HS256")
+    response = client.get("/api/v1/sync/pull", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
 
 
 def test_revoking_a_device_kills_its_tokens_and_its_logins(
@@ -208,6 +238,19 @@ def test_admin_creates_users_grids_and_assignments(
     make_user(session, settings, "admin", "admin")
     make_route(session, "R-9", 3)
     headers = auth(client, "admin", "admin-desk-01")
+    user_in_g9 = {"username": "sup9", "password": "password-9", "role": "supervisor"}
+    unknown_grid = client.post(
+        "/api/v1/admin/users", headers=headers, json=user_in_g9 | {"grid_code": "G9"}
+    )
+    assert unknown_grid.status_code == 404
+    assert unknown_grid.json()["code"] == "grid_not_found"
+    grid = client.post(
+        "/api/v1/admin/grids", headers=headers, json={"code": "G9", "name": "Riverside"}
+    )
+    assert grid.status_code == 201, grid.text
+    assert grid.json()["name"] == "Riverside"
+    twice = client.post("/api/v1/admin/grids", headers=headers, json={"code": "G9"})
+    assert twice.status_code == 409
     created = client.post(
         "/api/v1/admin/users",
         headers=headers,
@@ -240,20 +283,21 @@ def test_admin_creates_users_grids_and_assignments(
     assert bad_role.status_code == 422
     assert "role" in bad_role.json()["detail"]
 
+    first, fifth = TODAY.isoformat(), (TODAY + timedelta(days=4)).isoformat()
     assignment = client.post(
         "/api/v1/admin/assignments",
         headers=headers,
         json={
             "route_code": "R-9",
             "reader": "reader9",
-            "cycle": "2026-12",
-            "window_start": "2026-12-01",
-            "window_end": "2026-12-05",
+            "cycle": CYCLE,
+            "window_start": first,
+            "window_end": fifth,
         },
     )
     assert assignment.status_code == 201, assignment.text
     assert assignment.json()["id"] > 0
-    assert assignment.json()["cycle"] == "2026-12"
+    assert assignment.json()["cycle"] == CYCLE
 
     backwards = client.post(
         "/api/v1/admin/assignments",
@@ -261,9 +305,9 @@ def test_admin_creates_users_grids_and_assignments(
         json={
             "route_code": "R-9",
             "reader": "reader9",
-            "cycle": "2026-12",
-            "window_start": "2026-12-05",
-            "window_end": "2026-12-01",
+            "cycle": CYCLE,
+            "window_start": fifth,
+            "window_end": first,
         },
     )
     assert backwards.status_code == 422
@@ -273,9 +317,9 @@ def test_admin_creates_users_grids_and_assignments(
         json={
             "route_code": "R-404",
             "reader": "reader9",
-            "cycle": "2026-12",
-            "window_start": "2026-12-01",
-            "window_end": "2026-12-05",
+            "cycle": CYCLE,
+            "window_start": first,
+            "window_end": fifth,
         },
     )
     assert unknown_route.status_code == 404
@@ -285,9 +329,9 @@ def test_admin_creates_users_grids_and_assignments(
         json={
             "route_code": "R-9",
             "reader": "sup9",
-            "cycle": "2026-12",
-            "window_start": "2026-12-01",
-            "window_end": "2026-12-05",
+            "cycle": CYCLE,
+            "window_start": first,
+            "window_end": fifth,
         },
     )
     assert to_supervisor.status_code == 422

@@ -7,7 +7,7 @@ import io
 import itertools
 import math
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from mobile.core.location import load_gpx
 from server import accounts, outages
-from server.cli import DOCS_URL, app
+from server.cli import app
 from server.core.config import Settings
 from server.core.security import verify_password
-from server.demo import USERS, demo_csv
+from server.demo import LOCAL, USERS, demo_csv
 from server.imports import import_meters_csv
 from server.models import (
     Account,
@@ -35,7 +35,16 @@ from server.models import (
     Route,
     User,
 )
-from tests.factories import assign, make_route, make_user
+from tests.factories import (
+    CYCLE,
+    NOW,
+    TODAY,
+    WINDOW_END,
+    WINDOW_START,
+    assign,
+    make_route,
+    make_user,
+)
 from tests.server.test_imports import csv_text, row
 
 # Cheap argon2, as the settings fixture has: the KDF's cost is not what these tests are about.
@@ -56,6 +65,7 @@ def count(session: Session, model: type) -> int:
 def test_create_user_makes_a_user_who_can_log_in(
     db_url: str, session: Session, settings: Settings
 ) -> None:
+    assert gridwalk(db_url, "create-grid", "G7", "--name", "滨江网格").exit_code == 0
     result = gridwalk(
         db_url,
         "create-user",
@@ -188,7 +198,10 @@ def test_assign_gives_a_route_to_a_reader_and_refuses_an_unknown_route(
     accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
     session.commit()
     import_meters_csv(session, csv_text([row(0)]), actor_id=None)
-    window = ["--cycle", "2026-11", "--window-start", "2026-11-20", "--window-end", "2026-11-30"]
+    window = [
+        *("--cycle", CYCLE),
+        *("--window-start", WINDOW_START.isoformat(), "--window-end", WINDOW_END.isoformat()),
+    ]
 
     result = gridwalk(db_url, "assign", "--route", "R-A", "--reader", "r1", *window)
     unknown = gridwalk(db_url, "assign", "--route", "R-Z", "--reader", "r1", *window)
@@ -197,9 +210,9 @@ def test_assign_gives_a_route_to_a_reader_and_refuses_an_unknown_route(
     assignment = session.exec(select(Assignment)).one()
     cycle = session.exec(select(Cycle)).one()
     assert (cycle.code, assignment.window_start, assignment.window_end) == (
-        "2026-11",
-        date(2026, 11, 20),
-        date(2026, 11, 30),
+        CYCLE,
+        WINDOW_START,
+        WINDOW_END,
     )
     assert unknown.exit_code == 2
     assert "no route 'R-Z'" in unknown.output
@@ -236,7 +249,7 @@ def test_demo_loads_once_and_prints_the_credentials_both_times(
         assert result.exit_code == 0, result.output
         for user in USERS:
             assert user.password in result.output
-        assert DOCS_URL in result.output
+        assert "gridwalk serve" in result.output
     assert "already loaded" in second.output
     assert count(session, User) == len(USERS)
     assert count(session, Meter) == 81
@@ -248,7 +261,7 @@ def test_demo_loads_once_and_prints_the_credentials_both_times(
     leader = session.get(User, grid.leader_id)
     assert leader is not None
     assert leader.username == "supervisor"
-    today = datetime.now(UTC).date()
+    today = TODAY  # the demo dates itself from the clock, frozen at NOW
     given = {
         (route.code, reader.username, cycle.code, a.window_start, a.window_end)
         for a, route, reader, cycle in session.exec(
@@ -274,11 +287,7 @@ def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 @pytest.mark.parametrize("route", ["R-101", "R-102"])
 def test_demo_route_is_a_street_walk_with_meters_near_roll_over(route: str) -> None:
-    rows = [
-        r
-        for r in csv.DictReader(io.StringIO(demo_csv(date(2026, 11, 25))))
-        if r["route_code"] == route
-    ]
+    rows = [r for r in csv.DictReader(io.StringIO(demo_csv(TODAY))) if r["route_code"] == route]
     points = [(float(r["lat"]), float(r["lon"])) for r in rows]
     steps = [_metres(a, b) for a, b in itertools.pairwise(points)]
 
@@ -292,7 +301,8 @@ def test_demo_route_is_a_street_walk_with_meters_near_roll_over(route: str) -> N
     assert any(int(r["multiplier"]) > 1 for r in rows)
     read_at = [datetime.fromisoformat(r["last_read_at"]) for r in rows]
     assert read_at == sorted(read_at)
-    assert read_at[0].date() == date(2026, 10, 26)
+    # Last cycle's walk: a month before today, from 09:00 local time.
+    assert read_at[0].astimezone(LOCAL).date() == TODAY - timedelta(days=30)
 
 
 def test_the_demo_has_an_honest_day_a_day_typed_at_home_and_outages(
@@ -320,7 +330,7 @@ def test_the_demo_has_an_honest_day_a_day_typed_at_home_and_outages(
     jobs = {j.kind: j for j in session.exec(select(Job))}
     assert (jobs["fault"].status, jobs["planned"].status) == ("started", "created")
     assert jobs["fault"].expected_finish is not None
-    board = outages.outages(session, settings, now=datetime.now(UTC), grid="GRID-01")
+    board = outages.outages(session, settings, now=NOW, grid="GRID-01")
     assert [(row["kind"], row["upcoming"]) for row in board] == [
         ("planned", True),
         ("fault", False),
@@ -341,10 +351,144 @@ def test_walk_gpx_writes_a_walk_along_the_route_to_replay(db_url: str, tmp_path:
 def test_close_due_closes_what_has_ended(db_url: str, session: Session, settings: Settings) -> None:
     make_user(session, settings, "reader1", "reader", "G1")
     make_route(session, "R-OLD", 2)
-    assign(
-        session, "R-OLD", "reader1", cycle="2026-01", start=date(2026, 1, 1), end=date(2026, 1, 5)
-    )
+    ended = TODAY - timedelta(days=30)
+    assign(session, "R-OLD", "reader1", "C-old", start=ended - timedelta(days=4), end=ended)
     result = gridwalk(db_url, "close-due")
     assert result.exit_code == 0, result.output
     assert "Closed 1 assignment" in result.output
     assert session.exec(select(Assignment.status)).one() == "closed"
+
+
+def test_demo_can_be_loaded_as_of_another_day(db_url: str, session: Session) -> None:
+    day = TODAY - timedelta(days=40)
+    result = gridwalk(db_url, "demo", "--today", day.isoformat())
+    assert result.exit_code == 0, result.output
+    windows = {(a.window_start, a.window_end) for a in session.exec(select(Assignment))}
+    assert windows == {(day - timedelta(days=2), day + timedelta(days=5))}
+    first = session.exec(select(func.min(Reading.read_at))).one()
+    assert first is not None
+    assert first.astimezone(LOCAL).date() == day - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            [
+                "create-user",
+                "u1",
+                "--role",
+                "reader",
+                "--password",
+                "long-enough-pw",
+                "--grid",
+                "NO-SUCH-GRID",
+            ],
+            "no grid 'NO-SUCH-GRID'",
+        ),
+        (
+            [
+                "assign",
+                "--route",
+                "R-A",
+                "--reader",
+                "r1",
+                "--cycle",
+                "2026-13",
+                "--window-start",
+                "2026-02-01",
+                "--window-end",
+                "2026-02-05",
+            ],
+            "names month 13",
+        ),
+        (
+            [
+                "assign",
+                "--route",
+                "R-A",
+                "--reader",
+                "r1",
+                "--cycle",
+                "C1",
+                "--window-start",
+                "2026-02-30",
+                "--window-end",
+                "2026-03-05",
+            ],
+            "'2026-02-30' is not a day of the calendar",
+        ),
+        (
+            [
+                "assign",
+                "--route",
+                "R-A",
+                "--reader",
+                "r1",
+                "--cycle",
+                "C1",
+                "--window-start",
+                "2026/02/03",
+                "--window-end",
+                "2026-03-05",
+            ],
+            "'2026/02/03' is not a day written YYYY-MM-DD",
+        ),
+        (
+            [
+                "assign",
+                "--route",
+                "R-A",
+                "--reader",
+                "r1",
+                "--cycle",
+                "C1",
+                "--window-start",
+                "9999-01-01",
+                "--window-end",
+                "9999-01-05",
+            ],
+            "outside 2000-2099",
+        ),
+        (
+            [
+                "assign",
+                "--route",
+                "R-A",
+                "--reader",
+                "r1",
+                "--cycle",
+                "C1",
+                "--window-start",
+                "2026-01-01",
+                "--window-end",
+                "2026-12-31",
+            ],
+            "at most 92",
+        ),
+        (["walk-gpx", "R-A", "/no/such/dir/x.gpx"], "the folder /no/such/dir does not exist"),
+        (["db", "upgrade", "not-a-revision"], "not-a-revision"),
+        (["serve", "--port", "99999"], "--port"),
+        (["demo", "--today", "2026-13-01"], "'2026-13-01' is not a day of the calendar"),
+        (["assign"], "Missing option '--route'"),
+        (["no-such-command"], "No such command"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "-".join(v[:2]),
+)
+def test_a_bad_argument_gets_one_line_a_nonzero_exit_and_writes_nothing(
+    db_url: str, session: Session, settings: Settings, args: list[str], says: str
+) -> None:
+    accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
+    session.commit()
+    import_meters_csv(session, csv_text([row(0)]), actor_id=None)
+    session.commit()
+    before = {model: count(session, model) for model in (User, Grid, Assignment, Reading)}
+
+    result = gridwalk(db_url, *args)
+
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    assert says in lines[0]
+    assert {model: count(session, model) for model in before} == before

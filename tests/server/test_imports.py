@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -397,7 +397,7 @@ def test_a_moved_meter_reaches_its_old_readers_pull_as_withdrawn(
     rows = [row(0), row(1), row(2, route_code="R-B")]
     import_meters_csv(session, csv_text(rows), actor_id=None)
     make_user(session, settings, "reader1", "reader", "G1")
-    assign(session, "R-A", "reader1", start=date(2026, 11, 20), end=date(2026, 11, 30))
+    assign(session, "R-A", "reader1")
     headers = auth(client, "reader1")
     first = client.get("/api/v1/sync/pull", headers=headers).json()
     moved_id = meters_by_no(session)["M0001"].id

@@ -4,18 +4,18 @@ figures, the outage board, and the consumption history behind a meter check."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from common import clock
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.models import Job, JobEvent
-from tests.factories import assign, auth, make_route, make_user, meters_of, reading
+from tests.factories import NOW, TODAY, assign, auth, make_route, make_user, meters_of, reading
 
-T0 = utcnow().replace(microsecond=0)
+T0 = NOW
 
 
 def event(job_id: str, kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def test_jobs_about_to_breach_their_target_are_listed(
     d.create(urgency="normal", content="street light").json()
     job = session.get(Job, uuid.UUID(late))
     assert job is not None
-    job.reported_at = utcnow() - timedelta(minutes=25)  # urgent: arrive within 30 min
+    job.reported_at = clock.now() - timedelta(minutes=25)  # urgent: arrive within 30 min
     session.add(job)
     session.commit()
     response = client.get("/api/v1/jobs", headers=d.h["sup1"], params={"breaching_within_min": 10})
@@ -387,17 +387,14 @@ def test_a_meter_check_starts_from_the_consumption_history_and_ends_with_its_res
     route = make_route(session, "R-9", 1)
     [meter] = meters_of(session, route)
     reader = auth(client, "reader1", "dev-reader1-02")
-    for cycle, value, day in (("2026-09", "1090", 25), ("2026-10", "1190", 25)):
-        month = int(cycle[-2:])
+    # Two past cycles, their windows 35 days apart: always in two different months.
+    starts = [TODAY - timedelta(days=70), TODAY - timedelta(days=35)]
+    cycles = [f"{start:%Y-%m}" for start in starts]
+    for cycle, value, start in zip(cycles, ("1090", "1190"), starts, strict=True):
         a = assign(
-            session,
-            "R-9",
-            "reader1",
-            cycle=cycle,
-            start=date(2026, month, 20),
-            end=date(2026, month, 28),
+            session, "R-9", "reader1", cycle=cycle, start=start, end=start + timedelta(days=8)
         )
-        at = datetime(2026, month, day, 2, tzinfo=UTC)
+        at = datetime.combine(start + timedelta(days=5), time(2), tzinfo=UTC)
         pushed = client.post(
             "/api/v1/sync/push",
             headers=reader,
@@ -408,8 +405,8 @@ def test_a_meter_check_starts_from_the_consumption_history_and_ends_with_its_res
     assert history.status_code == 200, history.text
     [m] = history.json()["meters"]
     assert [(h["cycle"], h["consumption_kwh"]) for h in m["history"]] == [
-        ("2026-09", None),
-        ("2026-10", "100"),
+        (cycles[0], None),
+        (cycles[1], "100"),
     ]
     assert client.get("/api/v1/accounts/NOPE/consumption", headers=d.h["agent1"]).status_code == 404
 

@@ -11,7 +11,17 @@ from sqlmodel import Session
 from server.changes import next_change_seq
 from server.core.config import Settings
 from server.models import Job, JobCrew, RereadOrder
-from tests.factories import ReaderDay, assign, auth, make_route, make_user, reader_day
+from tests.factories import (
+    CYCLE,
+    WINDOW_END,
+    WINDOW_START,
+    ReaderDay,
+    assign,
+    auth,
+    make_route,
+    make_user,
+    reader_day,
+)
 
 PULL = "/api/v1/sync/pull"
 
@@ -45,8 +55,9 @@ def test_first_pull_has_the_assignment_with_every_meter_in_sequence(
     assert body["has_more"] is False
     [assignment] = body["assignments"]
     assert assignment["id"] == day.assignment.id
-    assert (assignment["route_code"], assignment["cycle"]) == ("R-1", "2026-11")
-    assert (assignment["window_start"], assignment["window_end"]) == ("2026-11-20", "2026-11-30")
+    assert (assignment["route_code"], assignment["cycle"]) == ("R-1", CYCLE)
+    window = (assignment["window_start"], assignment["window_end"])
+    assert window == (WINDOW_START.isoformat(), WINDOW_END.isoformat())
     meters = assignment["meters"]
     assert [m["meter_no"] for m in meters] == [m.meter_no for m in day.meters]
     assert set(meters[0]) >= {

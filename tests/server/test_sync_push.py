@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from common import clock
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.models import Reading, RereadOrder, TrackPoint
 from tests.factories import (
     READ_AT,
@@ -171,7 +171,8 @@ def test_reading_with_both_value_and_skip_or_neither_is_invalid(
     both = reading(day.assignment.id, day.meters[0], skip_code="dog")
     neither = reading(day.assignment.id, day.meters[1], value=None)
     bad_skip = reading(day.assignment.id, day.meters[2], value=None, skip_code="aliens")
-    naive_time = reading(day.assignment.id, day.meters[3], read_at="2026-11-25T09:00:00")
+    naive = READ_AT.replace(tzinfo=None).isoformat()
+    naive_time = reading(day.assignment.id, day.meters[3], read_at=naive)
     results = push(client, day, readings=[both, neither, bad_skip, naive_time])["results"]
     assert [r["error"] for r in results] == ["invalid"] * 4
     assert "skip_code" in results[2]["detail"]
@@ -354,10 +355,10 @@ def test_readings_taken_before_a_route_moved_to_another_reader_are_kept(
 ) -> None:
     """Offline all morning, the first reader syncs after the office gave the route away."""
     day = reader_day(session, settings, client)
-    before = reading(day.assignment.id, day.meters[0], at=utcnow() - timedelta(hours=2))
+    before = reading(day.assignment.id, day.meters[0], at=clock.now() - timedelta(hours=2))
     make_user(session, settings, "reader2", "reader", "G1")
     assign(session, "R-1", "reader2")
-    after = reading(day.assignment.id, day.meters[1], at=utcnow() + timedelta(minutes=1))
+    after = reading(day.assignment.id, day.meters[1], at=clock.now() + timedelta(minutes=1))
     results = push(client, day, readings=[before, after])["results"]
     assert [(r["status"], r["error"]) for r in results] == [
         ("accepted", None),

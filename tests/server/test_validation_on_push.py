@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -14,11 +14,20 @@ from server.core.config import Settings
 from server.days import home_day, honest_day
 from server.main import create_app
 from server.models import Assignment
-from tests.factories import ReaderDay, assign, auth, make_route, make_user, reader_day
+from tests.factories import (
+    TODAY,
+    ReaderDay,
+    assign,
+    auth,
+    local_time,
+    make_route,
+    make_user,
+    reader_day,
+)
 
 AUDIT = "/api/v1/audit"
-# Inside the factories' window (2026-11-20 .. 30), in the morning of UTC+8.
-MORNING = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+# Inside the factories' window (TODAY ± 5 days): yesterday morning, in UTC+8.
+MORNING = local_time(TODAY - timedelta(days=1), 9)
 
 
 def push(client: TestClient, day: ReaderDay, **body: Any) -> dict[str, Any]:
@@ -112,15 +121,13 @@ def test_the_server_closes_assignments_whose_window_ended_by_itself(
     make_user(session, settings, "reader1", "reader", "G1")
     make_route(session, "R-OLD", 2)
     make_route(session, "R-NOW", 2)
-    old = assign(
-        session, "R-OLD", "reader1", cycle="2026-10", start=date(2026, 10, 1), end=date(2026, 10, 5)
-    )
-    current = assign(
-        session, "R-NOW", "reader1", cycle="2030-01", start=date(2030, 1, 1), end=date(2030, 1, 5)
-    )
+    ended = TODAY - timedelta(days=30)
+    old = assign(session, "R-OLD", "reader1", "C-old", ended - timedelta(days=4), ended)
+    current = assign(session, "R-NOW", "reader1", "C-now")
     running = settings.model_copy(update={"close_due_every_minutes": 60})
     with TestClient(create_app(running, engine)):
-        deadline = time.monotonic() + 10
+        # A bound on waiting for the closer's first run (at start-up), not a measure of speed.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             session.commit()
             status = session.exec(select(Assignment.status).where(Assignment.id == old.id)).one()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from sqlmodel import Session, col, select
 
 from server import audit
 from server.core.config import Settings
-from server.core.db import utcnow
 from server.days import home_day, honest_day
 from server.errors import Conflict
 from server.models import Assignment, AuditLog, Flag
@@ -23,14 +22,21 @@ from server.validation import (
     close_assignment,
     close_due_assignments,
     validate_assignment,
-    window_tz,
 )
-from tests.factories import ReaderDay, assign, make_route, make_user, reader_day
+from tests.factories import (
+    NOW,
+    TODAY,
+    ReaderDay,
+    assign,
+    local_time,
+    make_route,
+    make_user,
+    reader_day,
+)
 
 PUSH = "/api/v1/sync/push"
-CST = window_tz(Settings())
-START = datetime(2026, 11, 21, 9, 0, tzinfo=CST)  # inside the factories' window (20-30 Nov)
-DURING = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # the window is still open
+START = local_time(TODAY - timedelta(days=4), 9)  # inside the factories' window (TODAY ± 5)
+DURING = NOW  # the window is still open
 
 
 def aid(day: ReaderDay) -> int:
@@ -46,7 +52,7 @@ def push(
     track: Sequence[dict[str, Any]] = (),
 ) -> None:
     body = {
-        "sent_at": utcnow().isoformat(),
+        "sent_at": NOW.isoformat(),
         "readings": list(readings),
         "track_points": list(track),
     }
@@ -239,10 +245,11 @@ def test_due_assignments_are_those_whose_window_ended_in_local_time(
     make_user(session, settings, "reader1", "reader", grid_code="G1")
     make_route(session, "R-1", 3)
     make_route(session, "R-2", 3)
-    ended = assign(session, "R-1", "reader1", "2026-11a", date(2026, 11, 15), date(2026, 11, 22))
-    running = assign(session, "R-2", "reader1", "2026-11b", date(2026, 11, 20), date(2026, 11, 30))
-    # 17:00 UTC on the 22nd is already the 23rd in China: the first window has ended.
-    now = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)
+    ended_on = TODAY - timedelta(days=3)
+    ended = assign(session, "R-1", "reader1", "C-a", ended_on - timedelta(days=7), ended_on)
+    running = assign(session, "R-2", "reader1", "C-b")
+    # 17:00 UTC on the window's last day is already the next day in China: it has ended.
+    now = datetime.combine(ended_on, time(17), tzinfo=UTC)
     assert close_due_assignments(session, settings=settings, now=now) == [ended.id]
     session.commit()
     assert close_due_assignments(session, settings=settings, now=now) == []
@@ -258,9 +265,14 @@ def test_due_assignments_are_those_whose_window_ended_in_local_time(
 def test_a_track_batch_affects_the_assignments_whose_window_or_readings_it_covers(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
-    day = reader_day(session, settings, client, n_meters=3)  # window 20-30 Nov
+    day = reader_day(session, settings, client, n_meters=3)  # window TODAY ± 5 days
+
+    def local_noon(days: int, hour: int = 12) -> datetime:
+        return local_time(TODAY + timedelta(days=days), hour)
+
     make_route(session, "R-2", 3)
-    early = assign(session, "R-2", "reader1", "2026-10", date(2026, 11, 1), date(2026, 11, 10))
+    early_end = TODAY - timedelta(days=15)
+    early = assign(session, "R-2", "reader1", "C-early", early_end - timedelta(days=9), early_end)
     assert early.id is not None
     session.commit()
 
@@ -269,18 +281,18 @@ def test_a_track_batch_affects_the_assignments_whose_window_or_readings_it_cover
             session, user_id=day.assignment.reader_id, t_min=t, t_max=t, settings=settings
         )
 
-    assert affected(datetime(2026, 11, 5, 12, 0, tzinfo=CST)) == {early.id}
-    assert affected(datetime(2026, 11, 25, 12, 0, tzinfo=CST)) == {day.assignment.id}
-    assert affected(datetime(2026, 11, 15, 12, 0, tzinfo=CST)) == set()
+    assert affected(local_noon(-20)) == {early.id}
+    assert affected(local_noon(0)) == {day.assignment.id}
+    assert affected(local_noon(-10)) == set()
     # The day after the window still belongs to it (a late evening, a time zone away).
-    assert affected(datetime(2026, 11, 11, 20, 0, tzinfo=CST)) == {early.id}
+    assert affected(local_noon(-14, hour=20)) == {early.id}
     other = make_user(session, settings, "reader2", "reader", grid_code="G1")
     assert (
         affected_assignments_for_track(
             session,
             user_id=other.id,
-            t_min=datetime(2026, 11, 25, tzinfo=UTC),
-            t_max=datetime(2026, 11, 26, tzinfo=UTC),
+            t_min=NOW - timedelta(hours=12),
+            t_max=NOW + timedelta(hours=12),
             settings=settings,
         )
         == set()
@@ -292,7 +304,7 @@ def test_a_track_batch_affects_an_assignment_read_outside_its_window(
 ) -> None:
     day = reader_day(session, settings, client, n_meters=3)
     assert day.assignment.id is not None
-    when = datetime(2026, 11, 17, 10, 0, tzinfo=CST)  # three days before the window opens
+    when = local_time(TODAY - timedelta(days=8), 10)  # three days before the window opens
     readings, _ = honest_day(day.meters[:1], when, assignment_id=aid(day))
     push(client, day, readings)
     session.commit()

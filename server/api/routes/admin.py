@@ -32,6 +32,17 @@ class UserPublic(BaseModel):
     active: bool
 
 
+class GridCreate(BaseModel):
+    code: str = Field(min_length=1, max_length=32)
+    name: str = Field(default="", max_length=200)
+
+
+class GridPublic(BaseModel):
+    id: int
+    code: str
+    name: str
+
+
 class AssignmentCreate(BaseModel):
     route_code: str = Field(min_length=1, max_length=64)
     reader: str = Field(min_length=1, max_length=64)
@@ -55,11 +66,20 @@ class DeviceRevoked(BaseModel):
     revoked_at: str
 
 
+@router.post("/grids", status_code=201)
+def create_grid(body: GridCreate, caller: AdminDep, session: SessionDep) -> GridPublic:
+    """Create a grid (网格); users can then be created in it."""
+    grid = accounts.create_grid(session, code=body.code, name=body.name, actor_id=caller.id)
+    session.commit()
+    assert grid.id is not None
+    return GridPublic(id=grid.id, code=grid.code, name=grid.name)
+
+
 @router.post("/users", status_code=201)
 def create_user(
     body: UserCreate, caller: AdminDep, session: SessionDep, settings: SettingsDep
 ) -> UserPublic:
-    """Create a user with a role (and a grid; naming a new grid code creates it)."""
+    """Create a user with a role, in an existing grid (404 for an unknown grid code)."""
     user = accounts.create_user(
         session,
         settings,

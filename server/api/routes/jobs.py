@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
+from common import clock
 from common.schemas import JobKind, Latitude, Longitude, Urgency
 from server import jobs, outages
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
-from server.core.db import utcnow
 
 router = APIRouter(tags=["jobs and outages"])
 
@@ -133,7 +133,7 @@ def list_outages(
 ) -> list[dict[str, Any]]:
     """Is there an outage at this account, this point, in this grid, and when is power back?"""
     return outages.outages(
-        session, settings, now=utcnow(), account_no=account_no, lat=lat, lon=lon, grid=grid
+        session, settings, now=clock.now(), account_no=account_no, lat=lat, lon=lon, grid=grid
     )
 
 
