@@ -14,7 +14,12 @@ PORT ?= 8000
 
 setup: $(STAMP) $(WEB_STAMP)
 
+# Debian's own python3.11 has no venv/ensurepip until python3.11-venv is installed (root only).
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends $(notdir $(PYTHON))-venv; } || \
+	  { echo "setup: $(PYTHON) cannot make a venv: apt-get install $(notdir $(PYTHON))-venv" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,handheld]'
@@ -24,9 +29,9 @@ $(STAMP): pyproject.toml
 # no CDN, as desks may have no internet. npm comes from Debian when missing (root only).
 $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; } || \
 	  { echo "setup: npm is missing: apt-get install npm" >&2; exit 1; }
-	cd $(WEB) && npm ci --no-audit --no-fund
+	cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $(WEB_STAMP)
 
 run: setup

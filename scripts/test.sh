@@ -37,10 +37,10 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#wanted[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     if [ ${#missing[@]} -gt 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
     if [ ${#wanted[@]} -gt 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}" \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" \
         || echo "test.sh: could not install ${wanted[*]}: screenshots show boxes for Chinese" >&2
     fi
   elif [ "${CI:-}" = true ] && [ ${#missing[@]} -gt 0 ]; then

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.requests import ClientDisconnect
 
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
@@ -51,6 +52,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version=f"contract {CONTRACT_VERSION}",
         description="Field work for electricity utilities: meter reading, repair jobs, audit.",
         lifespan=lifespan,
+        # /docs is served by pages.mount from files installed here, never from a CDN; ReDoc
+        # would need one, so it is left out.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -60,6 +65,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         body: dict[str, object] = {"detail": exc.detail, "code": exc.code, **exc.extra}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _hung_up(request: Request, _exc: ClientDisconnect) -> Response:
+        # A handheld losing its link mid-push is an ordinary day on GPRS: its outbox still
+        # holds the batch and sends it again. One line, no traceback; nobody reads the answer.
+        where = request.client.host if request.client else "?"
+        logger.info("client %s hung up during %s %s", where, request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -119,7 +119,10 @@ def load_gpx(path: str | Path) -> list[ReplayPoint]:
 
 
 class GpxReplaySource(LocationSource):
-    """Plays a GPX walk `speed` times faster than it was recorded, stamped with now."""
+    """Plays a GPX walk `speed` times faster than it was recorded, stamped with now.
+
+    The walk can be held where it is (`pause`) and go on later (`resume`), as a reader stands
+    at a meter while typing: a presenter's demo, or a test that must not race the walk."""
 
     provider = "replay"
 
@@ -131,8 +134,17 @@ class GpxReplaySource(LocationSource):
         self.speed = speed
         self.loop = loop
         self._stop = threading.Event()
+        self._walking = threading.Event()
+        self._walking.set()
         self._thread: threading.Thread | None = None
         self.done = threading.Event()
+
+    def pause(self) -> None:
+        """Hold the walk after the fix just given (from any thread, the replay's own too)."""
+        self._walking.clear()
+
+    def resume(self) -> None:
+        self._walking.set()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -148,6 +160,9 @@ class GpxReplaySource(LocationSource):
             for point in self.points:
                 if self._stop.wait(max(0.0, (point.offset_s - previous) / self.speed)):
                     return
+                while not self._walking.wait(0.1):
+                    if self._stop.is_set():
+                        return
                 previous = point.offset_s
                 self._on_location(
                     Fix(

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from server.api.deps import SettingsDep
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
 LEAFLET_DIST = WEB_DIR / "node_modules" / "leaflet" / "dist"
+SWAGGER_DIST = WEB_DIR / "node_modules" / "swagger-ui-dist"
 
 router = APIRouter(include_in_schema=False)
 
@@ -99,8 +101,41 @@ def audit_config(settings: SettingsDep, map_library: MapLibraryDep) -> dict[str,
     }
 
 
-def mount(app: FastAPI, *, leaflet_dist: Path | None = None) -> None:
-    """Add the pages and their static files to `app`."""
+def _mount_api_docs(app: FastAPI, dist: Path) -> None:
+    """/docs from Swagger UI's own files, served here: the walk-through works with no internet."""
+    if not (dist / "swagger-ui-bundle.js").is_file():
+        logger.warning(
+            "Swagger UI is not installed in %s: /docs says so (run `make setup`)", dist
+        )
+
+        @app.get("/docs", include_in_schema=False)
+        def docs_missing() -> HTMLResponse:
+            return HTMLResponse(
+                "<!doctype html><title>Gridwalk API</title><p>Swagger UI is not installed on "
+                "this server (run <code>make setup</code>). The schema is at "
+                '<a href="/openapi.json">/openapi.json</a>.</p>',
+                status_code=503,
+            )
+
+        return
+    app.mount("/static/vendor/swagger-ui", StaticFiles(directory=dist), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+
+def mount(
+    app: FastAPI, *, leaflet_dist: Path | None = None, swagger_dist: Path | None = None
+) -> None:
+    """Add the pages, the API docs and their static files to `app` (built with docs_url=None)."""
+    _mount_api_docs(app, swagger_dist or SWAGGER_DIST)
     dist = leaflet_dist or LEAFLET_DIST
     app.state.map_library = (dist / "leaflet.js").is_file()
     if app.state.map_library:

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mobile.core.location import GpxReplaySource, OnLocation, OnStatus
+from mobile.core.store import Fix
+
 Step = Generator[float | Callable[[], bool], None, None]
 
 
@@ -33,7 +36,7 @@ class Harness:
         from kivy.core.window import Window
 
         from mobile.core.field import FieldSession, FieldSettings
-        from mobile.core.location import FixedSource, GpxReplaySource, LocationSource
+        from mobile.core.location import FixedSource, LocationSource
         from mobile.ui.app import HandheldApp
 
         self.window = Window
@@ -47,8 +50,10 @@ class Harness:
         }
         self.link = LinkProxy(scenario["server"])
         source: LocationSource
+        self.walk: ReaderWalk | None = None
         if scenario.get("gpx"):
-            source = GpxReplaySource(scenario["gpx"], speed=scenario["speed"])
+            source = self.walk = ReaderWalk(scenario["gpx"], speed=scenario["speed"])
+            source.pause()  # the reader sets off when the route is open
         else:
             source = FixedSource(*scenario["fixed"], interval_s=1)
         # Replayed faster, the walk must be sampled faster too, or it leaves too few points.
@@ -80,6 +85,24 @@ class Harness:
         self.shot("01-login")
         self.press(login.ids.login_button)
         yield self.screen("today")
+
+
+class ReaderWalk(GpxReplaySource):
+    """The replayed walk stops where a meter to read pops up, as a reader does, and goes on
+    when the driver says the reading is done: the flow never races the walk, however slow the
+    machine."""
+
+    def __init__(self, path: str, *, speed: float) -> None:
+        super().__init__(path, speed=speed)
+        self.stop_here: Callable[[Fix], bool] = lambda _fix: False
+
+    def configure(self, on_location: OnLocation, on_status: OnStatus) -> None:
+        def deliver(fix: Fix) -> None:
+            on_location(fix)
+            if self.stop_here(fix):
+                self.pause()  # in the replay's own thread: no later fix is given meanwhile
+
+        super().configure(deliver, on_status)
 
 
 class LinkProxy:
@@ -145,6 +168,9 @@ def reader_flow(h: Harness, sc: dict[str, Any]) -> Step:
     h.press(today.ids.work.children[-1])  # the first route
     yield h.screen("route")
     route = h.app.root.get_screen("route")
+    assert h.walk is not None
+    h.walk.stop_here = lambda _fix: h.field.nearest(route.assignment_id) is not None
+    h.walk.resume()
     for n in range(sc["readings"]):
         yield lambda: route.nearest_id != 0
         meter = h.field.store.meter(route.assignment_id, route.nearest_id)
@@ -179,6 +205,7 @@ def reader_flow(h: Harness, sc: dict[str, Any]) -> Step:
         h.result["confirmed"].append({"meter_id": meter.id, "value": plain(value)})
         h.press(reading.ids.back_button)
         yield h.screen("route")
+        h.walk.resume()  # on to the next meter
     # Skip the last meter of the route from the list.
     last = route.ids.meters.children[0]
     h.press(last)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
+from common.clock import Clock
 from server.changes import committed_change_seq
 from server.core.config import Settings
 from server.errors import Invalid
@@ -157,11 +158,14 @@ def test_reimporting_the_same_file_changes_nothing(session: Session) -> None:
     assert committed_change_seq(session) == seq_before
 
 
-def test_a_changed_row_updates_the_meter_and_bumps_its_change_seq(session: Session) -> None:
+def test_a_changed_row_updates_the_meter_and_bumps_its_change_seq(
+    session: Session, clock: Clock
+) -> None:
     rows = [row(i) for i in range(4)]
     import_meters_csv(session, csv_text(rows), actor_id=None)
     before = seqs(session)
     updated_before = meters_by_no(session)["M0002"].updated_at
+    clock.advance(timedelta(minutes=1))  # the billing system's next export
 
     rows[2] = row(2, lat="30.275500", multiplier="40", expected_high="9000")
     report = import_meters_csv(session, csv_text(rows), actor_id=None)
@@ -173,7 +177,7 @@ def test_a_changed_row_updates_the_meter_and_bumps_its_change_seq(session: Sessi
         Decimal(40),
         Decimal(9000),
     )
-    assert changed.updated_at > updated_before
+    assert changed.updated_at == updated_before + timedelta(minutes=1)
     after = seqs(session)
     assert after["M0002"] > before["M0002"]
     assert {no: after[no] for no in ("M0000", "M0001", "M0003")} == {

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import socket
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from common import clock
 from server.core.config import Settings
+from server.main import create_app
 from server.models import Reading, RereadOrder, TrackPoint
+from tests.conftest import LiveServer
 from tests.factories import (
     READ_AT,
     ReaderDay,
     assign,
+    login,
     make_user,
     reader_day,
     reading,
@@ -364,3 +371,30 @@ def test_readings_taken_before_a_route_moved_to_another_reader_are_kept(
         ("accepted", None),
         ("rejected", "not_your_assignment"),
     ]
+
+
+def test_a_device_hanging_up_mid_push_is_one_log_line_not_a_traceback(
+    live_server: LiveServer, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On GPRS a link drops mid-push every day: the outbox sends the batch again later."""
+    make_user(session, live_server.settings, "reader1", "reader", "G1")
+    with TestClient(create_app(live_server.settings, live_server.engine)) as office:
+        token = login(office, "reader1")["access_token"]
+    host, port = live_server.url.removeprefix("http://").split(":")
+    caplog.set_level(logging.INFO)
+    with socket.create_connection((host, int(port))) as link:
+        link.sendall(
+            b"POST /api/v1/sync/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b'{"readings": [' + b" " * 1000
+        )
+    # The server notices the hang-up on its own time: wait for its line, within a generous bound.
+    deadline = time.monotonic() + 30
+    while not any("hung up" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the server never noticed the hang-up"
+        time.sleep(0.02)
+    [line] = [r for r in caplog.records if "hung up" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert "POST /api/v1/sync/push" in line.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert count(session, Reading) == 0

@@ -130,3 +130,30 @@ def test_with_no_tile_url_the_page_gets_none(web: TestClient) -> None:
 )
 def test_tile_source(tile_url: str, source: str) -> None:
     assert pages.tile_source(tile_url) == source
+
+
+@pytest.mark.skipif(
+    not (pages.SWAGGER_DIST / "swagger-ui-bundle.js").is_file() and not IN_CI,
+    reason="Swagger UI not installed: `make setup` runs npm ci in server/web",
+)
+def test_the_api_docs_are_served_from_this_server_with_no_cdn(web: TestClient) -> None:
+    docs = web.get("/docs")
+    assert docs.status_code == 200
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs.text
+    assert "/static/vendor/swagger-ui/swagger-ui.css" in docs.text
+    assert "cdn" not in docs.text
+    assert "https://" not in docs.text
+    for path in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert web.get(f"/static/vendor/swagger-ui/{path}").status_code == 200, path
+    assert web.get("/redoc").status_code == 404  # ReDoc would need a CDN
+
+
+def test_without_swagger_ui_the_docs_say_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "SWAGGER_DIST", tmp_path / "node_modules" / "swagger-ui-dist")
+    with TestClient(create_app(page_settings(tmp_path))) as client:
+        docs = client.get("/docs")
+        assert docs.status_code == 503
+        assert "make setup" in docs.text
+        assert client.get("/openapi.json").status_code == 200
