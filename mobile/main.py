@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         source = location_source(args)
     except (ValueError, OSError) as exc:
         sys.exit(f"gridwalk-handheld: {exc}")
+    try:
+        # A first start on a fresh machine: the folder is made here, before Kivy needs it.
+        (args.data_dir / "kivy").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        sys.exit(f"gridwalk-handheld: cannot use --data-dir {args.data_dir}: {exc.strerror}")
     # Kivy reads sys.argv itself unless told not to; its home goes under the data dir.
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_HOME", str(args.data_dir / "kivy"))

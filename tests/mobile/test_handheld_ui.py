@@ -243,3 +243,59 @@ def test_a_crew_works_a_job_offline_through_the_screens_and_the_board_follows(
             == []
         )
         assert len(result["screenshots"]) == 6
+
+
+def test_the_app_starts_on_a_fresh_machine_with_a_data_dir_that_does_not_exist_yet(
+    display: str, tmp_path: Path
+) -> None:
+    """The README's own example, `--data-dir /tmp/handheld`, on a machine that never ran it."""
+    data_dir = tmp_path / "fresh" / "handheld"
+    log = tmp_path / "app.log"
+    env = os.environ | {"DISPLAY": display, "SDL_VIDEODRIVER": "x11", "PYTHONPATH": str(ROOT)}
+    env.pop("KIVY_HOME", None)
+    with log.open("wb") as out:
+        app = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mobile.main",
+                "--data-dir",
+                str(data_dir),
+                "--fixed",
+                "30.2741,120.1551",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            # A bound on a hung start, not a measure of speed: the window's main loop is the sign.
+            deadline = time.monotonic() + 120
+            while "Start application main loop" not in log.read_text(errors="replace"):
+                assert app.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.1)
+        finally:
+            app.terminate()
+            app.wait(timeout=30)
+    assert (data_dir / "gridwalk-device.db").is_file()
+    assert (data_dir / "kivy").is_dir()
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_a_data_dir_that_cannot_be_made_gets_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    run = subprocess.run(
+        [sys.executable, "-m", "mobile.main", "--data-dir", str(blocker / "handheld")],
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        f"gridwalk-handheld: cannot use --data-dir {blocker / 'handheld'}: Not a directory"
+    ]
