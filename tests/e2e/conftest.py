@@ -100,7 +100,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterat
         {"download.default_directory": str(downloads), "download.prompt_for_download": False},
     )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    # Under a moved clock (scripts/test.sh preloads libfaketime) Chromium starts only if its
+    # monotonic clock is faked too; Python's timed waits need it left alone.
+    env = {k: v for k, v in os.environ.items() if k != "FAKETIME_DONT_FAKE_MONOTONIC"}
+    driver = Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER), env=env))
     yield driver
     driver.quit()
 
