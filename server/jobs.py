@@ -18,6 +18,15 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from common.geo import distance_m
+from common.job_lifecycle import (
+    OPEN_STATUSES,
+    EventFacts,
+    JobEventKind,
+    JobFacts,
+    JobStatus,
+    refusal,
+    status_after,
+)
 from common.schemas import Fix, JobEventIn, JobOut
 from server.changes import next_change_seq, record_audit
 from server.core.config import Settings
@@ -36,7 +45,7 @@ from server.models import (
     fix_columns,
 )
 
-OPEN_STATES = ("created", "assigned", "started")
+OPEN_STATES = tuple(sorted(OPEN_STATUSES))
 OUTAGE_KINDS = ("fault", "planned", "temporary_repair")
 
 
@@ -116,7 +125,7 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
     job = Job(
         kind=draft.kind,
         urgency=draft.urgency,
-        status="assigned" if crew else "created",
+        status=JobStatus.ASSIGNED if crew else JobStatus.CREATED,
         content=draft.content,
         grid_id=_grid_of(session, creator, crew, accounts, route, draft.lat, draft.lon),
         lat=draft.lat,
@@ -224,14 +233,12 @@ def assign_crew(session: Session, *, actor: User, job_id: uuid.UUID, crew: list[
     """Give the job to a crew (replacing the one it had)."""
     job = _get(session, job_id)
     _may_dispatch(session, actor, job)
-    if job.status not in OPEN_STATES:
-        raise Invalid(f"job is {job.status}: it cannot be assigned", code="illegal_transition")
+    now = clock.now()
+    _office_may(job, JobEventKind.ASSIGNED, now)
     crew = list(dict.fromkeys(crew))
     users = _users(session, crew)
     _set_crew(session, job, users)
-    now = clock.now()
-    if job.status == "created":
-        job.status = "assigned"
+    job.status = status_after(JobStatus(job.status), JobEventKind.ASSIGNED)
     job.dispatched_at = job.dispatched_at or now
     _touch(session, job, now)
     _office_event(session, job, actor, "assigned", now, crew=crew)
@@ -251,10 +258,9 @@ def cancel_job(session: Session, *, actor: User, job_id: uuid.UUID, note: str) -
     """Cancel an open job (a false alarm, a duplicate call)."""
     job = _get(session, job_id)
     _may_dispatch(session, actor, job)
-    if job.status not in OPEN_STATES:
-        raise Invalid(f"job is {job.status}: it cannot be cancelled", code="illegal_transition")
     now = clock.now()
-    job.status = "cancelled"
+    _office_may(job, JobEventKind.CANCELLED, now)
+    job.status = status_after(JobStatus(job.status), JobEventKind.CANCELLED)
     job.cancelled_at = now
     _touch(session, job, now)
     _office_event(session, job, actor, "cancelled", now, note=note)
@@ -268,6 +274,13 @@ def cancel_job(session: Session, *, actor: User, job_id: uuid.UUID, note: str) -
     )
     session.commit()
     return job
+
+
+def _office_may(job: Job, kind: JobEventKind, at: datetime) -> None:
+    """Refuse (422) what the lifecycle does not allow the office to do to this job now."""
+    refused = refusal(job_facts(job), EventFacts(kind=kind, at=at, has_crew=True))
+    if refused is not None:
+        raise Invalid(refused.detail, code=refused.code)
 
 
 def _may_dispatch(session: Session, actor: User, job: Job) -> None:
@@ -331,7 +344,7 @@ def apply_device_event(
         if event.kind != "created":
             raise RefusedError("unknown_job", f"no job {event.job_id}")
         job = _job_from_the_field(session, user, event)
-    elif event.kind == "created":
+    elif event.kind == JobEventKind.CREATED:
         raise RefusedError("illegal_transition", f"job {event.job_id} already exists")
     else:
         on_crew = session.get(JobCrew, (job.id, user.id)) is not None
@@ -383,7 +396,7 @@ def _job_from_the_field(session: Session, user: User, event: JobEventIn) -> Job:
         id=event.job_id,
         kind=event.job_kind,
         urgency=event.urgency or "normal",
-        status="assigned",
+        status=JobStatus.ASSIGNED,
         content=event.content or "",
         grid_id=user.grid_id,
         lat=fix.lat if fix else None,
@@ -401,56 +414,51 @@ def _job_from_the_field(session: Session, user: User, event: JobEventIn) -> Job:
 
 
 def _transition(session: Session, job: Job, event: JobEventIn) -> None:
-    """Apply `event` to `job`, or refuse it: the job's life is created/assigned -> started ->
-    finished, and cancelled from any open state."""
-    kind, at = event.kind, event.at
-    if kind == "note":
-        if event.content:
-            job.content = event.content
-        return
-    if job.status in ("finished", "cancelled"):
-        raise RefusedError("illegal_transition", f"job is {job.status}: no {kind} any more")
-    if kind == "assigned":
-        if not event.crew:
-            raise RefusedError("invalid", "an assigned event needs the crew")
+    """Apply `event` to `job`, or refuse it (RefusedError) by the one lifecycle rule."""
+    kind = JobEventKind(event.kind)
+    refused = refusal(
+        job_facts(job),
+        EventFacts(
+            kind=kind,
+            at=event.at,
+            has_crew=bool(event.crew),
+            has_expected_finish=event.expected_finish is not None,
+            has_meter_check=event.meter_check is not None,
+        ),
+    )
+    if refused is not None:
+        raise RefusedError(refused.code, refused.detail)
+    if kind is JobEventKind.ASSIGNED:
         try:
-            _set_crew(session, job, _users(session, event.crew))
+            _set_crew(session, job, _users(session, event.crew or []))
         except Invalid as exc:
             raise RefusedError(exc.code, exc.detail) from None
-        job.status = "assigned" if job.status == "created" else job.status
-        job.dispatched_at = job.dispatched_at or at
-    elif kind == "started":
-        if job.status == "started":
-            raise RefusedError("illegal_transition", "job is already started")
-        job.status = "started"
-        job.started_at = at
+        job.dispatched_at = job.dispatched_at or event.at
+    elif kind is JobEventKind.STARTED:
+        job.started_at = event.at
         job.start_lat, job.start_lon = _point(event.fix)
-    elif kind == "eta_changed":
-        if event.expected_finish is None:
-            raise RefusedError("invalid", "an eta_changed event needs expected_finish")
-    elif kind == "finished":
-        if job.status != "started" or job.started_at is None:
-            raise RefusedError("illegal_transition", "finish before start: start the job first")
-        if at < job.started_at:
-            raise RefusedError(
-                "illegal_transition",
-                f"finish at {at.isoformat()} is before its start {job.started_at.isoformat()}",
-            )
-        if job.kind == "meter_check" and event.meter_check is None:
-            raise RefusedError("invalid", "a meter check is finished with its meter_check result")
-        job.status = "finished"
-        job.finished_at = at
+    elif kind is JobEventKind.FINISHED:
+        job.finished_at = event.at
         job.finish_lat, job.finish_lon = _point(event.fix)
         job.result_note = event.note or job.result_note
         if event.meter_check is not None:
             job.meter_check = event.meter_check.model_dump(mode="json")
-    elif kind == "cancelled":
-        job.status = "cancelled"
-        job.cancelled_at = at
-    if event.expected_finish is not None:
+    elif kind is JobEventKind.CANCELLED:
+        job.cancelled_at = event.at
+    job.status = status_after(JobStatus(job.status), kind)
+    if event.expected_finish is not None and kind is not JobEventKind.NOTE:
         job.expected_finish = event.expected_finish
     if event.content:
         job.content = event.content
+
+
+def job_facts(job: Job) -> JobFacts:
+    """What the lifecycle rule needs of a stored job."""
+    return JobFacts(
+        status=JobStatus(job.status),
+        started_at=job.started_at,
+        is_meter_check=job.kind == "meter_check",
+    )
 
 
 def _point(fix: Fix | None) -> tuple[float | None, float | None]:

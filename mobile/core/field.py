@@ -11,12 +11,20 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from common import clock
+from common.job_lifecycle import (
+    EventFacts,
+    JobEventKind,
+    JobFacts,
+    JobStatus,
+    extended_finish,
+    refusal,
+)
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import TypoCheck, check_entry, nearest_unread
 from mobile.core.store import Fix, MeterView, ReadingView, Store, StoreError
@@ -277,57 +285,53 @@ class FieldSession:
 
     def start_job(self, job_id: str, expected_finish: datetime | None = None) -> None:
         """Arrived: the start time and place are recorded."""
-        self._job_event(
-            job_id,
-            "started",
-            ("created", "assigned"),
-            "the job is already started",
-            expected_finish=expected_finish,
-        )
+        self._job_event(job_id, JobEventKind.STARTED, expected_finish=expected_finish)
 
     def change_eta(self, job_id: str, expected_finish: datetime) -> None:
+        """A new expected finish, as a time."""
         if expected_finish <= clock.now():
             raise EntryError("the expected finish must be in the future")
-        self._job_event(
-            job_id,
-            "eta_changed",
-            ("created", "assigned", "started"),
-            "the job is closed",
-            expected_finish=expected_finish,
-        )
+        self._job_event(job_id, JobEventKind.ETA_CHANGED, expected_finish=expected_finish)
+
+    def extend_eta(self, job_id: str, by: timedelta) -> datetime:
+        """The crew's "+1 h": that much more than the current estimate (from now if it has
+        passed or there is none). Returns the new expected finish."""
+        job = self.store.job(job_id)
+        current = datetime.fromisoformat(job.expected_finish) if job.expected_finish else None
+        finish = extended_finish(current, clock.now(), by)
+        self.change_eta(job_id, finish)
+        return finish
 
     def finish_job(self, job_id: str, note: str, meter_check: dict[str, Any] | None = None) -> None:
-        job = self.store.job(job_id)
-        if job.kind == "meter_check" and meter_check is None:
-            raise EntryError("a meter check is finished with its result")
         self._job_event(
-            job_id,
-            "finished",
-            ("started",),
-            "start the job first",
-            note=note.strip() or None,
-            meter_check=meter_check,
+            job_id, JobEventKind.FINISHED, note=note.strip() or None, meter_check=meter_check
         )
 
     def note_job(self, job_id: str, note: str) -> None:
         if not note.strip():
             raise EntryError("the note is empty")
-        self._job_event(
-            job_id,
-            "note",
-            ("created", "assigned", "started", "finished"),
-            "the job is cancelled",
-            note=note.strip(),
-        )
+        self._job_event(job_id, JobEventKind.NOTE, note=note.strip())
 
-    def _job_event(
-        self, job_id: str, kind: str, allowed: tuple[str, ...], refusal: str, **fields: Any
-    ) -> None:
-        # The same transitions the server enforces, checked here first so the crew is told at
-        # once, offline, rather than finding a rejection after the next sync.
+    def _job_event(self, job_id: str, kind: JobEventKind, **fields: Any) -> None:
+        # The lifecycle the server applies (common.job_lifecycle), checked here first so the
+        # crew is told at once, offline, rather than finding a rejection after the next sync.
         job = self.store.job(job_id)
-        if job.status not in allowed:
-            raise EntryError(refusal)
         at = clock.now()
+        refused = refusal(
+            JobFacts(
+                status=JobStatus(job.status),
+                started_at=datetime.fromisoformat(job.started_at) if job.started_at else None,
+                is_meter_check=job.kind == "meter_check",
+            ),
+            EventFacts(
+                kind=kind,
+                at=at,
+                has_crew=bool(fields.get("crew")),
+                has_expected_finish=fields.get("expected_finish") is not None,
+                has_meter_check=fields.get("meter_check") is not None,
+            ),
+        )
+        if refused is not None:
+            raise EntryError(refused.detail)
         self.store.log_job_event(job_id=job_id, kind=kind, at=at, fix=self.here(), **fields)
         self.sync_now()

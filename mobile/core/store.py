@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common import clock
+from common.job_lifecycle import JobEventKind, JobStatus, status_after
 from mobile.core import migrations
 
 SKIP_CODES = ("no_access", "locked", "dog", "meter_missing", "meter_damaged", "other")
@@ -881,19 +882,17 @@ def _point_wire(p: sqlite3.Row) -> dict[str, Any]:
 
 
 def _apply_job_event(db: sqlite3.Connection, body: dict[str, Any]) -> None:
-    """What an event does to the local copy of its job, so the screen shows it offline."""
-    kind, job_id = body["kind"], body["job_id"]
-    if kind == "started":
-        db.execute(
-            "UPDATE jobs SET status = 'started', started_at = ? WHERE id = ?", (body["at"], job_id)
-        )
-    elif kind == "finished":
-        db.execute(
-            "UPDATE jobs SET status = 'finished', finished_at = ? WHERE id = ?",
-            (body["at"], job_id),
-        )
-    elif kind == "cancelled":
-        db.execute("UPDATE jobs SET status = 'cancelled' WHERE id = ?", (job_id,))
+    """What an event does to the local copy of its job, so the screen shows it offline: the
+    status by the one lifecycle (common.job_lifecycle), and the times and fields it carries."""
+    kind, job_id = JobEventKind(body["kind"]), body["job_id"]
+    row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is not None:
+        status = status_after(JobStatus(row["status"]), kind)
+        db.execute("UPDATE jobs SET status = ? WHERE id = ?", (str(status), job_id))
+    if kind is JobEventKind.STARTED:
+        db.execute("UPDATE jobs SET started_at = ? WHERE id = ?", (body["at"], job_id))
+    elif kind is JobEventKind.FINISHED:
+        db.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (body["at"], job_id))
     if body.get("expected_finish"):
         db.execute(
             "UPDATE jobs SET expected_finish = ? WHERE id = ?", (body["expected_finish"], job_id)

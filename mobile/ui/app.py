@@ -20,7 +20,6 @@ from kivy.uix.label import Label
 from kivy.uix.popup import Popup
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
-from common import clock
 from mobile.core.field import EntryError, FieldSession
 from mobile.core.route import plain
 from mobile.core.store import SKIP_CODES, MeterView, StoreError
@@ -393,8 +392,11 @@ class JobScreen(GridwalkScreen):
         self._do(lambda: self.field.start_job(self.job_id))
 
     def eta(self, minutes: int) -> None:
-        finish = clock.now() + timedelta(minutes=minutes)
-        self._do(lambda: self.field.change_eta(self.job_id, finish))
+        """+30 min, +1 h...: that much more than the current expected finish."""
+        def extend() -> None:
+            self.field.extend_eta(self.job_id, timedelta(minutes=minutes))
+
+        self._do(extend)
 
     def add_note(self) -> None:
         self._do(lambda: self.field.note_job(self.job_id, self.ids.note.text))
