@@ -1,5 +1,5 @@
 """Reader-days for tests, benches and the demo: pure functions that return what a handheld would
-push (dicts with the fields of common.schemas.ReadingIn and TrackPointIn), seeded, so a day is
+push (dicts with the fields of server.schemas.wire.ReadingIn and TrackPointIn), seeded, so a day is
 the same every run.
 
 A meter here is anything with `id`, `lat`, `lon` and optionally `last_reading`, `expected_low`,
@@ -21,8 +21,8 @@ from typing import Any
 import gpxpy.gpx
 
 from common.geo import distance_m, offset
-from common.schemas import ReadingIn, TrackPointIn
 from common.validation import FixFacts, ReadingFacts, TrackFix
+from server.schemas.wire import ReadingIn, TrackPointIn
 
 STEP_S = 5  # a track point every 5 s
 WALK_M_S = (1.0, 1.4)  # a reader walks at about 1.2 m/s

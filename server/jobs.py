@@ -27,7 +27,6 @@ from common.job_lifecycle import (
     refusal,
     status_after,
 )
-from common.schemas import Fix, JobEventIn, JobOut
 from server.changes import next_change_seq, record_audit
 from server.core.config import Settings
 from server.errors import Forbidden, Invalid, NotFound
@@ -44,6 +43,7 @@ from server.models import (
     Withdrawal,
     fix_columns,
 )
+from server.schemas.wire import Fix, JobEventIn, JobOut
 
 OPEN_STATES = tuple(sorted(OPEN_STATUSES))
 OUTAGE_KINDS = ("fault", "planned", "temporary_repair")

@@ -30,22 +30,6 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from common import clock
-from common.schemas import (
-    AssignmentOut,
-    Fix,
-    JobEventIn,
-    JobOut,
-    MeterOut,
-    PullResponse,
-    PushResponse,
-    PushResult,
-    ReadingIn,
-    RereadOrderOut,
-    TrackPointIn,
-    TrackRejection,
-    TrackResult,
-    Withdrawn,
-)
 from server import jobs
 from server.changes import committed_change_seq, next_change_seq
 from server.core.config import Settings
@@ -66,6 +50,22 @@ from server.models import (
     User,
     Withdrawal,
     fix_columns,
+)
+from server.schemas.wire import (
+    AssignmentOut,
+    Fix,
+    JobEventIn,
+    JobOut,
+    MeterOut,
+    PullResponse,
+    PushResponse,
+    PushResult,
+    ReadingIn,
+    RereadOrderOut,
+    TrackPointIn,
+    TrackRejection,
+    TrackResult,
+    Withdrawn,
 )
 from server.validation import affected_assignments_for_track, validate_assignment
 

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from common import clock
+from common import clock, wire
 from common.job_lifecycle import (
     EventFacts,
     JobEventKind,
@@ -25,9 +25,10 @@ from common.job_lifecycle import (
     extended_finish,
     refusal,
 )
+from common.wire import Fix
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import TypoCheck, check_entry, nearest_unread
-from mobile.core.store import Fix, MeterView, ReadingView, Store, StoreError
+from mobile.core.store import MeterView, ReadingView, Store, StoreError
 from mobile.core.sync import SyncClient, Syncer, SyncError, SyncReport
 
 
@@ -259,26 +260,19 @@ class FieldSession:
             raise EntryError("say what the job is")
         job_id = str(uuid.uuid4())
         me = self.username or ""
-        fix = self.here()
         self.store.log_job_event(
-            job_id=job_id,
-            kind="created",
-            at=clock.now(),
-            fix=fix,
-            job={
-                "kind": kind,
-                "urgency": urgency,
-                "content": content.strip(),
-                "crew": [me],
-                "lat": fix.lat if fix else None,
-                "lon": fix.lon if fix else None,
-                "address": address,
-            },
-            job_kind=kind,
-            urgency=urgency,
-            content=content.strip(),
-            crew=[me],
-            address=address,
+            wire.JobEvent(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                kind=JobEventKind.CREATED,
+                at=clock.now(),
+                fix=self.here(),
+                job_kind=kind,
+                urgency=urgency,
+                content=content.strip(),
+                crew=(me,),
+                address=address,
+            )
         )
         self.sync_now()
         return job_id
@@ -333,5 +327,20 @@ class FieldSession:
         )
         if refused is not None:
             raise EntryError(refused.detail)
-        self.store.log_job_event(job_id=job_id, kind=kind, at=at, fix=self.here(), **fields)
+        check = fields.pop("meter_check", None)
+        try:
+            result = wire.MeterCheck.from_json(check) if check is not None else None
+        except wire.WireError as exc:
+            raise EntryError(f"the meter check's result is incomplete: {exc}") from None
+        self.store.log_job_event(
+            wire.JobEvent(
+                id=str(uuid.uuid4()),
+                job_id=job_id,
+                kind=kind,
+                at=at,
+                fix=self.here(),
+                meter_check=result,
+                **fields,
+            )
+        )
         self.sync_now()

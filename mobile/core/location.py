@@ -22,7 +22,8 @@ import gpxpy
 
 from common import clock
 from common.geo import distance_m
-from mobile.core.store import Fix, Store
+from common.wire import Fix
+from mobile.core.store import Store
 
 OnLocation = Callable[[Fix], None]
 OnStatus = Callable[[str, str], None]  # (status, message), e.g. ("unavailable", "no GPS")

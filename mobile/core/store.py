@@ -16,16 +16,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from common import clock
+from common import clock, wire
 from common.job_lifecycle import JobEventKind, JobStatus, status_after
+from common.wire import SKIP_CODES, Fix, iso
 from mobile.core import migrations
-
-SKIP_CODES = ("no_access", "locked", "dog", "meter_missing", "meter_damaged", "other")
 
 
 class StoreError(Exception):
@@ -40,36 +39,8 @@ class LockedError(StoreError):
     pass
 
 
-def iso(t: datetime) -> str:
-    if t.tzinfo is None:
-        raise ValueError("naive datetime")
-    return t.astimezone(UTC).isoformat()
-
-
 def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
-
-
-@dataclass(frozen=True)
-class Fix:
-    """A position as the location source gave it."""
-
-    lat: float
-    lon: float
-    accuracy_m: float
-    fix_time: datetime
-    provider: str = "gps"
-    mock: bool = False
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "lat": self.lat,
-            "lon": self.lon,
-            "accuracy_m": self.accuracy_m,
-            "fix_time": iso(self.fix_time),
-            "provider": self.provider,
-            "mock": self.mock,
-        }
 
 
 @dataclass(frozen=True)
@@ -163,9 +134,9 @@ class JobView:
 
 @dataclass
 class OutboxBatch:
-    """One push: its body and the keys of what it carries, to mark when answered."""
+    """One push and the keys of what it carries, to mark when answered."""
 
-    body: dict[str, Any]
+    push: wire.Push
     reading_ids: list[str]
     event_ids: list[str]
     point_times: list[str]
@@ -241,10 +212,10 @@ class Store:
 
     # ------------------------------------------------------------------------------ pulled work
 
-    def apply_pull(self, body: dict[str, Any]) -> None:
+    def apply_pull(self, page: wire.PullPage) -> None:
         """Store one pull page and its cursor together: a crash in between re-pulls the page."""
         with self._tx() as db:
-            for a in body.get("assignments", []):
+            for a in page.assignments:
                 db.execute(
                     "INSERT INTO assignments (id, route_code, route_name, cycle, window_start, "
                     "window_end, withdrawn) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO "
@@ -252,15 +223,15 @@ class Store:
                     "excluded.route_name, cycle = excluded.cycle, window_start = "
                     "excluded.window_start, window_end = excluded.window_end, withdrawn = 0",
                     (
-                        a["id"],
-                        a["route_code"],
-                        a.get("route_name", ""),
-                        a["cycle"],
-                        a["window_start"],
-                        a["window_end"],
+                        a.id,
+                        a.route_code,
+                        a.route_name,
+                        a.cycle,
+                        a.window_start.isoformat(),
+                        a.window_end.isoformat(),
                     ),
                 )
-                for m in a.get("meters", []):
+                for m in a.meters:
                     db.execute(
                         "INSERT INTO meters (assignment_id, id, meter_no, account_no, "
                         "customer_name, address, lat, lon, digits, multiplier, last_reading, "
@@ -275,38 +246,38 @@ class Store:
                         "excluded.expected_low, expected_high = excluded.expected_high, "
                         "sequence = excluded.sequence, withdrawn = 0",
                         (
-                            a["id"],
-                            m["id"],
-                            m["meter_no"],
-                            m["account_no"],
-                            m["customer_name"],
-                            m["address"],
-                            m["lat"],
-                            m["lon"],
-                            m["digits"],
-                            str(m["multiplier"]),
-                            _str(m.get("last_reading")),
-                            m.get("last_read_at"),
-                            _str(m.get("expected_low")),
-                            _str(m.get("expected_high")),
-                            m["sequence"],
+                            a.id,
+                            m.id,
+                            m.meter_no,
+                            m.account_no,
+                            m.customer_name,
+                            m.address,
+                            m.lat,
+                            m.lon,
+                            m.digits,
+                            str(m.multiplier),
+                            _str(m.last_reading),
+                            _iso(m.last_read_at),
+                            _str(m.expected_low),
+                            _str(m.expected_high),
+                            m.sequence,
                         ),
                     )
-            for o in body.get("reread_orders", []):
+            for o in page.reread_orders:
                 db.execute(
                     "INSERT INTO reread_orders (id, assignment_id, meter_id, reading_id, reason, "
                     "ordered_at, status) VALUES (?, ?, ?, ?, ?, ?, 'open') ON CONFLICT (id) DO "
                     "UPDATE SET reason = excluded.reason",
                     (
-                        o["id"],
-                        o["assignment_id"],
-                        o["meter_id"],
-                        o.get("reading_id"),
-                        o["reason"],
-                        o["ordered_at"],
+                        o.id,
+                        o.assignment_id,
+                        o.meter_id,
+                        o.reading_id,
+                        o.reason,
+                        iso(o.ordered_at),
                     ),
                 )
-            for j in body.get("jobs", []):
+            for j in page.jobs:
                 db.execute(
                     "INSERT INTO jobs (id, kind, urgency, status, content, crew, lat, lon, "
                     "address, expected_finish, started_at, finished_at, withdrawn) VALUES "
@@ -317,28 +288,28 @@ class Store:
                     "expected_finish = excluded.expected_finish, started_at = "
                     "excluded.started_at, finished_at = excluded.finished_at, withdrawn = 0",
                     (
-                        j["id"],
-                        j["kind"],
-                        j["urgency"],
-                        j["status"],
-                        j["content"],
-                        json.dumps(j.get("crew", [])),
-                        j.get("lat"),
-                        j.get("lon"),
-                        j.get("address"),
-                        j.get("expected_finish"),
-                        j.get("started_at"),
-                        j.get("finished_at"),
+                        j.id,
+                        j.kind,
+                        j.urgency,
+                        j.status,
+                        j.content,
+                        json.dumps(list(j.crew)),
+                        j.lat,
+                        j.lon,
+                        j.address,
+                        _iso(j.expected_finish),
+                        _iso(j.started_at),
+                        _iso(j.finished_at),
                     ),
                 )
-            for w in body.get("withdrawn", []):
-                kind, ident = w["type"], w["id"]
+            for w in page.withdrawn:
+                kind, ident = w.type, w.id
                 if kind == "assignment":
                     db.execute("UPDATE assignments SET withdrawn = 1 WHERE id = ?", (int(ident),))
                 elif kind == "meter":
                     db.execute(
                         "UPDATE meters SET withdrawn = 1 WHERE id = ? AND assignment_id = ?",
-                        (int(ident), w.get("assignment_id")),
+                        (int(ident), w.assignment_id),
                     )
                 elif kind == "reread_order":
                     db.execute("UPDATE reread_orders SET status = 'closed' WHERE id = ?", (ident,))
@@ -347,7 +318,7 @@ class Store:
             db.execute(
                 "INSERT INTO settings (key, value) VALUES ('cursor', ?) ON CONFLICT (key) "
                 "DO UPDATE SET value = excluded.value",
-                (body["cursor"],),
+                (page.cursor,),
             )
 
     def assignments(self) -> list[AssignmentView]:
@@ -435,7 +406,7 @@ class Store:
                 "AND state = 'draft'",
                 (assignment_id, meter_id),
             ).fetchone()
-            fix_json = json.dumps(fix.wire()) if fix else None
+            fix_json = json.dumps(fix.to_json()) if fix else None
             if row is None:
                 reading_id = str(uuid.uuid4())
                 db.execute(
@@ -567,7 +538,7 @@ class Store:
                 note,
                 iso(read_at),
                 iso(confirmed_at),
-                json.dumps(fix.wire()) if fix else None,
+                json.dumps(fix.to_json()) if fix else None,
                 reread_of,
             )
             if draft is None:
@@ -654,46 +625,30 @@ class Store:
                 return j
         raise StoreError(f"no job {job_id}")
 
-    def log_job_event(
-        self,
-        *,
-        job_id: str,
-        kind: str,
-        at: datetime,
-        fix: Fix | None = None,
-        job: dict[str, Any] | None = None,
-        **fields: Any,
-    ) -> str:
-        """Log a job event for the outbox and apply it to the local job at once (offline)."""
-        event_id = str(uuid.uuid4())
-        body: dict[str, Any] = {"id": event_id, "job_id": job_id, "kind": kind, "at": iso(at)}
-        if fix is not None:
-            body["fix"] = fix.wire()
-        for key, value in fields.items():
-            if value is not None:
-                body[key] = iso(value) if isinstance(value, datetime) else value
+    def log_job_event(self, event: wire.JobEvent) -> None:
+        """Log a job event for the outbox and apply it to the local job at once (offline); a
+        `created` event (a job opened on the spot) makes the local job from what it carries."""
         with self._tx() as db:
-            if job is not None:
+            if event.kind == JobEventKind.CREATED:
                 db.execute(
                     "INSERT OR IGNORE INTO jobs (id, kind, urgency, status, content, crew, lat, "
                     "lon, address) VALUES (?, ?, ?, 'created', ?, ?, ?, ?, ?)",
                     (
-                        job_id,
-                        job["kind"],
-                        job.get("urgency", "normal"),
-                        job.get("content", ""),
-                        json.dumps(job.get("crew", [])),
-                        job.get("lat"),
-                        job.get("lon"),
-                        job.get("address"),
+                        event.job_id,
+                        event.job_kind,
+                        event.urgency or "normal",
+                        event.content or "",
+                        json.dumps(list(event.crew or ())),
+                        event.fix.lat if event.fix else None,
+                        event.fix.lon if event.fix else None,
+                        event.address,
                     ),
                 )
-            _apply_job_event(db, body)
+            _apply_job_event(db, event)
             db.execute(
                 "INSERT INTO job_events (id, job_id, kind, at, body) VALUES (?, ?, ?, ?, ?)",
-                (event_id, job_id, kind, body["at"], json.dumps(body)),
+                (event.id, event.job_id, event.kind, iso(event.at), json.dumps(event.to_json())),
             )
-        return event_id
 
     def job_events(self, job_id: str | None = None) -> list[dict[str, Any]]:
         """The job events logged here, in time order, with their sync state."""
@@ -729,22 +684,22 @@ class Store:
             "SELECT * FROM track_points WHERE sync_status = 'pending' ORDER BY t LIMIT ?",
             (max_points,),
         )
-        body: dict[str, Any] = {
-            "readings": [_reading_wire(r) for r in readings],
-            "track_points": [_point_wire(p) for p in points],
-            "job_events": [json.loads(e["body"]) for e in events],
-        }
+        push = wire.Push(
+            readings=tuple(_reading_wire(r) for r in readings),
+            track_points=tuple(_point_wire(p) for p in points),
+            job_events=tuple(wire.JobEvent.from_json(json.loads(e["body"])) for e in events),
+        )
         return OutboxBatch(
-            body=body,
+            push=push,
             reading_ids=[r["id"] for r in readings],
             event_ids=[e["id"] for e in events],
             point_times=[p["t"] for p in points],
         )
 
-    def record_push(self, batch: OutboxBatch, answer: dict[str, Any]) -> None:
+    def record_push(self, batch: OutboxBatch, answer: wire.PushAnswer) -> None:
         """Mark what the server answered: accepted and duplicate leave the outbox; rejected
         stays visible with the server's reason and is not sent again."""
-        results = answer["results"]
+        results = answer.results
         ids = batch.reading_ids + batch.event_ids
         if len(results) != len(ids):
             raise StoreError("the server's answer does not match the batch sent")
@@ -752,20 +707,19 @@ class Store:
         with self._tx() as db:
             for i, (item_id, result) in enumerate(zip(ids, results, strict=True)):
                 table = "readings" if i < len(batch.reading_ids) else "job_events"
-                status = result["status"]
                 db.execute(
                     f"UPDATE {table} SET sync_status = ?, sync_error = ?, sync_detail = ?"  # noqa: S608 - table is one of two names
                     + (", synced_at = ?" if table == "readings" else "")
                     + " WHERE id = ?",
                     (
-                        status,
-                        result.get("error"),
-                        result.get("detail"),
+                        result.status,
+                        result.error,
+                        result.detail,
                         *((synced_at,) if table == "readings" else ()),
                         item_id,
                     ),
                 )
-            rejected = {r["index"]: r["error"] for r in answer["track"]["rejected"]}
+            rejected = {r.index: r.error for r in answer.track.rejected}
             for index, t in enumerate(batch.point_times):
                 if index in rejected:
                     db.execute(
@@ -804,6 +758,10 @@ class Store:
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else iso(t)
 
 
 def _meter_view(r: sqlite3.Row) -> MeterView:
@@ -851,53 +809,50 @@ def _reading_view(r: sqlite3.Row) -> ReadingView:
     )
 
 
-def _reading_wire(r: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "assignment_id": r["assignment_id"],
-        "meter_id": r["meter_id"],
-        "value": r["value"],
-        "skip_code": r["skip_code"],
-        "note": r["note"],
-        "read_at": r["read_at"],
-        "confirmed_at": r["confirmed_at"],
-        "fix": json.loads(r["fix"]) if r["fix"] else None,
-        "reread_of": r["reread_of"],
-    }
+def _reading_wire(r: sqlite3.Row) -> wire.Reading:
+    return wire.Reading(
+        id=r["id"],
+        assignment_id=r["assignment_id"],
+        meter_id=r["meter_id"],
+        value=_dec(r["value"]),
+        skip_code=r["skip_code"],
+        note=r["note"],
+        read_at=datetime.fromisoformat(r["read_at"]),
+        confirmed_at=datetime.fromisoformat(r["confirmed_at"]),
+        fix=wire.Fix.from_json(json.loads(r["fix"])) if r["fix"] else None,
+        reread_of=r["reread_of"],
+    )
 
 
-def _point_wire(p: sqlite3.Row) -> dict[str, Any]:
-    point: dict[str, Any] = {
-        "t": p["t"],
-        "lat": p["lat"],
-        "lon": p["lon"],
-        "provider": p["provider"],
-        "mock": bool(p["mock"]),
-    }
-    if p["accuracy_m"] is not None:
-        point["accuracy_m"] = p["accuracy_m"]
-    if p["speed"] is not None:
-        point["speed"] = p["speed"]
-    return point
+def _point_wire(p: sqlite3.Row) -> wire.TrackPoint:
+    return wire.TrackPoint(
+        t=datetime.fromisoformat(p["t"]),
+        lat=p["lat"],
+        lon=p["lon"],
+        accuracy_m=p["accuracy_m"],
+        speed=p["speed"],
+        provider=p["provider"],
+        mock=bool(p["mock"]),
+    )
 
 
-def _apply_job_event(db: sqlite3.Connection, body: dict[str, Any]) -> None:
+def _apply_job_event(db: sqlite3.Connection, event: wire.JobEvent) -> None:
     """What an event does to the local copy of its job, so the screen shows it offline: the
     status by the one lifecycle (common.job_lifecycle), and the times and fields it carries."""
-    kind, job_id = JobEventKind(body["kind"]), body["job_id"]
+    kind, job_id, at = JobEventKind(event.kind), event.job_id, iso(event.at)
     row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is not None:
         status = status_after(JobStatus(row["status"]), kind)
         db.execute("UPDATE jobs SET status = ? WHERE id = ?", (str(status), job_id))
     if kind is JobEventKind.STARTED:
-        db.execute("UPDATE jobs SET started_at = ? WHERE id = ?", (body["at"], job_id))
+        db.execute("UPDATE jobs SET started_at = ? WHERE id = ?", (at, job_id))
     elif kind is JobEventKind.FINISHED:
-        db.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (body["at"], job_id))
-    if body.get("expected_finish"):
+        db.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (at, job_id))
+    if event.expected_finish is not None and kind is not JobEventKind.NOTE:
         db.execute(
-            "UPDATE jobs SET expected_finish = ? WHERE id = ?", (body["expected_finish"], job_id)
+            "UPDATE jobs SET expected_finish = ? WHERE id = ?", (iso(event.expected_finish), job_id)
         )
-    if body.get("content"):
-        db.execute("UPDATE jobs SET content = ? WHERE id = ?", (body["content"], job_id))
-    if body.get("crew") is not None:
-        db.execute("UPDATE jobs SET crew = ? WHERE id = ?", (json.dumps(body["crew"]), job_id))
+    if event.content:
+        db.execute("UPDATE jobs SET content = ? WHERE id = ?", (event.content, job_id))
+    if event.crew is not None:
+        db.execute("UPDATE jobs SET crew = ? WHERE id = ?", (json.dumps(list(event.crew)), job_id))

@@ -7,24 +7,28 @@ resumes where it stopped. A background `Syncer` retries with back-off while ther
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from common import clock
+from common import clock, wire
 from common.contract import (
     API_PREFIX,
     APP_VERSION_HEADER,
     CONTRACT_VERSION,
     CONTRACT_VERSION_HEADER,
 )
+from common.wire import iso
 from mobile import APP_VERSION
-from mobile.core.store import Store, iso
+from mobile.core.store import Store
+
+R = TypeVar("R", bound=wire.Record)
 
 
 class SyncError(Exception):
@@ -161,21 +165,24 @@ class SyncClient:
                 )
                 if batch.empty:
                     return report
-                batch.body["sent_at"] = iso(clock.now())
-                raw = gzip.compress(json.dumps(batch.body, separators=(",", ":")).encode())
-                answer = self._call(
-                    "POST",
-                    "/sync/push",
-                    content=raw,
-                    headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+                push = dataclasses.replace(batch.push, sent_at=clock.now())
+                raw = gzip.compress(json.dumps(push.to_json(), separators=(",", ":")).encode())
+                answer = _read(
+                    wire.PushAnswer,
+                    self._call(
+                        "POST",
+                        "/sync/push",
+                        content=raw,
+                        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+                    ),
                 )
                 self.store.record_push(batch, answer)
-                statuses = [r["status"] for r in answer["results"]]
+                statuses = [r.status for r in answer.results]
                 report.pushed += len(statuses)
                 report.accepted += statuses.count("accepted")
                 report.duplicate += statuses.count("duplicate")
-                report.rejected += statuses.count("rejected") + len(answer["track"]["rejected"])
-                report.points += answer["track"]["accepted"] + answer["track"]["duplicate"]
+                report.rejected += statuses.count("rejected") + len(answer.track.rejected)
+                report.points += answer.track.accepted + answer.track.duplicate
 
     def pull(self) -> int:
         """Pull every page of what changed since the cursor; returns the number of pages."""
@@ -184,10 +191,10 @@ class SyncClient:
             while True:
                 cursor = self.store.setting("cursor")
                 params = {"cursor": cursor} if cursor else {}
-                body = self._call("GET", "/sync/pull", params=params)
-                self.store.apply_pull(body)
+                page = _read(wire.PullPage, self._call("GET", "/sync/pull", params=params))
+                self.store.apply_pull(page)
                 pages += 1
-                if not body["has_more"]:
+                if not page.has_more:
                     return pages
 
     def sync(self) -> SyncReport:
@@ -260,6 +267,14 @@ class Syncer:
     def _notify(self, report: SyncReport | None, error: Exception | None) -> None:
         if self.on_change is not None:
             self.on_change(report, error)
+
+
+def _read(shape: type[R], body: Any) -> R:
+    """The server's answer in the contract's shape, or a SyncError saying how it is not."""
+    try:
+        return shape.from_json(body)
+    except wire.WireError as exc:
+        raise SyncError(f"the server's answer is not the sync contract: {exc}") from None
 
 
 def _code(response: httpx.Response) -> str | None:

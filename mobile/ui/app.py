@@ -20,9 +20,10 @@ from kivy.uix.label import Label
 from kivy.uix.popup import Popup
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
+from common.wire import SKIP_CODES
 from mobile.core.field import EntryError, FieldSession
 from mobile.core.route import plain
-from mobile.core.store import SKIP_CODES, MeterView, StoreError
+from mobile.core.store import MeterView, StoreError
 from mobile.core.sync import SyncError, SyncReport
 
 METER_CHECK_OUTCOMES = ("meter_ok", "meter_fast", "meter_slow", "meter_faulty", "inconclusive")

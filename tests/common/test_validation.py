@@ -15,7 +15,6 @@ import pytest
 from geopy.distance import geodesic
 
 from common.geo import distance_m, offset
-from common.schemas import ReadingIn, TrackPointIn
 from common.validation import (
     AssignmentFacts,
     Finding,
@@ -37,6 +36,7 @@ from common.validation import (
     wrong_meter_order,
 )
 from server.days import home_day, honest_day, reading_facts, street, teleport, track_facts
+from server.schemas.wire import ReadingIn, TrackPointIn
 from tests.factories import LOCAL, TODAY, WINDOW_END, WINDOW_START, local_time
 
 # The rules are pure: every time is given to them. Dates still follow the run's NOW.

@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 
 from common import clock
-from mobile.core.store import Fix, Store
+from common.wire import Fix
+from mobile.core.store import Store
 from mobile.core.sync import SyncClient
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import gpxpy.gpx
 import pytest
 
-from common import clock
+from common import clock, wire
+from common.wire import Fix
 from mobile.core.location import (
     FixedSource,
     GpxReplaySource,
@@ -19,14 +20,16 @@ from mobile.core.location import (
     parse_fixed,
 )
 from mobile.core.route import check_entry, nearest_unread
-from mobile.core.store import Fix, Store
+from mobile.core.store import Store
 from tests.mobile.test_store import T0, pulled
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     store = Store(tmp_path / "device.db")
-    store.apply_pull(pulled(n=4))  # meters 100..103, about 33 m apart going north
+    store.apply_pull(
+        wire.PullPage.from_json(pulled(n=4))
+    )  # meters 100..103, about 33 m apart going north
     return store
 
 
@@ -47,19 +50,21 @@ def test_a_read_meter_no_longer_pops_up_but_a_reread_task_does(store: Store) -> 
     assert near is not None
     assert near[0].id in (100, 102)
     store.apply_pull(
-        pulled(
-            cursor="c2",
-            assignments=[],
-            reread_orders=[
-                {
-                    "id": "o1",
-                    "assignment_id": 7,
-                    "meter_id": 101,
-                    "reading_id": None,
-                    "reason": "check",
-                    "ordered_at": T0.isoformat(),
-                }
-            ],
+        wire.PullPage.from_json(
+            pulled(
+                cursor="c2",
+                assignments=[],
+                reread_orders=[
+                    {
+                        "id": "o1",
+                        "assignment_id": 7,
+                        "meter_id": 101,
+                        "reading_id": None,
+                        "reason": "check",
+                        "ordered_at": T0.isoformat(),
+                    }
+                ],
+            )
         )
     )
     near = nearest_unread(store.meters(7), *here, radius_m=25)
@@ -93,7 +98,7 @@ def test_a_dial_roll_over_is_not_taken_for_a_typo(tmp_path: Path) -> None:
     store = Store(tmp_path / "d.db")
     body = pulled(n=1)
     body["assignments"][0]["meters"][0] |= {"digits": 4, "last_reading": "9990"}
-    store.apply_pull(body)
+    store.apply_pull(wire.PullPage.from_json(body))
     check = check_entry(store.meter(7, 100), Decimal("0120"))
     assert check.consumption == Decimal(130)
     assert not check.needs_reentry

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from mobile.core.store import AlreadyReadError, Fix, Store, StoreError
+from common import wire
+from common.clock import Clock
+from common.wire import Fix
+from mobile.core.store import AlreadyReadError, Store, StoreError
 from tests.factories import CYCLE, LAST_READ_AT, READ_AT, WINDOW_END, WINDOW_START
 
 T0 = READ_AT
@@ -61,7 +64,7 @@ def pulled(n: int = 3, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     store = Store(tmp_path / "device.db")
-    store.apply_pull(pulled())
+    store.apply_pull(wire.PullPage.from_json(pulled()))
     return store
 
 
@@ -88,7 +91,7 @@ def test_a_pull_is_stored_with_its_cursor_and_progress(store: Store) -> None:
         dict(later["assignments"][0]["meters"][1], address="1 New Road")
     ]
     later["cursor"] = "c2"
-    store.apply_pull(later)
+    store.apply_pull(wire.PullPage.from_json(later))
     assert store.meter(7, 101).address == "1 New Road"
     assert len(store.meters(7)) == 3
 
@@ -109,7 +112,7 @@ def test_a_confirmed_reading_is_locked_even_against_raw_sql(store: Store, tmp_pa
 
 def test_a_draft_survives_a_restart_and_becomes_the_confirmed_reading(tmp_path: Path) -> None:
     store = Store(tmp_path / "device.db")
-    store.apply_pull(pulled())
+    store.apply_pull(wire.PullPage.from_json(pulled()))
     draft_id = store.save_draft(7, 101, value=Decimal("1234"), read_at=T0, fix=fix_at())
     store.close()
     reopened = Store(tmp_path / "device.db")
@@ -134,19 +137,21 @@ def test_a_skip_needs_a_known_code_and_counts_as_done(store: Store) -> None:
 def test_a_reread_order_is_a_task_answered_once(store: Store) -> None:
     first = store.confirm_reading(7, 100, value=Decimal("1000"), read_at=T0, fix=None)
     store.apply_pull(
-        pulled(
-            cursor="c2",
-            assignments=[],
-            reread_orders=[
-                {
-                    "id": "order-1",
-                    "assignment_id": 7,
-                    "meter_id": 100,
-                    "reading_id": first.id,
-                    "reason": "unchanged register",
-                    "ordered_at": T0.isoformat(),
-                }
-            ],
+        wire.PullPage.from_json(
+            pulled(
+                cursor="c2",
+                assignments=[],
+                reread_orders=[
+                    {
+                        "id": "order-1",
+                        "assignment_id": 7,
+                        "meter_id": 100,
+                        "reading_id": first.id,
+                        "reason": "unchanged register",
+                        "ordered_at": T0.isoformat(),
+                    }
+                ],
+            )
         )
     )
     meter = store.meter(7, 100)
@@ -168,46 +173,53 @@ def test_a_reread_order_is_a_task_answered_once(store: Store) -> None:
 
 def test_withdrawn_work_leaves_the_screens(store: Store) -> None:
     store.apply_pull(
-        pulled(
-            cursor="c2",
-            assignments=[],
-            withdrawn=[{"type": "meter", "id": "101", "assignment_id": 7}],
+        wire.PullPage.from_json(
+            pulled(
+                cursor="c2",
+                assignments=[],
+                withdrawn=[{"type": "meter", "id": "101", "assignment_id": 7}],
+            )
         )
     )
     assert [m.id for m in store.meters(7)] == [100, 102]
     store.apply_pull(
-        pulled(
-            cursor="c3",
-            assignments=[],
-            withdrawn=[{"type": "assignment", "id": "7", "assignment_id": 7}],
+        wire.PullPage.from_json(
+            pulled(
+                cursor="c3",
+                assignments=[],
+                withdrawn=[{"type": "assignment", "id": "7", "assignment_id": 7}],
+            )
         )
     )
     assert store.assignments() == []
 
 
-def test_the_outbox_clears_accepted_and_keeps_rejected_visible(store: Store) -> None:
+def test_the_outbox_clears_accepted_and_keeps_rejected_visible(store: Store, clock: Clock) -> None:
     good = store.confirm_reading(7, 100, value=Decimal("1100"), read_at=T0, fix=None)
+    clock.advance(timedelta(seconds=30))  # the outbox sends in the order confirmed
     bad = store.confirm_reading(7, 101, value=Decimal("1101"), read_at=T0, fix=None)
     store.save_draft(7, 102, value=Decimal("5"), read_at=T0, fix=None)  # drafts are not sent
     store.add_track_point(t=T0, lat=30.27, lon=120.15, accuracy_m=5)
     store.add_track_point(t=T0, lat=30.27, lon=120.15, accuracy_m=5)  # same t: one point
     batch = store.outbox_batch()
     assert batch.reading_ids == [good.id, bad.id]
-    assert len(batch.body["track_points"]) == 1
+    assert len(batch.push.track_points) == 1
     store.record_push(
         batch,
-        {
-            "results": [
-                {"id": good.id, "status": "accepted"},
-                {
-                    "id": bad.id,
-                    "status": "rejected",
-                    "error": "already_read",
-                    "detail": "meter already read",
-                },
-            ],
-            "track": {"accepted": 1, "duplicate": 0, "rejected": []},
-        },
+        wire.PushAnswer.from_json(
+            {
+                "results": [
+                    {"id": good.id, "status": "accepted"},
+                    {
+                        "id": bad.id,
+                        "status": "rejected",
+                        "error": "already_read",
+                        "detail": "meter already read",
+                    },
+                ],
+                "track": {"accepted": 1, "duplicate": 0, "rejected": []},
+            }
+        ),
     )
     assert store.outbox_batch().empty
     state = store.sync_state()

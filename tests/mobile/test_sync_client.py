@@ -14,7 +14,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from common import clock
-from mobile.core.store import Fix, Store
+from common.wire import Fix
+from mobile.core.store import Store
 from mobile.core.sync import LoginRequiredError, OfflineError, SyncClient
 from server.core.config import Settings
 from server.main import create_app
@@ -107,7 +108,7 @@ def test_a_batch_whose_answer_was_lost_is_sent_again_and_stored_once(
     read_all(device, 4)
     batch = device.store.outbox_batch()
     # The push reaches the server, but the device dies before it records the answer.
-    device._call("POST", "/sync/push", json=batch.body)
+    device._call("POST", "/sync/push", json=batch.push.to_json())
     report = device.sync()
     assert (report.accepted, report.duplicate) == (0, 4)
     assert held(session, Reading) == 4

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.wire import Fix
 from mobile.core.location import GpxReplaySource, OnLocation, OnStatus
-from mobile.core.store import Fix
 
 Step = Generator[float | Callable[[], bool], None, None]
 
@@ -306,7 +306,7 @@ def crew_flow(h: Harness, sc: dict[str, Any]) -> Step:
 
 def now_iso() -> str:
     from common import clock
-    from mobile.core.store import iso
+    from common.wire import iso
 
     return iso(clock.now())
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from common import clock
-from common.schemas import JobKind, Latitude, Longitude, Urgency
 from server import jobs, outages
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
+from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 
 router = APIRouter(tags=["jobs and outages"])
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from common.schemas import PullResponse, PushRequest, PushResponse
 from server import sync
 from server.api.deps import Caller, SessionDep, SettingsDep, check_client_version, require_role
 from server.core.config import Settings
 from server.errors import Problem, TooLarge
+from server.schemas.wire import PullResponse, PushRequest, PushResponse
 
 router = APIRouter(prefix="/sync", tags=["sync"], dependencies=[Depends(check_client_version)])
 

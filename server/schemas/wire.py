@@ -1,4 +1,5 @@
-"""Wire schemas of the sync contract (pydantic), shared by the handheld and the server."""
+"""The sync contract checked at the server's edge: pydantic twins of common.wire's dataclasses
+(same fields, which tests/common/test_wire.py proves), with the bounds a request must keep."""
 
 from __future__ import annotations
 
