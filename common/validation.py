@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Literal
 
 from common.geo import distance_m
+from common.wire import Fix
 
 Severity = Literal["info", "warn", "fail"]
 
@@ -111,18 +112,6 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 
 @dataclass(frozen=True)
-class FixFacts:
-    """The handheld's GPS fix attached to a reading."""
-
-    lat: float
-    lon: float
-    accuracy_m: float
-    fix_time: datetime
-    provider: str = "gps"
-    mock: bool = False
-
-
-@dataclass(frozen=True)
 class MeterFacts:
     """A meter of the route, with what last cycle left on it and its account's state."""
 
@@ -155,7 +144,7 @@ class ReadingFacts:
     value: Decimal | None = None
     skip_code: str | None = None
     sent_at: datetime | None = None
-    fix: FixFacts | None = None
+    fix: Fix | None = None  # the handheld's GPS fix, as the wire carries it
     superseded: bool = False  # a later re-read replaced it
     reread: bool = False  # it answers a supervisor's re-read order
     reader_id: int | None = None  # who took it; None: the one reader of the route

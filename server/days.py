@@ -21,7 +21,8 @@ from typing import Any
 import gpxpy.gpx
 
 from common.geo import distance_m, offset
-from common.validation import FixFacts, ReadingFacts, TrackFix
+from common.validation import ReadingFacts, TrackFix
+from common.wire import Fix
 from server.schemas.wire import ReadingIn, TrackPointIn
 
 STEP_S = 5  # a track point every 5 s
@@ -307,7 +308,7 @@ def reading_facts(
                 sent_at=received_at - stamp_early,
                 fix=None
                 if fix is None
-                else FixFacts(
+                else Fix(
                     fix.lat, fix.lon, fix.accuracy_m, fix.fix_time, fix.provider, fix.mock
                 ),
                 superseded=str(r.id) in superseded,

@@ -18,12 +18,12 @@ from common import clock
 from common.validation import (
     AssignmentFacts,
     Finding,
-    FixFacts,
     MeterFacts,
     ReadingFacts,
     TrackFix,
     validate_route,
 )
+from common.wire import Fix
 from server.changes import next_change_seq, record_audit
 from server.core.config import Settings
 from server.errors import Conflict, NotFound
@@ -129,7 +129,7 @@ def validate_assignment(
 def _reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:
     fix = None
     if r.fix_lat is not None and r.fix_lon is not None and r.fix_time is not None:
-        fix = FixFacts(
+        fix = Fix(
             lat=r.fix_lat,
             lon=r.fix_lon,
             accuracy_m=r.fix_accuracy_m if r.fix_accuracy_m is not None else 0.0,

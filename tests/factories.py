@@ -187,3 +187,24 @@ def reader_day(
     return ReaderDay(
         route, meters_of(session, route), assignment, auth(client, username, device_id)
     )
+
+
+def dispatch_fault(office: TestClient, agent: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """An agent enters an urgent fault for crew1 on R-1's second account; gives the job."""
+    response = office.post(
+        "/api/v1/jobs",
+        headers=agent,
+        json={
+            "kind": "fault",
+            "urgency": "urgent",
+            "content": "transformer fuse blown",
+            "lat": BASE_LAT,
+            "lon": BASE_LON,
+            "accounts": ["R-1-A0001"],
+            "crew": ["crew1"],
+            **extra,
+        },
+    )
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job

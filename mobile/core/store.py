@@ -61,21 +61,11 @@ class AssignmentView:
 
 
 @dataclass(frozen=True)
-class MeterView:
+class MeterView(wire.Meter):
+    """A meter of a route as the screens show it: the meter as the wire brought it, plus where
+    it stands on this device."""
+
     assignment_id: int
-    id: int
-    meter_no: str
-    account_no: str
-    customer_name: str
-    address: str
-    lat: float
-    lon: float
-    digits: int
-    multiplier: Decimal
-    last_reading: Decimal | None
-    expected_low: Decimal | None
-    expected_high: Decimal | None
-    sequence: int
     status: str  # todo | read | skipped
     reading_id: str | None
     reading_value: Decimal | None
@@ -780,6 +770,7 @@ def _meter_view(r: sqlite3.Row) -> MeterView:
         digits=r["digits"],
         multiplier=Decimal(r["multiplier"]),
         last_reading=_dec(r["last_reading"]),
+        last_read_at=datetime.fromisoformat(r["last_read_at"]) if r["last_read_at"] else None,
         expected_low=_dec(r["expected_low"]),
         expected_high=_dec(r["expected_high"]),
         sequence=r["sequence"],

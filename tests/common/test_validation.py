@@ -18,7 +18,6 @@ from common.geo import distance_m, offset
 from common.validation import (
     AssignmentFacts,
     Finding,
-    FixFacts,
     MeterFacts,
     ReadingFacts,
     Thresholds,
@@ -35,6 +34,7 @@ from common.validation import (
     validate_route,
     wrong_meter_order,
 )
+from common.wire import Fix
 from server.days import home_day, honest_day, reading_facts, street, teleport, track_facts
 from server.schemas.wire import ReadingIn, TrackPointIn
 from tests.factories import LOCAL, TODAY, WINDOW_END, WINDOW_START, local_time
@@ -212,14 +212,14 @@ def test_a_fix_far_from_the_meter_says_how_far_and_what_was_allowed() -> None:
         confirmed_at=START + timedelta(seconds=12),
         received_at=START + timedelta(minutes=1),
         value=Decimal(1200),
-        fix=FixFacts(lat, lon, 8.0, START - timedelta(seconds=1)),
+        fix=Fix(lat, lon, 8.0, START - timedelta(seconds=1)),
     )
     found = far_from_meter(r, meter)
     assert found is not None
     assert found.message == "fix 212 m from meter M-0003 (allowed 30 m + accuracy 8 m)"
     near = offset(meter.lat, meter.lon, 35.0, 0.0)
     assert (
-        far_from_meter(r.__class__(**{**r.__dict__, "fix": FixFacts(*near, 8.0, START)}), meter)
+        far_from_meter(r.__class__(**{**r.__dict__, "fix": Fix(*near, 8.0, START)}), meter)
         is None
     )
 
@@ -235,14 +235,14 @@ def test_a_reading_without_a_fix_or_with_a_stale_one_is_no_fix() -> None:
         value=Decimal(1100),
     )
     assert no_fix(base, meter) is not None
-    stale = FixFacts(meter.lat, meter.lon, 5.0, START - timedelta(minutes=10))
+    stale = Fix(meter.lat, meter.lon, 5.0, START - timedelta(minutes=10))
     found = no_fix(ReadingFacts(**{**base.__dict__, "fix": stale}), meter)
     assert found is not None
     assert "10 min before the reading" in found.message
-    fresh = FixFacts(meter.lat, meter.lon, 5.0, START - timedelta(seconds=30))
+    fresh = Fix(meter.lat, meter.lon, 5.0, START - timedelta(seconds=30))
     assert no_fix(ReadingFacts(**{**base.__dict__, "fix": fresh}), meter) is None
     # A stale fix is no evidence of distance either way.
-    far_stale = FixFacts(meter.lat + 0.1, meter.lon, 5.0, START - timedelta(minutes=10))
+    far_stale = Fix(meter.lat + 0.1, meter.lon, 5.0, START - timedelta(minutes=10))
     assert far_from_meter(ReadingFacts(**{**base.__dict__, "fix": far_stale}), meter) is None
 
 

@@ -17,7 +17,7 @@ from mobile.core.field import EntryError, FieldSession, FieldSettings
 from mobile.core.location import FixedSource
 from server.main import create_app
 from tests.conftest import LiveServer
-from tests.factories import NOW, PASSWORD, auth, make_route, make_user
+from tests.factories import NOW, PASSWORD, auth, dispatch_fault, make_route, make_user
 
 
 @pytest.fixture
@@ -32,21 +32,9 @@ def desk_and_crew(
     make_user(session, settings, "crew1", "crew", "G1")
     with TestClient(create_app(settings, live_server.engine)) as office:
         agent = auth(office, "agent1", "desk-agent-01")
-        created = office.post(
-            "/api/v1/jobs",
-            headers=agent,
-            json={
-                "kind": "fault",
-                "urgency": "urgent",
-                "content": "transformer fuse blown",
-                "lat": 30.2741,
-                "lon": 120.1551,
-                "accounts": ["R-1-A0001"],
-                "crew": ["crew1"],
-                "expected_finish": (NOW + timedelta(minutes=30)).isoformat(),
-            },
+        job = dispatch_fault(
+            office, agent, expected_finish=(NOW + timedelta(minutes=30)).isoformat()
         )
-        assert created.status_code == 201, created.text
         # Background sync only when nudged, an hour apart: the test syncs when it means to.
         field = FieldSession(
             tmp_path / "device", FixedSource(30.2742, 120.1552), FieldSettings(sync_interval_s=3600)
@@ -54,7 +42,7 @@ def desk_and_crew(
         try:
             field.login(live_server.url, "crew1", PASSWORD)
             sync(field)
-            yield office, agent, field, created.json()["id"]
+            yield office, agent, field, job["id"]
         finally:
             field.close()
 

@@ -26,7 +26,15 @@ from server.days import honest_day
 from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import IN_CI, LiveServer
-from tests.factories import PASSWORD, assign, auth, make_route, make_user, meters_of
+from tests.factories import (
+    PASSWORD,
+    assign,
+    auth,
+    dispatch_fault,
+    make_route,
+    make_user,
+    meters_of,
+)
 
 # The handheld runs in its own process, on the machine's clock: so does the server here.
 pytestmark = pytest.mark.real_clock
@@ -178,21 +186,7 @@ def test_a_crew_works_a_job_offline_through_the_screens_and_the_board_follows(
     make_user(session, settings, "crew1", "crew", "G1")
     with TestClient(create_app(settings, live_server.engine)) as office:
         agent = auth(office, "agent1", "desk-agent-01")
-        created = office.post(
-            "/api/v1/jobs",
-            headers=agent,
-            json={
-                "kind": "fault",
-                "urgency": "urgent",
-                "content": "transformer fuse blown",
-                "lat": 30.2741,
-                "lon": 120.1551,
-                "accounts": ["R-1-A0001"],
-                "crew": ["crew1"],
-            },
-        )
-        assert created.status_code == 201, created.text
-        job_id = created.json()["id"]
+        job_id = dispatch_fault(office, agent)["id"]
         assert (
             office.get("/api/v1/outages", headers=agent, params={"account_no": "R-1-A0001"}).json()[
                 0
