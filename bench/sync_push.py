@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from server import accounts, assignments
-from server.changes import next_change_seq
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
@@ -45,7 +44,6 @@ def build_day(session: Session, settings: Settings, route_code: str, reader: str
     route = Route(code=route_code, name=route_code, grid_id=grid.id)
     session.add(route)
     session.flush()
-    seq = next_change_seq(session)
     for i in range(N_METERS):
         account = Account(
             account_no=f"{route_code}-{i}",
@@ -62,7 +60,6 @@ def build_day(session: Session, settings: Settings, route_code: str, reader: str
                 sequence=i,
                 lat=30.27 + i * 3e-4,
                 lon=120.15,
-                change_seq=seq,
             )
         )
     assignment = assignments.assign_route(

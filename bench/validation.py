@@ -41,7 +41,6 @@ from common.validation import (
     validate_route,
 )
 from server import accounts, assignments
-from server.changes import next_change_seq
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
@@ -145,7 +144,6 @@ def build_route(session: Session, settings: Settings, code: str, reader: str) ->
     session.add(route)
     session.flush()
     assert route.id is not None
-    seq = next_change_seq(session)
     for m in route_meters():
         account = Account(
             account_no=f"{code}-{m.id}", customer_name=f"Customer {m.id}", address=f"{m.id} Street"
@@ -164,7 +162,6 @@ def build_route(session: Session, settings: Settings, code: str, reader: str) ->
                 last_reading=m.last_reading,
                 expected_low=m.expected_low,
                 expected_high=m.expected_high,
-                change_seq=seq,
             )
         )
     assignment = assignments.assign_route(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select, update
 
 from common import clock
-from server.changes import record_audit
+from server.core.changes import record_audit
 from server.core.config import Settings
 from server.core.security import (
     create_access_token,
@@ -170,7 +170,6 @@ def login(
     session.add(device)
     session.flush()
     tokens = _issue(session, settings, user, device_id)
-    session.commit()
     return tokens
 
 
@@ -188,7 +187,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
         raise Unauthorized("refresh token is not valid: log in again", code="invalid_refresh")
     if row.used_at is not None:
         _revoke_tokens(session, user_id=row.user_id, device_id=row.device_id)
-        session.commit()
+        session.flush()
         raise Unauthorized("refresh token was already used: log in again", code="refresh_reused")
     user = session.get(User, row.user_id)
     device = session.get(Device, row.device_id)
@@ -199,7 +198,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
     row.used_at = now
     session.add(row)
     tokens = _issue(session, settings, user, row.device_id)
-    session.commit()
+    session.flush()
     return tokens
 
 
@@ -218,7 +217,7 @@ def logout(session: Session, *, user_id: int, device_id: str) -> None:
     """Log this user out on this device: its refresh tokens die (the short access token runs
     out by itself)."""
     _revoke_tokens(session, user_id=user_id, device_id=device_id)
-    session.commit()
+    session.flush()
 
 
 def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> Device:
@@ -237,7 +236,7 @@ def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> 
             object_type="device",
             object_id=device_id,
         )
-    session.commit()
+    session.flush()
     return device
 
 
@@ -254,7 +253,7 @@ def revoke_user(session: Session, *, username: str, actor_id: int | None) -> Use
         record_audit(
             session, actor_id=actor_id, action="user.revoke", object_type="user", object_id=user.id
         )
-    session.commit()
+    session.flush()
     return user
 
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from server.changes import next_change_seq, record_audit
+from server.core.changes import record_audit, touched
 from server.errors import Invalid, NotFound
 from server.models import Assignment, Cycle, Route, User, Withdrawal
 
@@ -93,7 +93,6 @@ def assign_route(
     assert route.id is not None
     cyc = get_or_create_cycle(session, code=cycle, actor_id=actor_id)
     assert cyc.id is not None
-    seq = next_change_seq(session)
     assignment = session.exec(
         select(Assignment).where(Assignment.route_id == route.id, Assignment.cycle_id == cyc.id)
     ).first()
@@ -114,14 +113,13 @@ def assign_route(
                     object_type="assignment",
                     object_id=str(assignment.id),
                     assignment_id=assignment.id,
-                    change_seq=seq,
                 )
             )
         assignment.reader_id = user.id
         assignment.window_start = window_start
         assignment.window_end = window_end
+        touched(assignment)  # given again: the reader's handheld gets it again
         action = "assignment.update"
-    assignment.change_seq = seq
     session.add(assignment)
     session.flush()
     record_audit(

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from common.geo import distance_m
-from server.changes import next_change_seq, record_audit
+from server.core.changes import record_audit
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.models import (
     Account,
@@ -414,7 +414,7 @@ def review_flag(
             "reading_id": str(flag.reading_id) if flag.reading_id else None,
         },
     )
-    session.commit()
+    session.flush()
     return flag
 
 
@@ -458,7 +458,6 @@ def order_reread(
         reading_id=current,
         reason=reason.strip(),
         ordered_by=auditor.user.id,
-        change_seq=next_change_seq(session),
     )
     session.add(order)
     session.flush()
@@ -475,7 +474,7 @@ def order_reread(
             "reason": reason,
         },
     )
-    session.commit()
+    session.flush()
     return order
 
 

@@ -180,8 +180,10 @@ def _session(settings: Settings, *, upgrade: bool = False) -> Iterator[Session]:
         try:
             if not upgrade:
                 _require_schema(engine, settings)
-            with Session(engine) as session:
+            # The command is the unit of work: committed when it ends well, else rolled back.
+            with Session(engine, expire_on_commit=False) as session:
                 yield session
+                session.commit()
         finally:
             engine.dispose()
 
@@ -254,7 +256,6 @@ def create_user(
             grid_code=grid,
             full_name=full_name,
         )
-        session.commit()
         _out().print(
             f"Created {escape(user.role)} [bold]{escape(user.username)}[/bold]"
             + (f" in grid {escape(grid)}." if grid else ".")
@@ -270,7 +271,6 @@ def create_grid(
     settings = _settings()
     with _session(settings) as session:
         grid = accounts.create_grid(session, code=code, name=name)
-        session.commit()
         _out().print(f"Created grid {escape(grid.code)} ({escape(grid.name)}).")
 
 
@@ -352,7 +352,6 @@ def assign(
             window_start=window_start,
             window_end=window_end,
         )
-        session.commit()
         _out().print(
             f"Route {escape(route)} assigned to {escape(reader)} for cycle "
             f"{escape(cycle)}: {assignment.window_start} to {assignment.window_end}."
@@ -416,7 +415,6 @@ def close_due() -> None:
     settings = _settings()
     with _session(settings) as session:
         closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
-        session.commit()
     _out().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
 
 

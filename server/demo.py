@@ -269,7 +269,6 @@ def load_demo(session: Session, settings: Settings) -> DemoCredentials:
             window_end=today + timedelta(days=5),
             actor_id=admin_id,
         )
-    session.commit()
     _push_demo_days(session, settings, yesterday=today - timedelta(days=1))
     _demo_outages(session, settings)
     return DemoCredentials(users=USERS, created=True)
@@ -353,7 +352,6 @@ def _demo_outages(session: Session, settings: Settings) -> None:
     )
     fault.reported_at = now - timedelta(minutes=40)
     session.add(fault)
-    session.commit()
     device_id = "demo-handheld-crew1"
     session.add(Device(id=device_id, last_user_id=crew.id))
     session.flush()

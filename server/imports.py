@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from server.accounts import get_or_create_grid
-from server.changes import next_change_seq, record_audit
+from server.core.changes import next_change_seq, record_audit
 from server.errors import Conflict, Invalid
 from server.models import Account, Assignment, Meter, Route, Withdrawal
 
@@ -125,7 +125,7 @@ def import_meters_csv(
             progress=progress,
             digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
-        session.commit()
+        session.flush()  # another writer's same keys fail here, not at the caller's commit
     except IntegrityError:
         session.rollback()
         # Our own checks passed, so another writer inserted the same keys in the meantime.

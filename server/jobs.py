@@ -27,7 +27,7 @@ from common.job_lifecycle import (
     refusal,
     status_after,
 )
-from server.changes import next_change_seq, record_audit
+from server.core.changes import record_audit, touched
 from server.core.config import Settings
 from server.errors import Forbidden, Invalid, NotFound
 from server.models import (
@@ -139,7 +139,6 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
         expected_finish=draft.expected_finish,
         last_update_at=now,
         created_by=creator.id,
-        change_seq=next_change_seq(session),
     )
     session.add(job)
     session.flush()
@@ -158,7 +157,7 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
         object_id=job.id,
         detail={"kind": draft.kind, "crew": list(draft.crew)},
     )
-    session.commit()
+    session.flush()
     return job
 
 
@@ -250,7 +249,7 @@ def assign_crew(session: Session, *, actor: User, job_id: uuid.UUID, crew: list[
         object_id=job.id,
         detail={"crew": crew},
     )
-    session.commit()
+    session.flush()
     return job
 
 
@@ -272,7 +271,7 @@ def cancel_job(session: Session, *, actor: User, job_id: uuid.UUID, note: str) -
         object_id=job.id,
         detail={"note": note},
     )
-    session.commit()
+    session.flush()
     return job
 
 
@@ -310,7 +309,6 @@ def _set_crew(session: Session, job: Job, users: list[User]) -> None:
                     user_id=row.user_id,
                     object_type="job",
                     object_id=str(job.id),
-                    change_seq=next_change_seq(session),
                 )
             )
     session.flush()
@@ -322,7 +320,7 @@ def _set_crew(session: Session, job: Job, users: list[User]) -> None:
 
 def _touch(session: Session, job: Job, at: datetime) -> None:
     job.last_update_at = max(job.last_update_at or at, at)
-    job.change_seq = next_change_seq(session)
+    touched(job)  # its crew or accounts may be what changed: the job is sent again
     session.add(job)
 
 

@@ -436,3 +436,8 @@ class AuditLog(SQLModel, table=True):
     object_type: str = Field(max_length=32, nullable=False)
     object_id: str = Field(max_length=64, nullable=False)
     detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+
+
+# The change counter is stamped by a flush hook that lives with the counter; importing it here
+# registers it wherever models are used. (At the end: it imports AuditLog from this module.)
+import server.core.changes  # noqa: E402, F401

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from server import jobs
-from server.changes import committed_change_seq, next_change_seq
+from server.core.changes import committed_change_seq
 from server.core.config import Settings
 from server.errors import Invalid, TooLarge
 from server.models import (
@@ -406,7 +406,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
     if device is not None:
         device.last_seen_at = received_at
         session.add(device)
-    session.commit()
+    session.flush()
     return PushResponse(results=results, track=track)
 
 
@@ -538,7 +538,6 @@ def _store_reading(
         supersedes = _current_reading_id(session, r.assignment_id, r.meter_id)
         order.status = "done"
         order.reading_id = r.id
-        order.change_seq = next_change_seq(session)
         session.add(order)
     elif (
         session.exec(

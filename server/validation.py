@@ -24,7 +24,7 @@ from common.validation import (
     validate_route,
 )
 from common.wire import Fix
-from server.changes import next_change_seq, record_audit
+from server.core.changes import record_audit
 from server.core.config import Settings
 from server.errors import Conflict, NotFound
 from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
@@ -248,7 +248,6 @@ def close_assignment(
         raise Conflict(f"assignment {assignment_id} is already closed", code="assignment_closed")
     assignment.status = "closed"
     assignment.closed_at = now
-    assignment.change_seq = next_change_seq(session)
     session.add(assignment)
     session.flush()
     flags = validate_assignment(session, assignment_id=assignment_id, settings=settings, now=now)

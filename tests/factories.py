@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 from common import clock
 from common.validation import CHINA_STANDARD_TIME
 from server import accounts, assignments
-from server.changes import next_change_seq
 from server.core.config import Settings
+from server.imports import ImportReport, import_meters_csv
 from server.models import Account, Assignment, Meter, Route
 
 PASSWORD = "correct-horse-battery"
@@ -58,7 +58,6 @@ def make_route(
     route = Route(code=code, name=f"Route {code}", grid_id=grid.id)
     session.add(route)
     session.flush()
-    seq = next_change_seq(session)
     for i in range(n_meters):
         account = Account(
             account_no=f"{code}-A{i:04d}",
@@ -80,7 +79,6 @@ def make_route(
                 last_read_at=LAST_READ_AT,
                 expected_low=50,
                 expected_high=400,
-                change_seq=seq,
             )
         )
     session.commit()
@@ -208,3 +206,10 @@ def dispatch_fault(office: TestClient, agent: dict[str, str], **extra: Any) -> d
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
     return job
+
+
+def imported(session: Session, text: str, **options: Any) -> ImportReport:
+    """The meter import run as a command runs it: its own unit of work, committed."""
+    report = import_meters_csv(session, text, actor_id=None, **options)
+    session.commit()
+    return report

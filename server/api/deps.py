@@ -29,12 +29,17 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as session:
+    """The request is the unit of work: what it wrote is committed when its handler returns,
+    before the answer is sent, and rolled back if it raises. Services never commit."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session
+        session.commit()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response goes out, so a client is never told
+# "accepted" for something that did not commit.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from /auth/login")
 

@@ -21,7 +21,6 @@ from server.cli import app
 from server.core.config import Settings
 from server.core.security import verify_password
 from server.demo import LOCAL, USERS, demo_csv
-from server.imports import import_meters_csv
 from server.models import (
     Account,
     Assignment,
@@ -42,6 +41,7 @@ from tests.factories import (
     WINDOW_END,
     WINDOW_START,
     assign,
+    imported,
     make_route,
     make_user,
 )
@@ -197,7 +197,7 @@ def test_assign_gives_a_route_to_a_reader_and_refuses_an_unknown_route(
 ) -> None:
     accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
     session.commit()
-    import_meters_csv(session, csv_text([row(0)]), actor_id=None)
+    imported(session, csv_text([row(0)]))
     window = [
         *("--cycle", CYCLE),
         *("--window-start", WINDOW_START.isoformat(), "--window-end", WINDOW_END.isoformat()),
@@ -226,6 +226,7 @@ def test_revoke_device_revokes_a_device_that_logged_in(
     accounts.login(
         session, settings, username="r1", password="long-enough-pw", device_id="test-device-01"
     )
+    session.commit()
 
     result = gridwalk(db_url, "revoke-device", "test-device-01")
 
@@ -480,7 +481,7 @@ def test_a_bad_argument_gets_one_line_a_nonzero_exit_and_writes_nothing(
 ) -> None:
     accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
     session.commit()
-    import_meters_csv(session, csv_text([row(0)]), actor_id=None)
+    imported(session, csv_text([row(0)]))
     session.commit()
     before = {model: count(session, model) for model in (User, Grid, Assignment, Reading)}
 

@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
-from server.changes import committed_change_seq
+from server.core.changes import committed_change_seq
 from server.core.config import Settings
 from server.errors import Invalid
-from server.imports import REQUIRED_COLUMNS, import_meters_csv
+from server.imports import REQUIRED_COLUMNS
 from server.models import Account, AuditLog, Grid, Meter, Route, Withdrawal
-from tests.factories import assign, auth, make_user
+from tests.factories import assign, auth, imported, make_user
 
 IMPORT = "/api/v1/admin/meters/import"
 COLUMNS = (
@@ -84,7 +84,7 @@ def counts(session: Session) -> dict[str, int]:
 
 def errors_of(session: Session, text: str) -> list[dict[str, Any]]:
     with pytest.raises(Invalid) as caught:
-        import_meters_csv(session, text, actor_id=None)
+        imported(session, text)
     assert caught.value.code == "invalid_csv"
     assert caught.value.status_code == 422
     errors: list[dict[str, Any]] = caught.value.extra["errors"]
@@ -93,7 +93,7 @@ def errors_of(session: Session, text: str) -> list[dict[str, Any]]:
 
 def test_good_import_creates_accounts_routes_meters_and_grid(session: Session) -> None:
     rows = [row(0), row(1), row(2, route_code="R-B", grid_code="G2")]
-    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+    report = imported(session, csv_text(rows))
 
     assert report.as_dict() == {
         "rows": 3,
@@ -131,7 +131,7 @@ def test_good_import_creates_accounts_routes_meters_and_grid(session: Session) -
 
 def test_optional_columns_may_be_left_out_and_take_their_defaults(session: Session) -> None:
     text = csv_text([row(0)], columns=REQUIRED_COLUMNS)
-    import_meters_csv(session, text, actor_id=None)
+    imported(session, text)
 
     meter = meters_by_no(session)["M0000"]
     assert (meter.digits, meter.multiplier) == (6, Decimal(1))
@@ -142,13 +142,13 @@ def test_optional_columns_may_be_left_out_and_take_their_defaults(session: Sessi
 
 def test_reimporting_the_same_file_changes_nothing(session: Session) -> None:
     text = csv_text([row(i) for i in range(6)])
-    import_meters_csv(session, text, actor_id=None)
+    imported(session, text)
     before = {no: (m.change_seq, m.updated_at) for no, m in meters_by_no(session).items()}
     assert len(before) == 6
     seq_before = committed_change_seq(session)
     session.commit()
 
-    report = import_meters_csv(session, text, actor_id=None)
+    report = imported(session, text)
 
     assert report.unchanged == report.rows == 6
     assert report.meters_created == report.meters_updated == report.accounts_updated == 0
@@ -162,13 +162,13 @@ def test_a_changed_row_updates_the_meter_and_bumps_its_change_seq(
     session: Session, clock: Clock
 ) -> None:
     rows = [row(i) for i in range(4)]
-    import_meters_csv(session, csv_text(rows), actor_id=None)
+    imported(session, csv_text(rows))
     before = seqs(session)
     updated_before = meters_by_no(session)["M0002"].updated_at
     clock.advance(timedelta(minutes=1))  # the billing system's next export
 
     rows[2] = row(2, lat="30.275500", multiplier="40", expected_high="9000")
-    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+    report = imported(session, csv_text(rows))
 
     assert (report.meters_updated, report.unchanged) == (1, 3)
     changed = meters_by_no(session)["M0002"]
@@ -187,13 +187,13 @@ def test_a_changed_row_updates_the_meter_and_bumps_its_change_seq(
 
 def test_renaming_an_account_bumps_every_meter_of_it(session: Session) -> None:
     rows = [row(i) for i in range(4)]
-    import_meters_csv(session, csv_text(rows), actor_id=None)
+    imported(session, csv_text(rows))
     before = seqs(session)
 
     # Meters 2 and 3 share account A0001; the handheld shows its name with each of them.
     rows[2] = row(2, customer_name="New Owner")
     rows[3] = row(3, customer_name="New Owner")
-    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+    report = imported(session, csv_text(rows))
 
     assert (report.accounts_updated, report.meters_updated, report.unchanged) == (1, 2, 2)
     account = session.exec(select(Account).where(Account.account_no == "A0001")).one()
@@ -205,8 +205,8 @@ def test_renaming_an_account_bumps_every_meter_of_it(session: Session) -> None:
 
 
 def test_a_route_given_a_grid_code_moves_to_that_grid(session: Session) -> None:
-    import_meters_csv(session, csv_text([row(0)]), actor_id=None)
-    report = import_meters_csv(session, csv_text([row(0, grid_code="G9")]), actor_id=None)
+    imported(session, csv_text([row(0)]))
+    report = imported(session, csv_text([row(0, grid_code="G9")]))
 
     assert (report.routes_updated, report.unchanged) == (1, 1)
     grid = session.exec(select(Grid).where(Grid.code == "G9")).one()
@@ -217,13 +217,13 @@ def test_a_meter_moving_route_is_withdrawn_from_the_open_assignment_of_its_old_r
     session: Session, settings: Settings
 ) -> None:
     rows = [row(0), row(1), row(2, route_code="R-B")]
-    import_meters_csv(session, csv_text(rows), actor_id=None)
+    imported(session, csv_text(rows))
     reader = make_user(session, settings, "reader1", "reader", "G1")
     assignment = assign(session, "R-A", "reader1")
     moved_id = meters_by_no(session)["M0001"].id
 
     rows[1] = row(1, route_code="R-B", sequence="5")
-    report = import_meters_csv(session, csv_text(rows), actor_id=None)
+    report = imported(session, csv_text(rows))
 
     assert (report.meters_moved, report.meters_updated) == (1, 1)
     withdrawal = session.exec(select(Withdrawal)).one()
@@ -237,7 +237,7 @@ def test_a_meter_moving_route_is_withdrawn_from_the_open_assignment_of_its_old_r
 
 
 def test_a_bad_file_names_every_bad_row_by_line_and_writes_nothing(session: Session) -> None:
-    import_meters_csv(session, csv_text([row(0), row(1)]), actor_id=None)
+    imported(session, csv_text([row(0), row(1)]))
     before = counts(session)
     rows = [
         row(0, customer_name="Renamed"),  # line 2: good, and would change an account
@@ -322,7 +322,7 @@ def test_last_read_at_without_a_zone_is_utc_and_with_one_is_converted(session: S
         row(0, last_read_at="2026-10-25"),
         row(1, last_read_at="2026-10-25T17:30:00+08:00"),
     ]
-    import_meters_csv(session, csv_text(rows), actor_id=None)
+    imported(session, csv_text(rows))
 
     meters = meters_by_no(session)
     assert meters["M0000"].last_read_at == datetime(2026, 10, 25, tzinfo=UTC)
@@ -331,10 +331,9 @@ def test_last_read_at_without_a_zone_is_utc_and_with_one_is_converted(session: S
 
 def test_progress_is_reported_every_thousand_rows_up_to_the_total(session: Session) -> None:
     calls: list[tuple[int, int]] = []
-    import_meters_csv(
+    imported(
         session,
         csv_text([row(i) for i in range(2500)]),
-        actor_id=None,
         progress=lambda done, total: calls.append((done, total)),
     )
 
@@ -399,7 +398,7 @@ def test_a_moved_meter_reaches_its_old_readers_pull_as_withdrawn(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     rows = [row(0), row(1), row(2, route_code="R-B")]
-    import_meters_csv(session, csv_text(rows), actor_id=None)
+    imported(session, csv_text(rows))
     make_user(session, settings, "reader1", "reader", "G1")
     assign(session, "R-A", "reader1")
     headers = auth(client, "reader1")
@@ -407,7 +406,7 @@ def test_a_moved_meter_reaches_its_old_readers_pull_as_withdrawn(
     moved_id = meters_by_no(session)["M0001"].id
 
     rows[1] = row(1, route_code="R-B")
-    import_meters_csv(session, csv_text(rows), actor_id=None)
+    imported(session, csv_text(rows))
     second = client.get(
         "/api/v1/sync/pull", headers=headers, params={"cursor": first["cursor"]}
     ).json()

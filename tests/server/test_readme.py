@@ -32,15 +32,16 @@ def test_the_readme_walkthrough_push_is_accepted_then_duplicate_then_locked_and_
     load_demo(session, settings)
     session.commit()
     password = {u.username: u.password for u in USERS}
-    token = client.post(
-        "/api/v1/auth/login",
-        json={
-            "username": "reader1",
-            "password": password["reader1"],
-            "device_id": "my-test-device",
-        },
-    ).json()["access_token"]
-    reader = {"Authorization": f"Bearer {token}"}
+
+    def login(username: str, device_id: str) -> dict[str, str]:
+        response = client.post(
+            "/api/v1/auth/login",
+            json={"username": username, "password": password[username], "device_id": device_id},
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    reader = login("reader1", "my-test-device")
     pulled = client.get("/api/v1/sync/pull", headers=reader).json()
     [r101] = [a for a in pulled["assignments"] if a["route_code"] == "R-101"]
     meters = {m["id"]: m for m in r101["meters"]}
@@ -64,16 +65,7 @@ def test_the_readme_walkthrough_push_is_accepted_then_duplicate_then_locked_and_
     assert push(item)["status"] == "duplicate"
     assert push(item | {"value": "29790"})["error"] == "locked"
 
-    supervisor = client.post(
-        "/api/v1/auth/login",
-        json={
-            "username": "supervisor",
-            "password": password["supervisor"],
-            "device_id": "supervisor-desk-01",
-        },
-    ).json()["access_token"]
-    flags = client.get(
-        "/api/v1/audit/assignments/1/flags", headers={"Authorization": f"Bearer {supervisor}"}
-    ).json()
+    supervisor = login("supervisor", "supervisor-desk-01")
+    flags = client.get("/api/v1/audit/assignments/1/flags", headers=supervisor).json()
     on_it = {f["code"] for f in flags if f.get("meter_id") == 41}
     assert on_it == {"no_fix", "not_on_track"}

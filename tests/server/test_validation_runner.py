@@ -143,6 +143,7 @@ def test_a_finding_still_there_keeps_its_flag_and_review_and_gets_the_new_messag
         decision="accepted",
         note="meter is in the back yard; the mapped point is the street",
     )
+    session.commit()  # the review is its own unit of work, as a request is
 
     stricter = settings.model_copy(update={"validation_presence_radius_m": 20.0})
     (again,) = validate(session, stricter, day)
@@ -171,6 +172,7 @@ def test_a_late_track_clears_unreviewed_flags_and_keeps_the_reviewed_one(
         decision="rejected",
         note="called the reader: says GPS was off",
     )
+    session.commit()  # the review is its own unit of work, as a request is
 
     push(client, day, track=track)
     times = [datetime.fromisoformat(p["t"]) for p in track]

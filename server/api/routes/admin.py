@@ -70,7 +70,6 @@ class DeviceRevoked(BaseModel):
 def create_grid(body: GridCreate, caller: AdminDep, session: SessionDep) -> GridPublic:
     """Create a grid (网格); users can then be created in it."""
     grid = accounts.create_grid(session, code=body.code, name=body.name, actor_id=caller.id)
-    session.commit()
     assert grid.id is not None
     return GridPublic(id=grid.id, code=grid.code, name=grid.name)
 
@@ -90,7 +89,6 @@ def create_user(
         full_name=body.full_name,
         actor_id=caller.id,
     )
-    session.commit()
     assert user.id is not None
     return UserPublic(
         id=user.id,
@@ -138,7 +136,6 @@ def create_assignment(
         window_end=body.window_end,
         actor_id=caller.id,
     )
-    session.commit()
     assert assignment.id is not None
     return AssignmentPublic(
         id=assignment.id,

@@ -108,7 +108,6 @@ def close_assignment(
     validation.close_assignment(
         session, assignment_id=assignment_id, actor_id=auditor.user.id, settings=settings
     )
-    session.commit()
     return audit.assignment_summary(session, auditor=auditor, assignment_id=assignment_id)
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from server import accounts
 from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_version
+from server.errors import Unauthorized
 
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(check_client_version)])
 
@@ -67,7 +68,12 @@ def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> TokensOu
 @router.post("/refresh")
 def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
     """Trade a refresh token for a new pair; the old one is spent."""
-    return _out(accounts.refresh(session, settings, refresh_token=body.refresh_token))
+    try:
+        return _out(accounts.refresh(session, settings, refresh_token=body.refresh_token))
+    except Unauthorized as exc:
+        if exc.code == "refresh_reused":
+            session.commit()  # the copied token's chain stays revoked, though this request fails
+        raise
 
 
 @router.post("/logout", status_code=204)
