@@ -13,7 +13,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 
 import gpxpy.gpx
@@ -21,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from common.geo import distance_m
+from common.numbers import plain
 from server.core.changes import record_audit
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.models import (
@@ -153,9 +153,6 @@ def flag_out(flag: Flag, reviewer: str | None = None) -> dict[str, Any]:
     }
 
 
-def _decimal(value: Decimal | None) -> str | None:
-    # SQLite and PostgreSQL give back different scales (1100 vs 1100.000): show the number.
-    return None if value is None else format(value.normalize(), "f")
 
 
 def reading_out(
@@ -168,7 +165,7 @@ def reading_out(
     return {
         "id": str(reading.id),
         "meter_id": reading.meter_id,
-        "value": _decimal(reading.value),
+        "value": plain(reading.value),
         "skip_code": reading.skip_code,
         "note": reading.note,
         "read_at": reading.read_at.isoformat(),
@@ -277,7 +274,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
                 "lat": m.lat,
                 "lon": m.lon,
                 "sequence": m.sequence,
-                "last_reading": _decimal(m.last_reading),
+                "last_reading": plain(m.last_reading),
                 "state": states[m.id],  # type: ignore[index]
             }
             for m, a in rows
@@ -497,7 +494,7 @@ def track_gpx(session: Session, *, auditor: Auditor, assignment_id: int) -> str:
     for r in readings:
         meter = meters[r.meter_id]
         lat, lon = (r.fix_lat, r.fix_lon) if r.fix_lat is not None else (meter.lat, meter.lon)
-        what = _decimal(r.value) if r.value is not None else f"skip: {r.skip_code}"
+        what = plain(r.value) if r.value is not None else f"skip: {r.skip_code}"
         gpx.waypoints.append(
             gpxpy.gpx.GPXWaypoint(lat, lon, time=r.read_at, name=meter.meter_no, description=what)
         )

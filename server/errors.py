@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 
+class ItemRefused(Exception):  # noqa: N818 - an answer, not a failure
+    """One item of a pushed batch that the server will not store, with the code and sentence
+    the device shows. Not an HTTP error: the batch still answers 200, item by item."""
+
+    def __init__(self, error: str, detail: str):
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+
+
 class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
     """A request the service refuses, with the HTTP status and a sentence naming what is wrong."""
 

@@ -27,9 +27,10 @@ from common.job_lifecycle import (
     refusal,
     status_after,
 )
+from common.wire import iso
 from server.core.changes import record_audit, touched
 from server.core.config import Settings
-from server.errors import Forbidden, Invalid, NotFound
+from server.errors import Forbidden, Invalid, ItemRefused, NotFound
 from server.models import (
     Account,
     Grid,
@@ -47,15 +48,6 @@ from server.schemas.wire import Fix, JobEventIn, JobOut
 
 OPEN_STATES = tuple(sorted(OPEN_STATUSES))
 OUTAGE_KINDS = ("fault", "planned", "temporary_repair")
-
-
-class RefusedError(Exception):
-    """An event the job cannot take (an illegal transition, a stranger's job), with a reason."""
-
-    def __init__(self, error: str, detail: str):
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -336,19 +328,19 @@ def apply_device_event(
     content_hash: str,
     received_at: datetime,
 ) -> None:
-    """Apply one event from a handheld, or refuse it whole (RefusedError) with the reason."""
+    """Apply one event from a handheld, or refuse it whole (ItemRefused) with the reason."""
     job = session.get(Job, event.job_id)
     if job is None:
         if event.kind != "created":
-            raise RefusedError("unknown_job", f"no job {event.job_id}")
+            raise ItemRefused("unknown_job", f"no job {event.job_id}")
         job = _job_from_the_field(session, user, event)
     elif event.kind == JobEventKind.CREATED:
-        raise RefusedError("illegal_transition", f"job {event.job_id} already exists")
+        raise ItemRefused("illegal_transition", f"job {event.job_id} already exists")
     else:
         on_crew = session.get(JobCrew, (job.id, user.id)) is not None
         grid_supervisor = user.role == "supervisor" and user.grid_id == job.grid_id
         if not (on_crew or grid_supervisor):
-            raise RefusedError(
+            raise ItemRefused(
                 "not_your_job", f"{user.username} is not on the crew of job {job.id}"
             )
         _transition(session, job, event)
@@ -381,14 +373,14 @@ def apply_device_event(
 def _job_from_the_field(session: Session, user: User, event: JobEventIn) -> Job:
     """A job a crew opened on the spot, offline: its `created` event carries what it is."""
     if event.job_kind is None:
-        raise RefusedError("invalid", "a created event needs job_kind")
+        raise ItemRefused("invalid", "a created event needs job_kind")
     if user.role not in ("crew", "supervisor"):
-        raise RefusedError("not_your_job", f"a {user.role} cannot open repair jobs")
+        raise ItemRefused("not_your_job", f"a {user.role} cannot open repair jobs")
     names = event.crew or [user.username]
     try:
         crew = _users(session, names)
     except Invalid as exc:
-        raise RefusedError(exc.code, exc.detail) from None
+        raise ItemRefused(exc.code, exc.detail) from None
     fix = event.fix
     job = Job(
         id=event.job_id,
@@ -412,7 +404,7 @@ def _job_from_the_field(session: Session, user: User, event: JobEventIn) -> Job:
 
 
 def _transition(session: Session, job: Job, event: JobEventIn) -> None:
-    """Apply `event` to `job`, or refuse it (RefusedError) by the one lifecycle rule."""
+    """Apply `event` to `job`, or refuse it (ItemRefused) by the one lifecycle rule."""
     kind = JobEventKind(event.kind)
     refused = refusal(
         job_facts(job),
@@ -425,12 +417,12 @@ def _transition(session: Session, job: Job, event: JobEventIn) -> None:
         ),
     )
     if refused is not None:
-        raise RefusedError(refused.code, refused.detail)
+        raise ItemRefused(refused.code, refused.detail)
     if kind is JobEventKind.ASSIGNED:
         try:
             _set_crew(session, job, _users(session, event.crew or []))
         except Invalid as exc:
-            raise RefusedError(exc.code, exc.detail) from None
+            raise ItemRefused(exc.code, exc.detail) from None
         job.dispatched_at = job.dispatched_at or event.at
     elif kind is JobEventKind.STARTED:
         job.started_at = event.at
@@ -582,10 +574,10 @@ def job_detail(
     grid = session.get(Grid, job.grid_id) if job.grid_id else None
     out |= {
         "grid": grid.code if grid else None,
-        "reported_at": _iso(job.reported_at),
-        "dispatched_at": _iso(job.dispatched_at),
-        "cancelled_at": _iso(job.cancelled_at),
-        "last_update": _iso(job.last_update_at),
+        "reported_at": _iso_or_none(job.reported_at),
+        "dispatched_at": _iso_or_none(job.dispatched_at),
+        "cancelled_at": _iso_or_none(job.cancelled_at),
+        "last_update": _iso_or_none(job.last_update_at),
         "start_position": _pos(job.start_lat, job.start_lon),
         "finish_position": _pos(job.finish_lat, job.finish_lon),
         "result_note": job.result_note,
@@ -604,7 +596,7 @@ def job_detail(
                 "received_at": e.received_at.isoformat(),
                 "by": users.get(e.user_id),
                 "device_id": e.device_id,
-                "expected_finish": _iso(e.expected_finish),
+                "expected_finish": _iso_or_none(e.expected_finish),
                 "content": e.content,
                 "crew": e.crew,
                 "note": e.note,
@@ -617,8 +609,8 @@ def job_detail(
     return out
 
 
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None
+def _iso_or_none(t: datetime | None) -> str | None:
+    return iso(t) if t is not None else None
 
 
 def _pos(lat: float | None, lon: float | None) -> dict[str, float] | None:
@@ -653,9 +645,9 @@ def open_jobs(
                 "content": job.content,
                 "crew": crew.get(job.id, []),
                 "address": job.address,
-                "reported_at": _iso(job.reported_at),
-                "expected_finish": _iso(job.expected_finish),
-                "next_due": _iso(due),
+                "reported_at": _iso_or_none(job.reported_at),
+                "expected_finish": _iso_or_none(job.expected_finish),
+                "next_due": _iso_or_none(due),
                 "overdue": due is not None and due < now,
                 "response": figures,
             }

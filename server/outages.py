@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from common.geo import distance_m
+from common.numbers import plain
 from common.validation import consumption
 from server.core.config import Settings
 from server.errors import Invalid, NotFound
@@ -189,8 +190,8 @@ def consumption_history(session: Session, *, account_no: str) -> dict[str, Any]:
                 "meter_no": meter.meter_no,
                 "digits": meter.digits,
                 "multiplier": format(meter.multiplier.normalize(), "f"),
-                "expected_low": _num(meter.expected_low),
-                "expected_high": _num(meter.expected_high),
+                "expected_low": plain(meter.expected_low),
+                "expected_high": plain(meter.expected_high),
                 "history": history,
             }
         )
@@ -202,5 +203,3 @@ def consumption_history(session: Session, *, account_no: str) -> dict[str, Any]:
     }
 
 
-def _num(value: Decimal | None) -> str | None:
-    return format(value.normalize(), "f") if value is not None else None

@@ -30,10 +30,12 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from common import clock
+from common.numbers import plain
+from common.wire import iso
 from server import jobs
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
-from server.errors import Invalid, TooLarge
+from server.errors import Invalid, ItemRefused, TooLarge
 from server.models import (
     Account,
     Assignment,
@@ -314,15 +316,6 @@ class Pusher:
         return self.user.id
 
 
-class RejectedError(Exception):
-    """An item the server will not store, with the error code the device is shown."""
-
-    def __init__(self, error: str, detail: str):
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
-
-
 def parse_envelope(payload: Any) -> tuple[datetime | None, list[Any], list[Any], list[Any]]:
     """Check the push body's outer shape; items are checked one by one later."""
     if not isinstance(payload, dict):
@@ -434,7 +427,7 @@ def _one(
             # first; looking again answers duplicate, locked or already_read.
             with session.begin_nested():
                 status = store(item)
-    except RejectedError as rej:
+    except ItemRefused as rej:
         return PushResult(id=str(item.id), status="rejected", error=rej.error, detail=rej.detail)
     return PushResult(id=str(item.id), status=status)
 
@@ -447,14 +440,6 @@ def _validation_detail(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _utc(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat()
-
-
-def _decimal(d: Decimal | None) -> str | None:
-    return None if d is None else format(d.normalize(), "f")
-
-
 def _fix_canonical(fix: Fix | None) -> dict[str, Any] | None:
     if fix is None:
         return None
@@ -462,7 +447,7 @@ def _fix_canonical(fix: Fix | None) -> dict[str, Any] | None:
         "lat": fix.lat,
         "lon": fix.lon,
         "accuracy_m": fix.accuracy_m,
-        "fix_time": _utc(fix.fix_time),
+        "fix_time": iso(fix.fix_time),
         "provider": fix.provider,
         "mock": fix.mock,
     }
@@ -478,11 +463,11 @@ def reading_hash(r: ReadingIn) -> str:
         {
             "assignment_id": r.assignment_id,
             "meter_id": r.meter_id,
-            "value": _decimal(r.value),
+            "value": plain(r.value),
             "skip_code": r.skip_code,
             "note": r.note,
-            "read_at": _utc(r.read_at),
-            "confirmed_at": _utc(r.confirmed_at),
+            "read_at": iso(r.read_at),
+            "confirmed_at": iso(r.confirmed_at),
             "fix": _fix_canonical(r.fix),
             "reread_of": str(r.reread_of) if r.reread_of else None,
         }
@@ -497,29 +482,29 @@ def _store_reading(
     if held is not None:
         if held.content_hash == content_hash:
             return "duplicate"
-        raise RejectedError(
+        raise ItemRefused(
             "locked",
             "a reading with this id is already held with other content; "
             "a confirmed reading is never changed",
         )
     assignment = session.get(Assignment, r.assignment_id)
     if assignment is None:
-        raise RejectedError("unknown_assignment", f"no assignment {r.assignment_id}")
+        raise ItemRefused("unknown_assignment", f"no assignment {r.assignment_id}")
     if assignment.reader_id != pusher.user_id and not _was_given(
         session, pusher.user_id, assignment_id=r.assignment_id, at=r.read_at
     ):
-        raise RejectedError(
+        raise ItemRefused(
             "not_your_assignment",
             f"assignment {r.assignment_id} is not given to {pusher.user.username}",
         )
     meter = session.get(Meter, r.meter_id)
     if meter is None or meter.route_id != assignment.route_id:
-        raise RejectedError(
+        raise ItemRefused(
             "meter_not_on_route",
             f"meter {r.meter_id} is not on the route of assignment {r.assignment_id}",
         )
     if r.value is not None and r.value >= Decimal(10) ** meter.digits:
-        raise RejectedError(
+        raise ItemRefused(
             "value_exceeds_dials",
             f"{r.value} does not fit the {meter.digits} dials of meter {meter.meter_no}",
         )
@@ -527,12 +512,12 @@ def _store_reading(
     if r.reread_of is not None:
         order = session.get(RereadOrder, r.reread_of)
         if order is None or (order.assignment_id, order.meter_id) != (r.assignment_id, r.meter_id):
-            raise RejectedError(
+            raise ItemRefused(
                 "unknown_reread_order",
                 f"no re-read order {r.reread_of} for this meter and assignment",
             )
         if order.status != "open":
-            raise RejectedError(
+            raise ItemRefused(
                 "reread_order_closed", f"re-read order {r.reread_of} is {order.status}"
             )
         supersedes = _current_reading_id(session, r.assignment_id, r.meter_id)
@@ -549,7 +534,7 @@ def _store_reading(
         ).first()
         is not None
     ):
-        raise RejectedError(
+        raise ItemRefused(
             "already_read",
             f"meter {meter.meter_no} already has a reading in "
             "this assignment; a new one needs a supervisor's re-read order",
@@ -661,9 +646,9 @@ def job_event_hash(e: JobEventIn) -> str:
         {
             "job_id": str(e.job_id),
             "kind": e.kind,
-            "at": _utc(e.at),
+            "at": iso(e.at),
             "fix": _fix_canonical(e.fix),
-            "expected_finish": _utc(e.expected_finish) if e.expected_finish else None,
+            "expected_finish": iso(e.expected_finish) if e.expected_finish else None,
             "content": e.content,
             "crew": e.crew,
             "note": e.note,
@@ -677,18 +662,15 @@ def _store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_a
     if held is not None:
         if held.content_hash == content_hash:
             return "duplicate"
-        raise RejectedError("locked", "a job event with this id is already held with other content")
-    try:
-        jobs.apply_device_event(
-            session,
-            user=pusher.user,
-            device_id=pusher.device_id,
-            event=e,
-            content_hash=content_hash,
-            received_at=received_at,
-        )
-    except jobs.RefusedError as exc:
-        raise RejectedError(exc.error, exc.detail) from None
+        raise ItemRefused("locked", "a job event with this id is already held with other content")
+    jobs.apply_device_event(
+        session,
+        user=pusher.user,
+        device_id=pusher.device_id,
+        event=e,
+        content_hash=content_hash,
+        received_at=received_at,
+    )
     return "accepted"
 
 

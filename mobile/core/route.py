@@ -6,16 +6,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from common import numbers
 from common.geo import distance_m
 from common.validation import DEFAULT_THRESHOLDS, consumption
 from mobile.core.store import MeterView
 
 
 def plain(value: Decimal | None) -> str:
-    """A number as a person writes it: 1225, 12.5 (not 1225.000 or 1.2E+3)."""
-    if value is None:
-        return "-"
-    return format(value.normalize(), "f")
+    """A number as a person writes it (1225, 12.5); a dash for none."""
+    return numbers.plain(value) or "-"
 
 
 def nearest_unread(
