@@ -153,8 +153,6 @@ def flag_out(flag: Flag, reviewer: str | None = None) -> dict[str, Any]:
     }
 
 
-
-
 def reading_out(
     reading: Reading,
     flags: list[Flag],

@@ -337,9 +337,7 @@ def assign(
     window_start: Annotated[
         date, typer.Option(**DAY, help="First day of the window (YYYY-MM-DD).")
     ],
-    window_end: Annotated[
-        date, typer.Option(**DAY, help="Last day of the window (YYYY-MM-DD).")
-    ],
+    window_end: Annotated[date, typer.Option(**DAY, help="Last day of the window (YYYY-MM-DD).")],
 ) -> None:
     """Give a route to a reader for a cycle; giving it again moves it or changes its window."""
     settings = _settings()

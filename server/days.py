@@ -308,9 +308,7 @@ def reading_facts(
                 sent_at=received_at - stamp_early,
                 fix=None
                 if fix is None
-                else Fix(
-                    fix.lat, fix.lon, fix.accuracy_m, fix.fix_time, fix.provider, fix.mock
-                ),
+                else Fix(fix.lat, fix.lon, fix.accuracy_m, fix.fix_time, fix.provider, fix.mock),
                 superseded=str(r.id) in superseded,
                 reread=r.reread_of is not None,
             )

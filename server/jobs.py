@@ -340,9 +340,7 @@ def apply_device_event(
         on_crew = session.get(JobCrew, (job.id, user.id)) is not None
         grid_supervisor = user.role == "supervisor" and user.grid_id == job.grid_id
         if not (on_crew or grid_supervisor):
-            raise ItemRefused(
-                "not_your_job", f"{user.username} is not on the crew of job {job.id}"
-            )
+            raise ItemRefused("not_your_job", f"{user.username} is not on the crew of job {job.id}")
         _transition(session, job, event)
     assert user.id is not None
     session.add(

@@ -201,5 +201,3 @@ def consumption_history(session: Session, *, account_no: str) -> dict[str, Any]:
         "address": account.address,
         "meters": meters,
     }
-
-

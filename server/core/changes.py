@@ -27,9 +27,11 @@ def next_change_seq(session: OrmSession) -> int:
     savepoint, it is given back with the savepoint's rows if that rolls back.
     """
     # On the session's connection, not session.execute: no autoflush from inside a flush.
-    value = session.connection().execute(
-        text("UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value")
-    ).scalar_one()
+    value = (
+        session.connection()
+        .execute(text("UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value"))
+        .scalar_one()
+    )
     return int(value)
 
 

@@ -104,9 +104,7 @@ def audit_config(settings: SettingsDep, map_library: MapLibraryDep) -> dict[str,
 def _mount_api_docs(app: FastAPI, dist: Path) -> None:
     """/docs from Swagger UI's own files, served here: the walk-through works with no internet."""
     if not (dist / "swagger-ui-bundle.js").is_file():
-        logger.warning(
-            "Swagger UI is not installed in %s: /docs says so (run `make setup`)", dist
-        )
+        logger.warning("Swagger UI is not installed in %s: /docs says so (run `make setup`)", dist)
 
         @app.get("/docs", include_in_schema=False)
         def docs_missing() -> HTMLResponse:

@@ -79,3 +79,30 @@ def test_the_same_batch_pushed_twice_at_once_stores_each_reading_once(
         assert sorted([a["status"], b["status"]]) == ["accepted", "duplicate"], (a, b)
     session.commit()
     assert session.exec(select(func.count()).select_from(Reading)).one() == 20
+
+
+def test_openapi_documents_every_answer_and_its_errors(client: TestClient) -> None:
+    """Every API route says what it answers (no bare `object`), and its error body."""
+    spec = client.get("/openapi.json").json()
+    untyped, undocumented = [], []
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, op in operations.items():
+            where = f"{method.upper()} {path}"
+            ok = next(op["responses"][s] for s in ("200", "201", "204") if s in op["responses"])
+            json_body = ok.get("content", {}).get("application/json")
+            if json_body is not None:
+                schema = json_body["schema"]
+                if schema in ({}, {"type": "object"}) or schema.get("additionalProperties") is True:
+                    untyped.append(where)
+            errors = {s for s in op["responses"] if s.startswith(("4", "5"))}
+            refs = {
+                body["schema"].get("$ref")
+                for s in errors - {"422"}
+                for body in op["responses"][s]["content"].values()
+            }
+            if not errors or refs != {"#/components/schemas/ErrorBody"}:
+                undocumented.append(where)
+    assert untyped == []
+    assert undocumented == []

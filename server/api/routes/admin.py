@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from server import accounts, assignments, imports
 from server.api.deps import AdminDep, SessionDep, SettingsDep
 from server.errors import Invalid, TooLarge
+from server.schemas.answers import ImportReportOut, errors
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403, 404, 409, 413, 422))
 
 
 class UserCreate(BaseModel):
@@ -148,7 +149,7 @@ def create_assignment(
     )
 
 
-@router.post("/meters/import")
+@router.post("/meters/import", response_model=ImportReportOut)
 async def import_meters(
     file: UploadFile, caller: AdminDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:

@@ -11,8 +11,17 @@ from pydantic import BaseModel, Field
 
 from server import audit, validation
 from server.api.deps import Caller, SessionDep, SettingsDep, require_role
+from server.schemas.answers import (
+    AssignmentDetail,
+    AssignmentProgress,
+    FlagOut,
+    GeoTrackExport,
+    ReadingOut,
+    RereadOrdered,
+    errors,
+)
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(401, 403, 404, 409, 422))
 
 
 def get_auditor(
@@ -36,7 +45,7 @@ class RereadIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.get("/assignments")
+@router.get("/assignments", response_model=list[AssignmentProgress])
 def list_assignments(
     auditor: AuditorDep,
     session: SessionDep,
@@ -46,19 +55,19 @@ def list_assignments(
     return audit.list_assignments(session, auditor=auditor, status=status)
 
 
-@router.get("/assignments/{assignment_id}")
+@router.get("/assignments/{assignment_id}", response_model=AssignmentDetail)
 def get_assignment(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> dict[str, Any]:
     """One assignment: meters with their state, readings in order taken, the track, flags."""
     return audit.assignment_detail(session, auditor=auditor, assignment_id=assignment_id)
 
 
-@router.get("/assignments/{assignment_id}/flags")
+@router.get("/assignments/{assignment_id}/flags", response_model=list[FlagOut])
 def get_flags(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> list[dict[str, Any]]:
     """The assignment's flags, each with its review."""
     return audit.assignment_flags(session, auditor=auditor, assignment_id=assignment_id)
 
 
-@router.get("/assignments/{assignment_id}/readings")
+@router.get("/assignments/{assignment_id}/readings", response_model=list[ReadingOut])
 def get_readings(
     assignment_id: int, auditor: AuditorDep, session: SessionDep
 ) -> list[dict[str, Any]]:
@@ -66,7 +75,7 @@ def get_readings(
     return audit.assignment_readings(session, auditor=auditor, assignment_id=assignment_id)
 
 
-@router.post("/flags/{flag_id}/review")
+@router.post("/flags/{flag_id}/review", response_model=FlagOut)
 def review_flag(
     flag_id: int, body: ReviewIn, auditor: AuditorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -77,7 +86,7 @@ def review_flag(
     return audit.flag_out(flag, reviewer=auditor.user.username)
 
 
-@router.post("/assignments/{assignment_id}/rereads", status_code=201)
+@router.post("/assignments/{assignment_id}/rereads", status_code=201, response_model=RereadOrdered)
 def order_reread(
     assignment_id: int, body: RereadIn, auditor: AuditorDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -99,7 +108,7 @@ def order_reread(
     }
 
 
-@router.post("/assignments/{assignment_id}/close")
+@router.post("/assignments/{assignment_id}/close", response_model=AssignmentProgress)
 def close_assignment(
     assignment_id: int, auditor: AuditorDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -121,7 +130,7 @@ def export_gpx(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> 
     )
 
 
-@router.get("/assignments/{assignment_id}/track.geojson")
+@router.get("/assignments/{assignment_id}/track.geojson", response_model=GeoTrackExport)
 def export_geojson(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
     """The track and the meters with their state, as GeoJSON."""
     return Response(

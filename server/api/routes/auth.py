@@ -10,8 +10,14 @@ from pydantic import BaseModel, Field
 from server import accounts
 from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_version
 from server.errors import Unauthorized
+from server.schemas.answers import errors
 
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(check_client_version)])
+router = APIRouter(
+    prefix="/auth",
+    tags=["auth"],
+    dependencies=[Depends(check_client_version)],
+    responses=errors(401, 403, 422, 426),
+)
 
 
 class LoginIn(BaseModel):

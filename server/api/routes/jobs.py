@@ -11,9 +11,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 from common import clock
 from server import jobs, outages
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
+from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, OutageRow, errors
 from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 
-router = APIRouter(tags=["jobs and outages"])
+router = APIRouter(tags=["jobs and outages"], responses=errors(401, 403, 404, 422))
 
 Dispatcher = Annotated[Caller, Depends(require_role("agent", "supervisor", "admin"))]
 
@@ -51,7 +52,7 @@ class CancelIn(BaseModel):
     note: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, response_model=JobDetail)
 def create_job(
     body: JobCreate, caller: Dispatcher, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def create_job(
     return jobs.job_detail(session, settings, job_id=job.id, viewer=caller.user)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=list[OpenJob])
 def list_jobs(
     caller: Dispatcher,
     session: SessionDep,
@@ -91,7 +92,7 @@ def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobDetail)
 def get_job(
     job_id: uuid.UUID, caller: CallerDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def get_job(
     return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
-@router.post("/jobs/{job_id}/assign")
+@router.post("/jobs/{job_id}/assign", response_model=JobDetail)
 def assign_job(
     job_id: uuid.UUID, body: CrewIn, caller: Dispatcher, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def assign_job(
     return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", response_model=JobDetail)
 def cancel_job(
     job_id: uuid.UUID,
     body: CancelIn,
@@ -121,7 +122,7 @@ def cancel_job(
     return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
-@router.get("/outages")
+@router.get("/outages", response_model=list[OutageRow])
 def list_outages(
     caller: Dispatcher,
     session: SessionDep,
@@ -137,7 +138,7 @@ def list_outages(
     )
 
 
-@router.get("/accounts/{account_no}/consumption")
+@router.get("/accounts/{account_no}/consumption", response_model=ConsumptionHistory)
 def account_consumption(account_no: str, caller: Dispatcher, session: SessionDep) -> dict[str, Any]:
     """The account's consumption per cycle, to explain a bill before a meter check (申校)."""
     return outages.consumption_history(session, account_no=account_no)

@@ -13,9 +13,15 @@ from server import sync
 from server.api.deps import Caller, SessionDep, SettingsDep, check_client_version, require_role
 from server.core.config import Settings
 from server.errors import Problem, TooLarge
+from server.schemas.answers import errors
 from server.schemas.wire import PullResponse, PushRequest, PushResponse
 
-router = APIRouter(prefix="/sync", tags=["sync"], dependencies=[Depends(check_client_version)])
+router = APIRouter(
+    prefix="/sync",
+    tags=["sync"],
+    dependencies=[Depends(check_client_version)],
+    responses=errors(400, 401, 403, 413, 415, 422, 426),
+)
 
 FieldWorker = Annotated[Caller, Depends(require_role("reader", "crew", "supervisor"))]
 

@@ -1,0 +1,316 @@
+"""What the audit, jobs and admin routes answer, declared so that /openapi.json documents every
+answer and a route that drifts from its shape fails its tests (extra keys are refused).
+
+Times are ISO 8601 strings and registers plain decimal strings, as the services write them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer: a sentence, a stable code, per-field or per-row errors where a
+    form or a file held several, and what else the code needs (426: the server's contract)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+_MEANING = {
+    400: "The body is not what the route reads (not JSON, bad gzip)",
+    401: "No valid access token (expired: refresh it), or a bad login",
+    403: "The caller's role or grid may not do this",
+    404: "What the path names does not exist",
+    409: "It conflicts with what is already there (already closed, already exists)",
+    413: "The body or file is too large",
+    415: "A Content-Encoding other than gzip",
+    422: "A field is missing or wrong: each one is named",
+    426: "The app speaks a contract or version this server no longer serves: update it",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a group of routes can give, for /openapi.json."""
+    return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in statuses}
+
+
+# ------------------------------------------------------------------------ the route audit
+
+
+class SeverityCounts(Answer):
+    info: int
+    warn: int
+    fail: int
+
+
+class AssignmentProgress(Answer):
+    id: int
+    route_code: str
+    route_name: str
+    cycle: str
+    reader: str
+    window_start: str
+    window_end: str
+    status: str
+    meters: int
+    read: int
+    skipped: int
+    missing: int
+    flagged: SeverityCounts
+    meters_flagged: int
+    first_read_at: str | None
+    last_read_at: str | None
+    distance_walked_m: int
+
+
+class FlagOut(Answer):
+    id: int | None
+    code: str
+    severity: str
+    message: str
+    reading_id: str | None
+    meter_id: int | None
+    review: str | None
+    review_note: str | None
+    reviewed_at: str | None
+    reviewed_by: str | None
+
+
+class FixOut(Answer):
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    fix_time: str | None
+    provider: str | None
+    mock: bool | None
+    distance_to_meter_m: float
+
+
+class ReadingOut(Answer):
+    id: str
+    meter_id: int
+    value: str | None
+    skip_code: str | None
+    note: str | None
+    read_at: str
+    confirmed_at: str
+    received_at: str
+    fix: FixOut | None
+    reread_of: str | None
+    supersedes: str | None
+    superseded_by: str | None
+    disputed: bool
+    flags: list[FlagOut]
+
+
+class MeterOnMap(Answer):
+    id: int | None
+    meter_no: str
+    account_no: str
+    customer_name: str
+    address: str
+    lat: float
+    lon: float
+    sequence: int
+    last_reading: str | None
+    state: Literal["read", "skipped", "missing", "flagged"]
+
+
+class TrackPointOut(Answer):
+    t: str
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    mock: bool
+
+
+class RereadOrderBrief(Answer):
+    id: str
+    meter_id: int
+    status: str
+    reason: str
+    reading_id: str | None
+
+
+class RereadOrdered(RereadOrderBrief):
+    assignment_id: int
+
+
+class AssignmentDetail(Answer):
+    assignment: AssignmentProgress
+    meters: list[MeterOnMap]
+    readings: list[ReadingOut]
+    track: list[TrackPointOut]
+    flags: list[FlagOut]
+    reread_orders: list[RereadOrderBrief]
+
+
+class GeoFeature(Answer):
+    type: Literal["Feature"]
+    geometry: dict[str, Any]  # a LineString (the track) or a Point (a meter)
+    properties: dict[str, Any]
+
+
+class GeoTrackExport(Answer):
+    """The track and the meters with their state, as a GeoJSON FeatureCollection."""
+
+    type: Literal["FeatureCollection"]
+    features: list[GeoFeature]
+
+
+# ------------------------------------------------------------------------ jobs and outages
+
+
+class Position(Answer):
+    lat: float
+    lon: float
+
+
+class NoResponseCommitment(Answer):
+    """A planned outage: no response commitment, measured against its own plan."""
+
+    applies: Literal[False]
+
+
+class ResponseFigures(Answer):
+    """Report to arrival and to restoration against the targets for the job's urgency."""
+
+    applies: Literal[True]
+    reported_at: str
+    response_target_min: float
+    restore_target_min: float
+    respond_by: str
+    restore_by: str
+    response_min: float | None
+    restoration_min: float | None
+    response_met: bool | None
+    restore_met: bool | None
+
+
+class JobArea(Answer):
+    accounts: list[str]
+    radius_m: float | None
+    route_id: int | None
+
+
+class JobEventOut(Answer):
+    id: str
+    kind: str
+    at: str
+    received_at: str
+    by: str | None
+    device_id: str | None
+    expected_finish: str | None
+    content: str | None
+    crew: list[str] | None
+    note: str | None
+    fix: Position | None
+    meter_check: dict[str, Any] | None
+
+
+class JobDetail(Answer):
+    id: str
+    kind: str
+    urgency: str
+    status: str
+    content: str
+    crew: list[str]
+    lat: float | None
+    lon: float | None
+    address: str | None
+    expected_finish: str | None
+    started_at: str | None
+    finished_at: str | None
+    planned_start: str | None
+    accounts: list[str]
+    grid: str | None
+    reported_at: str | None
+    dispatched_at: str | None
+    cancelled_at: str | None
+    last_update: str | None
+    start_position: Position | None
+    finish_position: Position | None
+    result_note: str | None
+    meter_check: dict[str, Any] | None
+    area: JobArea
+    response: ResponseFigures | NoResponseCommitment
+    events: list[JobEventOut]
+
+
+class OpenJob(Answer):
+    job_id: str
+    kind: str
+    urgency: str
+    status: str
+    content: str
+    crew: list[str]
+    address: str | None
+    reported_at: str | None
+    expected_finish: str | None
+    next_due: str | None
+    overdue: bool
+    response: ResponseFigures | NoResponseCommitment
+
+
+class OutageRow(Answer):
+    job_id: str
+    kind: str
+    urgency: str
+    content: str
+    crew: list[str]
+    started_at: str | None
+    expected_finish: str | None
+    last_update: str | None
+    status: str
+    address: str | None
+    reported_at: str | None
+    planned_start: str | None
+    upcoming: bool
+
+
+class CycleConsumption(Answer):
+    cycle: str
+    read_at: str
+    value: str
+    consumption_kwh: str | None
+    kwh_per_day: float | None
+
+
+class MeterConsumption(Answer):
+    meter_no: str
+    digits: int
+    multiplier: str
+    expected_low: str | None
+    expected_high: str | None
+    history: list[CycleConsumption]
+
+
+class ConsumptionHistory(Answer):
+    account_no: str
+    customer_name: str
+    address: str
+    meters: list[MeterConsumption]
+
+
+# ------------------------------------------------------------------------ administration
+
+
+class ImportReportOut(Answer):
+    rows: int
+    accounts_created: int
+    accounts_updated: int
+    meters_created: int
+    meters_updated: int
+    unchanged: int
+    routes_created: int
+    routes_updated: int
+    meters_moved: int
