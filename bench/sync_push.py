@@ -22,7 +22,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from server import accounts, assignments
+from server.catalog import accounts, assignments
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine

@@ -40,14 +40,14 @@ from common.validation import (
     TrackFix,
     validate_route,
 )
-from server import accounts, assignments
+from server.catalog import accounts, assignments
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
-from server.days import home_day, honest_day, reading_facts, street, track_facts
+from server.demo.days import home_day, honest_day, reading_facts, street, track_facts
 from server.main import create_app
 from server.models import Account, Assignment, Meter, Route
-from server.validation import validate_assignment, window_tz
+from server.validation.runner import validate_assignment, window_tz
 
 N_METERS = 300
 RUNS = 7

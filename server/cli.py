@@ -31,13 +31,16 @@ from sqlmodel import Session
 from typer.core import TyperGroup
 
 from common import clock
-from server import accounts, assignments, days, demo, imports, validation
+from server.catalog import accounts, assignments, imports
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
-from server.demo import LOCAL
-from server.errors import Invalid, Problem
+from server.core.errors import Invalid, Problem
+from server.demo import days
+from server.demo import utility as demo
+from server.demo.utility import LOCAL
 from server.models import ROLES
+from server.validation import runner as validation
 
 
 class _OneLineErrors(TyperGroup):

@@ -18,11 +18,11 @@ from starlette.requests import ClientDisconnect
 
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
-from server import validation
 from server.api.routes import admin, audit, auth, jobs, sync
 from server.core.config import Settings
 from server.core.db import make_engine
-from server.errors import Problem
+from server.core.errors import Problem
+from server.validation import runner as validation
 from server.web import pages
 
 logger = logging.getLogger("gridwalk")

@@ -425,8 +425,9 @@ class Withdrawal(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class AuditLog(SQLModel, table=True):
-    """Who did what, when: every administrative and supervisory act."""
+class AdminLog(SQLModel, table=True):
+    """Who did what, when: every administrative and supervisory act. (The admin log, not the
+    supervisor's route audit; its table keeps its first name.)"""
 
     __tablename__ = "audit_log"
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
@@ -439,5 +440,5 @@ class AuditLog(SQLModel, table=True):
 
 
 # The change counter is stamped by a flush hook that lives with the counter; importing it here
-# registers it wherever models are used. (At the end: it imports AuditLog from this module.)
+# registers it wherever models are used. (At the end: it imports AdminLog from this module.)
 import server.core.changes  # noqa: E402, F401

@@ -12,9 +12,9 @@ from sqlmodel import Session, select
 
 from common import clock
 from common.validation import CHINA_STANDARD_TIME
-from server import accounts, assignments
+from server.catalog import accounts, assignments
+from server.catalog.imports import ImportReport, import_meters_csv
 from server.core.config import Settings
-from server.imports import ImportReport, import_meters_csv
 from server.models import Account, Assignment, Meter, Route
 
 PASSWORD = "correct-horse-battery"

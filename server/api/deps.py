@@ -18,8 +18,8 @@ from common.contract import (
     SUPPORTED_CONTRACT_VERSIONS,
 )
 from server.core.config import Settings
+from server.core.errors import Forbidden, Problem, Unauthorized
 from server.core.security import decode_access_token
-from server.errors import Forbidden, Problem, Unauthorized
 from server.models import Device, User
 
 

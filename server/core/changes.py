@@ -1,4 +1,4 @@
-"""The change counter behind the sync cursor, stamped in one place; and the audit log.
+"""The change counter behind the sync cursor, stamped in one place; and the admin log.
 
 Every row that reaches a handheld carries `change_seq`. It is stamped here, by a flush hook on
 every ORM session: whatever adds or changes such a row gets the next number, and no service can
@@ -16,7 +16,7 @@ from sqlalchemy.orm import UOWTransaction
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session
 
-from server.models import AuditLog
+from server.models import AdminLog
 
 
 def next_change_seq(session: OrmSession) -> int:
@@ -62,7 +62,7 @@ def committed_change_seq(session: Session) -> int:
     return int(session.execute(text("SELECT value FROM change_counter WHERE id = 1")).scalar_one())
 
 
-def record_audit(
+def log_admin_action(
     session: Session,
     *,
     actor_id: int | None,
@@ -72,7 +72,7 @@ def record_audit(
     detail: dict[str, Any] | None = None,
 ) -> None:
     session.add(
-        AuditLog(
+        AdminLog(
             actor_id=actor_id,
             action=action,
             object_type=object_type,

@@ -35,7 +35,7 @@ from common.validation import (
     wrong_meter_order,
 )
 from common.wire import Fix
-from server.days import home_day, honest_day, reading_facts, street, teleport, track_facts
+from server.demo.days import home_day, honest_day, reading_facts, street, teleport, track_facts
 from server.schemas.wire import ReadingIn, TrackPointIn
 from tests.factories import LOCAL, TODAY, WINDOW_END, WINDOW_START, local_time
 
@@ -219,8 +219,7 @@ def test_a_fix_far_from_the_meter_says_how_far_and_what_was_allowed() -> None:
     assert found.message == "fix 212 m from meter M-0003 (allowed 30 m + accuracy 8 m)"
     near = offset(meter.lat, meter.lon, 35.0, 0.0)
     assert (
-        far_from_meter(r.__class__(**{**r.__dict__, "fix": Fix(*near, 8.0, START)}), meter)
-        is None
+        far_from_meter(r.__class__(**{**r.__dict__, "fix": Fix(*near, 8.0, START)}), meter) is None
     )
 
 

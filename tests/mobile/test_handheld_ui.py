@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from common import clock
-from server.days import honest_day
+from server.demo.days import honest_day
 from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import IN_CI, LiveServer

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from server.core.config import Settings
-from server.models import AuditLog, Flag
+from server.models import AdminLog, Flag
 from tests.factories import READ_AT, ReaderDay, auth, make_user, reader_day, reading, track_point
 
 AUDIT = "/api/v1/audit"
@@ -200,7 +200,7 @@ def test_reviewing_a_flag_records_who_and_when_and_rejecting_disputes_the_readin
     assert response.json()["reviewed_by"] == "sup1"
     assert readings[0]["value"] is not None  # the reading stays
     session.commit()
-    entry = session.exec(select(AuditLog).where(AuditLog.action == "flag.rejected")).one()
+    entry = session.exec(select(AdminLog).where(AdminLog.action == "flag.rejected")).one()
     assert entry.detail is not None
     assert entry.detail["note"] == "register photo disagrees"
     assert entry.actor_id is not None

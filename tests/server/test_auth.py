@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from common import clock
 from common.clock import Clock
 from server.core.config import Settings
-from server.models import AuditLog, User
+from server.models import AdminLog, User
 from tests.factories import (
     CYCLE,
     PASSWORD,
@@ -158,7 +158,7 @@ def test_revoking_a_device_kills_its_tokens_and_its_logins(
     assert relogin.json()["code"] == "device_revoked"
     # The same reader on another device still works; the revocation is on the audit log.
     assert login(client, "reader1", "new-device-8")
-    assert session.exec(select(AuditLog).where(AuditLog.action == "device.revoke")).one()
+    assert session.exec(select(AdminLog).where(AdminLog.action == "device.revoke")).one()
 
 
 def test_revoking_a_user_kills_all_their_tokens(

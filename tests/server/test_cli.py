@@ -16,11 +16,12 @@ from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
 from mobile.core.location import load_gpx
-from server import accounts, outages
+from server.catalog import accounts
 from server.cli import app
 from server.core.config import Settings
 from server.core.security import verify_password
-from server.demo import LOCAL, USERS, demo_csv
+from server.demo.utility import LOCAL, USERS, demo_csv
+from server.jobs import outages
 from server.models import (
     Account,
     Assignment,

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
+from server.catalog.imports import REQUIRED_COLUMNS
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
-from server.errors import Invalid
-from server.imports import REQUIRED_COLUMNS
-from server.models import Account, AuditLog, Grid, Meter, Route, Withdrawal
+from server.core.errors import Invalid
+from server.models import Account, AdminLog, Grid, Meter, Route, Withdrawal
 from tests.factories import assign, auth, imported, make_user
 
 IMPORT = "/api/v1/admin/meters/import"
@@ -75,7 +75,7 @@ def counts(session: Session) -> dict[str, int]:
     """How many rows each table the import writes holds, and the change counter."""
     found = {
         model.__name__: session.exec(select(func.count()).select_from(model)).one()
-        for model in (Account, Route, Meter, Grid, Withdrawal, AuditLog)
+        for model in (Account, Route, Meter, Grid, Withdrawal, AdminLog)
     }
     found["change_seq"] = committed_change_seq(session)
     session.commit()
@@ -124,7 +124,7 @@ def test_good_import_creates_accounts_routes_meters_and_grid(session: Session) -
     assert (m0.expected_low, m0.expected_high) == (Decimal(50), Decimal(400))
     # One change number for the whole import, so a pull sees all of it or none of it.
     assert {m.change_seq for m in meters.values()} == {committed_change_seq(session)}
-    audit = session.exec(select(AuditLog).where(AuditLog.action == "meters.import")).one()
+    audit = session.exec(select(AdminLog).where(AdminLog.action == "meters.import")).one()
     assert audit.detail is not None
     assert audit.detail["meters_created"] == 3
 
@@ -389,8 +389,8 @@ def test_a_bad_file_over_http_gets_422_naming_every_bad_line(
     assert [(e["line"], e["column"]) for e in body["errors"]] == [(2, "lat"), (4, "lon")]
     after = counts(session)
     # Logging in writes its own audit entry; the import wrote nothing.
-    assert {k: v for k, v in after.items() if k != "AuditLog"} == {
-        k: v for k, v in before.items() if k != "AuditLog"
+    assert {k: v for k, v in after.items() if k != "AdminLog"} == {
+        k: v for k, v in before.items() if k != "AdminLog"
     }
 
 

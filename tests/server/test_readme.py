@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from server.core.config import Settings
-from server.demo import USERS, load_demo
+from server.demo.utility import USERS, load_demo
 from tests.factories import NOW
 
 README = Path(__file__).resolve().parents[2] / "README.md"

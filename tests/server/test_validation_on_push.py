@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from server.core.config import Settings
-from server.days import home_day, honest_day
+from server.demo.days import home_day, honest_day
 from server.main import create_app
 from server.models import Assignment
 from tests.factories import (

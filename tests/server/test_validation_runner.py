@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from server import audit
+from server.audit import service as audit
 from server.core.config import Settings
-from server.days import home_day, honest_day
-from server.errors import Conflict
-from server.models import Assignment, AuditLog, Flag
-from server.validation import (
+from server.core.errors import Conflict
+from server.demo.days import home_day, honest_day
+from server.models import AdminLog, Assignment, Flag
+from server.validation.runner import (
     affected_assignments_for_track,
     close_assignment,
     close_due_assignments,
@@ -235,7 +235,7 @@ def test_closing_an_assignment_flags_the_missed_meters_and_is_audited(
     assert closed.status == "closed"
     assert closed.closed_at is not None
     assert closed.change_seq > before
-    entry = session.exec(select(AuditLog).where(AuditLog.action == "assignment.close")).one()
+    entry = session.exec(select(AdminLog).where(AdminLog.action == "assignment.close")).one()
     assert (entry.actor_id, entry.object_id) == (supervisor.id, str(day.assignment.id))
     with pytest.raises(Conflict):
         close_assignment(session, assignment_id=aid(day), actor_id=supervisor.id, settings=settings)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from server import accounts, assignments, imports
 from server.api.deps import AdminDep, SessionDep, SettingsDep
-from server.errors import Invalid, TooLarge
+from server.catalog import accounts, assignments, imports
+from server.core.errors import Invalid, TooLarge
 from server.schemas.answers import ImportReportOut, errors
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403, 404, 409, 413, 422))

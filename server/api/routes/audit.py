@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from server import audit, validation
 from server.api.deps import Caller, SessionDep, SettingsDep, require_role
+from server.audit import service as audit
 from server.schemas.answers import (
     AssignmentDetail,
     AssignmentProgress,
@@ -20,6 +20,7 @@ from server.schemas.answers import (
     RereadOrdered,
     errors,
 )
+from server.validation import runner as validation
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(401, 403, 404, 409, 422))
 

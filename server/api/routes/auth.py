@@ -7,9 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from server import accounts
 from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_version
-from server.errors import Unauthorized
+from server.catalog import accounts
+from server.core.errors import Unauthorized
 from server.schemas.answers import errors
 
 router = APIRouter(

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from common import clock
-from server import jobs, outages
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
+from server.jobs import outages
+from server.jobs import service as jobs
 from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, OutageRow, errors
 from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 

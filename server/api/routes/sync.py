@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from server import sync
 from server.api.deps import Caller, SessionDep, SettingsDep, check_client_version, require_role
 from server.core.config import Settings
-from server.errors import Problem, TooLarge
+from server.core.errors import Problem, TooLarge
 from server.schemas.answers import errors
 from server.schemas.wire import PullResponse, PushRequest, PushResponse
+from server.sync import pull as pulling
+from server.sync import push as pushing
 
 router = APIRouter(
     prefix="/sync",
@@ -42,7 +43,7 @@ def pull(
     cursor: Annotated[str | None, Query(max_length=512, description="from the last pull")] = None,
 ) -> PullResponse:
     """Everything for this device's user that changed since `cursor` (no cursor: everything)."""
-    return sync.pull(session, settings, user=caller.user, cursor=cursor)
+    return pulling.pull(session, settings, user=caller.user, cursor=cursor)
 
 
 async def _read_body(request: Request, settings: Settings) -> bytes:
@@ -99,8 +100,8 @@ async def push(
         payload: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
-    pusher = sync.Pusher(user=caller.user, device_id=caller.device_id)
-    return await run_in_threadpool(sync.push, session, settings, pusher=pusher, payload=payload)
+    pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id)
+    return await run_in_threadpool(pushing.push, session, settings, pusher=pusher, payload=payload)
 
 
 # The push body is read by hand (gzip, per-item answers); these schemas document it at /docs.

@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from common import clock
-from server.accounts import get_or_create_grid
-from server.core.changes import next_change_seq, record_audit
-from server.errors import Conflict, Invalid
+from server.catalog.accounts import get_or_create_grid
+from server.core.changes import log_admin_action, next_change_seq
+from server.core.errors import Conflict, Invalid
 from server.models import Account, Assignment, Meter, Route, Withdrawal
 
 REQUIRED_COLUMNS = (
@@ -527,7 +527,7 @@ def _apply(
     report.meters_moved = len(moved)
     if progress is not None:
         progress(total, total)
-    record_audit(
+    log_admin_action(
         session,
         actor_id=actor_id,
         action="meters.import",

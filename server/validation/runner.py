@@ -24,9 +24,9 @@ from common.validation import (
     validate_route,
 )
 from common.wire import Fix
-from server.core.changes import record_audit
+from server.core.changes import log_admin_action
 from server.core.config import Settings
-from server.errors import Conflict, NotFound
+from server.core.errors import Conflict, NotFound
 from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
 
 MESSAGE_MAX = 1000  # Flag.message
@@ -251,7 +251,7 @@ def close_assignment(
     session.add(assignment)
     session.flush()
     flags = validate_assignment(session, assignment_id=assignment_id, settings=settings, now=now)
-    record_audit(
+    log_admin_action(
         session,
         actor_id=actor_id,
         action="assignment.close",

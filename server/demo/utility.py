@@ -19,15 +19,15 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from common.geo import offset
-from server.accounts import create_user, get_or_create_grid
-from server.assignments import assign_route
+from server.catalog.accounts import create_user, get_or_create_grid
+from server.catalog.assignments import assign_route
+from server.catalog.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
 from server.core.config import Settings
-from server.days import home_day, honest_day
-from server.errors import Conflict, NotFound
-from server.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
-from server.jobs import JobDraft, create_job
+from server.core.errors import Conflict, NotFound
+from server.demo.days import home_day, honest_day
+from server.jobs.service import JobDraft, create_job
 from server.models import Account, Assignment, Device, Meter, Route, User
-from server.sync import Pusher, push
+from server.sync.push import Pusher, push
 
 GRID_CODE = "GRID-01"
 GRID_NAME = "Riverside grid"

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select, update
 
 from common import clock
-from server.core.changes import record_audit
+from server.core.changes import log_admin_action
 from server.core.config import Settings
+from server.core.errors import Conflict, Invalid, NotFound, Unauthorized
 from server.core.security import (
     create_access_token,
     dummy_hash,
@@ -17,7 +18,6 @@ from server.core.security import (
     new_refresh_token,
     verify_password,
 )
-from server.errors import Conflict, Invalid, NotFound, Unauthorized
 from server.models import ROLES, Device, Grid, RefreshToken, User
 
 
@@ -39,7 +39,7 @@ def get_or_create_grid(session: Session, *, code: str, actor_id: int | None = No
         grid = Grid(code=code, name=code)
         session.add(grid)
         session.flush()
-        record_audit(
+        log_admin_action(
             session,
             actor_id=actor_id,
             action="grid.create",
@@ -112,7 +112,7 @@ def create_user(
     if grid is not None and role == "supervisor" and grid.leader_id is None:
         grid.leader_id = user.id
         session.add(grid)
-    record_audit(
+    log_admin_action(
         session,
         actor_id=actor_id,
         action="user.create",
@@ -229,7 +229,7 @@ def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> 
         device.revoked_at = clock.now()
         session.add(device)
         _revoke_tokens(session, device_id=device_id)
-        record_audit(
+        log_admin_action(
             session,
             actor_id=actor_id,
             action="device.revoke",
@@ -250,7 +250,7 @@ def revoke_user(session: Session, *, username: str, actor_id: int | None) -> Use
         user.active = False
         session.add(user)
         _revoke_tokens(session, user_id=user.id)
-        record_audit(
+        log_admin_action(
             session, actor_id=actor_id, action="user.revoke", object_type="user", object_id=user.id
         )
     session.flush()

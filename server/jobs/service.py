@@ -28,9 +28,9 @@ from common.job_lifecycle import (
     status_after,
 )
 from common.wire import iso
-from server.core.changes import record_audit, touched
+from server.core.changes import log_admin_action, touched
 from server.core.config import Settings
-from server.errors import Forbidden, Invalid, ItemRefused, NotFound
+from server.core.errors import Forbidden, Invalid, ItemRefused, NotFound
 from server.models import (
     Account,
     Grid,
@@ -141,7 +141,7 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
     _office_event(session, job, creator, "created", now, content=draft.content)
     if crew:
         _office_event(session, job, creator, "assigned", now, crew=list(draft.crew))
-    record_audit(
+    log_admin_action(
         session,
         actor_id=creator.id,
         action="job.create",
@@ -233,7 +233,7 @@ def assign_crew(session: Session, *, actor: User, job_id: uuid.UUID, crew: list[
     job.dispatched_at = job.dispatched_at or now
     _touch(session, job, now)
     _office_event(session, job, actor, "assigned", now, crew=crew)
-    record_audit(
+    log_admin_action(
         session,
         actor_id=actor.id,
         action="job.assign",
@@ -255,7 +255,7 @@ def cancel_job(session: Session, *, actor: User, job_id: uuid.UUID, note: str) -
     job.cancelled_at = now
     _touch(session, job, now)
     _office_event(session, job, actor, "cancelled", now, note=note)
-    record_audit(
+    log_admin_action(
         session,
         actor_id=actor.id,
         action="job.cancel",

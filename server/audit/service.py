@@ -21,8 +21,8 @@ from sqlmodel import Session, col, select
 from common import clock
 from common.geo import distance_m
 from common.numbers import plain
-from server.core.changes import record_audit
-from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.core.changes import log_admin_action
+from server.core.errors import Conflict, Forbidden, Invalid, NotFound
 from server.models import (
     Account,
     Assignment,
@@ -396,7 +396,7 @@ def review_flag(
     flag.reviewed_by = auditor.user.id
     flag.reviewed_at = clock.now()
     session.add(flag)
-    record_audit(
+    log_admin_action(
         session,
         actor_id=auditor.user.id,
         action=f"flag.{decision}",
@@ -456,7 +456,7 @@ def order_reread(
     )
     session.add(order)
     session.flush()
-    record_audit(
+    log_admin_action(
         session,
         actor_id=auditor.user.id,
         action="reread.order",

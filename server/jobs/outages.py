@@ -15,8 +15,8 @@ from common.geo import distance_m
 from common.numbers import plain
 from common.validation import consumption
 from server.core.config import Settings
-from server.errors import Invalid, NotFound
-from server.jobs import OPEN_STATES, OUTAGE_KINDS, crews
+from server.core.errors import Invalid, NotFound
+from server.jobs.service import OPEN_STATES, OUTAGE_KINDS, crews
 from server.models import Account, Assignment, Cycle, Grid, Job, JobAccount, Meter, Reading
 
 

@@ -7,8 +7,8 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from server.core.changes import record_audit, touched
-from server.errors import Invalid, NotFound
+from server.core.changes import log_admin_action, touched
+from server.core.errors import Invalid, NotFound
 from server.models import Assignment, Cycle, Route, User, Withdrawal
 
 _CYCLE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
@@ -38,7 +38,7 @@ def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = N
         cycle = Cycle(code=code)
         session.add(cycle)
         session.flush()
-        record_audit(
+        log_admin_action(
             session,
             actor_id=actor_id,
             action="cycle.create",
@@ -122,7 +122,7 @@ def assign_route(
         action = "assignment.update"
     session.add(assignment)
     session.flush()
-    record_audit(
+    log_admin_action(
         session,
         actor_id=actor_id,
         action=action,
