@@ -1,13 +1,11 @@
-"""The supervisor's audit: progress of each assignment, its readings and flags, reviews,
-re-read orders, and exports (GPX, GeoJSON, CSV).
+"""The supervisor's audit: progress of each assignment, its meters, readings, track and flags
+(reviews and re-read orders are in reviews.py, exports in exports.py).
 
 A supervisor sees only the assignments of routes in their grid; an admin sees all.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import uuid
 from collections import Counter
@@ -15,14 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
 
-import gpxpy.gpx
 from sqlmodel import Session, col, select
 
-from common import clock
 from common.geo import distance_m
 from common.numbers import plain
-from server.core.changes import log_admin_action
-from server.core.errors import Conflict, Forbidden, Invalid, NotFound
+from server.core.errors import Forbidden, NotFound
 from server.models import (
     Account,
     Assignment,
@@ -52,7 +47,9 @@ class Auditor:
         )
 
 
-def _assignment(session: Session, auditor: Auditor, assignment_id: int) -> tuple[Assignment, Route]:
+def audited_assignment(
+    session: Session, auditor: Auditor, assignment_id: int
+) -> tuple[Assignment, Route]:
     assignment = session.get(Assignment, assignment_id)
     if assignment is None:
         raise NotFound(f"no assignment {assignment_id}", code="assignment_not_found")
@@ -74,7 +71,7 @@ def _track_span(assignment: Assignment, readings: list[Reading]) -> tuple[dateti
     return start - timedelta(days=1), end + timedelta(days=1)
 
 
-def _readings(session: Session, assignment_id: int) -> list[Reading]:
+def readings_of(session: Session, assignment_id: int) -> list[Reading]:
     return list(
         session.exec(
             select(Reading)
@@ -84,7 +81,7 @@ def _readings(session: Session, assignment_id: int) -> list[Reading]:
     )
 
 
-def _track(session: Session, assignment: Assignment, readings: list[Reading]) -> list[TrackPoint]:
+def track_of(session: Session, assignment: Assignment, readings: list[Reading]) -> list[TrackPoint]:
     start, end = _track_span(assignment, readings)
     return list(
         session.exec(
@@ -110,7 +107,7 @@ def walked_m(track: list[TrackPoint]) -> float:
     return sum(distance_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(track))
 
 
-def _superseded_by(readings: list[Reading]) -> dict[uuid.UUID, uuid.UUID]:
+def supersessions(readings: list[Reading]) -> dict[uuid.UUID, uuid.UUID]:
     return {r.supersedes: r.id for r in readings if r.supersedes is not None}
 
 
@@ -118,7 +115,7 @@ def meter_states(
     meters: list[Meter], readings: list[Reading], flags: list[Flag]
 ) -> dict[int, MeterState]:
     """Each meter's state on the map: flagged (open warn/fail), read, skipped, or missing."""
-    replaced = _superseded_by(readings)
+    replaced = supersessions(readings)
     current = {r.meter_id: r for r in readings if r.id not in replaced}
     flagged = {
         f.meter_id
@@ -204,12 +201,12 @@ def _summary(
 ) -> dict[str, Any]:
     assert assignment.id is not None
     meters = list(session.exec(select(Meter).where(Meter.route_id == route.id)))
-    readings = _readings(session, assignment.id)
+    readings = readings_of(session, assignment.id)
     flags = _flags(session, assignment.id)
-    track = _track(session, assignment, readings)
+    track = track_of(session, assignment, readings)
     states = Counter(meter_states(meters, readings, flags).values())
     open_flags = Counter(f.severity for f in flags if f.review is None)
-    replaced = _superseded_by(readings)
+    replaced = supersessions(readings)
     current = [r for r in readings if r.id not in replaced]
     return {
         "id": assignment.id,
@@ -234,7 +231,7 @@ def _summary(
 
 def assignment_summary(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
     """One assignment's progress (the auditor must be allowed to see it)."""
-    assignment, route = _assignment(session, auditor, assignment_id)
+    assignment, route = audited_assignment(session, auditor, assignment_id)
     cycle = session.get(Cycle, assignment.cycle_id)
     reader = session.get(User, assignment.reader_id)
     assert cycle is not None
@@ -244,7 +241,7 @@ def assignment_summary(session: Session, *, auditor: Auditor, assignment_id: int
 
 def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
     """One assignment: summary, meters with their state, readings in order taken, track, flags."""
-    assignment, route = _assignment(session, auditor, assignment_id)
+    assignment, route = audited_assignment(session, auditor, assignment_id)
     cycle = session.get(Cycle, assignment.cycle_id)
     reader = session.get(User, assignment.reader_id)
     assert cycle is not None
@@ -256,10 +253,10 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
         .order_by(col(Meter.sequence))
     ).all()
     meters = [m for m, _ in rows]
-    readings = _readings(session, assignment_id)
+    readings = readings_of(session, assignment_id)
     flags = _flags(session, assignment_id)
     states = meter_states(meters, readings, flags)
-    track = _track(session, assignment, readings)
+    track = track_of(session, assignment, readings)
     return {
         "assignment": _summary(session, assignment, route, cycle, reader),
         "meters": [
@@ -348,7 +345,7 @@ def readings_out(
     for f in flags:
         if f.reading_id is not None:
             by_reading.setdefault(f.reading_id, []).append(f)
-    replaced = _superseded_by(readings)
+    replaced = supersessions(readings)
     meters = {
         m.id: m
         for m in session.exec(
@@ -366,215 +363,15 @@ def assignment_readings(
     session: Session, *, auditor: Auditor, assignment_id: int
 ) -> list[dict[str, Any]]:
     """Every reading held for the assignment, in the order taken, with its flags."""
-    _assignment(session, auditor, assignment_id)
-    return readings_out(session, _readings(session, assignment_id), _flags(session, assignment_id))
+    audited_assignment(session, auditor, assignment_id)
+    return readings_out(
+        session, readings_of(session, assignment_id), _flags(session, assignment_id)
+    )
 
 
 def assignment_flags(
     session: Session, *, auditor: Auditor, assignment_id: int
 ) -> list[dict[str, Any]]:
     """The assignment's flags."""
-    _assignment(session, auditor, assignment_id)
+    audited_assignment(session, auditor, assignment_id)
     return flags_out(session, _flags(session, assignment_id))
-
-
-def review_flag(
-    session: Session, *, auditor: Auditor, flag_id: int, decision: str, note: str
-) -> Flag:
-    """Accept a flag (explained) or reject the reading behind it (it stays, marked disputed)."""
-    flag = session.get(Flag, flag_id)
-    if flag is None:
-        raise NotFound(f"no flag {flag_id}", code="flag_not_found")
-    _assignment(session, auditor, flag.assignment_id)
-    if decision not in ("accepted", "rejected"):
-        raise Invalid("decision must be 'accepted' or 'rejected'", code="invalid_decision")
-    if not note.strip():
-        raise Invalid("a review needs a note saying why", code="note_required")
-    previous = flag.review
-    flag.review = decision
-    flag.review_note = note.strip()
-    flag.reviewed_by = auditor.user.id
-    flag.reviewed_at = clock.now()
-    session.add(flag)
-    log_admin_action(
-        session,
-        actor_id=auditor.user.id,
-        action=f"flag.{decision}",
-        object_type="flag",
-        object_id=flag.id,
-        detail={
-            "code": flag.code,
-            "note": flag.review_note,
-            "previous": previous,
-            "reading_id": str(flag.reading_id) if flag.reading_id else None,
-        },
-    )
-    session.flush()
-    return flag
-
-
-def order_reread(
-    session: Session, *, auditor: Auditor, assignment_id: int, meter_id: int, reason: str
-) -> RereadOrder:
-    """Order a meter read again; the order reaches the reader's device on its next pull."""
-    assignment, route = _assignment(session, auditor, assignment_id)
-    meter = session.get(Meter, meter_id)
-    if meter is None or meter.route_id != route.id:
-        raise Invalid(
-            f"meter {meter_id} is not on this assignment's route", code="meter_not_on_route"
-        )
-    if not reason.strip():
-        raise Invalid("a re-read order needs a reason", code="reason_required")
-    if assignment.status != "open":
-        raise Conflict(
-            "the assignment is closed: re-reads go to an open assignment", code="assignment_closed"
-        )
-    if (
-        session.exec(
-            select(RereadOrder).where(
-                RereadOrder.assignment_id == assignment_id,
-                RereadOrder.meter_id == meter_id,
-                RereadOrder.status == "open",
-            )
-        ).first()
-        is not None
-    ):
-        raise Conflict(
-            f"meter {meter.meter_no} already has an open re-read order",
-            code="reread_already_ordered",
-        )
-    readings = [r for r in _readings(session, assignment_id) if r.meter_id == meter_id]
-    replaced = _superseded_by(readings)
-    current = next((r.id for r in readings if r.id not in replaced), None)
-    assert auditor.user.id is not None
-    order = RereadOrder(
-        assignment_id=assignment_id,
-        meter_id=meter_id,
-        reading_id=current,
-        reason=reason.strip(),
-        ordered_by=auditor.user.id,
-    )
-    session.add(order)
-    session.flush()
-    log_admin_action(
-        session,
-        actor_id=auditor.user.id,
-        action="reread.order",
-        object_type="reread_order",
-        object_id=order.id,
-        detail={
-            "assignment_id": assignment_id,
-            "meter_id": meter_id,
-            "reading_id": str(current) if current else None,
-            "reason": reason,
-        },
-    )
-    session.flush()
-    return order
-
-
-def track_gpx(session: Session, *, auditor: Auditor, assignment_id: int) -> str:
-    """The reader's track, and the readings as waypoints, as GPX 1.1."""
-    assignment, route = _assignment(session, auditor, assignment_id)
-    readings = _readings(session, assignment_id)
-    meters = {m.id: m for m in session.exec(select(Meter).where(Meter.route_id == route.id))}
-    gpx = gpxpy.gpx.GPX()
-    gpx.creator = "Gridwalk"
-    gpx.name = f"{route.code} assignment {assignment_id}"
-    track = gpxpy.gpx.GPXTrack(name=gpx.name)
-    segment = gpxpy.gpx.GPXTrackSegment()
-    track.segments.append(segment)
-    gpx.tracks.append(track)
-    for p in _track(session, assignment, readings):
-        segment.points.append(
-            gpxpy.gpx.GPXTrackPoint(p.lat, p.lon, time=p.t, horizontal_dilution=None)
-        )
-    for r in readings:
-        meter = meters[r.meter_id]
-        lat, lon = (r.fix_lat, r.fix_lon) if r.fix_lat is not None else (meter.lat, meter.lon)
-        what = plain(r.value) if r.value is not None else f"skip: {r.skip_code}"
-        gpx.waypoints.append(
-            gpxpy.gpx.GPXWaypoint(lat, lon, time=r.read_at, name=meter.meter_no, description=what)
-        )
-    return gpx.to_xml(version="1.1")
-
-
-def track_geojson(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
-    """The track as a LineString and the meters as Points with their state, as GeoJSON."""
-    detail = assignment_detail(session, auditor=auditor, assignment_id=assignment_id)
-    features: list[dict[str, Any]] = [
-        {
-            "type": "Feature",
-            "geometry": {
-                "type": "LineString",
-                "coordinates": [[p["lon"], p["lat"]] for p in detail["track"]],
-            },
-            "properties": {"kind": "track", "times": [p["t"] for p in detail["track"]]},
-        }
-    ]
-    features += [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [m["lon"], m["lat"]]},
-            "properties": {
-                "kind": "meter",
-                "meter_id": m["id"],
-                "meter_no": m["meter_no"],
-                "sequence": m["sequence"],
-                "state": m["state"],
-            },
-        }
-        for m in detail["meters"]
-    ]
-    return {"type": "FeatureCollection", "features": features}
-
-
-CSV_COLUMNS = (
-    "order",
-    "reading_id",
-    "meter_no",
-    "account_no",
-    "value",
-    "skip_code",
-    "read_at",
-    "received_at",
-    "superseded_by",
-    "disputed",
-    "flags",
-)
-
-
-def readings_csv(session: Session, *, auditor: Auditor, assignment_id: int) -> str:
-    """The readings with their flags, one row per reading in the order taken."""
-    _, route = _assignment(session, auditor, assignment_id)
-    numbers = {
-        m.id: (m.meter_no, a.account_no)
-        for m, a in session.exec(
-            select(Meter, Account)
-            .join(Account, col(Account.id) == Meter.account_id)
-            .where(Meter.route_id == route.id)
-        )
-    }
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for i, r in enumerate(
-        assignment_readings(session, auditor=auditor, assignment_id=assignment_id), start=1
-    ):
-        meter_no, account_no = numbers[r["meter_id"]]
-        writer.writerow(
-            [
-                i,
-                r["id"],
-                meter_no,
-                account_no,
-                r["value"] or "",
-                r["skip_code"] or "",
-                r["read_at"],
-                r["received_at"],
-                r["superseded_by"] or "",
-                "yes" if r["disputed"] else "",
-                "; ".join(f"{f['severity']}:{f['code']}" for f in r["flags"]),
-            ]
-        )
-    return out.getvalue()

@@ -7,15 +7,10 @@ name are left alone, so a file may carry a single route.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import insert, update
@@ -24,45 +19,19 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from server.catalog.accounts import get_or_create_grid
+from server.catalog.meter_csv import (
+    MeterRow,
+    invalid_file,
+    parse_meter_csv,
+)
 from server.core.changes import log_admin_action, next_change_seq
-from server.core.errors import Conflict, Invalid
+from server.core.errors import Conflict
 from server.models import Account, Assignment, Meter, Route, Withdrawal
 
-REQUIRED_COLUMNS = (
-    "account_no",
-    "customer_name",
-    "address",
-    "meter_no",
-    "lat",
-    "lon",
-    "route_code",
-    "sequence",
-)
-OPTIONAL_COLUMNS = (
-    "digits",
-    "multiplier",
-    "last_reading",
-    "last_read_at",
-    "expected_low",
-    "expected_high",
-    "grid_code",
-)
-DEFAULT_DIGITS = 6
-DEFAULT_MULTIPLIER = Decimal(1)
-# Beyond this many, a list of errors helps no one (a wrong file, not a few bad rows).
-MAX_LISTED_ERRORS = 1000
 # Rows written between two progress reports; also the size of each bulk statement.
 BATCH_ROWS = 1000
 # Keys per IN (...) lookup: under SQLite's and PostgreSQL's bound-parameter limits.
 LOOKUP_CHUNK = 500
-
-_INTEGER = re.compile(r"^[+-]?\d+$")
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
-_NOT_FINITE = frozenset(
-    {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
-)
-_THOUSANDTH = Decimal("0.001")
-_MAX_INT32 = 2**31 - 1
 
 T = TypeVar("T")
 
@@ -85,26 +54,6 @@ class ImportReport:
         return asdict(self)
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    line: int
-    account_no: str
-    customer_name: str
-    address: str
-    meter_no: str
-    lat: float
-    lon: float
-    route_code: str
-    sequence: int
-    digits: int
-    multiplier: Decimal
-    last_reading: Decimal | None
-    last_read_at: datetime | None
-    expected_low: Decimal | None
-    expected_high: Decimal | None
-    grid_code: str | None
-
-
 def import_meters_csv(
     session: Session,
     text: str,
@@ -113,10 +62,10 @@ def import_meters_csv(
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Check every row of a meters CSV, then upsert all of them in one transaction, or none."""
-    rows, errors = _parse(text)
+    rows, errors = parse_meter_csv(text)
     if errors:
         session.rollback()
-        raise _invalid(errors)
+        raise invalid_file(errors)
     try:
         report = _apply(
             session,
@@ -140,280 +89,6 @@ def import_meters_csv(
     return report
 
 
-# --- checking the file ------------------------------------------------------------------------
-
-
-def _error(line: int, column: str | None, message: str) -> dict[str, Any]:
-    return {"line": line, "column": column, "error": message}
-
-
-def _invalid(errors: list[dict[str, Any]]) -> Invalid:
-    bad_lines = len({e["line"] for e in errors})
-    shown = errors[:MAX_LISTED_ERRORS]
-    detail = (
-        f"the file has {len(errors)} error{'s' if len(errors) != 1 else ''} on "
-        f"{bad_lines} line{'s' if bad_lines != 1 else ''}; nothing was imported"
-    )
-    if len(shown) < len(errors):
-        detail += f" (the first {len(shown)} are listed)"
-    return Invalid(detail, code="invalid_csv", extra={"errors": shown, "error_count": len(errors)})
-
-
-class _Cells:
-    """One data row's cells by column name, parsed into values while errors are collected."""
-
-    def __init__(self, line: int, cells: dict[str, str], errors: list[dict[str, Any]]):
-        self.line = line
-        self.cells = cells
-        self.errors = errors
-        self.ok = True
-
-    def fail(self, column: str, message: str) -> None:
-        self.ok = False
-        self.errors.append(_error(self.line, column, message))
-
-    def text(self, column: str, *, max_length: int) -> str:
-        value = self.cells.get(column, "")
-        if not value:
-            self.fail(column, f"{column} is empty")
-        elif len(value) > max_length:
-            self.fail(column, f"{column} is longer than {max_length} characters")
-        return value
-
-    def integer(self, column: str, *, default: int | None = None) -> int | None:
-        value = self.cells.get(column, "")
-        if not value:
-            if default is None:
-                self.fail(column, f"{column} is empty")
-            return default
-        if not _INTEGER.match(value):
-            self.fail(column, f"{column} {value!r} is not a whole number")
-            return None
-        number = int(value)
-        if abs(number) > _MAX_INT32:
-            self.fail(column, f"{column} {value!r} is too large")
-            return None
-        return number
-
-    def decimal(self, column: str, *, required: bool = False) -> Decimal | None:
-        value = self.cells.get(column, "")
-        if not value:
-            if required:
-                self.fail(column, f"{column} is empty")
-            return None
-        if value.lower() in _NOT_FINITE:
-            self.fail(column, f"{column} {value!r} is not a finite number")
-            return None
-        if not _DECIMAL.match(value):
-            self.fail(column, f"{column} {value!r} is not a number")
-            return None
-        try:
-            return Decimal(value)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only valid literals
-            self.fail(column, f"{column} {value!r} is not a number")
-            return None
-
-    def amount(self, column: str, *, below: Decimal) -> Decimal | None:
-        """A non-negative decimal of at most 3 places (the columns' scale), under `below`."""
-        value = self.decimal(column)
-        if value is None:
-            return None
-        raw = self.cells[column]
-        if value < 0:
-            self.fail(column, f"{column} {raw} is negative")
-            return None
-        if value >= below:
-            self.fail(column, f"{column} {raw} is too large")
-            return None
-        # More places would be rounded by the database, and the same file would then look
-        # changed on every import.
-        if value != value.quantize(_THOUSANDTH):
-            self.fail(column, f"{column} {raw} has more than 3 decimal places")
-            return None
-        return value.quantize(_THOUSANDTH)
-
-    def coordinate(self, column: str, *, limit: int) -> float | None:
-        value = self.decimal(column, required=True)
-        if value is None:
-            return None
-        number = float(value)
-        if not math.isfinite(number) or not -limit <= number <= limit:
-            self.fail(column, f"{column} {self.cells[column]} is outside -{limit}..{limit}")
-            return None
-        return number
-
-    def timestamp(self, column: str) -> datetime | None:
-        value = self.cells.get(column, "")
-        if not value:
-            return None
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(
-                column,
-                f"{column} {value!r} is not an ISO date or date-time "
-                "(such as 2026-10-28 or 2026-10-28T09:30:00+08:00)",
-            )
-            return None
-        # A billing export without a zone means UTC: that is what this system stores.
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _parse_row(cells: _Cells) -> _Row | None:
-    account_no = cells.text("account_no", max_length=64)
-    customer_name = cells.text("customer_name", max_length=200)
-    address = cells.text("address", max_length=500)
-    meter_no = cells.text("meter_no", max_length=64)
-    lat = cells.coordinate("lat", limit=90)
-    lon = cells.coordinate("lon", limit=180)
-    if lat == 0 and lon == 0:
-        # The classic sign of an export with no position: presence could never be checked.
-        cells.fail("lat", "lat and lon are both 0: the export has no position for this meter")
-    route_code = cells.text("route_code", max_length=64)
-    sequence = cells.integer("sequence")
-    if sequence is not None and sequence < 0:
-        cells.fail("sequence", f"sequence {sequence} is negative")
-    digits = cells.integer("digits", default=DEFAULT_DIGITS)
-    if digits is not None and not 3 <= digits <= 12:
-        cells.fail("digits", f"digits {digits} is outside 3..12")
-        digits = None
-    multiplier = cells.amount("multiplier", below=Decimal(10) ** 9)
-    if multiplier is not None and multiplier == 0:
-        cells.fail("multiplier", "multiplier is 0: it must be above 0")
-    last_reading = cells.amount("last_reading", below=Decimal(10) ** 12)
-    if last_reading is not None and digits is not None and last_reading >= 10**digits:
-        cells.fail(
-            "last_reading",
-            f"last_reading {cells.cells['last_reading']} has more digits than the meter's {digits}",
-        )
-    last_read_at = cells.timestamp("last_read_at")
-    expected_low = cells.amount("expected_low", below=Decimal(10) ** 12)
-    expected_high = cells.amount("expected_high", below=Decimal(10) ** 12)
-    if expected_low is not None and expected_high is not None and expected_low > expected_high:
-        cells.fail(
-            "expected_low",
-            f"expected_low {cells.cells['expected_low']} is above "
-            f"expected_high {cells.cells['expected_high']}",
-        )
-    grid_code = cells.cells.get("grid_code", "")
-    if len(grid_code) > 32:
-        cells.fail("grid_code", "grid_code is longer than 32 characters")
-    if not cells.ok:
-        return None
-    assert lat is not None
-    assert lon is not None
-    assert sequence is not None
-    assert digits is not None
-    return _Row(
-        line=cells.line,
-        account_no=account_no,
-        customer_name=customer_name,
-        address=address,
-        meter_no=meter_no,
-        lat=lat,
-        lon=lon,
-        route_code=route_code,
-        sequence=sequence,
-        digits=digits,
-        multiplier=multiplier if multiplier is not None else DEFAULT_MULTIPLIER,
-        last_reading=last_reading,
-        last_read_at=last_read_at,
-        expected_low=expected_low,
-        expected_high=expected_high,
-        grid_code=grid_code or None,
-    )
-
-
-def _parse(text: str) -> tuple[list[_Row], list[dict[str, Any]]]:
-    """The rows of the file, or the errors of every bad line (line numbers as in an editor)."""
-    errors: list[dict[str, Any]] = []
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    try:
-        header: list[str] = []
-        while not any(h.strip() for h in header):
-            header = next(reader)
-    except StopIteration:
-        return [], [_error(1, None, "the file is empty: the first line must name the columns")]
-    except csv.Error as exc:
-        return [], [_error(reader.line_num, None, f"not readable as CSV: {exc}")]
-    header_line = reader.line_num
-    columns = [h.strip().lower() for h in header]
-    for name in REQUIRED_COLUMNS:
-        if name not in columns:
-            errors.append(_error(header_line, name, f"the header has no {name} column"))
-    for name in sorted({c for c in columns if columns.count(c) > 1}):
-        errors.append(_error(header_line, name, f"the header names {name} more than once"))
-    if errors:
-        return [], errors
-
-    rows: list[_Row] = []
-    meter_lines: dict[str, int] = {}
-    account_data: dict[str, tuple[str, str, int]] = {}
-    route_grids: dict[str, tuple[str, int]] = {}
-    end_of_previous = header_line
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            errors.append(_error(end_of_previous + 1, None, f"not readable as CSV: {exc}"))
-            break
-        # A quoted value may span lines: a record starts on the line after the previous one ended.
-        line, end_of_previous = end_of_previous + 1, reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
-        if len(fields) != len(columns):
-            errors.append(
-                _error(
-                    line,
-                    None,
-                    f"the line has {len(fields)} values but the header "
-                    f"has {len(columns)} columns (an unquoted comma?)",
-                )
-            )
-            continue
-        cells = _Cells(line, {c: f.strip() for c, f in zip(columns, fields, strict=True)}, errors)
-        meter_no = cells.cells["meter_no"]
-        first = meter_lines.setdefault(meter_no, line) if meter_no else line
-        if first != line:
-            errors.append(_error(line, "meter_no", f"meter_no {meter_no} is also on line {first}"))
-        row = _parse_row(cells)
-        if row is None or first != line:
-            continue
-        name, address, first = account_data.setdefault(
-            row.account_no, (row.customer_name, row.address, line)
-        )
-        if name != row.customer_name:
-            errors.append(
-                _error(
-                    line,
-                    "customer_name",
-                    f"account_no {row.account_no} has another customer_name on line {first}",
-                )
-            )
-        if address != row.address:
-            errors.append(
-                _error(
-                    line,
-                    "address",
-                    f"account_no {row.account_no} has another address on line {first}",
-                )
-            )
-        if row.grid_code is not None:
-            grid, first = route_grids.setdefault(row.route_code, (row.grid_code, line))
-            if grid != row.grid_code:
-                errors.append(
-                    _error(
-                        line,
-                        "grid_code",
-                        f"route_code {row.route_code} has grid_code {grid} on line {first}",
-                    )
-                )
-        rows.append(row)
-    return rows, errors
-
-
 # --- writing ----------------------------------------------------------------------------------
 
 
@@ -435,7 +110,7 @@ def _lookup(
 
 def _apply(
     session: Session,
-    rows: list[_Row],
+    rows: list[MeterRow],
     *,
     actor_id: int | None,
     progress: Callable[[int, int], None] | None,
@@ -569,7 +244,7 @@ def _meter_values(values: tuple[Any, ...]) -> dict[str, Any]:
 
 def _upsert_routes(
     session: Session,
-    rows: list[_Row],
+    rows: list[MeterRow],
     grid_ids: dict[str, int],
     *,
     now: datetime,
@@ -603,7 +278,7 @@ def _upsert_routes(
 
 
 def _upsert_accounts(
-    session: Session, rows: list[_Row], *, now: datetime, report: ImportReport
+    session: Session, rows: list[MeterRow], *, now: datetime, report: ImportReport
 ) -> tuple[dict[str, int], set[int]]:
     """The id of every account the file names, and the ids of those renamed or readdressed."""
     wanted = {row.account_no: (row.customer_name, row.address) for row in rows}

@@ -21,11 +21,12 @@ from common import clock
 from common.geo import offset
 from server.catalog.accounts import create_user, get_or_create_grid
 from server.catalog.assignments import assign_route
-from server.catalog.imports import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, import_meters_csv
+from server.catalog.imports import import_meters_csv
+from server.catalog.meter_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from server.core.config import Settings
 from server.core.errors import Conflict, NotFound
 from server.demo.days import home_day, honest_day
-from server.jobs.service import JobDraft, create_job
+from server.jobs.dispatch import JobDraft, create_job
 from server.models import Account, Assignment, Device, Meter, Route, User
 from server.sync.push import Pusher, push
 

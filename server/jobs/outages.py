@@ -16,7 +16,8 @@ from common.numbers import plain
 from common.validation import consumption
 from server.core.config import Settings
 from server.core.errors import Invalid, NotFound
-from server.jobs.service import OPEN_STATES, OUTAGE_KINDS, crews
+from server.jobs.dispatch import OPEN_STATES, OUTAGE_KINDS
+from server.jobs.figures import crews
 from server.models import Account, Assignment, Cycle, Grid, Job, JobAccount, Meter, Reading
 
 

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
 from server.core.errors import Invalid
-from server.jobs import service as jobs
+from server.jobs import figures
 from server.models import (
     Account,
     Assignment,
@@ -262,5 +262,5 @@ def _jobs(session: Session, *, user_id: int, in_range: Any) -> list[JobOut]:
         .order_by(col(Job.change_seq))
     ).all()
     ids = [j.id for j in found]
-    crew, accounts = jobs.crews(session, ids), jobs.account_numbers(session, ids)
-    return [jobs.job_out(j, crew.get(j.id, []), accounts.get(j.id, [])) for j in found]
+    crew, accounts = figures.crews(session, ids), figures.account_numbers(session, ids)
+    return [figures.job_out(j, crew.get(j.id, []), accounts.get(j.id, [])) for j in found]

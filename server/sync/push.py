@@ -25,7 +25,7 @@ from common.numbers import plain
 from common.wire import iso
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
-from server.jobs import service as jobs
+from server.jobs import field as jobs_in_the_field
 from server.models import (
     Assignment,
     Device,
@@ -416,7 +416,7 @@ def _store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_a
         if held.content_hash == content_hash:
             return "duplicate"
         raise ItemRefused("locked", "a job event with this id is already held with other content")
-    jobs.apply_device_event(
+    jobs_in_the_field.apply_device_event(
         session,
         user=pusher.user,
         device_id=pusher.device_id,

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
-from server.catalog.imports import REQUIRED_COLUMNS
+from server.catalog.meter_csv import REQUIRED_COLUMNS
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
 from server.core.errors import Invalid

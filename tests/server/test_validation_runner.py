@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from server.audit import reviews
 from server.audit import service as audit
 from server.core.config import Settings
 from server.core.errors import Conflict
@@ -136,7 +137,7 @@ def test_a_finding_still_there_keeps_its_flag_and_review_and_gets_the_new_messag
     assert flag.code == "far_from_meter"
     assert "(allowed 30 m + accuracy" in flag.message
     assert flag.id is not None
-    audit.review_flag(
+    reviews.review_flag(
         session,
         auditor=audit.Auditor(user=supervisor),
         flag_id=flag.id,
@@ -165,7 +166,7 @@ def test_a_late_track_clears_unreviewed_flags_and_keeps_the_reviewed_one(
     assert codes(flags) == {"not_on_track": 5}
     reviewed = flags[2]
     assert reviewed.id is not None
-    audit.review_flag(
+    reviews.review_flag(
         session,
         auditor=audit.Auditor(user=supervisor),
         flag_id=reviewed.id,

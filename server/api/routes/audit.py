@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from server.api.deps import Caller, SessionDep, SettingsDep, require_role
+from server.audit import exports, reviews
 from server.audit import service as audit
 from server.schemas.answers import (
     AssignmentDetail,
@@ -81,7 +82,7 @@ def review_flag(
     flag_id: int, body: ReviewIn, auditor: AuditorDep, session: SessionDep
 ) -> dict[str, Any]:
     """Accept a flag (explained) or reject it (the reading stays, marked disputed)."""
-    flag = audit.review_flag(
+    flag = reviews.review_flag(
         session, auditor=auditor, flag_id=flag_id, decision=body.decision, note=body.note
     )
     return audit.flag_out(flag, reviewer=auditor.user.username)
@@ -92,7 +93,7 @@ def order_reread(
     assignment_id: int, body: RereadIn, auditor: AuditorDep, session: SessionDep
 ) -> dict[str, Any]:
     """Order a meter read again; the reader's device gets the order on its next pull."""
-    order = audit.order_reread(
+    order = reviews.order_reread(
         session,
         auditor=auditor,
         assignment_id=assignment_id,
@@ -125,7 +126,7 @@ def close_assignment(
 def export_gpx(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
     """The reader's track with the readings as waypoints, as GPX."""
     return Response(
-        audit.track_gpx(session, auditor=auditor, assignment_id=assignment_id),
+        exports.track_gpx(session, auditor=auditor, assignment_id=assignment_id),
         media_type="application/gpx+xml",
         headers={"Content-Disposition": f'attachment; filename="assignment-{assignment_id}.gpx"'},
     )
@@ -135,7 +136,7 @@ def export_gpx(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> 
 def export_geojson(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
     """The track and the meters with their state, as GeoJSON."""
     return Response(
-        json.dumps(audit.track_geojson(session, auditor=auditor, assignment_id=assignment_id)),
+        json.dumps(exports.track_geojson(session, auditor=auditor, assignment_id=assignment_id)),
         media_type="application/geo+json",
     )
 
@@ -144,7 +145,7 @@ def export_geojson(assignment_id: int, auditor: AuditorDep, session: SessionDep)
 def export_csv(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
     """The readings with their flags, as CSV."""
     return Response(
-        audit.readings_csv(session, auditor=auditor, assignment_id=assignment_id),
+        exports.readings_csv(session, auditor=auditor, assignment_id=assignment_id),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="assignment-{assignment_id}.csv"'},
     )

@@ -10,8 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from common import clock
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
-from server.jobs import outages
-from server.jobs import service as jobs
+from server.jobs import dispatch, figures, outages
 from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, OutageRow, errors
 from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 
@@ -58,10 +57,10 @@ def create_job(
     body: JobCreate, caller: Dispatcher, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Enter a job (from a customer's call, or a planned outage ahead of time)."""
-    job = jobs.create_job(
+    job = dispatch.create_job(
         session,
         creator=caller.user,
-        draft=jobs.JobDraft(
+        draft=dispatch.JobDraft(
             kind=body.kind,
             urgency=body.urgency,
             content=body.content,
@@ -76,7 +75,7 @@ def create_job(
             expected_finish=body.expected_finish,
         ),
     )
-    return jobs.job_detail(session, settings, job_id=job.id, viewer=caller.user)
+    return figures.job_detail(session, settings, job_id=job.id, viewer=caller.user)
 
 
 @router.get("/jobs", response_model=list[OpenJob])
@@ -88,7 +87,7 @@ def list_jobs(
 ) -> list[dict[str, Any]]:
     """Open jobs (of my grid), with their response figures; with `breaching_within_min`, only
     those about to miss a target (or already past it)."""
-    return jobs.open_jobs(
+    return figures.open_jobs(
         session, settings, viewer=caller.user, breaching_within_min=breaching_within_min
     )
 
@@ -98,7 +97,7 @@ def get_job(
     job_id: uuid.UUID, caller: CallerDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """A job with its event history and its response figures."""
-    return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
+    return figures.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
 @router.post("/jobs/{job_id}/assign", response_model=JobDetail)
@@ -106,8 +105,8 @@ def assign_job(
     job_id: uuid.UUID, body: CrewIn, caller: Dispatcher, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Give a job to a crew; their handhelds get it on the next pull."""
-    jobs.assign_crew(session, actor=caller.user, job_id=job_id, crew=body.crew)
-    return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
+    dispatch.assign_crew(session, actor=caller.user, job_id=job_id, crew=body.crew)
+    return figures.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobDetail)
@@ -119,8 +118,8 @@ def cancel_job(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     """Cancel an open job (a false alarm, a duplicate call)."""
-    jobs.cancel_job(session, actor=caller.user, job_id=job_id, note=body.note)
-    return jobs.job_detail(session, settings, job_id=job_id, viewer=caller.user)
+    dispatch.cancel_job(session, actor=caller.user, job_id=job_id, note=body.note)
+    return figures.job_detail(session, settings, job_id=job_id, viewer=caller.user)
 
 
 @router.get("/outages", response_model=list[OutageRow])
