@@ -32,14 +32,8 @@ from geopy.distance import geodesic
 from sqlmodel import Session, col, select
 
 from common.geo import offset
-from common.validation import (
-    AssignmentFacts,
-    MeterFacts,
-    ReadingFacts,
-    Thresholds,
-    TrackFix,
-    validate_route,
-)
+from common.rules.facts import AssignmentFacts, MeterFacts, ReadingFacts, Thresholds, TrackFix
+from common.rules.route import validate_route
 from server.catalog import accounts, assignments
 from server.core import migrate
 from server.core.config import Settings

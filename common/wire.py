@@ -22,6 +22,7 @@ SKIP_CODES = ("no_access", "locked", "dog", "meter_missing", "meter_damaged", "o
 PUSH_STATUSES = ("accepted", "duplicate", "rejected")
 WITHDRAWN_TYPES = ("assignment", "meter", "job", "reread_order")
 
+
 def iso(t: datetime) -> str:
     """An aware time as the wire writes it: ISO 8601 in UTC."""
     if t.tzinfo is None:

@@ -387,7 +387,7 @@ def fix_columns(fix: Any) -> dict[str, Any]:
 class Flag(SQLModel, table=True):
     """A finding of route validation for a supervisor to review.
 
-    `key` names the finding (code, reading, meter, subject: common.validation.Finding.key), so
+    `key` names the finding (code, reading, meter, subject: common.rules.Finding.key), so
     that validating again finds the same row and keeps its review. A flag made otherwise (by
     hand) has no key and validation leaves it alone.
     """

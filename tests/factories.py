@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from common import clock
-from common.validation import CHINA_STANDARD_TIME
+from common.rules.facts import CHINA_STANDARD_TIME
 from server.catalog import accounts, assignments
 from server.catalog.imports import ImportReport, import_meters_csv
 from server.core.config import Settings

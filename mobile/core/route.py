@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from common import numbers
 from common.geo import distance_m
-from common.validation import DEFAULT_THRESHOLDS, consumption
+from common.rules.consumption import consumption
+from common.rules.facts import DEFAULT_THRESHOLDS
 from mobile.core.store import MeterView
 
 

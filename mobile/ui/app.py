@@ -394,6 +394,7 @@ class JobScreen(GridwalkScreen):
 
     def eta(self, minutes: int) -> None:
         """+30 min, +1 h...: that much more than the current expected finish."""
+
         def extend() -> None:
             self.field.extend_eta(self.job_id, timedelta(minutes=minutes))
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.validation import Thresholds
+from common.rules.facts import Thresholds
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = PROJECT_DIR / "var" / "gridwalk.db"
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     map_tile_url: str = ""
     map_tile_attribution: str = ""
 
-    # Route validation: the thresholds of common/validation.py's rules (meanings and defaults
+    # Route validation: the thresholds of common/rules/'s rules (meanings and defaults
     # are documented on its Thresholds), and the offset of the local time in which a cycle's
     # window dates are meant (UTC+8, China Standard Time).
     validation_presence_radius_m: float = _RULES.presence_radius_m

@@ -4,7 +4,7 @@ the same every run.
 
 A meter here is anything with `id`, `lat`, `lon` and optionally `last_reading`, `expected_low`,
 `expected_high`, `digits`, `multiplier` (a server Meter, a MeterOut, a MeterFacts).
-`reading_facts` and `track_facts` turn a day into what common.validation's rules take.
+`reading_facts` and `track_facts` turn a day into what common.rules's rules take.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import gpxpy.gpx
 
 from common.geo import distance_m, offset
-from common.validation import ReadingFacts, TrackFix
+from common.rules.facts import ReadingFacts, TrackFix
 from common.wire import Fix
 from server.schemas.wire import ReadingIn, TrackPointIn
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from common.geo import distance_m
 from common.numbers import plain
-from common.validation import consumption
+from common.rules.consumption import consumption
 from server.core.config import Settings
 from server.core.errors import Invalid, NotFound
 from server.jobs.dispatch import OPEN_STATES, OUTAGE_KINDS

@@ -1,2 +1,2 @@
-"""The route validation runner: feeds the rules of the trade (common.validation) the rows of an
+"""The route validation runner: feeds the rules of the trade (common.rules) the rows of an
 assignment and reconciles their findings with the stored flags."""

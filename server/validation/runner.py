@@ -1,6 +1,6 @@
-"""The validation runner: feeds an assignment's rows to common.validation and keeps its flags.
+"""The validation runner: feeds an assignment's rows to common.rules and keeps its flags.
 
-Rules live in common/validation.py; this module only loads facts, runs `validate_route` and
+Rules live in common/rules/; this module only loads facts, runs `validate_route` and
 reconciles the findings with the Flag rows already held, so that a supervisor's review survives
 validating again: a finding that is still there keeps its row (its message and severity are
 brought up to date), a new one is inserted, and one no longer found is deleted unless a review
@@ -15,14 +15,8 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from common import clock
-from common.validation import (
-    AssignmentFacts,
-    Finding,
-    MeterFacts,
-    ReadingFacts,
-    TrackFix,
-    validate_route,
-)
+from common.rules.facts import AssignmentFacts, Finding, MeterFacts, ReadingFacts, TrackFix
+from common.rules.route import validate_route
 from common.wire import Fix
 from server.core.changes import log_admin_action
 from server.core.config import Settings

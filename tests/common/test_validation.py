@@ -15,7 +15,9 @@ import pytest
 from geopy.distance import geodesic
 
 from common.geo import distance_m, offset
-from common.validation import (
+from common.rules.completeness import missed, wrong_meter_order
+from common.rules.consumption import consumption, unchanged
+from common.rules.facts import (
     AssignmentFacts,
     Finding,
     MeterFacts,
@@ -23,17 +25,11 @@ from common.validation import (
     Thresholds,
     Track,
     TrackFix,
-    clock_skew,
-    consumption,
-    far_from_meter,
-    impossible_speed,
-    missed,
-    no_fix,
-    not_on_track,
-    unchanged,
-    validate_route,
-    wrong_meter_order,
 )
+from common.rules.movement import impossible_speed
+from common.rules.presence import far_from_meter, no_fix, not_on_track
+from common.rules.route import validate_route
+from common.rules.timing import clock_skew
 from common.wire import Fix
 from server.demo.days import home_day, honest_day, reading_facts, street, teleport, track_facts
 from server.schemas.wire import ReadingIn, TrackPointIn

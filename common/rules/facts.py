@@ -1,0 +1,333 @@
+"""What the rules of the trade take and give: thresholds, the facts of a route-day (meters,
+readings, track, window), findings, and the wording they share. Pure, on the standard library."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Literal
+
+from common.wire import Fix
+
+Severity = Literal["info", "warn", "fail"]
+
+CODES = (
+    "no_fix",
+    "mock_location",
+    "far_from_meter",
+    "not_on_track",
+    "impossible_speed",
+    "too_fast",
+    "outside_window",
+    "clock_skew",
+    "negative_consumption",
+    "high_consumption",
+    "low_consumption",
+    "unchanged",
+    "missed",
+    "wrong_meter_order",
+)
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
+METRES_PER_DEGREE_MAX = 111_700.0  # a degree of latitude at the poles; of longitude, less
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The numbers behind the rules; every one is a setting (GRIDWALK_VALIDATION_<NAME>).
+
+    presence_radius_m (30): how far from the meter's mapped position a reader may stand, before
+        the fix's or track point's own accuracy is added (meters sit on walls, the mapped point
+        is a doorway or the street in front).
+    max_fix_age_s (120): a fix further than this from read_at was not taken at the reading.
+    max_fix_accuracy_m (100): a fix or track point coarser than this places no one anywhere;
+        it is also the most accuracy credited to any position.
+    track_window_s (300): the track must pass the meter within this many seconds either side
+        of read_at; also the span searched for mock track points.
+    default_track_accuracy_m (20): accuracy assumed for a track point that reports none.
+    max_speed_kmh (120): faster than a vehicle in town is not a reader moving.
+    min_work_interval_s (15): less than this between two confirmations at different places is
+        not enough to find, read and confirm a meter.
+    distinct_place_m (20): readings closer than this are the same place (a meter room), so time
+        and speed between them are not checked.
+    clock_skew_tolerance_s (300): how far a device clock may differ from the server's.
+    push_transit_s (300): extra time a push may take on a slow link (GPRS), on top of the
+        tolerance, between the device stamping `sent_at` and the server receiving it.
+    rollover_fraction (0.1): a register below last cycle's is a dial roll-over only if the
+        wrapped consumption is at most this fraction of the dial range (or within expected_high);
+        otherwise it is negative consumption.
+    order_inversion_fraction (0.3): the route counts as walked out of sequence when more than
+        this fraction of pairs of meters were read in the opposite order to their sequence.
+    order_min_readings (5): fewer readings than this say nothing about order.
+    mock_providers: location providers that are simulations, not satellites (the handheld's GPX
+        replay and fixed sources, and mock apps that name themselves).
+    """
+
+    presence_radius_m: float = 30.0
+    max_fix_age_s: float = 120.0
+    max_fix_accuracy_m: float = 100.0
+    track_window_s: float = 300.0
+    default_track_accuracy_m: float = 20.0
+    max_speed_kmh: float = 120.0
+    min_work_interval_s: float = 15.0
+    distinct_place_m: float = 20.0
+    clock_skew_tolerance_s: float = 300.0
+    push_transit_s: float = 300.0
+    rollover_fraction: float = 0.1
+    order_inversion_fraction: float = 0.3
+    order_min_readings: int = 5
+    mock_providers: tuple[str, ...] = ("mock", "simulated", "gpx", "replay", "fixed")
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+# ------------------------------------------------------------------------------------ facts
+
+
+@dataclass(frozen=True)
+class MeterFacts:
+    """A meter of the route, with what last cycle left on it and its account's state."""
+
+    id: int
+    lat: float
+    lon: float
+    meter_no: str = ""
+    digits: int = 6
+    multiplier: Decimal = Decimal(1)
+    last_reading: Decimal | None = None
+    expected_low: Decimal | None = None  # kWh per cycle
+    expected_high: Decimal | None = None  # kWh per cycle
+    sequence: int = 0
+    active: bool = True  # the account is occupied / in service
+
+    @property
+    def name(self) -> str:
+        return self.meter_no or f"#{self.id}"
+
+
+@dataclass(frozen=True)
+class ReadingFacts:
+    """A confirmed reading or skip, with the push it came in (`sent_at` by the device clock)."""
+
+    id: uuid.UUID
+    meter_id: int
+    read_at: datetime
+    confirmed_at: datetime
+    received_at: datetime
+    value: Decimal | None = None
+    skip_code: str | None = None
+    sent_at: datetime | None = None
+    fix: Fix | None = None  # the handheld's GPS fix, as the wire carries it
+    superseded: bool = False  # a later re-read replaced it
+    reread: bool = False  # it answers a supervisor's re-read order
+    reader_id: int | None = None  # who took it; None: the one reader of the route
+
+
+@dataclass(frozen=True)
+class TrackFix:
+    """A point of a reader's GPS track."""
+
+    t: datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    mock: bool = False
+    provider: str = "gps"
+    reader_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AssignmentFacts:
+    """The window (local dates in `tz`) within which the route must be read, and its state."""
+
+    window_start: date
+    window_end: date
+    tz: tzinfo = CHINA_STANDARD_TIME
+    closed: bool = False
+
+    @property
+    def opens_at(self) -> datetime:
+        return datetime.combine(self.window_start, time.min, tzinfo=self.tz)
+
+    @property
+    def closes_at(self) -> datetime:
+        """The instant the window ends: midnight after window_end, local time."""
+        return datetime.combine(self.window_end + timedelta(days=1), time.min, tzinfo=self.tz)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding of the validation: what is wrong, how badly, and about which reading/meter.
+
+    `subject` tells apart findings that share code, reading and meter (the time of a track
+    jump); `key` names the finding across runs, so a stored flag can be matched to it again.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    reading_id: uuid.UUID | None = None
+    meter_id: int | None = None
+    subject: str = ""
+
+    @property
+    def key(self) -> str:
+        reading = "" if self.reading_id is None else str(self.reading_id)
+        meter = "" if self.meter_id is None else str(self.meter_id)
+        return f"{self.code}|{reading}|{meter}|{self.subject}"
+
+
+# ------------------------------------------------------------------------------------ track
+
+
+class Track:
+    """GPS track points sorted by time per reader, so a time window is two bisections away."""
+
+    def __init__(self, points: Iterable[TrackFix]) -> None:
+        walks: dict[int | None, list[TrackFix]] = {}
+        for p in points:
+            walks.setdefault(p.reader_id, []).append(p)
+        self._walks = {r: sorted(ps, key=lambda p: p.t) for r, ps in walks.items()}
+        self._times = {r: [p.t.timestamp() for p in ps] for r, ps in self._walks.items()}
+        if len(self._walks) == 1:  # the usual case: one reader
+            (only,) = self._walks
+            self._everyone = (self._walks[only], self._times[only])
+        else:
+            everyone = sorted((p for ps in self._walks.values() for p in ps), key=lambda p: p.t)
+            self._everyone = (everyone, [p.t.timestamp() for p in everyone])
+        self._mock_counts: dict[tuple[int | None, tuple[str, ...]], list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._everyone[0])
+
+    def walks(self) -> list[list[TrackFix]]:
+        """Each reader's track, in time order."""
+        return list(self._walks.values())
+
+    def _walk(self, reader_id: int | None) -> tuple[list[TrackFix], list[float]]:
+        if reader_id is None:
+            return self._everyone
+        return self._walks.get(reader_id, []), self._times.get(reader_id, [])
+
+    def _span(self, times: list[float], center: float, seconds: float) -> tuple[int, int]:
+        return (
+            bisect.bisect_left(times, center - seconds),
+            bisect.bisect_right(times, center + seconds),
+        )
+
+    def around(self, t: datetime, seconds: float, reader_id: int | None = None) -> list[TrackFix]:
+        """The points of `reader_id`'s track (None: everyone's) within `seconds` of `t`."""
+        points, times = self._walk(reader_id)
+        lo, hi = self._span(times, t.timestamp(), seconds)
+        return points[lo:hi]
+
+    def nearest_first(
+        self, t: datetime, seconds: float, reader_id: int | None = None
+    ) -> Iterator[TrackFix]:
+        """The same points as `around`, closest in time to `t` first: where the reader was at
+        `t` is most likely where they were seen near the meter, so a search ends early."""
+        points, times = self._walk(reader_id)
+        center = t.timestamp()
+        lo, hi = self._span(times, center, seconds)
+        j = bisect.bisect_left(times, center, lo, hi)
+        i = j - 1
+        while i >= lo or j < hi:
+            if j >= hi or (i >= lo and center - times[i] <= times[j] - center):
+                yield points[i]
+                i -= 1
+            else:
+                yield points[j]
+                j += 1
+
+    def mock_count(
+        self, t: datetime, seconds: float, reader_id: int | None, mock_providers: tuple[str, ...]
+    ) -> int:
+        """How many points within `seconds` of `t` came from a mock or simulated provider."""
+        points, times = self._walk(reader_id)
+        counts = self._mock_counts.get((reader_id, mock_providers))
+        if counts is None:  # running counts, once per reader: then any window is a subtraction
+            counts = [
+                0,
+                *itertools.accumulate(is_mock(p.mock, p.provider, mock_providers) for p in points),
+            ]
+            self._mock_counts[(reader_id, mock_providers)] = counts
+        lo, hi = self._span(times, t.timestamp(), seconds)
+        return counts[hi] - counts[lo]
+
+
+def is_mock(mock: bool | None, provider: str | None, mock_providers: tuple[str, ...]) -> bool:
+    """Whether a position came from a mock location app or a simulated provider."""
+    return bool(mock) or (provider or "").lower() in mock_providers
+
+
+# ------------------------------------------------------------------------------- wording
+
+
+def m_text(metres: float) -> str:
+    if metres >= 10_000:
+        return f"{metres / 1000:.0f} km"
+    if metres >= 1000:
+        return f"{metres / 1000:.1f} km"
+    return f"{metres:.0f} m"
+
+
+def s_text(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def kwh_text(value: Decimal) -> str:
+    return f"{value.normalize():,f} kWh"
+
+
+def reg_text(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def utc_text(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def tz_name(tz: tzinfo) -> str:
+    return datetime(2000, 1, 1, tzinfo=tz).tzname() or str(tz)
+
+
+# ----------------------------------------------------------------------------- positions
+
+
+def accuracy_credit(accuracy_m: float | None, thresholds: Thresholds) -> float:
+    """The accuracy a position is credited with: its own, within what any position may claim."""
+    if accuracy_m is None:
+        accuracy_m = thresholds.default_track_accuracy_m
+    return min(accuracy_m, thresholds.max_fix_accuracy_m)
+
+
+def fix_problem(reading: ReadingFacts, thresholds: Thresholds) -> str | None:
+    """Why the reading's fix does not place the reader at read_at (None: it does)."""
+    fix = reading.fix
+    if fix is None:
+        return "has no position"
+    age = (reading.read_at - fix.fix_time).total_seconds()
+    allowed = f"(allowed {s_text(thresholds.max_fix_age_s)})"
+    if age > thresholds.max_fix_age_s:
+        return f"has a fix taken {s_text(age)} before the reading {allowed}"
+    if -age > thresholds.max_fix_age_s:
+        return f"has a fix taken {s_text(age)} after the reading {allowed}"
+    if fix.accuracy_m > thresholds.max_fix_accuracy_m:
+        return (
+            f"has a fix of accuracy {m_text(fix.accuracy_m)}, too coarse to place the reader "
+            f"(allowed {m_text(thresholds.max_fix_accuracy_m)})"
+        )
+    return None
