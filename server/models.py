@@ -2,6 +2,9 @@
 
 Every table that reaches a handheld carries `change_seq`: the value of the change counter in the
 transaction that last changed the row. The sync cursor is a position in that sequence.
+
+One module for all tables, though it is long: the schema is read whole (by Alembic's autogenerate
+and by the test that the models and the migrations agree), and its foreign keys cross every area.
 """
 
 from __future__ import annotations
