@@ -16,12 +16,14 @@ import json
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from common import clock
+from common.rules.facts import CHINA_STANDARD_TIME
 from server.catalog import accounts, assignments
 from server.core import migrate
 from server.core.config import Settings
@@ -34,13 +36,16 @@ PASSWORD = "bench-password"  # noqa: S105 - a throw-away database
 N_POINTS = 6_000
 SMALL_BATCH = 50
 LINK_BITS_PER_S = 40_000
+# Dated from the clock: a window open around today, yesterday's walk (a closed window would make
+# every push re-flag the whole route as missed, and measure that instead).
+TODAY = clock.now().astimezone(CHINA_STANDARD_TIME).date()
 
 
 def build_day(session: Session, settings: Settings, route_code: str, reader: str) -> int:
+    grid = accounts.get_or_create_grid(session, code="B1")
     accounts.create_user(
         session, settings, username=reader, password=PASSWORD, role="reader", grid_code="B1"
     )
-    grid = accounts.get_or_create_grid(session, code="B1")
     route = Route(code=route_code, name=route_code, grid_id=grid.id)
     session.add(route)
     session.flush()
@@ -67,8 +72,8 @@ def build_day(session: Session, settings: Settings, route_code: str, reader: str
         route_code=route_code,
         reader=reader,
         cycle="B-1",
-        window_start=date(2026, 11, 1),
-        window_end=date(2026, 11, 30),
+        window_start=TODAY - timedelta(days=5),
+        window_end=TODAY + timedelta(days=5),
     )
     session.commit()
     assert assignment.id is not None
@@ -77,7 +82,8 @@ def build_day(session: Session, settings: Settings, route_code: str, reader: str
 
 def day_items(session: Session, assignment_id: int, route_code: str) -> dict[str, list[Any]]:
     meters = session.exec(select(Meter).join(Route).where(Route.code == route_code)).all()
-    start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    yesterday = TODAY - timedelta(days=1)
+    start = datetime(yesterday.year, yesterday.month, yesterday.day, 8, tzinfo=CHINA_STANDARD_TIME)
     readings = [
         {
             "id": str(uuid.uuid4()),

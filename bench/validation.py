@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 from geopy.distance import geodesic
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.geo import offset
 from common.rules.facts import AssignmentFacts, MeterFacts, ReadingFacts, Thresholds, TrackFix
 from common.rules.route import validate_route
@@ -47,10 +48,13 @@ N_METERS = 300
 RUNS = 7
 NAIVE_SUBSET = 10
 PASSWORD = "bench-password"  # noqa: S105 - a throw-away database
-WINDOW = (date(2026, 11, 1), date(2026, 11, 30))
 TZ = window_tz(Settings())
-START = datetime(2026, 11, 24, 8, 0, tzinfo=TZ)
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=TZ)
+# Dated from the clock, as the tests are: an open window around today, yesterday's walk.
+TODAY = clock.now().astimezone(TZ).date()
+WINDOW = (TODAY - timedelta(days=5), TODAY + timedelta(days=5))
+YESTERDAY = TODAY - timedelta(days=1)
+START = datetime(YESTERDAY.year, YESTERDAY.month, YESTERDAY.day, 8, tzinfo=TZ)
+NOW = START + timedelta(hours=28)
 
 
 def route_meters() -> list[MeterFacts]:
@@ -130,10 +134,10 @@ def pure_figures() -> dict[str, float]:
 
 
 def build_route(session: Session, settings: Settings, code: str, reader: str) -> int:
+    grid = accounts.get_or_create_grid(session, code="B1")
     accounts.create_user(
         session, settings, username=reader, password=PASSWORD, role="reader", grid_code="B1"
     )
-    grid = accounts.get_or_create_grid(session, code="B1")
     route = Route(code=code, name=code, grid_id=grid.id)
     session.add(route)
     session.flush()
