@@ -28,8 +28,9 @@ from common.job_lifecycle import (
 from common.wire import Fix
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import TypoCheck, check_entry, nearest_unread
-from mobile.core.store import MeterView, ReadingView, Store, StoreError
+from mobile.core.store import Store
 from mobile.core.sync import SyncClient, Syncer, SyncError, SyncReport
+from mobile.core.views import MeterView, ReadingView, StoreError
 
 
 @dataclass

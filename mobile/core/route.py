@@ -10,7 +10,7 @@ from common import numbers
 from common.geo import distance_m
 from common.rules.consumption import consumption
 from common.rules.facts import DEFAULT_THRESHOLDS
-from mobile.core.store import MeterView
+from mobile.core.views import MeterView
 
 
 def plain(value: Decimal | None) -> str:

@@ -23,8 +23,8 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 from common.wire import SKIP_CODES
 from mobile.core.field import EntryError, FieldSession
 from mobile.core.route import plain
-from mobile.core.store import MeterView, StoreError
 from mobile.core.sync import SyncError, SyncReport
+from mobile.core.views import MeterView, StoreError
 
 METER_CHECK_OUTCOMES = ("meter_ok", "meter_fast", "meter_slow", "meter_faulty", "inconclusive")
 # Not handheld.kv: Kivy would load that by itself for HandheldApp, and the rules twice.

@@ -13,7 +13,8 @@ import pytest
 from common import wire
 from common.clock import Clock
 from common.wire import Fix
-from mobile.core.store import AlreadyReadError, Store, StoreError
+from mobile.core.store import Store
+from mobile.core.views import AlreadyReadError, StoreError
 from tests.factories import CYCLE, LAST_READ_AT, READ_AT, WINDOW_END, WINDOW_START
 
 T0 = READ_AT
