@@ -6,75 +6,39 @@ The database is the one DATABASE_URL names (through Settings). Only `db upgrade`
 
 from __future__ import annotations
 
-import re
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util.exc import CommandError
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
-from typer.core import TyperGroup
 
 from common import clock
 from server.catalog import accounts, assignments, imports
+from server.cli.terminal import (
+    DAY,
+    OneLineErrors,
+    console,
+    fail,
+    failing_clearly,
+    settings_or_fail,
+    shown_url,
+    unit_of_work,
+)
 from server.core import migrate
-from server.core.config import Settings
-from server.core.db import make_engine
-from server.core.errors import Invalid, Problem
+from server.core.errors import Invalid
 from server.demo import days
 from server.demo import utility as demo
 from server.demo.utility import LOCAL
 from server.models import ROLES
 from server.validation import runner as validation
 
-
-class _OneLineErrors(TyperGroup):
-    """A bad argument gets one line naming it and exit code 2, not a usage box."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> Any:
-        try:
-            result = super().main(
-                args, prog_name, complete_var, False, windows_expand_args, **extra
-            )
-        except typer.TyperException as exc:  # typer's own click: a usage error, a bad value
-            ctx = getattr(exc, "ctx", None)
-            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            _error_line(f"{exc.format_message()}{where}")
-            result = exc.exit_code
-        except typer.Abort:
-            _error_line("aborted: nothing was changed")
-            result = 1
-        if standalone_mode:
-            sys.exit(result or 0)
-        return result
-
-
 # rich_markup_mode=None: plain help text (rich's help shows flags as `--help <bool>`).
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     help="Gridwalk: meter-reading routes, repair jobs and their audit, for an electricity utility.",
     no_args_is_help=True,
     add_completion=False,
@@ -87,110 +51,6 @@ db_app = typer.Typer(
 app.add_typer(db_app, name="db")
 
 
-def _day(value: str | date) -> date:
-    """A calendar day written YYYY-MM-DD; an impossible one (2026-02-30) is named as such."""
-    if isinstance(value, date):
-        return value
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise typer.BadParameter(f"{value!r} is not a day written YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not a day of the calendar ({exc})") from None
-
-
-DAY = {"parser": _day, "metavar": "YYYY-MM-DD"}
-
-
-def _error_line(message: str) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {escape(message)}"
-    )
-
-
-def _out() -> Console:
-    # Made per call, so output goes to whatever stdout is now (a terminal, a pipe, a test).
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, *, code: int = 2) -> typer.Exit:
-    # One line however long, so it can be grepped and read whole in a log.
-    _error_line(message)
-    return typer.Exit(code)
-
-
-@contextmanager
-def _failing_clearly() -> Iterator[None]:
-    """Turn a refusal of the service into one red line and exit code 2, not a traceback."""
-    try:
-        yield
-    except Problem as exc:
-        raise _fail(exc.detail) from None
-    except OperationalError as exc:
-        raise _fail(f"the database refused: {str(exc.orig).strip()}") from None
-    except (CommandError, RevisionError) as exc:
-        # Alembic's word on a revision it does not know, without its traceback.
-        raise _fail(f"migration: {exc}") from None
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        errors = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise _fail(f"configuration: {errors}") from None
-
-
-def _shown_url(settings: Settings) -> str:
-    return make_url(settings.database_url).render_as_string(hide_password=True)
-
-
-def _require_schema(engine: Engine, settings: Settings) -> None:
-    """Refuse, with the command that fixes it, a database without the current schema."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        assert url.database is not None
-        if not Path(url.database).exists():
-            raise _fail(f"no database at {url.database}: run `gridwalk db upgrade` first")
-    try:
-        with engine.connect() as conn:
-            current = set(MigrationContext.configure(conn).get_current_heads())
-    except OperationalError as exc:
-        raise _fail(
-            f"cannot reach the database {_shown_url(settings)}: {str(exc.orig).strip()}"
-        ) from None
-    script = ScriptDirectory.from_config(migrate.alembic_config(settings.database_url))
-    heads = set(script.get_heads())
-    if not current:
-        raise _fail(
-            f"the database {_shown_url(settings)} has no Gridwalk schema: "
-            "run `gridwalk db upgrade` first"
-        )
-    if current != heads:
-        raise _fail(
-            f"the database schema is at {', '.join(sorted(current))} but this Gridwalk "
-            f"needs {', '.join(sorted(heads))}: run `gridwalk db upgrade` first"
-        )
-
-
-@contextmanager
-def _session(settings: Settings, *, upgrade: bool = False) -> Iterator[Session]:
-    """A session on the configured database, migrated first if `upgrade`, else checked."""
-    with _failing_clearly():
-        if upgrade:
-            migrate.upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        try:
-            if not upgrade:
-                _require_schema(engine, settings)
-            # The command is the unit of work: committed when it ends well, else rolled back.
-            with Session(engine, expire_on_commit=False) as session:
-                yield session
-                session.commit()
-        finally:
-            engine.dispose()
-
-
 # --- db ---------------------------------------------------------------------------------------
 
 
@@ -199,10 +59,10 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(metavar="REVISION", help="Target revision.")] = "head",
 ) -> None:
     """Migrate the database up to the latest schema (or to REVISION)."""
-    settings = _settings()
-    with _failing_clearly():
+    settings = settings_or_fail()
+    with failing_clearly():
         migrate.upgrade(settings.database_url, revision)
-    _out().print(f"Database {escape(_shown_url(settings))} upgraded to {escape(revision)}.")
+    console().print(f"Database {escape(shown_url(settings))} upgraded to {escape(revision)}.")
 
 
 @db_app.command("downgrade")
@@ -213,16 +73,16 @@ def db_downgrade(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Migrate the database down to REVISION (default base: every table and its data dropped)."""
-    settings = _settings()
+    settings = settings_or_fail()
     if not yes:
         typer.confirm(
-            f"Downgrade {_shown_url(settings)} to {revision}? Tables dropped on the "
+            f"Downgrade {shown_url(settings)} to {revision}? Tables dropped on the "
             "way lose their data",
             abort=True,
         )
-    with _failing_clearly():
+    with failing_clearly():
         migrate.downgrade(settings.database_url, revision)
-    _out().print(f"Database {escape(_shown_url(settings))} downgraded to {escape(revision)}.")
+    console().print(f"Database {escape(shown_url(settings))} downgraded to {escape(revision)}.")
 
 
 # --- users, meters, assignments, devices ------------------------------------------------------
@@ -248,8 +108,8 @@ def create_user(
     full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
 ) -> None:
     """Create a user with a role (a supervisor of a grid without a leader becomes its leader)."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
         user = accounts.create_user(
             session,
             settings,
@@ -259,7 +119,7 @@ def create_user(
             grid_code=grid,
             full_name=full_name,
         )
-        _out().print(
+        console().print(
             f"Created {escape(user.role)} [bold]{escape(user.username)}[/bold]"
             + (f" in grid {escape(grid)}." if grid else ".")
         )
@@ -271,10 +131,10 @@ def create_grid(
     name: Annotated[str, typer.Option(help="Its name, such as 滨江网格.")] = "",
 ) -> None:
     """Create a grid (网格); the meters' import also creates the grids its rows name."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
         grid = accounts.create_grid(session, code=code, name=name)
-        _out().print(f"Created grid {escape(grid.code)} ({escape(grid.name)}).")
+        console().print(f"Created grid {escape(grid.code)} ({escape(grid.name)}).")
 
 
 @app.command("import-meters")
@@ -290,13 +150,13 @@ def import_meters(
     ],
 ) -> None:
     """Load accounts, routes and meters from a CSV file: every row, or none if any is bad."""
-    settings = _settings()
+    settings = settings_or_fail()
     try:
         text = file.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _fail(f"{file} is not UTF-8 text (byte {exc.start})") from None
-    with _session(settings) as session:
-        out = _out()
+        raise fail(f"{file} is not UTF-8 text (byte {exc.start})") from None
+    with unit_of_work(settings) as session:
+        out = console()
         with Progress(
             TextColumn("Importing {task.fields[name]}"),
             BarColumn(),
@@ -343,8 +203,8 @@ def assign(
     window_end: Annotated[date, typer.Option(**DAY, help="Last day of the window (YYYY-MM-DD).")],
 ) -> None:
     """Give a route to a reader for a cycle; giving it again moves it or changes its window."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
         assignment = assignments.assign_route(
             session,
             route_code=route,
@@ -353,7 +213,7 @@ def assign(
             window_start=window_start,
             window_end=window_end,
         )
-        _out().print(
+        console().print(
             f"Route {escape(route)} assigned to {escape(reader)} for cycle "
             f"{escape(cycle)}: {assignment.window_start} to {assignment.window_end}."
         )
@@ -364,10 +224,10 @@ def revoke_device(
     device_id: Annotated[str, typer.Argument(help="The handheld's id, as it logged in.")],
 ) -> None:
     """Revoke a handheld: its tokens stop working at once and it cannot log in again."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
         device = accounts.revoke_device(session, device_id=device_id, actor_id=None)
-        _out().print(f"Device {escape(device.id)} revoked at {device.revoked_at}.")
+        console().print(f"Device {escape(device.id)} revoked at {device.revoked_at}.")
 
 
 # --- demo and serve ---------------------------------------------------------------------------
@@ -384,8 +244,8 @@ def load_demo(
     ] = None,
 ) -> None:
     """Migrate the database and load a small demo utility; print its users' credentials."""
-    settings = _settings()
-    with _session(settings, upgrade=True) as session:
+    settings = settings_or_fail()
+    with unit_of_work(settings, upgrade=True) as session:
         if today is None:
             credentials = demo.load_demo(session, settings)
         else:
@@ -394,7 +254,7 @@ def load_demo(
             local_now = clock.now().astimezone(LOCAL)
             with clock.clock.frozen_at(datetime.combine(today, local_now.timetz())):
                 credentials = demo.load_demo(session, settings)
-    out = _out()
+    out = console()
     state = "loaded" if credentials.created else "was already loaded"
     table = Table(
         "username", "password", "role", title=f"The demo {state}: its users", title_justify="left"
@@ -413,10 +273,10 @@ def close_due() -> None:
     """Close every assignment whose window has ended; what is unread is flagged `missed`.
 
     The server also does it by itself every few minutes (GRIDWALK_CLOSE_DUE_EVERY_MINUTES)."""
-    settings = _settings()
-    with _session(settings) as session:
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
         closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
-    _out().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
+    console().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
 
 
 @app.command("walk-gpx")
@@ -429,17 +289,17 @@ def walk_gpx(
 
     Replay it with: gridwalk-handheld --replay FILE.gpx."""
     if not out.parent.is_dir():
-        raise _fail(f"cannot write {out}: the folder {out.parent} does not exist")
+        raise fail(f"cannot write {out}: the folder {out.parent} does not exist")
     if out.is_dir():
-        raise _fail(f"cannot write {out}: it is a folder")
-    settings = _settings()
-    with _session(settings) as session:
+        raise fail(f"cannot write {out}: it is a folder")
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
         meters = demo.route_meters(session, route_code=route)
     try:
         out.write_text(days.walk_gpx(meters, clock.now(), seed=seed))
     except OSError as exc:
-        raise _fail(f"cannot write {out}: {exc.strerror}") from None
-    _out().print(f"Wrote a walk of {len(meters)} meters of {escape(route)} to {out}.")
+        raise fail(f"cannot write {out}: {exc.strerror}") from None
+    console().print(f"Wrote a walk of {len(meters)} meters of {escape(route)} to {out}.")
 
 
 @app.command()
@@ -450,12 +310,12 @@ def serve(
     """Migrate the database, then serve the API, the audit page and the agents' board."""
     import uvicorn
 
-    settings = _settings()
-    with _failing_clearly():
+    settings = settings_or_fail()
+    with failing_clearly():
         migrate.upgrade(settings.database_url)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else shown}:{port}"  # noqa: S104
-    _out().print(
+    console().print(
         f"Gridwalk on {base}: API docs {base}/docs, supervisors' audit {base}/audit, "
         f"agents' outage board {base}/outages"
     )

@@ -1,0 +1,218 @@
+"""One pushed record stored: a reading (locked once held: the same id again is a duplicate or
+`locked`; a re-read supersedes), a job event; and the content hashes that make a resend a
+`duplicate`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exists
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from common.numbers import plain
+from common.wire import iso
+from server.core.errors import ItemRefused
+from server.jobs import field as jobs_in_the_field
+from server.models import (
+    Assignment,
+    JobEvent,
+    Meter,
+    Reading,
+    RereadOrder,
+    Withdrawal,
+    fix_columns,
+)
+from server.schemas.wire import (
+    Fix,
+    JobEventIn,
+    ReadingIn,
+)
+
+if TYPE_CHECKING:  # push.py imports this module: the pusher is only a type here
+    from server.sync.push import Pusher
+
+
+def _fix_canonical(fix: Fix | None) -> dict[str, Any] | None:
+    if fix is None:
+        return None
+    return {
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "accuracy_m": fix.accuracy_m,
+        "fix_time": iso(fix.fix_time),
+        "provider": fix.provider,
+        "mock": fix.mock,
+    }
+
+
+def _hash(content: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def reading_hash(r: ReadingIn) -> str:
+    """The content of a reading, independent of how the device wrote its numbers and times."""
+    return _hash(
+        {
+            "assignment_id": r.assignment_id,
+            "meter_id": r.meter_id,
+            "value": plain(r.value),
+            "skip_code": r.skip_code,
+            "note": r.note,
+            "read_at": iso(r.read_at),
+            "confirmed_at": iso(r.confirmed_at),
+            "fix": _fix_canonical(r.fix),
+            "reread_of": str(r.reread_of) if r.reread_of else None,
+        }
+    )
+
+
+def store_reading(
+    session: Session, pusher: Pusher, r: ReadingIn, sent_at: datetime | None, received_at: datetime
+) -> str:
+    content_hash = reading_hash(r)
+    held = session.get(Reading, r.id)
+    if held is not None:
+        if held.content_hash == content_hash:
+            return "duplicate"
+        raise ItemRefused(
+            "locked",
+            "a reading with this id is already held with other content; "
+            "a confirmed reading is never changed",
+        )
+    assignment = session.get(Assignment, r.assignment_id)
+    if assignment is None:
+        raise ItemRefused("unknown_assignment", f"no assignment {r.assignment_id}")
+    if assignment.reader_id != pusher.user_id and not _was_given(
+        session, pusher.user_id, assignment_id=r.assignment_id, at=r.read_at
+    ):
+        raise ItemRefused(
+            "not_your_assignment",
+            f"assignment {r.assignment_id} is not given to {pusher.user.username}",
+        )
+    meter = session.get(Meter, r.meter_id)
+    if meter is None or meter.route_id != assignment.route_id:
+        raise ItemRefused(
+            "meter_not_on_route",
+            f"meter {r.meter_id} is not on the route of assignment {r.assignment_id}",
+        )
+    if r.value is not None and r.value >= Decimal(10) ** meter.digits:
+        raise ItemRefused(
+            "value_exceeds_dials",
+            f"{r.value} does not fit the {meter.digits} dials of meter {meter.meter_no}",
+        )
+    supersedes = None
+    if r.reread_of is not None:
+        order = session.get(RereadOrder, r.reread_of)
+        if order is None or (order.assignment_id, order.meter_id) != (r.assignment_id, r.meter_id):
+            raise ItemRefused(
+                "unknown_reread_order",
+                f"no re-read order {r.reread_of} for this meter and assignment",
+            )
+        if order.status != "open":
+            raise ItemRefused(
+                "reread_order_closed", f"re-read order {r.reread_of} is {order.status}"
+            )
+        supersedes = _current_reading_id(session, r.assignment_id, r.meter_id)
+        order.status = "done"
+        order.reading_id = r.id
+        session.add(order)
+    elif (
+        session.exec(
+            select(Reading.id).where(
+                Reading.assignment_id == r.assignment_id,
+                Reading.meter_id == r.meter_id,
+                col(Reading.reread_of).is_(None),
+            )
+        ).first()
+        is not None
+    ):
+        raise ItemRefused(
+            "already_read",
+            f"meter {meter.meter_no} already has a reading in "
+            "this assignment; a new one needs a supervisor's re-read order",
+        )
+    session.add(
+        Reading(
+            id=r.id,
+            assignment_id=r.assignment_id,
+            meter_id=r.meter_id,
+            value=r.value,
+            skip_code=r.skip_code,
+            note=r.note,
+            read_at=r.read_at,
+            confirmed_at=r.confirmed_at,
+            **fix_columns(r.fix),
+            reread_of=r.reread_of,
+            supersedes=supersedes,
+            user_id=pusher.user_id,
+            device_id=pusher.device_id,
+            sent_at=sent_at,
+            received_at=received_at,
+            content_hash=content_hash,
+        )
+    )
+    session.flush()
+    return "accepted"
+
+
+def _was_given(session: Session, user_id: int, *, assignment_id: int, at: datetime) -> bool:
+    """Was the assignment this user's when they read at `at`? A route moved to another reader
+    while the first was offline keeps the readings taken before the move."""
+    moved_away = session.exec(
+        select(Withdrawal.created_at).where(
+            Withdrawal.user_id == user_id,
+            Withdrawal.object_type == "assignment",
+            Withdrawal.object_id == str(assignment_id),
+        )
+    ).all()
+    return any(at < moved for moved in moved_away)
+
+
+def _current_reading_id(session: Session, assignment_id: int, meter_id: int) -> Any:
+    """The reading of this meter that no later reading supersedes (None if never read)."""
+    later = aliased(Reading)
+    return session.exec(
+        select(Reading.id).where(
+            Reading.assignment_id == assignment_id,
+            Reading.meter_id == meter_id,
+            ~exists().where(col(later.supersedes) == Reading.id),
+        )
+    ).first()
+
+
+def job_event_hash(e: JobEventIn) -> str:
+    return _hash(
+        {
+            "job_id": str(e.job_id),
+            "kind": e.kind,
+            "at": iso(e.at),
+            "fix": _fix_canonical(e.fix),
+            "expected_finish": iso(e.expected_finish) if e.expected_finish else None,
+            "content": e.content,
+            "crew": e.crew,
+            "note": e.note,
+        }
+    )
+
+
+def store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_at: datetime) -> str:
+    content_hash = job_event_hash(e)
+    held = session.get(JobEvent, e.id)
+    if held is not None:
+        if held.content_hash == content_hash:
+            return "duplicate"
+        raise ItemRefused("locked", "a job event with this id is already held with other content")
+    jobs_in_the_field.apply_device_event(
+        session,
+        user=pusher.user,
+        device_id=pusher.device_id,
+        event=e,
+        content_hash=content_hash,
+        received_at=received_at,
+    )
+    return "accepted"
