@@ -292,8 +292,7 @@ class FieldSession:
         """The crew's "+1 h": that much more than the current estimate (from now if it has
         passed or there is none). Returns the new expected finish."""
         job = self.store.job(job_id)
-        current = datetime.fromisoformat(job.expected_finish) if job.expected_finish else None
-        finish = extended_finish(current, clock.now(), by)
+        finish = extended_finish(job.expected_finish, clock.now(), by)
         self.change_eta(job_id, finish)
         return finish
 
@@ -315,7 +314,7 @@ class FieldSession:
         refused = refusal(
             JobFacts(
                 status=JobStatus(job.status),
-                started_at=datetime.fromisoformat(job.started_at) if job.started_at else None,
+                started_at=job.started_at,
                 is_meter_check=job.kind == "meter_check",
             ),
             EventFacts(

@@ -13,9 +13,9 @@ from common.wire import iso
 from mobile.core.device_db import DeviceDb
 from mobile.core.views import (
     AssignmentView,
-    JobView,
     MeterView,
     StoreError,
+    datetime_or_none,
     decimal_or_none,
     iso_or_none,
     str_or_none,
@@ -193,21 +193,22 @@ class PulledWork(DeviceDb):
                 return m
         raise StoreError(f"meter {meter_id} is not on this route")
 
-    def jobs(self) -> list[JobView]:
+    def jobs(self) -> list[wire.Job]:
+        """The crew's jobs as the wire brought them, with what was logged here since."""
         return [
-            JobView(
+            wire.Job(
                 id=r["id"],
                 kind=r["kind"],
                 urgency=r["urgency"],
                 status=r["status"],
                 content=r["content"],
-                crew=json.loads(r["crew"]),
+                crew=tuple(json.loads(r["crew"])),
                 lat=r["lat"],
                 lon=r["lon"],
                 address=r["address"],
-                expected_finish=r["expected_finish"],
-                started_at=r["started_at"],
-                finished_at=r["finished_at"],
+                expected_finish=datetime_or_none(r["expected_finish"]),
+                started_at=datetime_or_none(r["started_at"]),
+                finished_at=datetime_or_none(r["finished_at"]),
             )
             for r in self._rows(
                 "SELECT * FROM jobs WHERE withdrawn = 0 ORDER BY "
@@ -215,7 +216,7 @@ class PulledWork(DeviceDb):
             )
         ]
 
-    def job(self, job_id: str) -> JobView:
+    def job(self, job_id: str) -> wire.Job:
         for j in self.jobs():
             if j.id == job_id:
                 return j

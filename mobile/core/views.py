@@ -32,6 +32,10 @@ def iso_or_none(t: datetime | None) -> str | None:
     return None if t is None else iso(t)
 
 
+def datetime_or_none(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
 def decimal_or_none(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
@@ -97,19 +101,3 @@ class SyncState:
     rejected: int
     last_sync_at: str | None
     last_error: str | None
-
-
-@dataclass(frozen=True)
-class JobView:
-    id: str
-    kind: str
-    urgency: str
-    status: str
-    content: str
-    crew: list[str]
-    lat: float | None
-    lon: float | None
-    address: str | None
-    expected_finish: str | None
-    started_at: str | None
-    finished_at: str | None

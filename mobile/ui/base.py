@@ -28,10 +28,9 @@ def when(iso_text: str | None) -> str:
     return datetime.fromisoformat(iso_text).astimezone().strftime("%H:%M:%S")
 
 
-def local_time_text(iso_text: str | None) -> str:
-    if not iso_text:
-        return "-"
-    return datetime.fromisoformat(iso_text).astimezone().strftime("%d %b %H:%M")
+def local_time_text(t: datetime | None) -> str:
+    """A time as the screen shows it, in the handheld's own zone."""
+    return "-" if t is None else t.astimezone().strftime("%d %b %H:%M")
 
 
 def ask(title: str, text: str, yes: str, on_yes: Callable[[], None], no: str = "Back") -> Popup:

@@ -281,7 +281,8 @@ def crew_flow(h: Harness, sc: dict[str, Any]) -> Step:
     yield lambda: h.app.question is not None and h.app.question._window is not None
     h.press(h.app.question.yes_button)
     yield lambda: job.status == "finished"
-    h.result["expected_finish"] = h.field.store.job(job.job_id).expected_finish
+    finish = h.field.store.job(job.job_id).expected_finish
+    h.result["expected_finish"] = finish.isoformat() if finish else None
     h.press(job.ids.back_button)
     yield h.screen("today")
     yield lambda: (h.field.store.sync_state().last_error or "").startswith("no link")
