@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -37,6 +37,9 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# A row id in a path: what a BIGINT key can hold, so a number no row can have is a 422 naming
+# the parameter, not a database overflow.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # scope="function": the commit happens before the response goes out, so a client is never told
 # "accepted" for something that did not commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -33,10 +33,48 @@ Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_finite)]
 Accuracy = Annotated[float, Field(ge=0, le=100_000), AfterValidator(_finite)]
 
 
+def _in_our_times(t: datetime) -> datetime:
+    # PostgreSQL and the rules' date arithmetic both fail on the edges of the calendar (a year
+    # 9999 reading moved to UTC+8 overflows): a handheld's clock is never that wrong.
+    if not FIRST_MOMENT <= t < LAST_MOMENT:
+        raise ValueError(f"must be between {FIRST_MOMENT.year} and {LAST_MOMENT.year - 1}")
+    return t
+
+
+FIRST_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
+LAST_MOMENT = datetime(2100, 1, 1, tzinfo=UTC)
+Moment = Annotated[AwareDatetime, AfterValidator(_in_our_times)]
+
+
+def _nul_in(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nul_in(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 class WireModel(BaseModel):
-    """Strict about unknown fields: a typo in a field name must not be silently dropped."""
+    """Strict about unknown fields (a typo in a field name must not be silently dropped) and
+    about NUL characters, which no text column can hold (PostgreSQL refuses them)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = _nul_in(data, "")
+        if where:
+            raise ValueError(f"{where} contains a NUL character")
+        return data
 
 
 class Fix(WireModel):
@@ -45,7 +83,7 @@ class Fix(WireModel):
     lat: Latitude
     lon: Longitude
     accuracy_m: Accuracy
-    fix_time: AwareDatetime
+    fix_time: Moment
     provider: str = Field(default="gps", max_length=32)
     mock: bool = False
 
@@ -59,8 +97,8 @@ class ReadingIn(WireModel):
     value: Decimal | None = Field(default=None, ge=0, max_digits=15, decimal_places=3)
     skip_code: SkipCode | None = None
     note: str | None = Field(default=None, max_length=500)
-    read_at: AwareDatetime
-    confirmed_at: AwareDatetime
+    read_at: Moment
+    confirmed_at: Moment
     fix: Fix | None = None
     reread_of: uuid.UUID | None = None
 
@@ -78,7 +116,7 @@ class ReadingIn(WireModel):
 class TrackPointIn(WireModel):
     """One point of the handheld's GPS track."""
 
-    t: AwareDatetime
+    t: Moment
     lat: Latitude
     lon: Longitude
     accuracy_m: Accuracy | None = None
@@ -123,9 +161,9 @@ class JobEventIn(WireModel):
     id: uuid.UUID
     job_id: uuid.UUID
     kind: JobEventKind
-    at: AwareDatetime
+    at: Moment
     fix: Fix | None = None
-    expected_finish: AwareDatetime | None = None
+    expected_finish: Moment | None = None
     content: str | None = Field(default=None, max_length=2000)
     crew: list[str] | None = Field(default=None, max_length=20)
     note: str | None = Field(default=None, max_length=2000)
@@ -138,7 +176,7 @@ class JobEventIn(WireModel):
 class PushRequest(WireModel):
     """What the handheld pushes: its outbox, in one batch."""
 
-    sent_at: AwareDatetime | None = None
+    sent_at: Moment | None = None
     readings: list[ReadingIn] = Field(default_factory=list)
     track_points: list[TrackPointIn] = Field(default_factory=list)
     job_events: list[JobEventIn] = Field(default_factory=list)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from server.api.deps import Caller, SessionDep, SettingsDep, require_role
+from server.api.deps import Caller, RowId, SessionDep, SettingsDep, require_role
 from server.audit import exports, reviews
 from server.audit import service as audit
 from server.schemas.answers import (
@@ -58,20 +58,24 @@ def list_assignments(
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentDetail)
-def get_assignment(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> dict[str, Any]:
+def get_assignment(
+    assignment_id: RowId, auditor: AuditorDep, session: SessionDep
+) -> dict[str, Any]:
     """One assignment: meters with their state, readings in order taken, the track, flags."""
     return audit.assignment_detail(session, auditor=auditor, assignment_id=assignment_id)
 
 
 @router.get("/assignments/{assignment_id}/flags", response_model=list[FlagOut])
-def get_flags(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> list[dict[str, Any]]:
+def get_flags(
+    assignment_id: RowId, auditor: AuditorDep, session: SessionDep
+) -> list[dict[str, Any]]:
     """The assignment's flags, each with its review."""
     return audit.assignment_flags(session, auditor=auditor, assignment_id=assignment_id)
 
 
 @router.get("/assignments/{assignment_id}/readings", response_model=list[ReadingOut])
 def get_readings(
-    assignment_id: int, auditor: AuditorDep, session: SessionDep
+    assignment_id: RowId, auditor: AuditorDep, session: SessionDep
 ) -> list[dict[str, Any]]:
     """Every reading held, in the order taken, with its flags and what superseded it."""
     return audit.assignment_readings(session, auditor=auditor, assignment_id=assignment_id)
@@ -79,7 +83,7 @@ def get_readings(
 
 @router.post("/flags/{flag_id}/review", response_model=FlagOut)
 def review_flag(
-    flag_id: int, body: ReviewIn, auditor: AuditorDep, session: SessionDep
+    flag_id: RowId, body: ReviewIn, auditor: AuditorDep, session: SessionDep
 ) -> dict[str, Any]:
     """Accept a flag (explained) or reject it (the reading stays, marked disputed)."""
     flag = reviews.review_flag(
@@ -90,7 +94,7 @@ def review_flag(
 
 @router.post("/assignments/{assignment_id}/rereads", status_code=201, response_model=RereadOrdered)
 def order_reread(
-    assignment_id: int, body: RereadIn, auditor: AuditorDep, session: SessionDep
+    assignment_id: RowId, body: RereadIn, auditor: AuditorDep, session: SessionDep
 ) -> dict[str, Any]:
     """Order a meter read again; the reader's device gets the order on its next pull."""
     order = reviews.order_reread(
@@ -112,7 +116,7 @@ def order_reread(
 
 @router.post("/assignments/{assignment_id}/close", response_model=AssignmentProgress)
 def close_assignment(
-    assignment_id: int, auditor: AuditorDep, session: SessionDep, settings: SettingsDep
+    assignment_id: RowId, auditor: AuditorDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """Close an assignment early and validate it: what is still unread is now `missed`."""
     audit.assignment_summary(session, auditor=auditor, assignment_id=assignment_id)
@@ -123,7 +127,7 @@ def close_assignment(
 
 
 @router.get("/assignments/{assignment_id}/track.gpx", response_class=PlainTextResponse)
-def export_gpx(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
+def export_gpx(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> Response:
     """The reader's track with the readings as waypoints, as GPX."""
     return Response(
         exports.track_gpx(session, auditor=auditor, assignment_id=assignment_id),
@@ -133,7 +137,7 @@ def export_gpx(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> 
 
 
 @router.get("/assignments/{assignment_id}/track.geojson", response_model=GeoTrackExport)
-def export_geojson(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
+def export_geojson(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> Response:
     """The track and the meters with their state, as GeoJSON."""
     return Response(
         json.dumps(exports.track_geojson(session, auditor=auditor, assignment_id=assignment_id)),
@@ -142,7 +146,7 @@ def export_geojson(assignment_id: int, auditor: AuditorDep, session: SessionDep)
 
 
 @router.get("/assignments/{assignment_id}/readings.csv", response_class=PlainTextResponse)
-def export_csv(assignment_id: int, auditor: AuditorDep, session: SessionDep) -> Response:
+def export_csv(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> Response:
     """The readings with their flags, as CSV."""
     return Response(
         exports.readings_csv(session, auditor=auditor, assignment_id=assignment_id),

@@ -100,6 +100,8 @@ async def push(
         payload: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
+    except RecursionError:
+        raise BadBody("body is not a push: JSON nested too deep", code="not_json") from None
     pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id)
     return await run_in_threadpool(pushing.push, session, settings, pusher=pusher, payload=payload)
 
