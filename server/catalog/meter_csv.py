@@ -91,6 +91,9 @@ class _Cells:
         self.cells = cells
         self.errors = errors
         self.ok = True
+        for column, value in cells.items():
+            if "\x00" in value:  # no text column can hold it (PostgreSQL refuses it)
+                self.fail(column, f"{column} contains a NUL character")
 
     def fail(self, column: str, message: str) -> None:
         self.ok = False

@@ -7,9 +7,11 @@ import math
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from server.schemas.requests import RequestModel
 
 SkipCode = Literal["no_access", "locked", "dog", "meter_missing", "meter_damaged", "other"]
 SKIP_CODES: tuple[str, ...] = SkipCode.__args__  # type: ignore[attr-defined]
@@ -46,35 +48,10 @@ LAST_MOMENT = datetime(2100, 1, 1, tzinfo=UTC)
 Moment = Annotated[AwareDatetime, AfterValidator(_in_our_times)]
 
 
-def _nul_in(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _nul_in(item, f"{path}.{key}" if path else str(key))
-        if found:
-            return found
-    return None
-
-
-class WireModel(BaseModel):
-    """Strict about unknown fields (a typo in a field name must not be silently dropped) and
-    about NUL characters, which no text column can hold (PostgreSQL refuses them)."""
+class WireModel(RequestModel):
+    """Strict about unknown fields: a typo in a field name must not be silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        where = _nul_in(data, "")
-        if where:
-            raise ValueError(f"{where} contains a NUL character")
-        return data
 
 
 class Fix(WireModel):

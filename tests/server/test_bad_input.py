@@ -69,3 +69,57 @@ def test_an_id_no_row_can_have_is_a_422_naming_it(
     response = client.get(f"/api/v1/audit/assignments/{assignment_id}", headers=headers)
     assert response.status_code == 422
     assert "assignment_id" in response.text
+
+
+def test_a_nul_character_in_any_body_or_parameter_is_a_422_naming_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "agent1", "agent")
+    make_user(session, settings, "admin1", "admin")
+    agent = auth(client, "agent1", "desk-agent-01")
+    admin = auth(client, "admin1", "desk-admin-01")
+    answers = {
+        "login name": client.post(
+            "/api/v1/auth/login",
+            json={"username": "agent\u00001", "password": "x" * 10, "device_id": "desk-agent-01"},
+        ),
+        "job content": client.post(
+            "/api/v1/jobs",
+            headers=agent,
+            json={
+                "kind": "fault",
+                "urgency": "urgent",
+                "content": "line\u0000down",
+                "lat": 30.27,
+                "lon": 120.15,
+            },
+        ),
+        "outages account_no": client.get(
+            "/api/v1/outages", headers=agent, params={"account_no": "A\u00001"}
+        ),
+        "consumption path": client.get("/api/v1/accounts/A%001/consumption", headers=agent),
+        "revoke path": client.post("/api/v1/admin/devices/dev%00ice/revoke", headers=admin),
+    }
+    for what, response in answers.items():
+        assert response.status_code == 422, (what, response.status_code, response.text)
+        assert "NUL" in response.text, what
+
+
+def test_a_nul_character_in_a_csv_cell_is_named_by_line_and_column(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "admin1", "admin")
+    admin = auth(client, "admin1", "desk-admin-01")
+    text = (
+        "account_no,customer_name,address,meter_no,lat,lon,route_code,sequence\n"
+        "A-1,Wang\u0000Fang,1 Riverside Road,M-1,30.27,120.15,R-1,1\n"
+    )
+    response = client.post(
+        "/api/v1/admin/meters/import",
+        headers=admin,
+        files={"file": ("meters.csv", text.encode(), "text/csv")},
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["line"], error["column"]) == (2, "customer_name")
+    assert "NUL" in error["error"]

@@ -13,11 +13,12 @@ from server.api.deps import AdminDep, SessionDep, SettingsDep
 from server.catalog import accounts, assignments, imports
 from server.core.errors import Invalid, TooLarge
 from server.schemas.answers import ImportReportOut, errors
+from server.schemas.requests import RequestModel, Text
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403, 404, 409, 413, 422))
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=8, max_length=256)
     role: str
@@ -33,7 +34,7 @@ class UserPublic(BaseModel):
     active: bool
 
 
-class GridCreate(BaseModel):
+class GridCreate(RequestModel):
     code: str = Field(min_length=1, max_length=32)
     name: str = Field(default="", max_length=200)
 
@@ -44,7 +45,7 @@ class GridPublic(BaseModel):
     name: str
 
 
-class AssignmentCreate(BaseModel):
+class AssignmentCreate(RequestModel):
     route_code: str = Field(min_length=1, max_length=64)
     reader: str = Field(min_length=1, max_length=64)
     cycle: str = Field(min_length=1, max_length=32)
@@ -101,7 +102,7 @@ def create_user(
 
 
 @router.post("/users/{username}/revoke")
-def revoke_user(username: str, caller: AdminDep, session: SessionDep) -> UserPublic:
+def revoke_user(username: Text, caller: AdminDep, session: SessionDep) -> UserPublic:
     """Revoke a user: every token of theirs stops working at once."""
     user = accounts.revoke_user(session, username=username, actor_id=caller.id)
     assert user.id is not None
@@ -116,7 +117,7 @@ def revoke_user(username: str, caller: AdminDep, session: SessionDep) -> UserPub
 
 
 @router.post("/devices/{device_id}/revoke")
-def revoke_device(device_id: str, caller: AdminDep, session: SessionDep) -> DeviceRevoked:
+def revoke_device(device_id: Text, caller: AdminDep, session: SessionDep) -> DeviceRevoked:
     """Revoke a handheld: its tokens stop working at once and it cannot log in again."""
     device = accounts.revoke_device(session, device_id=device_id, actor_id=caller.id)
     assert device.revoked_at is not None

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from server.api.deps import Caller, RowId, SessionDep, SettingsDep, require_role
 from server.audit import exports, reviews
@@ -21,6 +21,7 @@ from server.schemas.answers import (
     RereadOrdered,
     errors,
 )
+from server.schemas.requests import RequestModel
 from server.validation import runner as validation
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(401, 403, 404, 409, 422))
@@ -35,14 +36,14 @@ def get_auditor(
 AuditorDep = Annotated[audit.Auditor, Depends(get_auditor)]
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(RequestModel):
     decision: Literal["accepted", "rejected"] = Field(
         description="accepted: the flag is explained; rejected: the reading is disputed"
     )
     note: str = Field(min_length=1, max_length=1000)
 
 
-class RereadIn(BaseModel):
+class RereadIn(RequestModel):
     meter_id: int = Field(gt=0)
     reason: str = Field(min_length=1, max_length=500)
 

@@ -11,6 +11,7 @@ from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_ver
 from server.catalog import accounts
 from server.core.errors import Unauthorized
 from server.schemas.answers import errors
+from server.schemas.requests import RequestModel
 
 router = APIRouter(
     prefix="/auth",
@@ -20,14 +21,14 @@ router = APIRouter(
 )
 
 
-class LoginIn(BaseModel):
+class LoginIn(RequestModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
     device_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     app_version: str | None = Field(default=None, max_length=32)
 
 
-class RefreshIn(BaseModel):
+class RefreshIn(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=256)
 
 

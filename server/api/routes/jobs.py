@@ -6,12 +6,13 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
 from common import clock
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
 from server.jobs import dispatch, figures, outages
 from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, OutageRow, errors
+from server.schemas.requests import RequestModel, Text
 from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 
 router = APIRouter(tags=["jobs and outages"], responses=errors(401, 403, 404, 422))
@@ -19,7 +20,7 @@ router = APIRouter(tags=["jobs and outages"], responses=errors(401, 403, 404, 42
 Dispatcher = Annotated[Caller, Depends(require_role("agent", "supervisor", "admin"))]
 
 
-class JobCreate(BaseModel):
+class JobCreate(RequestModel):
     kind: JobKind
     urgency: Urgency = "normal"
     content: str = Field(min_length=1, max_length=2000, description="what is being done")
@@ -42,13 +43,13 @@ class JobCreate(BaseModel):
     expected_finish: AwareDatetime | None = None
 
 
-class CrewIn(BaseModel):
+class CrewIn(RequestModel):
     crew: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         min_length=1, max_length=20
     )
 
 
-class CancelIn(BaseModel):
+class CancelIn(RequestModel):
     note: str = Field(min_length=1, max_length=2000)
 
 
@@ -127,10 +128,10 @@ def list_outages(
     caller: Dispatcher,
     session: SessionDep,
     settings: SettingsDep,
-    account_no: Annotated[str | None, Query(max_length=64)] = None,
+    account_no: Annotated[Text | None, Query(max_length=64)] = None,
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
-    grid: Annotated[str | None, Query(max_length=32)] = None,
+    grid: Annotated[Text | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
     """Is there an outage at this account, this point, in this grid, and when is power back?"""
     return outages.outages(
@@ -139,6 +140,8 @@ def list_outages(
 
 
 @router.get("/accounts/{account_no}/consumption", response_model=ConsumptionHistory)
-def account_consumption(account_no: str, caller: Dispatcher, session: SessionDep) -> dict[str, Any]:
+def account_consumption(
+    account_no: Text, caller: Dispatcher, session: SessionDep
+) -> dict[str, Any]:
     """The account's consumption per cycle, to explain a bill before a meter check (申校)."""
     return outages.consumption_history(session, account_no=account_no)

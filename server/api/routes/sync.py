@@ -13,6 +13,7 @@ from server.api.deps import Caller, SessionDep, SettingsDep, check_client_versio
 from server.core.config import Settings
 from server.core.errors import Problem, TooLarge
 from server.schemas.answers import errors
+from server.schemas.requests import Text
 from server.schemas.wire import PullResponse, PushRequest, PushResponse
 from server.sync import pull as pulling
 from server.sync import push as pushing
@@ -40,7 +41,7 @@ def pull(
     caller: FieldWorker,
     session: SessionDep,
     settings: SettingsDep,
-    cursor: Annotated[str | None, Query(max_length=512, description="from the last pull")] = None,
+    cursor: Annotated[Text | None, Query(max_length=512, description="from the last pull")] = None,
 ) -> PullResponse:
     """Everything for this device's user that changed since `cursor` (no cursor: everything)."""
     return pulling.pull(session, settings, user=caller.user, cursor=cursor)
