@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from server.core.changes import log_admin_action, touched
@@ -13,6 +15,7 @@ from server.models import Assignment, Cycle, Route, User, Withdrawal
 
 _CYCLE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 # A code that starts like a month (2026-11, 2026-11b) must name a real one.
+T = TypeVar("T")
 _MONTH_LIKE = re.compile(r"^(\d{4})-(\d{2})(?!\d)")
 # A reading window is days long (3 to 5 in the trade), a quarter at the very most; a longer
 # one, or one outside this century, is a typing error that would wreck every audit of it.
@@ -35,9 +38,7 @@ def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = N
         )
     cycle = session.exec(select(Cycle).where(Cycle.code == code)).first()
     if cycle is None:
-        cycle = Cycle(code=code)
-        session.add(cycle)
-        session.flush()
+        cycle = _created_once(session, Cycle(code=code), select(Cycle).where(Cycle.code == code))
         log_admin_action(
             session,
             actor_id=actor_id,
@@ -47,6 +48,21 @@ def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = N
             detail={"code": code},
         )
     return cycle
+
+
+def _created_once(session: Session, row: T, lookup: Any) -> T:
+    """Insert `row`, or, when a concurrent request inserted the same key first, take theirs:
+    two admins creating the same cycle (or assignment) at once make one, and neither fails."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+        return row
+    except IntegrityError:
+        found: T | None = session.exec(lookup).first()
+        if found is None:
+            raise
+        return found
 
 
 def check_window(window_start: date, window_end: date) -> None:
@@ -93,19 +109,23 @@ def assign_route(
     assert route.id is not None
     cyc = get_or_create_cycle(session, code=cycle, actor_id=actor_id)
     assert cyc.id is not None
-    assignment = session.exec(
-        select(Assignment).where(Assignment.route_id == route.id, Assignment.cycle_id == cyc.id)
-    ).first()
+    same_key = select(Assignment).where(
+        Assignment.route_id == route.id, Assignment.cycle_id == cyc.id
+    )
+    assignment = session.exec(same_key).first()
+    action = "assignment.update"
     if assignment is None:
-        assignment = Assignment(
+        new = Assignment(
             route_id=route.id,
             cycle_id=cyc.id,
             reader_id=user.id,
             window_start=window_start,
             window_end=window_end,
         )
-        action = "assignment.create"
-    else:
+        assignment = _created_once(session, new, same_key)
+        if assignment is new:
+            action = "assignment.create"
+    if action == "assignment.update":
         if assignment.reader_id != user.id:
             session.add(
                 Withdrawal(
@@ -119,7 +139,6 @@ def assign_route(
         assignment.window_start = window_start
         assignment.window_end = window_end
         touched(assignment)  # given again: the reader's handheld gets it again
-        action = "assignment.update"
     session.add(assignment)
     session.flush()
     log_admin_action(

@@ -3,15 +3,27 @@ good items beside it are stored: no 500, no half-written push, no outbox stuck f
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
 from sqlmodel import Session, func, select
 
+from server.catalog.assignments import assign_route
 from server.core.config import Settings
-from server.models import Reading
-from tests.factories import auth, make_user, reader_day, reading
+from server.models import Assignment, Cycle, Reading
+from tests.factories import (
+    WINDOW_END,
+    WINDOW_START,
+    auth,
+    make_route,
+    make_user,
+    reader_day,
+    reading,
+)
 
 PUSH = "/api/v1/sync/push"
 
@@ -123,3 +135,65 @@ def test_a_nul_character_in_a_csv_cell_is_named_by_line_and_column(
     [error] = response.json()["errors"]
     assert (error["line"], error["column"]) == (2, "customer_name")
     assert "NUL" in error["error"]
+
+
+def test_two_admins_assigning_the_same_route_in_a_new_cycle_at_once_make_one_of_each(
+    session: Session, settings: Settings, engine: Engine
+) -> None:
+    """The second admin's insert waits on the first's uncommitted row, then finds it taken:
+    one cycle, one assignment, and no error for either."""
+    make_user(session, settings, "reader1", "reader", "G1")
+    make_route(session, "R-1", 2)
+    first = Session(engine)
+    assign_route(
+        first,
+        route_code="R-1",
+        reader="reader1",
+        cycle="C-new",
+        window_start=WINDOW_START,
+        window_end=WINDOW_END,
+    )
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        with Session(engine) as other:
+            try:
+                assign_route(
+                    other,
+                    route_code="R-1",
+                    reader="reader1",
+                    cycle="C-new",
+                    window_start=WINDOW_START,
+                    window_end=WINDOW_END,
+                )
+                other.commit()
+            except BaseException as exc:  # reported below, in the test's thread
+                failures.append(exc)
+
+    racer = threading.Thread(target=second)
+    racer.start()
+    if engine.dialect.name == "postgresql":
+        # Wait (bounded) until the second transaction is blocked on the first's row lock, so
+        # the race really happens rather than the second simply finding the row committed.
+        deadline = time.monotonic() + 30
+        while not waiting_on_a_lock(engine):
+            assert time.monotonic() < deadline, "the second admin never reached the insert"
+            time.sleep(0.01)
+    first.commit()
+    first.close()
+    racer.join(timeout=60)
+    assert failures == []
+    session.commit()
+    assert session.exec(select(func.count()).select_from(Cycle)).one() == 1
+    assert session.exec(select(func.count()).select_from(Assignment)).one() == 1
+
+
+def waiting_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+        ).scalar_one()
+    return bool(waiting)
