@@ -12,15 +12,15 @@ from sqlmodel import Session, select
 from server.core.changes import log_admin_action, touched
 from server.core.errors import Invalid, NotFound
 from server.models import Assignment, Cycle, Route, User, Withdrawal
+from server.schemas.requests import FIRST_DAY, LAST_DAY
 
 _CYCLE_CODE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 # A code that starts like a month (2026-11, 2026-11b) must name a real one.
 T = TypeVar("T")
 _MONTH_LIKE = re.compile(r"^(\d{4})-(\d{2})(?!\d)")
 # A reading window is days long (3 to 5 in the trade), a quarter at the very most; a longer
-# one, or one outside this century, is a typing error that would wreck every audit of it.
+# one is a typing error that would wreck every audit of it.
 MAX_WINDOW_DAYS = 92
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 def get_or_create_cycle(session: Session, *, code: str, actor_id: int | None = None) -> Cycle:

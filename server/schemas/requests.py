@@ -3,9 +3,10 @@ column can hold (PostgreSQL refuses them, and a 500 would be the answer)."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, model_validator
 
 
 def _nul_in(value: Any, path: str) -> str | None:
@@ -29,6 +30,21 @@ def _no_nul(text: str) -> str:
         raise ValueError("contains a NUL character")
     return text
 
+
+# The years a date or time given to Gridwalk may fall in. PostgreSQL and the rules' date
+# arithmetic both fail at the calendar's edges (year 9999 moved to UTC+8 overflows); a handheld's
+# clock or an admin's window outside them is a mistake, never a record to keep.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _in_our_times(t: datetime) -> datetime:
+    if not FIRST_DAY <= t.astimezone(UTC).date() <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY.year} and {LAST_DAY.year}")
+    return t
+
+
+# An aware date-time within those years.
+Moment = Annotated[AwareDatetime, AfterValidator(_in_our_times)]
 
 # A text path or query parameter.
 Text = Annotated[str, AfterValidator(_no_nul)]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from server.schemas.requests import RequestModel
+from server.schemas.requests import Moment, RequestModel
 
 SkipCode = Literal["no_access", "locked", "dog", "meter_missing", "meter_damaged", "other"]
 SKIP_CODES: tuple[str, ...] = SkipCode.__args__  # type: ignore[attr-defined]
@@ -33,19 +33,6 @@ def _finite(value: float) -> float:
 Latitude = Annotated[float, Field(ge=-90, le=90), AfterValidator(_finite)]
 Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_finite)]
 Accuracy = Annotated[float, Field(ge=0, le=100_000), AfterValidator(_finite)]
-
-
-def _in_our_times(t: datetime) -> datetime:
-    # PostgreSQL and the rules' date arithmetic both fail on the edges of the calendar (a year
-    # 9999 reading moved to UTC+8 overflows): a handheld's clock is never that wrong.
-    if not FIRST_MOMENT <= t < LAST_MOMENT:
-        raise ValueError(f"must be between {FIRST_MOMENT.year} and {LAST_MOMENT.year - 1}")
-    return t
-
-
-FIRST_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
-LAST_MOMENT = datetime(2100, 1, 1, tzinfo=UTC)
-Moment = Annotated[AwareDatetime, AfterValidator(_in_our_times)]
 
 
 class WireModel(RequestModel):
