@@ -10,9 +10,17 @@ WEB_STAMP := $(WEB)/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test e2e lint bench clean
+.PHONY: setup cjk-font run test e2e lint bench clean
 
-setup: $(STAMP) $(WEB_STAMP)
+setup: $(STAMP) $(WEB_STAMP) cjk-font
+
+# The handheld and the screenshots write Chinese: a font with its glyphs, from Debian when the
+# machine has none (root only; otherwise the handheld says how to get one).
+cjk-font:
+	@{ command -v fc-list >/dev/null && fc-list :lang=zh-cn | grep -q .; } || { [ "$$(id -u)" = 0 ] && \
+	  { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends fontconfig fonts-wqy-microhei; }; } || \
+	  echo "setup: no Chinese font: apt-get install fonts-wqy-microhei (the handheld shows boxes)" >&2
 
 # Debian's own python3.11 has no venv/ensurepip until python3.11-venv is installed (root only).
 $(STAMP): pyproject.toml

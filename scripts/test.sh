@@ -29,25 +29,17 @@ missing=()
 { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || missing+=(chromium chromium-driver)
 command -v Xvfb >/dev/null || missing+=(xvfb xauth)
 [ -e /usr/lib/x86_64-linux-gnu/libmtdev.so.1 ] || ldconfig -p | grep -q libmtdev.so.1 || missing+=(libmtdev1)
-# A Chinese font, best effort (no test depends on it): without one, the screenshots show 申校
-# and the customers' names as empty boxes. A desk in China has one.
-wanted=()
-{ command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || wanted+=(fonts-wqy-microhei)
-if [ ${#missing[@]} -gt 0 ] || [ ${#wanted[@]} -gt 0 ]; then
+# A Chinese font: the handheld's font test draws with it (`make setup` installs it as root).
+{ command -v fc-list >/dev/null && fc-list :lang=zh-cn | grep -q .; } || missing+=(fontconfig fonts-wqy-microhei)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
-    if [ ${#missing[@]} -gt 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    fi
-    if [ ${#wanted[@]} -gt 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" \
-        || echo "test.sh: could not install ${wanted[*]}: screenshots show boxes for Chinese" >&2
-    fi
-  elif [ "${CI:-}" = true ] && [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  elif [ "${CI:-}" = true ]; then
     echo "test.sh: CI=true and missing ${missing[*]}, and not root to install them" >&2
     exit 1
-  elif [ ${#missing[@]} -gt 0 ]; then
-    echo "test.sh: missing ${missing[*]} and not root: their tests are skipped" >&2
+  else
+    echo "test.sh: missing ${missing[*]} and not root: their tests are skipped or fail" >&2
   fi
 fi
 

@@ -8,12 +8,14 @@ from typing import Any
 from kivy.app import App
 from kivy.clock import Clock, mainthread
 from kivy.lang import Builder
+from kivy.logger import Logger
 from kivy.uix.popup import Popup
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from mobile.core.field import FieldSession
 from mobile.core.sync import SyncError, SyncReport
 from mobile.ui.base import GridwalkScreen
+from mobile.ui.fonts import FontNotFound, use_cjk_font
 
 # The screens the kv file names: imported so that Kivy's Factory knows them before it loads.
 from mobile.ui.jobs import JobScreen, NewJobScreen
@@ -31,6 +33,7 @@ class LoginScreen(GridwalkScreen):
         )
         self.ids.username.text = self.ids.username.text or self.field.username or ""
         self.ids.device.text = f"This handheld: {self.field.store.device_id()}"
+        self.ids.error.text = self.ids.error.text or self.app.font_problem
 
     def login(self) -> None:
         self.ids.error.text = ""
@@ -55,9 +58,17 @@ class HandheldApp(App):
         self.field = field
         self.default_server = default_server
         self.question: Popup | None = None
+        self.font_problem = ""
         self._refresh = Clock.create_trigger(self._refresh_screens, 0.2)
 
     def build(self) -> ScreenManager:
+        try:
+            Logger.info("Gridwalk: writing with %s", use_cjk_font())
+        except FontNotFound as exc:
+            # The app still works (digits and Latin letters show); the person is told why the
+            # names are boxes, in the log and on the first screen.
+            self.font_problem = str(exc)
+            Logger.warning("Gridwalk: %s", exc)
         Builder.load_file(str(KV))
         sm = ScreenManager(transition=NoTransition())
         for cls, name in (

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +24,7 @@ from common import clock
 from server.demo.days import honest_day
 from server.main import create_app
 from server.models import Reading, TrackPoint
-from tests.conftest import IN_CI, LiveServer
+from tests.conftest import LiveServer
 from tests.factories import (
     PASSWORD,
     assign,
@@ -35,6 +34,7 @@ from tests.factories import (
     make_user,
     meters_of,
 )
+from tests.mobile.conftest import window_env
 
 # The handheld runs in its own process, on the machine's clock: so does the server here.
 pytestmark = pytest.mark.real_clock
@@ -43,50 +43,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "handheld"
 
 
-@pytest.fixture(scope="session")
-def display() -> Iterator[str]:
-    """A virtual X display for real windows."""
-    if shutil.which("Xvfb") is None:
-        message = "Xvfb is missing (apt-get install xvfb xauth libmtdev1; `make test` does)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    x_dir = Path("/tmp/.X11-unix")  # noqa: S108 - where X servers put their sockets
-    number = next(
-        n
-        for n in range(90, 200)
-        if not (x_dir / f"X{n}").exists() and not (x_dir.parent / f".X{n}-lock").exists()
-    )
-    proc = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "540x960x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if (x_dir / f"X{number}").exists():
-            break
-        proc.poll()
-        if proc.returncode is not None:
-            raise RuntimeError("Xvfb did not start")
-        time.sleep(0.05)
-    yield f":{number}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def run_driver(scenario: dict[str, object], display: str, tmp_path: Path) -> dict[str, Any]:
     """Run the app in its own process on the virtual display; return what the driver saw."""
     (tmp_path / "scenario.json").write_text(json.dumps(scenario))
-    env = os.environ | {
-        "DISPLAY": display,
-        "SDL_VIDEODRIVER": "x11",
-        "KIVY_NO_ARGS": "1",
-        "KIVY_HOME": str(tmp_path / "kivy"),
-        "KCFG_GRAPHICS_WIDTH": "480",
-        "KCFG_GRAPHICS_HEIGHT": "860",
-        "KIVY_LOG_MODE": "PYTHON",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = window_env(display, tmp_path)
     run = subprocess.run(
         [sys.executable, "-m", "tests.mobile.ui_driver", str(tmp_path / "scenario.json")],
         cwd=ROOT,
