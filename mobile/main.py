@@ -1,7 +1,10 @@
 """`gridwalk-handheld`: the handheld app on a desktop (development, demos, tests) or a device.
 
     gridwalk-handheld --server URL --data-dir DIR [--replay FILE.gpx] [--speed N]
-                      [--fixed LAT,LON]
+                      [--fixed LAT,LON] [--lang zh_CN|en] [--user NAME]
+
+With --user, the password comes from the GRIDWALK_PASSWORD environment variable and the app logs
+in by itself (demos and kiosks); without it, the login screen asks.
 
 Without --replay or --fixed, the platform GPS is used through plyer; a desktop has none, and the
 app says so and still works (readings then carry no position and are flagged at the office).
@@ -14,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from common.i18n import LANGUAGES
 from mobile.core.field import FieldSession
 from mobile.core.location import (
     FixedSource,
@@ -22,6 +26,8 @@ from mobile.core.location import (
     PlyerSource,
     parse_fixed,
 )
+
+PASSWORD_ENV = "GRIDWALK_PASSWORD"  # noqa: S105 - the variable's name, not a password
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     where.add_argument("--fixed", help="a fixed position LAT,LON as the GPS")
     parser.add_argument(
         "--speed", type=float, default=1.0, help="replay N times faster than recorded"
+    )
+    parser.add_argument(
+        "--lang",
+        choices=list(LANGUAGES),
+        help="the app's language, unless chosen in the app (default: the system's, else zh_CN)",
+    )
+    parser.add_argument(
+        "--user",
+        help=f"log in as NAME at start, with the password in {PASSWORD_ENV} (demos, kiosks)",
     )
     return parser.parse_args(argv)
 
@@ -69,8 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("KIVY_HOME", str(args.data_dir / "kivy"))
     from mobile.ui.app import HandheldApp  # Kivy starts on import: after the environment
 
+    autologin = None
+    if args.user:
+        password = os.environ.get(PASSWORD_ENV, "")
+        if not password or not args.server:
+            sys.exit(f"gridwalk-handheld: --user needs --server and the password in {PASSWORD_ENV}")
+        autologin = (args.user, password)
     field = FieldSession(args.data_dir, source)
-    HandheldApp(field, default_server=args.server).run()
+    HandheldApp(field, default_server=args.server, lang=args.lang, autologin=autologin).run()
 
 
 if __name__ == "__main__":

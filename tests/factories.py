@@ -50,19 +50,24 @@ def make_user(
     return user
 
 
+# Customers as a utility in China has them: the screens and exports are tested in Chinese.
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN_NAMES = ("芳", "强", "秀英", "伟", "敏", "静", "磊", "洋", "艳", "军", "杰", "娟", "涛")
+
+
 def make_route(
     session: Session, code: str, n_meters: int, *, grid_code: str = "G1", digits: int = 6
 ) -> Route:
     """A route of `n_meters` meters about 40 m apart along a street, with their accounts."""
     grid = accounts.get_or_create_grid(session, code=grid_code)
-    route = Route(code=code, name=f"Route {code}", grid_id=grid.id)
+    route = Route(code=code, name=f"庆春路{code}段", grid_id=grid.id)
     session.add(route)
     session.flush()
     for i in range(n_meters):
         account = Account(
             account_no=f"{code}-A{i:04d}",
-            customer_name=f"Customer {code}/{i}",
-            address=f"{i + 1} Riverside Road",
+            customer_name=f"{SURNAMES[i % len(SURNAMES)]}{GIVEN_NAMES[i % len(GIVEN_NAMES)]}",
+            address=f"杭州市上城区庆春路{i + 1}号",
         )
         session.add(account)
         session.flush()

@@ -26,6 +26,7 @@ from common.job_lifecycle import (
     refusal,
 )
 from common.wire import Fix
+from mobile.core.language import _
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import TypoCheck, check_entry, nearest_unread
 from mobile.core.store import Store
@@ -53,11 +54,11 @@ def parse_register(text: str) -> Decimal:
     try:
         value = Decimal(cleaned)
     except InvalidOperation:
-        raise EntryError(f"{text!r} is not a number") from None
+        raise EntryError(_("{text} is not a number").format(text=text.strip() or '""')) from None
     if not value.is_finite() or value < 0 or cleaned.startswith(("+", "-")):
-        raise EntryError("a register is a number of zero or more")
+        raise EntryError(_("A register is a number of zero or more."))
     if value.as_tuple().exponent < -3:  # type: ignore[operator]
-        raise EntryError("a register has at most three decimals")
+        raise EntryError(_("A register has at most three decimals."))
     return value
 
 
@@ -258,7 +259,7 @@ class FieldSession:
     ) -> str:
         """Open a job on the spot (works offline): it is its `created` event, with me as crew."""
         if not content.strip():
-            raise EntryError("say what the job is")
+            raise EntryError(_("Say what the job is."))
         job_id = str(uuid.uuid4())
         me = self.username or ""
         self.store.log_job_event(
@@ -285,7 +286,7 @@ class FieldSession:
     def change_eta(self, job_id: str, expected_finish: datetime) -> None:
         """A new expected finish, as a time."""
         if expected_finish <= clock.now():
-            raise EntryError("the expected finish must be in the future")
+            raise EntryError(_("The expected finish must be in the future."))
         self._job_event(job_id, JobEventKind.ETA_CHANGED, expected_finish=expected_finish)
 
     def extend_eta(self, job_id: str, by: timedelta) -> datetime:
@@ -303,7 +304,7 @@ class FieldSession:
 
     def note_job(self, job_id: str, note: str) -> None:
         if not note.strip():
-            raise EntryError("the note is empty")
+            raise EntryError(_("The note is empty."))
         self._job_event(job_id, JobEventKind.NOTE, note=note.strip())
 
     def _job_event(self, job_id: str, kind: JobEventKind, **fields: Any) -> None:
@@ -331,7 +332,9 @@ class FieldSession:
         try:
             result = wire.MeterCheck.from_json(check) if check is not None else None
         except wire.WireError as exc:
-            raise EntryError(f"the meter check's result is incomplete: {exc}") from None
+            raise EntryError(
+                _("The meter check's result is incomplete: {error}").format(error=exc)
+            ) from None
         self.store.log_job_event(
             wire.JobEvent(
                 id=str(uuid.uuid4()),

@@ -23,6 +23,7 @@ import gpxpy
 from common import clock
 from common.geo import distance_m
 from common.wire import Fix
+from mobile.core.language import _
 from mobile.core.store import Store
 
 OnLocation = Callable[[Fix], None]
@@ -64,7 +65,7 @@ class PlyerSource(LocationSource):
             gps.configure(on_location=self._location, on_status=self._status)
         except (NotImplementedError, ImportError, ModuleNotFoundError):
             self._gps = None
-            on_status("unavailable", "no GPS on this device: use --replay or --fixed")
+            on_status("unavailable", _("This device has no GPS: readings carry no position."))
             return
         self._gps = gps
 
@@ -151,7 +152,12 @@ class GpxReplaySource(LocationSource):
         if self._thread is not None:
             return
         self._stop.clear()
-        self._on_status("provider-enabled", f"replaying {len(self.points)} points x{self.speed}")
+        self._on_status(
+            "provider-enabled",
+            _("Replaying a recorded walk ({points} points, x{speed}): not a live GPS").format(
+                points=len(self.points), speed=f"{self.speed:g}"
+            ),
+        )
         self._thread = threading.Thread(target=self._play, name="gpx-replay", daemon=True)
         self._thread.start()
 
@@ -177,7 +183,7 @@ class GpxReplaySource(LocationSource):
                 )
             if not self.loop:
                 self.done.set()
-                self._on_status("provider-disabled", "replay finished")
+                self._on_status("provider-disabled", _("The recorded walk has ended."))
                 return
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ from common import numbers
 from common.geo import distance_m
 from common.rules.consumption import consumption
 from common.rules.facts import DEFAULT_THRESHOLDS
+from mobile.core.language import _
 from mobile.core.views import MeterView
 
 
@@ -49,7 +50,10 @@ def check_entry(meter: MeterView, value: Decimal) -> TypoCheck:
     to type it again: a typo check, not a block."""
     if value >= Decimal(10) ** meter.digits:
         return TypoCheck(
-            None, f"{plain(value)} has more digits than the meter's {meter.digits} dials"
+            None,
+            _("{value} has more digits than the meter's {digits} dials").format(
+                value=plain(value), digits=meter.digits
+            ),
         )
     if meter.last_reading is None:
         return TypoCheck(None, None)
@@ -63,18 +67,23 @@ def check_entry(meter: MeterView, value: Decimal) -> TypoCheck:
     )
     if used < 0:
         return TypoCheck(
-            used, f"{plain(value)} is below last reading {plain(meter.last_reading)}: type it again"
+            used,
+            _("{value} is below last reading {last}: type it again").format(
+                value=plain(value), last=plain(meter.last_reading)
+            ),
         )
     if meter.expected_high is not None and used > meter.expected_high:
         return TypoCheck(
             used,
-            f"{plain(used)} kWh is more than the usual {plain(meter.expected_high)} kWh: "
-            "type it again",
+            _("{kwh} kWh is more than the usual {usual} kWh: type it again").format(
+                kwh=plain(used), usual=plain(meter.expected_high)
+            ),
         )
     if meter.expected_low is not None and used < meter.expected_low:
         return TypoCheck(
             used,
-            f"{plain(used)} kWh is less than the usual {plain(meter.expected_low)} kWh: "
-            "type it again",
+            _("{kwh} kWh is less than the usual {usual} kWh: type it again").format(
+                kwh=plain(used), usual=plain(meter.expected_low)
+            ),
         )
     return TypoCheck(used, None)

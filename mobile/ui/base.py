@@ -17,23 +17,27 @@ from kivy.uix.popup import Popup
 from kivy.uix.screenmanager import Screen
 
 from mobile.core.field import FieldSession
+from mobile.core.language import _, clock_time, moment
 
 if TYPE_CHECKING:
     from mobile.ui.app import HandheldApp
 
 
 def when(iso_text: str | None) -> str:
+    """When something last happened today, in the handheld's zone: 14:05."""
     if not iso_text:
-        return "never"
-    return datetime.fromisoformat(iso_text).astimezone().strftime("%H:%M:%S")
+        return _("never")
+    return clock_time(datetime.fromisoformat(iso_text))
 
 
 def local_time_text(t: datetime | None) -> str:
-    """A time as the screen shows it, in the handheld's own zone."""
-    return "-" if t is None else t.astimezone().strftime("%d %b %H:%M")
+    """A day and time as the screen shows it, in the handheld's own zone, the zone named."""
+    return moment(t)
 
 
-def ask(title: str, text: str, yes: str, on_yes: Callable[[], None], no: str = "Back") -> Popup:
+def ask(
+    title: str, text: str, yes: str, on_yes: Callable[[], None], no: str | None = None
+) -> Popup:
     """A yes/no question in a popup; returns it (open) so a test can answer it."""
     box = BoxLayout(orientation="vertical", padding=dp(12), spacing=dp(10))
     label = Label(text=text, color=(1, 1, 1, 1), text_size=(dp(280), None), halign="center")
@@ -42,11 +46,11 @@ def ask(title: str, text: str, yes: str, on_yes: Callable[[], None], no: str = "
     popup = Popup(
         title=title, content=box, size_hint=(0.92, None), height=dp(260), auto_dismiss=False
     )
-    no_button = Button(text=no)
+    no_button = Button(text=no if no is not None else _("Back"))
     yes_button = Button(text=yes, background_normal="", background_color=(0.1, 0.42, 0.72, 1))
     no_button.bind(on_release=lambda *_: popup.dismiss())
 
-    def _yes(*_: Any) -> None:
+    def _yes(*_args: Any) -> None:
         popup.dismiss()
         on_yes()
 

@@ -9,10 +9,18 @@ from typing import Any
 
 from kivy.properties import BooleanProperty, ObjectProperty
 
+from mobile.core.language import (
+    CHECK_METHOD_LABELS,
+    CHECK_OUTCOME_LABELS,
+    JOB_KIND_LABELS,
+    JOB_STATUS_LABELS,
+    URGENCY_LABELS,
+    _,
+    code_of,
+    label,
+)
 from mobile.core.views import StoreError
 from mobile.ui.base import GridwalkScreen, ask, local_time_text
-
-METER_CHECK_OUTCOMES = ("meter_ok", "meter_fast", "meter_slow", "meter_faulty", "inconclusive")
 
 
 class JobScreen(GridwalkScreen):
@@ -20,27 +28,33 @@ class JobScreen(GridwalkScreen):
     status = ObjectProperty("")
     is_check = BooleanProperty(False)
 
-    def on_pre_enter(self, *_: Any) -> None:
+    def on_pre_enter(self, *_args: Any) -> None:
         self.field.open_route()  # record the track while a job is open
         self.ids.error.text = ""
         self.refresh()
 
-    def on_leave(self, *_: Any) -> None:
+    def on_leave(self, *_args: Any) -> None:
         self.field.close_route()
 
-    def refresh(self, *_: Any) -> None:
+    def refresh(self, *_args: Any) -> None:
         job = self.field.store.job(self.job_id)
         self.status = job.status
         self.is_check = job.kind == "meter_check"
-        self.ids.title.text = f"{job.urgency.upper()} {job.kind.replace('_', ' ')}"
-        self.ids.summary.text = (
-            f"{job.content}\n{job.address or ''}\nCrew: "
-            f"{', '.join(job.crew) or '-'}\nStatus: {job.status}"
+        self.ids.title.text = _("{urgency} {kind}").format(
+            urgency=label(URGENCY_LABELS, job.urgency), kind=label(JOB_KIND_LABELS, job.kind)
         )
-        self.ids.times.text = (
-            f"Started {local_time_text(job.started_at)}   Expected finish "
-            f"{local_time_text(job.expected_finish)}   Finished "
-            f"{local_time_text(job.finished_at)}"
+        self.ids.summary.text = _("{content}\n{address}\nCrew: {crew}\nStatus: {status}").format(
+            content=job.content,
+            address=job.address or "",
+            crew=", ".join(job.crew) or "-",
+            status=label(JOB_STATUS_LABELS, job.status),
+        )
+        self.ids.times.text = _(
+            "Started {started}\nExpected finish {expected}\nFinished {finished}"
+        ).format(
+            started=local_time_text(job.started_at),
+            expected=local_time_text(job.expected_finish),
+            finished=local_time_text(job.finished_at),
         )
 
     def _do(self, action: Callable[[], None]) -> None:
@@ -68,24 +82,26 @@ class JobScreen(GridwalkScreen):
             self.ids.note.text = ""
 
     def finish(self) -> None:
-        check = None
+        check: dict[str, Any] | None = None
         if self.is_check:
-            check = {"method": self.ids.check_method.text, "outcome": self.ids.check_outcome.text}
-            if check["outcome"] not in METER_CHECK_OUTCOMES:
-                self.ids.error.text = "choose the outcome of the check"
+            method = code_of(CHECK_METHOD_LABELS, self.ids.check_method.text)
+            outcome = code_of(CHECK_OUTCOME_LABELS, self.ids.check_outcome.text)
+            if outcome is None or method is None:
+                self.ids.error.text = _("Choose the outcome of the check.")
                 return
-            if check["method"] == "known_load":
+            check = {"method": method, "outcome": outcome}
+            if method == "known_load":
                 moved = self.ids.check_moved.text.strip()
                 if not moved:
-                    self.ids.error.text = "type how many kWh the register moved"
+                    self.ids.error.text = _("Type how many kWh the register moved.")
                     return
                 # The trade's field test: a 200 W lamp for 5 hours moves the register 1 kWh.
                 check |= {"load_w": 200, "hours": 5, "register_moved_kwh": moved}
         note = self.ids.note.text
         self.app.question = ask(
-            "Finish job",
-            "The job is done and power is back?",
-            "Finish",
+            _("Finish job"),
+            _("The job is done and power is back?"),
+            _("Finish"),
             lambda: self._do(lambda: self.field.finish_job(self.job_id, note, meter_check=check)),
         )
 
@@ -98,8 +114,8 @@ class NewJobScreen(GridwalkScreen):
         self.ids.error.text = ""
         try:
             job_id = self.field.create_job(
-                kind=self.ids.kind.text,
-                urgency=self.ids.urgency.text,
+                kind=code_of(JOB_KIND_LABELS, self.ids.kind.text) or self.ids.kind.text,
+                urgency=code_of(URGENCY_LABELS, self.ids.urgency.text) or self.ids.urgency.text,
                 content=self.ids.content.text,
                 address=self.ids.address.text.strip() or None,
             )

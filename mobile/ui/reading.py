@@ -12,45 +12,69 @@ from kivy.properties import BooleanProperty, ListProperty, NumericProperty, Obje
 
 from common.wire import SKIP_CODES
 from mobile.core.field import EntryError
+from mobile.core.language import (
+    JOB_KIND_LABELS,
+    JOB_STATUS_LABELS,
+    SKIP_LABELS,
+    SYNC_STATUS_LABELS,
+    URGENCY_LABELS,
+    _,
+    code_of,
+    label,
+    number,
+)
 from mobile.core.route import plain
 from mobile.core.views import MeterView, StoreError
 from mobile.ui.base import GridwalkScreen, ask, when
 
 
 class TodayScreen(GridwalkScreen):
-    def on_pre_enter(self, *_: Any) -> None:
+    def on_pre_enter(self, *_args: Any) -> None:
         self.refresh()
 
-    def refresh(self, *_: Any) -> None:
+    def refresh(self, *_args: Any) -> None:
         field = self.field
-        self.ids.title.text = f"Today - {field.username or ''}"
+        self.ids.title.text = _("Today - {user}").format(user=field.username or "")
         state = field.store.sync_state()
-        lines = [f"Waiting to send: {state.waiting}", f"Last sync: {when(state.last_sync_at)}"]
+        lines = [
+            _("Waiting to send: {count}").format(count=state.waiting),
+            _("Last sync: {time}").format(time=when(state.last_sync_at)),
+        ]
         if state.rejected:
-            lines.append(f"Refused by the office: {state.rejected} (see the meter)")
+            lines.append(
+                _("Refused by the office: {count} (see the meter)").format(count=state.rejected)
+            )
         if state.last_error:
-            lines.append(f"Last error: {state.last_error}")
+            lines.append(_("Last error: {error}").format(error=state.last_error))
         self.ids.sync_state.text = "\n".join(lines)
         _status, message = field.gps_status
         fix = field.here()
         self.ids.gps_state.text = (
-            f"GPS: {fix.lat:.5f}, {fix.lon:.5f} (+/-{fix.accuracy_m:.0f} m)"
+            _("GPS: {lat}, {lon} (+/-{accuracy} m)").format(
+                lat=f"{fix.lat:.5f}", lon=f"{fix.lon:.5f}", accuracy=f"{fix.accuracy_m:.0f}"
+            )
             if fix
-            else f"GPS: {message or 'waiting for a fix'}"
+            else _("GPS: {state}").format(state=message or _("waiting for a fix"))
         )
         work = self.ids.work
         work.clear_widgets()
         for a in field.store.assignments():
             button = Factory.BigButton(
-                text=f"{a.route_code}  {a.cycle}   read {a.read} / skipped {a.skipped} / "
-                f"left {a.left}"
+                text=_("{route}  {cycle}   read {read} / skipped {skipped} / left {left}").format(
+                    route=a.route_code, cycle=a.cycle, read=a.read, skipped=a.skipped, left=a.left
+                )
             )
             button.assignment_id = a.id
             button.bind(on_release=lambda b: self.app.open_route(b.assignment_id))
             work.add_widget(button)
         for j in field.store.jobs():
             button = Factory.BigButton(
-                text=f"{j.urgency.upper()} {j.kind}: {j.content[:28]}  [{j.status}]"
+                text=_("{urgency} {kind}: {content}  [{status}]").format(
+                    urgency=label(URGENCY_LABELS, j.urgency),
+                    kind=label(JOB_KIND_LABELS, j.kind),
+                    content=j.content[:28],
+                    status=label(JOB_STATUS_LABELS, j.status),
+                )
             )
             if j.status in ("finished", "cancelled"):
                 button.background_color = (0.55, 0.6, 0.66, 1)
@@ -58,15 +82,15 @@ class TodayScreen(GridwalkScreen):
             button.bind(on_release=lambda b: self.app.open_job(b.job_id))
             work.add_widget(button)
         if field.role in ("crew", "supervisor"):
-            new = Factory.QuietButton(text="+ New job here")
+            new = Factory.QuietButton(text=_("+ New job here"))
             new.bind(on_release=lambda _b: self.app.show("new_job"))
             work.add_widget(new)
         if not work.children:
-            work.add_widget(Factory.Caption(text="No work yet: sync when there is a link."))
+            work.add_widget(Factory.Caption(text=_("No work yet: sync when there is a link.")))
 
     def sync_now(self) -> None:
         self.field.sync_now()
-        self.ids.sync_state.text += "\nSyncing..."
+        self.ids.sync_state.text += "\n" + _("Syncing...")
 
     def logout(self) -> None:
         self.field.logout()
@@ -77,36 +101,44 @@ class RouteScreen(GridwalkScreen):
     assignment_id = NumericProperty(0)
     nearest_id = NumericProperty(0)
 
-    def on_pre_enter(self, *_: Any) -> None:
+    def on_pre_enter(self, *_args: Any) -> None:
         self.field.open_route()
         self.refresh()
         self._tick = Clock.schedule_interval(self.update_nearest, 1.0)
 
-    def on_leave(self, *_: Any) -> None:
+    def on_leave(self, *_args: Any) -> None:
         self._tick.cancel()
 
     def back(self) -> None:
         self.field.close_route()
         self.app.show("today")
 
-    def refresh(self, *_: Any) -> None:
+    def refresh(self, *_args: Any) -> None:
         assignment = next(
             (a for a in self.field.store.assignments() if a.id == self.assignment_id), None
         )
         if assignment is None:
             self.app.show("today")
             return
-        self.ids.title.text = f"{assignment.route_code} {assignment.route_name}"
-        self.ids.progress.text = (
-            f"read {assignment.read}, skipped {assignment.skipped}, "
-            f"left {assignment.left} of {assignment.total}"
+        # A route named after its code says it once, not "R-101 R-101".
+        name = assignment.route_name
+        self.ids.title.text = (
+            assignment.route_code
+            if name in ("", assignment.route_code)
+            else f"{assignment.route_code} {name}"
+        )
+        self.ids.progress.text = _("read {read}, skipped {skipped}, left {left} of {total}").format(
+            read=assignment.read,
+            skipped=assignment.skipped,
+            left=assignment.left,
+            total=assignment.total,
         )
         box = self.ids.meters
         box.clear_widgets()
         for m in self.field.store.meters(self.assignment_id):
-            mark = {"read": "DONE ", "skipped": "SKIP "}.get(m.status, "")
+            mark = {"read": _("DONE") + " ", "skipped": _("SKIP") + " "}.get(m.status, "")
             if m.reread_order_id:
-                mark = "RE-READ "
+                mark = _("RE-READ") + " "
             button = Factory.QuietButton(
                 text=f"{mark}{m.sequence}  {m.meter_no}  {m.customer_name}", halign="left"
             )
@@ -118,25 +150,28 @@ class RouteScreen(GridwalkScreen):
             box.add_widget(button)
         self.update_nearest()
 
-    def update_nearest(self, *_: Any) -> None:
+    def update_nearest(self, *_args: Any) -> None:
         near = self.field.nearest(self.assignment_id)
         if near is None:
             self.nearest_id = 0
             fix = self.field.here()
-            self.ids.popup_title.text = "No meter to read here"
+            self.ids.popup_title.text = _("No meter to read here")
             self.ids.popup_body.text = (
-                "Walk to the next meter: its customer pops up here."
+                _("Walk to the next meter: its customer pops up here.")
                 if fix
-                else "Waiting for a GPS fix..."
+                else _("Waiting for a GPS fix...")
             )
             return
         meter, distance = near
         self.nearest_id = meter.id
         self.ids.popup_title.text = f"{meter.customer_name}  ({distance:.0f} m)"
-        last = plain(meter.last_reading)
-        self.ids.popup_body.text = (
-            f"{meter.address}\nAccount {meter.account_no}   "
-            f"Meter {meter.meter_no}\nLast reading {last}"
+        self.ids.popup_body.text = _(
+            "{address}\nAccount {account}   Meter {meter}\nLast reading {last}"
+        ).format(
+            address=meter.address,
+            account=meter.account_no,
+            meter=meter.meter_no,
+            last=number(meter.last_reading),
         )
 
     def read_nearest(self) -> None:
@@ -152,22 +187,28 @@ class ReadingScreen(GridwalkScreen):
     def show(self, meter: MeterView) -> None:
         self.meter = meter
         self._first_entry: Decimal | None = None
-        self.ids.title.text = f"Meter {meter.meter_no}"
-        last = plain(meter.last_reading)
-        self.ids.customer.text = (
-            f"{meter.customer_name}\n{meter.address}\nAccount "
-            f"{meter.account_no}   Last reading {last}"
+        self.ids.title.text = _("Meter {meter}").format(meter=meter.meter_no)
+        self.ids.customer.text = _(
+            "{customer}\n{address}\nAccount {account}   Last reading {last}"
+        ).format(
+            customer=meter.customer_name,
+            address=meter.address,
+            account=meter.account_no,
+            last=number(meter.last_reading),
         )
         self.ids.task.text = (
-            f"Re-read ordered: {meter.reread_reason}" if meter.reread_order_id else ""
+            _("Re-read ordered: {reason}").format(reason=meter.reread_reason)
+            if meter.reread_order_id
+            else ""
         )
         self.ids.warning.text = ""
-        self.ids.skip_code.text = "why not read?"
+        self.ids.skip_code.text = _("why not read?")
         self.ids.skip_note.text = ""
         locked = meter.done
         self._set_locked(locked)
         if not locked:
             draft = self.field.store.draft(meter.assignment_id, meter.id)
+            # The entry field takes digits as typed, not the language's number format.
             self.ids.value.text = plain(draft.value) if draft and draft.value is not None else ""
 
     def _set_locked(self, locked: bool) -> None:
@@ -177,16 +218,22 @@ class ReadingScreen(GridwalkScreen):
             fresh = self.field.store.meter(meter.assignment_id, meter.id)
             reading = self.field.store.reading(fresh.reading_id) if fresh.reading_id else None
             what = (
-                f"{plain(reading.value)} kWh"
+                _("{value} kWh").format(value=number(reading.value))
                 if reading and reading.value is not None
-                else f"skipped: {reading.skip_code}"
+                else _("skipped: {reason}").format(reason=label(SKIP_LABELS, reading.skip_code))
                 if reading
                 else ""
             )
-            sync = f"  [{reading.sync_status}]" if reading else ""
+            sync = f"  [{label(SYNC_STATUS_LABELS, reading.sync_status)}]" if reading else ""
             if reading and reading.sync_error:
-                sync += f"\nRefused by the office: {reading.sync_error} - {reading.sync_detail}"
-            self.ids.locked.text = f"LOCKED  {what}{sync}\nA confirmed reading cannot be changed."
+                sync += "\n" + _("Refused by the office: {error} - {detail}").format(
+                    error=reading.sync_error, detail=reading.sync_detail
+                )
+            self.ids.locked.text = (
+                _("LOCKED  {what}{sync}").format(what=what, sync=sync)
+                + "\n"
+                + _("A confirmed reading cannot be changed.")
+            )
         else:
             self.ids.locked.text = ""
 
@@ -201,7 +248,9 @@ class ReadingScreen(GridwalkScreen):
             return
         self.field.keep_draft(meter, text)
         self.ids.consumption.text = (
-            f"Consumption: {plain(check.consumption)} kWh" if check.consumption is not None else ""
+            _("Consumption: {kwh} kWh").format(kwh=number(check.consumption))
+            if check.consumption is not None
+            else ""
         )
 
     def confirm(self) -> None:
@@ -216,13 +265,17 @@ class ReadingScreen(GridwalkScreen):
         if check.needs_reentry and self._first_entry != value:
             # A typo check, not a block: the same value typed twice goes through.
             self._first_entry = value
-            self.ids.warning.text = f"{check.warning}. Typed the same again? Confirm again."
+            self.ids.warning.text = _("{warning}. Typed the same again? Confirm again.").format(
+                warning=check.warning
+            )
             self.ids.value.text = ""
             return
         self.app.question = ask(
-            "Confirm reading",
-            f"Meter {meter.meter_no}: {plain(value)} kWh\nOnce confirmed it is locked for ever.",
-            "Confirm",
+            _("Confirm reading"),
+            _("Meter {meter}: {value} kWh\nOnce confirmed it is locked for ever.").format(
+                meter=meter.meter_no, value=number(value)
+            ),
+            _("Confirm"),
             lambda: self._do_confirm(value),
         )
 
@@ -237,16 +290,18 @@ class ReadingScreen(GridwalkScreen):
 
     def skip(self) -> None:
         meter = self.meter
-        code = self.ids.skip_code.text
+        code = code_of(SKIP_LABELS, self.ids.skip_code.text)
         if meter is None:
             return
         if code not in SKIP_CODES:
-            self.ids.warning.text = "Choose why the meter was not read."
+            self.ids.warning.text = _("Choose why the meter was not read.")
             return
         self.app.question = ask(
-            "Skip meter",
-            f"Meter {meter.meter_no}: not read ({code}).",
-            "Skip",
+            _("Skip meter"),
+            _("Meter {meter}: not read ({reason}).").format(
+                meter=meter.meter_no, reason=label(SKIP_LABELS, code)
+            ),
+            _("Skip"),
             lambda: self._do_skip(code),
         )
 

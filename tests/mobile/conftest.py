@@ -60,3 +60,15 @@ def window_env(display: str, tmp_path: Path) -> dict[str, str]:
         "KIVY_LOG_MODE": "PYTHON",
         "PYTHONPATH": str(ROOT),
     }
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """The handheld's core speaks English in these tests (their asserts read its sentences);
+    the screens' tests choose their language per scenario, Chinese among them."""
+    from mobile.core import language
+
+    before = language.current()
+    language.use("en")
+    yield
+    language.use(before)

@@ -3,9 +3,11 @@ meters through the screens, confirm, skip one, sync; the server holds exactly th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -78,7 +80,7 @@ def write_gpx(path: Path, track: list[dict[str, object]]) -> None:
     path.write_text(gpx.to_xml())
 
 
-def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
+def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens_in_chinese(
     display: str,
     live_server: LiveServer,
     session: Session,
@@ -92,10 +94,12 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
     _, track = honest_day(meters, clock.now(), assignment_id=assignment.id, seed=3)
     write_gpx(tmp_path / "walk.gpx", track)
     backend = request.node.callspec.params["db_url"]
-    shots = ARTIFACTS / backend
+    shots = ARTIFACTS / f"{backend}-zh_CN"
     shutil.rmtree(shots, ignore_errors=True)
     scenario = {
         "flow": "reader",
+        "lang": "zh_CN",
+        "try_languages": ["English", "简体中文"],
         "server": live_server.url,
         "username": "reader1",
         "password": PASSWORD,
@@ -113,6 +117,15 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens(
     # The screens were really drawn: a screenshot of each.
     assert len(result["screenshots"]) == 10
     assert all(Path(p).stat().st_size > 5000 for p in result["screenshots"])
+    # In the reader's language: the trade's words, the customer's own name.
+    assert result["login_button"] == ["Log in", "登录"]
+    assert result["language_kept"] == "zh_CN"
+    texts = result["texts"]
+    assert texts["progress"] == "共 6 户：已抄 0，未抄 0，剩余 6"
+    assert texts["popup_title"].startswith("王芳")
+    assert texts["popup_button"] == "抄这块表"
+    assert texts["locked"].startswith("已锁定")
+    assert "确认后的示数不可修改。" in texts["locked"]
 
     session.commit()
     held = {str(r.id): r for r in session.exec(select(Reading))}
@@ -253,3 +266,59 @@ def test_a_data_dir_that_cannot_be_made_gets_one_line(tmp_path: Path) -> None:
     assert run.stderr.strip().splitlines() == [
         f"gridwalk-handheld: cannot use --data-dir {blocker / 'handheld'}: Not a directory"
     ]
+
+
+def test_an_unattended_start_logs_in_by_itself_with_the_password_from_the_environment(
+    display: str, live_server: LiveServer, session: Session, tmp_path: Path
+) -> None:
+    """`gridwalk-handheld --user NAME` for demos and kiosks: no one types on the login screen."""
+    make_user(session, live_server.settings, "reader1", "reader", "G1")
+    data_dir = tmp_path / "kiosk"
+    log = tmp_path / "app.log"
+    env = window_env(display, tmp_path) | {"GRIDWALK_PASSWORD": PASSWORD}
+    command = [sys.executable, "-m", "mobile.main", "--server", live_server.url]
+    command += ["--data-dir", str(data_dir), "--fixed", "30.2741,120.1551"]
+    command += ["--user", "reader1", "--lang", "zh_CN"]
+    with log.open("wb") as out:
+        app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            # Logged in is a fact on the device: its database names the user. A bound on a hung
+            # start, not a measure of speed.
+            deadline = time.monotonic() + 120
+            while device_setting(data_dir, "username") != "reader1":
+                assert app.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.2)
+        finally:
+            app.terminate()
+            app.wait(timeout=30)
+    assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_an_unattended_start_without_the_password_says_what_is_missing(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "mobile.main", "--data-dir", str(tmp_path / "d")]
+    command += ["--server", "http://127.0.0.1:9", "--user", "reader1"]
+    run = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "GRIDWALK_PASSWORD"}
+        | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "GRIDWALK_PASSWORD" in run.stderr
+
+
+def device_setting(data_dir: Path, key: str) -> str | None:
+    """A setting in the handheld's own database, read as another process would (or None)."""
+    path = data_dir / "gridwalk-device.db"
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError:  # not made yet, or busy: ask again
+        return None
+    return None if row is None else str(row[0])

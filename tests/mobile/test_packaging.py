@@ -33,9 +33,12 @@ def test_the_android_stage_holds_main_the_spec_and_the_code(tmp_path: Path) -> N
     assert (staged / "mobile/core/store.py").is_file()
     assert (staged / "mobile/ui/screens.kv").is_file()
     assert (staged / "common/geo.py").is_file()
+    # The handheld speaks Chinese on the device too: the compiled catalog goes into the APK.
+    assert (staged / "common/locale/zh_CN/LC_MESSAGES/gridwalk.mo").is_file()
     assert not (staged / "mobile/android").exists()
     spec = (staged / "buildozer.spec").read_text()
     for permission in ("ACCESS_FINE_LOCATION", "ACCESS_BACKGROUND_LOCATION", "INTERNET"):
         assert permission in spec
-    for requirement in ("kivy==2.3.1", "plyer==2.1.0", "httpx", "gpxpy", "geopy"):
+    for requirement in ("kivy==2.3.1", "plyer==2.1.0", "babel", "httpx", "gpxpy", "geopy"):
         assert requirement in spec
+    assert "mo" in spec.split("source.include_exts = ")[1].splitlines()[0].split(",")
