@@ -82,6 +82,52 @@ SYNC_STATUS_LABELS = {
     "rejected": N_("refused by the office"),
 }
 
+# Why the office refused a reading, and what the reader does about it, by the push's error code.
+REFUSALS = {
+    "already_read": (
+        N_("The office already holds a reading of this meter (made on another handheld?)."),
+        N_("If yours is right, ask the supervisor for a re-read."),
+    ),
+    "locked": (
+        N_("The office holds this reading with other content."),
+        N_("Tell the supervisor; the reading stays on this handheld."),
+    ),
+    "not_your_assignment": (
+        N_("This route is not given to you at the office."),
+        N_("Ask the supervisor to give you the route."),
+    ),
+    "unknown_assignment": (
+        N_("The office no longer has this route."),
+        N_("Sync, then ask the supervisor."),
+    ),
+    "meter_not_on_route": (
+        N_("This meter is no longer on the route."),
+        N_("Ask the supervisor."),
+    ),
+    "value_exceeds_dials": (
+        N_("The value does not fit the meter's dials."),
+        N_("Ask the supervisor for a re-read to correct it."),
+    ),
+    "unknown_reread_order": (
+        N_("The re-read order was withdrawn."),
+        N_("Ask the supervisor."),
+    ),
+    "reread_order_closed": (
+        N_("The re-read order was already closed."),
+        N_("Ask the supervisor."),
+    ),
+}
+REFUSED_ANYWAY = (
+    N_("The office refused this reading."),
+    N_("Tell the supervisor; the reading stays on this handheld."),
+)
+
+
+def refusal_advice(code: str) -> tuple[str, str]:
+    """What happened and what to do, in the handheld's language, for a refusal's code."""
+    happened, todo = REFUSALS.get(code, REFUSED_ANYWAY)
+    return _(happened), _(todo)
+
 
 def label(labels: dict[str, str], code: str | None) -> str:
     """The label of `code` in the handheld's language; an unknown code is shown as it is."""

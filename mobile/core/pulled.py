@@ -170,7 +170,8 @@ class PulledWork(DeviceDb):
         rows = self._rows(
             """
             SELECT m.*, r.id AS reading_id, r.value AS reading_value,
-                   r.skip_code AS reading_skip, o.id AS order_id, o.reason AS order_reason
+                   r.skip_code AS reading_skip, o.id AS order_id, o.reason AS order_reason,
+                   CASE WHEN r.sync_status = 'rejected' THEN r.sync_error END AS refusal
             FROM meters m
             LEFT JOIN readings r ON r.id = (
                 SELECT id FROM readings x WHERE x.assignment_id = m.assignment_id
@@ -248,4 +249,5 @@ def meter_view(r: sqlite3.Row) -> MeterView:
         reading_value=decimal_or_none(r["reading_value"]),
         reread_order_id=r["order_id"],
         reread_reason=r["order_reason"],
+        refusal=r["refusal"],
     )

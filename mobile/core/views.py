@@ -68,6 +68,9 @@ class MeterView(wire.Meter):
     reading_value: Decimal | None
     reread_order_id: str | None  # an open re-read order: a task on this meter
     reread_reason: str | None
+    # The office's code when it refused this meter's reading (already_read, ...); the reading
+    # stays on the handheld, and the screens say what happened and what to do.
+    refusal: str | None = None
 
     @property
     def done(self) -> bool:

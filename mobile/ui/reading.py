@@ -22,6 +22,7 @@ from mobile.core.language import (
     code_of,
     label,
     number,
+    refusal_advice,
 )
 from mobile.core.route import plain
 from mobile.core.views import MeterView, StoreError
@@ -100,6 +101,7 @@ class TodayScreen(GridwalkScreen):
 class RouteScreen(GridwalkScreen):
     assignment_id = NumericProperty(0)
     nearest_id = NumericProperty(0)
+    refused_count = NumericProperty(0)
 
     def on_pre_enter(self, *_args: Any) -> None:
         self.field.open_route()
@@ -135,16 +137,27 @@ class RouteScreen(GridwalkScreen):
         )
         box = self.ids.meters
         box.clear_widgets()
-        for m in self.field.store.meters(self.assignment_id):
+        meters = self.field.store.meters(self.assignment_id)
+        self.refused_count = sum(1 for m in meters if m.refusal)
+        only_refused = self.refused_count > 0 and self.ids.refused_filter.state == "down"
+        for m in meters:
+            if only_refused and not m.refusal:
+                continue
             mark = {"read": _("DONE") + " ", "skipped": _("SKIP") + " "}.get(m.status, "")
             if m.reread_order_id:
                 mark = _("RE-READ") + " "
+            elif m.refusal:
+                mark = _("REFUSED") + " "
             button = Factory.QuietButton(
                 text=f"{mark}{m.sequence}  {m.meter_no}  {m.customer_name}", halign="left"
             )
             button.text_size = (None, None)
             button.meter_id = m.id
-            if m.done:
+            if m.refusal and not m.reread_order_id:
+                # Refused is not done: red, like the reason on the meter's own screen.
+                button.background_color = (0.98, 0.80, 0.80, 1)
+                button.color = (0.6, 0.08, 0.08, 1)
+            elif m.done:
                 button.background_color = (0.80, 0.92, 0.84, 1)
             button.bind(on_release=lambda b: self.app.open_meter(self.assignment_id, b.meter_id))
             box.add_widget(button)
@@ -183,6 +196,7 @@ class ReadingScreen(GridwalkScreen):
     meter: MeterView | None = ObjectProperty(None, allownone=True)
     skip_codes = ListProperty(list(SKIP_CODES))
     locked = BooleanProperty(False)
+    refused = BooleanProperty(False)
 
     def show(self, meter: MeterView) -> None:
         self.meter = meter
@@ -225,16 +239,17 @@ class ReadingScreen(GridwalkScreen):
                 else ""
             )
             sync = f"  [{label(SYNC_STATUS_LABELS, reading.sync_status)}]" if reading else ""
-            if reading and reading.sync_error:
-                sync += "\n" + _("Refused by the office: {error} - {detail}").format(
-                    error=reading.sync_error, detail=reading.sync_detail
-                )
-            self.ids.locked.text = (
-                _("LOCKED  {what}{sync}").format(what=what, sync=sync)
-                + "\n"
-                + _("A confirmed reading cannot be changed.")
-            )
+            lines = [
+                _("LOCKED  {what}{sync}").format(what=what, sync=sync),
+                _("A confirmed reading cannot be changed."),
+            ]
+            self.refused = bool(reading and reading.sync_status == "rejected")
+            if reading and self.refused:
+                happened, todo = refusal_advice(reading.sync_error or "")
+                lines += [happened, _("What to do: {advice}").format(advice=todo)]
+            self.ids.locked.text = "\n".join(lines)
         else:
+            self.refused = False
             self.ids.locked.text = ""
 
     def typed(self, text: str) -> None:

@@ -227,3 +227,21 @@ def test_the_outbox_clears_accepted_and_keeps_rejected_visible(store: Store, clo
     assert (state.waiting, state.rejected) == (0, 1)
     [rejected] = store.rejected()
     assert (rejected.id, rejected.sync_error) == (bad.id, "already_read")
+    # The route shows it as refused, on its meter, with the office's code; the accepted one not.
+    meters = {m.id: m for m in store.meters(7)}
+    assert (meters[100].refusal, meters[101].refusal) == (None, "already_read")
+
+
+def test_a_refusal_is_told_in_words_with_what_to_do_in_the_readers_language() -> None:
+    from mobile.core import language
+
+    happened, todo = language.refusal_advice("already_read")
+    assert "another handheld" in happened
+    assert "re-read" in todo
+    language.use("zh_CN")
+    happened, todo = language.refusal_advice("already_read")
+    assert "复抄" in todo
+    # A code this app does not know yet is still a refusal, with the safe advice.
+    assert language.refusal_advice("new_code_from_a_newer_server") == language.refusal_advice(
+        "invalid"
+    )
