@@ -262,8 +262,14 @@ class Reading(SQLModel, table=True):
 
 
 class TrackPoint(SQLModel, table=True):
+    """A position of a user's handheld. A point is the pushing user's own: keyed by user,
+    device and time, so that one user pushing under another's device id cannot make the
+    other's real point a duplicate, and a device shared by shifts keeps each user's track."""
+
     __tablename__ = "track_points"
-    __table_args__ = (UniqueConstraint("device_id", "t", name="uq_track_points_device_t"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "device_id", "t", name="uq_track_points_user_device_t"),
+    )
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
     user_id: int = Field(foreign_key="users.id", nullable=False)
