@@ -1,9 +1,12 @@
-"""Users, grids and devices: creating them, logging in, refreshing and revoking tokens."""
+"""Users, grids and devices: creating them, logging in, refreshing and revoking tokens, and
+which grid's customers, jobs and outages a user may see."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import ColumnElement, false, true
 from sqlmodel import Session, col, select, update
 
 from common import clock
@@ -18,7 +21,7 @@ from server.core.security import (
     new_refresh_token,
     verify_password,
 )
-from server.models import ROLES, Device, Grid, RefreshToken, User
+from server.models import ROLES, Account, Device, Grid, Meter, RefreshToken, Route, User
 
 
 @dataclass(frozen=True)
@@ -259,3 +262,55 @@ def revoke_user(session: Session, *, username: str, actor_id: int | None) -> Use
 
 def grid_of(session: Session, user: User) -> Grid | None:
     return session.get(Grid, user.grid_id) if user.grid_id is not None else None
+
+
+@dataclass(frozen=True)
+class GridView:
+    """Which grids a user sees at the office. A supervisor (网格长) sees their own grid only;
+    a call-centre agent answers every customer's call and an admin runs everything: all grids."""
+
+    every_grid: bool
+    grid_id: int | None = None
+
+    def sees(self, grid_id: int | None) -> bool:
+        return self.every_grid or (self.grid_id is not None and grid_id == self.grid_id)
+
+    def seen(self, grid_column: Any) -> ColumnElement[bool]:
+        """`sees` as an SQL condition on a grid id column (a user of no grid sees none: not
+        the rows whose grid is NULL)."""
+        if self.every_grid:
+            return true()
+        if self.grid_id is None:
+            return false()
+        return col(grid_column) == self.grid_id
+
+
+def grid_view(user: User) -> GridView:
+    """The grids `user` may see customers, jobs and outages of."""
+    if user.role in ("agent", "admin"):
+        return GridView(every_grid=True)
+    return GridView(every_grid=False, grid_id=user.grid_id)
+
+
+def visible_accounts(session: Session, view: GridView, numbers: list[str]) -> dict[str, Account]:
+    """The accounts numbered `numbers` that `view` sees, by number. An account is in the grids
+    of the routes its meters are on; one of another grid is left out exactly like one that does
+    not exist, so that a supervisor cannot learn what other grids hold."""
+    stmt = select(Account).where(col(Account.account_no).in_(numbers))
+    if not view.every_grid:
+        in_grid = (
+            select(Meter.account_id)
+            .join(Route, col(Route.id) == Meter.route_id)
+            .where(view.seen(Route.grid_id))
+        )
+        stmt = stmt.where(col(Account.id).in_(in_grid))
+    return {a.account_no: a for a in session.exec(stmt)}
+
+
+def visible_account(session: Session, view: GridView, account_no: str) -> Account:
+    """The account numbered `account_no` if `view` sees it; 404 alike for one of another grid
+    and one that does not exist."""
+    account = visible_accounts(session, view, [account_no]).get(account_no)
+    if account is None:
+        raise NotFound(f"no account {account_no!r}", code="account_not_found")
+    return account

@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from server.core.config import Settings
-from server.models import JobEvent, Reading, TrackPoint
+from server.models import JobEvent, Reading, Route, TrackPoint
 from tests.factories import (
     NOW,
     READ_AT,
@@ -139,3 +139,161 @@ def test_a_job_event_id_held_by_another_user_is_refused_id_taken(
     held = session.exec(select(JobEvent).where(JobEvent.id == uuid.UUID(started["id"]))).one()
     assert held.device_id == "dev-crew1-01"
     assert _push(client, crew1, job_events=[started])["results"][0]["status"] == "duplicate"
+
+
+# --- A supervisor sees only their grid; agents and admins see all ---------------------------------
+
+
+class TwoGrids:
+    """Grids G1 (route R-1) and G2 (route R-2), each with a supervisor; an agent, an admin; an
+    open fault cutting off R-1's first account, and a read meter on it for its history."""
+
+    def __init__(self, client: TestClient, session: Session, settings: Settings):
+        self.client = client
+        make_route(session, "R-1", 2, grid_code="G1")
+        make_route(session, "R-2", 2, grid_code="G2")
+        for name, role, grid in (
+            ("sup1", "supervisor", "G1"),
+            ("sup2", "supervisor", "G2"),
+            ("agent1", "agent", None),
+            ("admin1", "admin", None),
+            ("crew1", "crew", "G1"),
+        ):
+            make_user(session, settings, name, role, grid)
+        self.h = {
+            name: auth(client, name, f"desk-{name}-01")
+            for name in ("sup1", "sup2", "agent1", "admin1")
+        }
+        created = client.post(
+            "/api/v1/jobs",
+            headers=self.h["agent1"],
+            json={
+                "kind": "fault",
+                "content": "transformer fuse blown",
+                "accounts": ["R-1-A0000"],
+                "crew": ["crew1"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        self.job = created.json()
+        assert self.job["grid"] == "G1"
+
+    def get(self, who: str, path: str, **params: Any) -> Any:
+        return self.client.get(f"/api/v1{path}", headers=self.h[who], params=params)
+
+
+SEES_G1 = ("sup1", "agent1", "admin1")
+
+
+def test_consumption_of_another_grids_account_is_404_for_a_supervisor(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    grids = TwoGrids(client, session, settings)
+    for who in SEES_G1:
+        answer = grids.get(who, "/accounts/R-1-A0000/consumption")
+        assert answer.status_code == 200, (who, answer.text)
+        assert answer.json()["customer_name"] == "Customer R-1/0"
+    other = grids.get("sup2", "/accounts/R-1-A0000/consumption")
+    missing = grids.get("sup2", "/accounts/NO-SUCH/consumption")
+    # Another grid's account answers exactly as one that does not exist: nothing is revealed.
+    assert other.status_code == missing.status_code == 404
+    assert other.json() == missing.json() | {
+        "detail": missing.json()["detail"].replace("NO-SUCH", "R-1-A0000")
+    }
+    assert other.json()["code"] == "account_not_found"
+    assert "Customer" not in other.text
+    assert grids.get("sup2", "/accounts/R-2-A0000/consumption").status_code == 200
+
+
+def test_the_outage_board_by_account_hides_another_grid_from_a_supervisor(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    grids = TwoGrids(client, session, settings)
+    for who in SEES_G1:
+        rows = grids.get(who, "/outages", account_no="R-1-A0000").json()
+        assert [r["job_id"] for r in rows] == [grids.job["id"]], who
+    other = grids.get("sup2", "/outages", account_no="R-1-A0000")
+    assert (other.status_code, other.json()["code"]) == (404, "account_not_found")
+
+
+def test_the_outage_board_by_grid_refuses_a_supervisor_another_grid(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    grids = TwoGrids(client, session, settings)
+    for who in SEES_G1:
+        rows = grids.get(who, "/outages", grid="G1").json()
+        assert [r["job_id"] for r in rows] == [grids.job["id"]], who
+    other = grids.get("sup2", "/outages", grid="G1")
+    assert (other.status_code, other.json()["code"]) == (403, "not_your_grid")
+    assert grids.get("sup2", "/outages", grid="G2").json() == []
+
+
+def test_the_outage_board_by_position_shows_a_supervisor_only_their_grids_jobs(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    grids = TwoGrids(client, session, settings)
+    meter = meters_of(session, session.exec(select(Route).where(Route.code == "R-1")).one())[0]
+    for who in SEES_G1:
+        rows = grids.get(who, "/outages", lat=meter.lat, lon=meter.lon).json()
+        assert [r["job_id"] for r in rows] == [grids.job["id"]], who
+    assert grids.get("sup2", "/outages", lat=meter.lat, lon=meter.lon).json() == []
+
+
+def test_open_jobs_and_a_job_of_another_grid_are_hidden_from_a_supervisor(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    grids = TwoGrids(client, session, settings)
+    for who in SEES_G1:
+        assert [j["job_id"] for j in grids.get(who, "/jobs").json()] == [grids.job["id"]], who
+        assert grids.get(who, f"/jobs/{grids.job['id']}").status_code == 200, who
+    assert grids.get("sup2", "/jobs").json() == []
+    other = grids.get("sup2", f"/jobs/{grids.job['id']}")
+    assert (other.status_code, other.json()["code"]) == (403, "not_your_grid")
+    for action, body in (("assign", {"crew": ["crew1"]}), ("cancel", {"note": "not mine"})):
+        refused = client.post(
+            f"/api/v1/jobs/{grids.job['id']}/{action}", headers=grids.h["sup2"], json=body
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_your_grid"), action
+
+
+def test_a_supervisor_cannot_enter_a_job_on_another_grids_account_or_route(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    grids = TwoGrids(client, session, settings)
+    base = {"kind": "fault", "content": "no power"}
+    for extra, code in (
+        ({"accounts": ["R-1-A0001"]}, "unknown_account"),
+        ({"route_code": "R-1"}, "unknown_route"),
+    ):
+        refused = client.post("/api/v1/jobs", headers=grids.h["sup2"], json=base | extra)
+        assert (refused.status_code, refused.json()["code"]) == (422, code), extra
+        # The same answer as for one that does not exist.
+        assert "R-1" in refused.json()["detail"]
+        for who in ("sup1", "agent1"):
+            made = client.post("/api/v1/jobs", headers=grids.h[who], json=base | extra)
+            assert made.status_code == 201, (who, extra, made.text)
+    mine = client.post(
+        "/api/v1/jobs", headers=grids.h["sup2"], json=base | {"accounts": ["R-2-A0000"]}
+    )
+    assert (mine.status_code, mine.json()["grid"]) == (201, "G2")
+
+
+def test_the_audit_lists_show_a_supervisor_only_their_grid(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "reader1", "reader", "G1")
+    make_user(session, settings, "reader2", "reader", "G2")
+    TwoGrids(client, session, settings)
+    a1, a2 = assign(session, "R-1", "reader1"), assign(session, "R-2", "reader2")
+    h = {n: auth(client, n, f"desk-{n}-02") for n in ("sup1", "sup2", "admin1", "agent1")}
+
+    def listed(who: str) -> list[int]:
+        return [a["id"] for a in client.get("/api/v1/audit/assignments", headers=h[who]).json()]
+
+    assert listed("sup1") == [a1.id]
+    assert listed("sup2") == [a2.id]
+    assert sorted(listed("admin1")) == sorted([a1.id, a2.id])
+    agent = client.get("/api/v1/audit/assignments", headers=h["agent1"])
+    assert (agent.status_code, agent.json()["code"]) == (403, "wrong_role")
+    other = client.get(f"/api/v1/audit/assignments/{a1.id}", headers=h["sup2"])
+    assert (other.status_code, other.json()["code"]) == (403, "not_your_grid")
