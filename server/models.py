@@ -106,6 +106,11 @@ class Device(SQLModel, table=True):
     first_seen_at: datetime = _created()
     last_seen_at: datetime = _created()
     revoked_at: datetime | None = _ts(nullable=True)
+    # Access tokens carry the generation they were issued in; raising it (a copied refresh
+    # token detected, a logout) ends every access token of the device at once. A number, not
+    # a time: a token's iat has one-second resolution, so a time could not tell a token issued
+    # just before the reset from one issued just after it.
+    token_generation: int = Field(default=0, nullable=False)
 
 
 class RefreshToken(SQLModel, table=True):

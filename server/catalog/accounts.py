@@ -126,15 +126,21 @@ def create_user(
     return user
 
 
-def _issue(session: Session, settings: Settings, user: User, device_id: str) -> Tokens:
+def _issue(session: Session, settings: Settings, user: User, device: Device) -> Tokens:
     assert user.id is not None
     token, token_hash, expires_at = new_refresh_token(settings)
     session.add(
         RefreshToken(
-            token_hash=token_hash, user_id=user.id, device_id=device_id, expires_at=expires_at
+            token_hash=token_hash, user_id=user.id, device_id=device.id, expires_at=expires_at
         )
     )
-    access = create_access_token(settings, user_id=user.id, device_id=device_id, role=user.role)
+    access = create_access_token(
+        settings,
+        user_id=user.id,
+        device_id=device.id,
+        role=user.role,
+        generation=device.token_generation,
+    )
     return Tokens(access, token, settings.access_token_minutes * 60, user)
 
 
@@ -172,7 +178,7 @@ def login(
     device.app_version = app_version or device.app_version
     session.add(device)
     session.flush()
-    tokens = _issue(session, settings, user, device_id)
+    tokens = _issue(session, settings, user, device)
     return tokens
 
 
@@ -190,6 +196,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
         raise Unauthorized("refresh token is not valid: log in again", code="invalid_refresh")
     if row.used_at is not None:
         _revoke_tokens(session, user_id=row.user_id, device_id=row.device_id)
+        _end_access_tokens(session, device_id=row.device_id)
         session.flush()
         raise Unauthorized("refresh token was already used: log in again", code="refresh_reused")
     user = session.get(User, row.user_id)
@@ -200,7 +207,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
         raise Unauthorized("this device has been revoked", code="device_revoked")
     row.used_at = now
     session.add(row)
-    tokens = _issue(session, settings, user, row.device_id)
+    tokens = _issue(session, settings, user, device)
     session.flush()
     return tokens
 
@@ -216,10 +223,20 @@ def _revoke_tokens(
     session.execute(stmt.values(revoked_at=clock.now()))
 
 
+def _end_access_tokens(session: Session, *, device_id: str) -> None:
+    """Every access token issued to the device so far stops working now (deps.get_caller)."""
+    session.execute(
+        update(Device)
+        .where(col(Device.id) == device_id)
+        .values(token_generation=col(Device.token_generation) + 1)
+    )
+
+
 def logout(session: Session, *, user_id: int, device_id: str) -> None:
-    """Log this user out on this device: its refresh tokens die (the short access token runs
-    out by itself)."""
+    """Log this user out on this device: its refresh tokens die, and the device's access
+    tokens with them (a handheld has one user at a time; a shared one logs in again)."""
     _revoke_tokens(session, user_id=user_id, device_id=device_id)
+    _end_access_tokens(session, device_id=device_id)
     session.flush()
 
 

@@ -368,3 +368,38 @@ def test_logging_out_kills_this_devices_refresh_token_only(
     kept = client.post("/api/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]})
     assert kept.status_code == 200
     assert client.post("/api/v1/auth/logout").status_code == 401
+
+
+def test_refresh_token_reuse_ends_the_devices_access_tokens_at_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "reader1", "reader", "G1")
+    first = login(client, "reader1", "device-0001")
+    elsewhere = auth(client, "reader1", "device-0002")
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    replay = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.json()["code"] == "refresh_reused"
+    # Both access tokens of the copied chain stop working now, not when they run out.
+    for tokens in (first, second.json()):
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        response = client.get("/api/v1/sync/pull", headers=headers)
+        assert (response.status_code, response.json()["code"]) == (401, "session_ended")
+    # Another device of the same user is not touched; a new login on this device works at once
+    # (the frozen clock: in the very second of the reset).
+    assert client.get("/api/v1/sync/pull", headers=elsewhere).status_code == 200
+    assert client.get("/api/v1/sync/pull", headers=auth(client, "reader1")).status_code == 200
+
+
+def test_logging_out_ends_the_access_token_at_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    desk = {"Authorization": f"Bearer {login(client, 'sup1', 'web-desk-0001')['access_token']}"}
+    phone = auth(client, "sup1", "phone-000001")
+    assert client.post("/api/v1/auth/logout", headers=desk).status_code == 204
+    after = client.get("/api/v1/jobs", headers=desk)
+    assert (after.status_code, after.json()["code"]) == (401, "session_ended")
+    assert client.get("/api/v1/jobs", headers=phone).status_code == 200
+    again = auth(client, "sup1", "web-desk-0001")
+    assert client.get("/api/v1/jobs", headers=again).status_code == 200
