@@ -127,6 +127,22 @@ class RefreshToken(SQLModel, table=True):
     revoked_at: datetime | None = _ts(nullable=True)
 
 
+class LoginFailure(SQLModel, table=True):
+    """A failed login, counted against the user name tried and the client's address. In the
+    database, so that every worker and a restarted server count alike; rows that have left the
+    counting window are deleted as new failures come."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    username: str = Field(max_length=64, nullable=False)
+    address: str = Field(max_length=64, nullable=False)
+    at: datetime = _ts()
+
+
 class Account(SQLModel, table=True):
     """A customer account (户) of the billing system."""
 

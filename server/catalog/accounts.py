@@ -3,16 +3,18 @@ which grid's customers, jobs and outages a user may see."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, true
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from common import clock
 from server.core.changes import log_admin_action
 from server.core.config import Settings
-from server.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from server.core.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 from server.core.security import (
     create_access_token,
     dummy_hash,
@@ -21,7 +23,17 @@ from server.core.security import (
     new_refresh_token,
     verify_password,
 )
-from server.models import ROLES, Account, Device, Grid, Meter, RefreshToken, Route, User
+from server.models import (
+    ROLES,
+    Account,
+    Device,
+    Grid,
+    LoginFailure,
+    Meter,
+    RefreshToken,
+    Route,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,64 @@ def _issue(session: Session, settings: Settings, user: User, device: Device) -> 
     return Tokens(access, token, settings.access_token_minutes * 60, user)
 
 
+def _seconds_locked(
+    session: Session, settings: Settings, column: Any, value: str, limit: int, now: datetime
+) -> int:
+    """How long logins for `value` (a user name or an address) stay refused: 0 while fewer than
+    `limit` failures are within the window; else until the limit-th latest leaves it."""
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    latest = session.exec(
+        select(LoginFailure.at)
+        .where(col(column) == value, col(LoginFailure.at) > now - window)
+        .order_by(col(LoginFailure.at).desc())
+        .offset(limit - 1)
+        .limit(1)
+    ).first()
+    if latest is None:
+        return 0
+    return max(1, math.ceil((latest + window - now).total_seconds()))
+
+
+def _refuse_if_locked_out(
+    session: Session, settings: Settings, *, username: str, address: str, now: datetime
+) -> None:
+    """Too many failed logins for this user name or from this address: 429, whatever the
+    password, before any user is looked up, so a known and an unknown name answer alike."""
+    wait = max(
+        _seconds_locked(
+            session,
+            settings,
+            LoginFailure.username,
+            username,
+            settings.login_max_failures_per_username,
+            now,
+        ),
+        _seconds_locked(
+            session,
+            settings,
+            LoginFailure.address,
+            address,
+            settings.login_max_failures_per_address,
+            now,
+        ),
+    )
+    if wait:
+        raise TooManyRequests(
+            f"too many failed logins: try again in {wait} seconds",
+            code="too_many_attempts",
+            retry_after_s=wait,
+        )
+
+
+def _count_failure(
+    session: Session, settings: Settings, *, username: str, address: str, now: datetime
+) -> None:
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    session.execute(delete(LoginFailure).where(col(LoginFailure.at) <= now - window))
+    session.add(LoginFailure(username=username[:64], address=address[:64], at=now))
+    session.flush()
+
+
 def login(
     session: Session,
     settings: Settings,
@@ -151,9 +221,15 @@ def login(
     username: str,
     password: str,
     device_id: str,
+    address: str,
     app_version: str | None = None,
 ) -> Tokens:
-    """Check the password and issue an access token and a refresh token for this device."""
+    """Check the password and issue an access token and a refresh token for this device.
+
+    A wrong password or an unknown name is counted (the caller commits it though the login
+    fails); too many of them refuse logins for a while (login_max_failures_* in settings)."""
+    now = clock.now()
+    _refuse_if_locked_out(session, settings, username=username, address=address, now=now)
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
         # Verify against a dummy hash so an unknown name takes as long as a wrong password.
@@ -162,13 +238,13 @@ def login(
             password,
             dummy_hash(settings.password_time_cost, settings.password_memory_kib),
         )
+    if user is None or not verify_password(settings, password, user.password_hash):
+        _count_failure(session, settings, username=username, address=address, now=now)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    if not verify_password(settings, password, user.password_hash):
-        raise Unauthorized("wrong username or password", code="bad_credentials")
+    session.execute(delete(LoginFailure).where(col(LoginFailure.username) == username))
     if not user.active or user.revoked_at is not None:
         raise Unauthorized("this user has been revoked", code="user_revoked")
     device = session.get(Device, device_id)
-    now = clock.now()
     if device is None:
         device = Device(id=device_id, first_seen_at=now)
     elif device.revoked_at is not None:

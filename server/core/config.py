@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # An outage board question by position matches a job cutting off an account whose meter is
     # this close to the point asked about (an address is a house, not a meter box).
     outage_point_match_m: float = 150
+    # Login rate limit: failed logins within the window, counted per user name (known or not,
+    # alike) and per client address; beyond them a login is refused 429 until the oldest
+    # counted failure leaves the window. A successful login clears the user name's count.
+    login_max_failures_per_username: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_minutes: float = 15
     # Oldest app version still served; older apps are told to update.
     min_app_version: str = "0.1.0"
     # Base-map tiles for the audit page, e.g. https://tile.example.org/{z}/{x}/{y}.png (a

@@ -226,7 +226,12 @@ def test_revoke_device_revokes_a_device_that_logged_in(
     accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
     session.commit()
     accounts.login(
-        session, settings, username="r1", password="long-enough-pw", device_id="test-device-01"
+        session,
+        settings,
+        username="r1",
+        password="long-enough-pw",
+        device_id="test-device-01",
+        address="127.0.0.1",
     )
     session.commit()
 
