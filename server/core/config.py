@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,28 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = PROJECT_DIR / "var" / "gridwalk.db"
 _RULES = Thresholds()
 DEV_SECRET = "dev-only-secret-change-me-dev-only-secret"  # noqa: S105 - refused outside development
+
+
+def is_loopback(host: str) -> bool:
+    """Is `host` (a name or an address to listen on) reachable from this machine only?"""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another name, or 0.0.0.0/:: (every address): reachable from outside
+
+
+def dev_secret_refusal(settings: Settings, host: str) -> str | None:
+    """Why the server must not listen on `host` with these settings, or None if it may: the
+    development secret is public, so anyone who can reach the server could forge tokens."""
+    if settings.secret_key != DEV_SECRET or is_loopback(host):
+        return None
+    return (
+        f"refusing to serve on {host} with the development secret: anyone could forge a "
+        "login; set GRIDWALK_SECRET_KEY to a secret of your own (at least 32 characters), "
+        "or listen on 127.0.0.1"
+    )
 
 
 class Settings(BaseSettings):

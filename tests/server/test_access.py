@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
-from server.core.config import Settings
+from server.cli import app as cli
+from server.core.config import DEV_SECRET, Settings, dev_secret_refusal
 from server.models import JobEvent, Reading, Route, TrackPoint
 from tests.factories import (
     NOW,
@@ -297,3 +300,35 @@ def test_the_audit_lists_show_a_supervisor_only_their_grid(
     assert (agent.status_code, agent.json()["code"]) == (403, "wrong_role")
     other = client.get(f"/api/v1/audit/assignments/{a1.id}", headers=h["sup2"])
     assert (other.status_code, other.json()["code"]) == (403, "not_your_grid")
+
+
+# --- The development secret is served on loopback only -------------------------------------------
+
+
+def _serve(database_url: str, host: str) -> Any:
+    env = {
+        "DATABASE_URL": database_url,
+        "GRIDWALK_ENVIRONMENT": "development",
+        "GRIDWALK_SECRET_KEY": None,  # not set: the development secret
+    }
+    return CliRunner().invoke(cli, ["serve", "--host", host], env=env)
+
+
+def test_serve_refuses_the_development_secret_on_a_non_loopback_address(tmp_path: Path) -> None:
+    for host in ("0.0.0.0", "::", "192.0.2.10", "gridwalk.example.org"):  # noqa: S104
+        path = tmp_path / "never-made.db"
+        result = _serve(f"sqlite:///{path}", host)
+        assert result.exit_code != 0, (host, result.output)
+        assert "GRIDWALK_SECRET_KEY" in result.output, host
+        # Refused before anything was done: not even the database was created.
+        assert not path.exists(), host
+
+
+def test_the_development_secret_is_allowed_on_loopback_and_a_real_secret_anywhere() -> None:
+    development = Settings(environment="development")
+    assert development.secret_key == DEV_SECRET
+    for host in ("127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"):
+        assert dev_secret_refusal(development, host) is None, host
+    assert dev_secret_refusal(development, "0.0.0.0") is not None  # noqa: S104
+    own = Settings(environment="development", secret_key="x" * 40)
+    assert dev_secret_refusal(own, "0.0.0.0") is None  # noqa: S104
