@@ -63,8 +63,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> JSONResponse:
         body: dict[str, object] = {"detail": exc.detail, "code": exc.code, **exc.extra}
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        return JSONResponse(
+            status_code=exc.status_code, content=body, headers=headers | exc.headers
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def _hung_up(request: Request, _exc: ClientDisconnect) -> Response:

@@ -106,6 +106,11 @@ class Device(SQLModel, table=True):
     first_seen_at: datetime = _created()
     last_seen_at: datetime = _created()
     revoked_at: datetime | None = _ts(nullable=True)
+    # Access tokens carry the generation they were issued in; raising it (a copied refresh
+    # token detected, a logout) ends every access token of the device at once. A number, not
+    # a time: a token's iat has one-second resolution, so a time could not tell a token issued
+    # just before the reset from one issued just after it.
+    token_generation: int = Field(default=0, nullable=False)
 
 
 class RefreshToken(SQLModel, table=True):
@@ -120,6 +125,22 @@ class RefreshToken(SQLModel, table=True):
     expires_at: datetime = _ts()
     used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed login, counted against the user name tried and the client's address. In the
+    database, so that every worker and a restarted server count alike; rows that have left the
+    counting window are deleted as new failures come."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    username: str = Field(max_length=64, nullable=False)
+    address: str = Field(max_length=64, nullable=False)
+    at: datetime = _ts()
 
 
 class Account(SQLModel, table=True):
@@ -262,8 +283,14 @@ class Reading(SQLModel, table=True):
 
 
 class TrackPoint(SQLModel, table=True):
+    """A position of a user's handheld. A point is the pushing user's own: keyed by user,
+    device and time, so that one user pushing under another's device id cannot make the
+    other's real point a duplicate, and a device shared by shifts keeps each user's track."""
+
     __tablename__ = "track_points"
-    __table_args__ = (UniqueConstraint("device_id", "t", name="uq_track_points_device_t"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "device_id", "t", name="uq_track_points_user_device_t"),
+    )
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     device_id: str = Field(foreign_key="devices.id", max_length=64, nullable=False)
     user_id: int = Field(foreign_key="users.id", nullable=False)

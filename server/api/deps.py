@@ -85,6 +85,11 @@ def get_caller(
     device = session.get(Device, claims.device_id)
     if device is None or device.revoked_at is not None:
         raise Unauthorized("this device has been revoked", code="device_revoked")
+    if claims.generation != device.token_generation:
+        raise Unauthorized(
+            "this session has ended (logged out, or its token was copied): log in again",
+            code="session_ended",
+        )
     return Caller(user=user, device_id=claims.device_id)
 
 

@@ -1,15 +1,20 @@
-"""Users, grids and devices: creating them, logging in, refreshing and revoking tokens."""
+"""Users, grids and devices: creating them, logging in, refreshing and revoking tokens, and
+which grid's customers, jobs and outages a user may see."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import Session, col, select, update
+from sqlalchemy import ColumnElement, false, true
+from sqlmodel import Session, col, delete, select, update
 
 from common import clock
 from server.core.changes import log_admin_action
 from server.core.config import Settings
-from server.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from server.core.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
 from server.core.security import (
     create_access_token,
     dummy_hash,
@@ -18,7 +23,17 @@ from server.core.security import (
     new_refresh_token,
     verify_password,
 )
-from server.models import ROLES, Device, Grid, RefreshToken, User
+from server.models import (
+    ROLES,
+    Account,
+    Device,
+    Grid,
+    LoginFailure,
+    Meter,
+    RefreshToken,
+    Route,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -123,16 +138,80 @@ def create_user(
     return user
 
 
-def _issue(session: Session, settings: Settings, user: User, device_id: str) -> Tokens:
+def _issue(session: Session, settings: Settings, user: User, device: Device) -> Tokens:
     assert user.id is not None
     token, token_hash, expires_at = new_refresh_token(settings)
     session.add(
         RefreshToken(
-            token_hash=token_hash, user_id=user.id, device_id=device_id, expires_at=expires_at
+            token_hash=token_hash, user_id=user.id, device_id=device.id, expires_at=expires_at
         )
     )
-    access = create_access_token(settings, user_id=user.id, device_id=device_id, role=user.role)
+    access = create_access_token(
+        settings,
+        user_id=user.id,
+        device_id=device.id,
+        role=user.role,
+        generation=device.token_generation,
+    )
     return Tokens(access, token, settings.access_token_minutes * 60, user)
+
+
+def _seconds_locked(
+    session: Session, settings: Settings, column: Any, value: str, limit: int, now: datetime
+) -> int:
+    """How long logins for `value` (a user name or an address) stay refused: 0 while fewer than
+    `limit` failures are within the window; else until the limit-th latest leaves it."""
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    latest = session.exec(
+        select(LoginFailure.at)
+        .where(col(column) == value, col(LoginFailure.at) > now - window)
+        .order_by(col(LoginFailure.at).desc())
+        .offset(limit - 1)
+        .limit(1)
+    ).first()
+    if latest is None:
+        return 0
+    return max(1, math.ceil((latest + window - now).total_seconds()))
+
+
+def _refuse_if_locked_out(
+    session: Session, settings: Settings, *, username: str, address: str, now: datetime
+) -> None:
+    """Too many failed logins for this user name or from this address: 429, whatever the
+    password, before any user is looked up, so a known and an unknown name answer alike."""
+    wait = max(
+        _seconds_locked(
+            session,
+            settings,
+            LoginFailure.username,
+            username,
+            settings.login_max_failures_per_username,
+            now,
+        ),
+        _seconds_locked(
+            session,
+            settings,
+            LoginFailure.address,
+            address,
+            settings.login_max_failures_per_address,
+            now,
+        ),
+    )
+    if wait:
+        raise TooManyRequests(
+            f"too many failed logins: try again in {wait} seconds",
+            code="too_many_attempts",
+            retry_after_s=wait,
+        )
+
+
+def _count_failure(
+    session: Session, settings: Settings, *, username: str, address: str, now: datetime
+) -> None:
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    session.execute(delete(LoginFailure).where(col(LoginFailure.at) <= now - window))
+    session.add(LoginFailure(username=username[:64], address=address[:64], at=now))
+    session.flush()
 
 
 def login(
@@ -142,9 +221,15 @@ def login(
     username: str,
     password: str,
     device_id: str,
+    address: str,
     app_version: str | None = None,
 ) -> Tokens:
-    """Check the password and issue an access token and a refresh token for this device."""
+    """Check the password and issue an access token and a refresh token for this device.
+
+    A wrong password or an unknown name is counted (the caller commits it though the login
+    fails); too many of them refuse logins for a while (login_max_failures_* in settings)."""
+    now = clock.now()
+    _refuse_if_locked_out(session, settings, username=username, address=address, now=now)
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
         # Verify against a dummy hash so an unknown name takes as long as a wrong password.
@@ -153,13 +238,13 @@ def login(
             password,
             dummy_hash(settings.password_time_cost, settings.password_memory_kib),
         )
+    if user is None or not verify_password(settings, password, user.password_hash):
+        _count_failure(session, settings, username=username, address=address, now=now)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    if not verify_password(settings, password, user.password_hash):
-        raise Unauthorized("wrong username or password", code="bad_credentials")
+    session.execute(delete(LoginFailure).where(col(LoginFailure.username) == username))
     if not user.active or user.revoked_at is not None:
         raise Unauthorized("this user has been revoked", code="user_revoked")
     device = session.get(Device, device_id)
-    now = clock.now()
     if device is None:
         device = Device(id=device_id, first_seen_at=now)
     elif device.revoked_at is not None:
@@ -169,7 +254,7 @@ def login(
     device.app_version = app_version or device.app_version
     session.add(device)
     session.flush()
-    tokens = _issue(session, settings, user, device_id)
+    tokens = _issue(session, settings, user, device)
     return tokens
 
 
@@ -187,6 +272,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
         raise Unauthorized("refresh token is not valid: log in again", code="invalid_refresh")
     if row.used_at is not None:
         _revoke_tokens(session, user_id=row.user_id, device_id=row.device_id)
+        _end_access_tokens(session, device_id=row.device_id)
         session.flush()
         raise Unauthorized("refresh token was already used: log in again", code="refresh_reused")
     user = session.get(User, row.user_id)
@@ -197,7 +283,7 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
         raise Unauthorized("this device has been revoked", code="device_revoked")
     row.used_at = now
     session.add(row)
-    tokens = _issue(session, settings, user, row.device_id)
+    tokens = _issue(session, settings, user, device)
     session.flush()
     return tokens
 
@@ -213,10 +299,20 @@ def _revoke_tokens(
     session.execute(stmt.values(revoked_at=clock.now()))
 
 
+def _end_access_tokens(session: Session, *, device_id: str) -> None:
+    """Every access token issued to the device so far stops working now (deps.get_caller)."""
+    session.execute(
+        update(Device)
+        .where(col(Device.id) == device_id)
+        .values(token_generation=col(Device.token_generation) + 1)
+    )
+
+
 def logout(session: Session, *, user_id: int, device_id: str) -> None:
-    """Log this user out on this device: its refresh tokens die (the short access token runs
-    out by itself)."""
+    """Log this user out on this device: its refresh tokens die, and the device's access
+    tokens with them (a handheld has one user at a time; a shared one logs in again)."""
     _revoke_tokens(session, user_id=user_id, device_id=device_id)
+    _end_access_tokens(session, device_id=device_id)
     session.flush()
 
 
@@ -259,3 +355,55 @@ def revoke_user(session: Session, *, username: str, actor_id: int | None) -> Use
 
 def grid_of(session: Session, user: User) -> Grid | None:
     return session.get(Grid, user.grid_id) if user.grid_id is not None else None
+
+
+@dataclass(frozen=True)
+class GridView:
+    """Which grids a user sees at the office. A supervisor (网格长) sees their own grid only;
+    a call-centre agent answers every customer's call and an admin runs everything: all grids."""
+
+    every_grid: bool
+    grid_id: int | None = None
+
+    def sees(self, grid_id: int | None) -> bool:
+        return self.every_grid or (self.grid_id is not None and grid_id == self.grid_id)
+
+    def seen(self, grid_column: Any) -> ColumnElement[bool]:
+        """`sees` as an SQL condition on a grid id column (a user of no grid sees none: not
+        the rows whose grid is NULL)."""
+        if self.every_grid:
+            return true()
+        if self.grid_id is None:
+            return false()
+        return col(grid_column) == self.grid_id
+
+
+def grid_view(user: User) -> GridView:
+    """The grids `user` may see customers, jobs and outages of."""
+    if user.role in ("agent", "admin"):
+        return GridView(every_grid=True)
+    return GridView(every_grid=False, grid_id=user.grid_id)
+
+
+def visible_accounts(session: Session, view: GridView, numbers: list[str]) -> dict[str, Account]:
+    """The accounts numbered `numbers` that `view` sees, by number. An account is in the grids
+    of the routes its meters are on; one of another grid is left out exactly like one that does
+    not exist, so that a supervisor cannot learn what other grids hold."""
+    stmt = select(Account).where(col(Account.account_no).in_(numbers))
+    if not view.every_grid:
+        in_grid = (
+            select(Meter.account_id)
+            .join(Route, col(Route.id) == Meter.route_id)
+            .where(view.seen(Route.grid_id))
+        )
+        stmt = stmt.where(col(Account.id).in_(in_grid))
+    return {a.account_no: a for a in session.exec(stmt)}
+
+
+def visible_account(session: Session, view: GridView, account_no: str) -> Account:
+    """The account numbered `account_no` if `view` sees it; 404 alike for one of another grid
+    and one that does not exist."""
+    account = visible_accounts(session, view, [account_no]).get(account_no)
+    if account is None:
+        raise NotFound(f"no account {account_no!r}", code="account_not_found")
+    return account

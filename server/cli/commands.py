@@ -29,6 +29,7 @@ from server.cli.terminal import (
     unit_of_work,
 )
 from server.core import migrate
+from server.core.config import dev_secret_refusal
 from server.core.errors import Invalid
 from server.demo import days
 from server.demo import utility as demo
@@ -311,6 +312,9 @@ def serve(
     import uvicorn
 
     settings = settings_or_fail()
+    refusal = dev_secret_refusal(settings, host)
+    if refusal is not None:
+        raise fail(refusal)
     with failing_clearly():
         migrate.upgrade(settings.database_url)
     shown = f"[{host}]" if ":" in host else host

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,28 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = PROJECT_DIR / "var" / "gridwalk.db"
 _RULES = Thresholds()
 DEV_SECRET = "dev-only-secret-change-me-dev-only-secret"  # noqa: S105 - refused outside development
+
+
+def is_loopback(host: str) -> bool:
+    """Is `host` (a name or an address to listen on) reachable from this machine only?"""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # another name, or 0.0.0.0/:: (every address): reachable from outside
+
+
+def dev_secret_refusal(settings: Settings, host: str) -> str | None:
+    """Why the server must not listen on `host` with these settings, or None if it may: the
+    development secret is public, so anyone who can reach the server could forge tokens."""
+    if settings.secret_key != DEV_SECRET or is_loopback(host):
+        return None
+    return (
+        f"refusing to serve on {host} with the development secret: anyone could forge a "
+        "login; set GRIDWALK_SECRET_KEY to a secret of your own (at least 32 characters), "
+        "or listen on 127.0.0.1"
+    )
 
 
 class Settings(BaseSettings):
@@ -47,6 +70,12 @@ class Settings(BaseSettings):
     # An outage board question by position matches a job cutting off an account whose meter is
     # this close to the point asked about (an address is a house, not a meter box).
     outage_point_match_m: float = 150
+    # Login rate limit: failed logins within the window, counted per user name (known or not,
+    # alike) and per client address; beyond them a login is refused 429 until the oldest
+    # counted failure leaves the window. A successful login clears the user name's count.
+    login_max_failures_per_username: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_minutes: float = 15
     # Oldest app version still served; older apps are told to update.
     min_app_version: str = "0.1.0"
     # Base-map tiles for the audit page, e.g. https://tile.example.org/{z}/{x}/{y}.png (a

@@ -21,12 +21,18 @@ class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
     status_code = 400
 
     def __init__(
-        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(detail)
         self.detail = detail
         self.code = code or type(self).__name__
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class NotFound(Problem):
@@ -51,3 +57,17 @@ class Forbidden(Problem):
 
 class TooLarge(Problem):
     status_code = 413
+
+
+class TooManyRequests(Problem):
+    """Come back later: the answer says when in its `Retry-After` header (seconds)."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, *, code: str, retry_after_s: int):
+        super().__init__(
+            detail,
+            code=code,
+            extra={"retry_after_s": retry_after_s},
+            headers={"Retry-After": str(retry_after_s)},
+        )

@@ -47,14 +47,19 @@ class AccessClaims:
     user_id: int
     device_id: str
     role: str
+    generation: int
 
 
-def create_access_token(settings: Settings, *, user_id: int, device_id: str, role: str) -> str:
+def create_access_token(
+    settings: Settings, *, user_id: int, device_id: str, role: str, generation: int
+) -> str:
+    """A signed access token for a user on a device, in the device's token generation."""
     now = clock.now()
     payload = {
         "sub": str(user_id),
         "dev": device_id,
         "role": role,
+        "gen": generation,
         "typ": "access",
         "iat": now,
         "exp": now + timedelta(minutes=settings.access_token_minutes),
@@ -82,7 +87,11 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         raise jwt.InvalidTokenError("not an access token")
     if not isinstance(sub, str) or not sub.isdecimal() or len(sub) > 18:
         raise jwt.InvalidTokenError("the token's subject is not a user id")
-    return AccessClaims(user_id=int(sub), device_id=dev, role=role)
+    # A token issued before generations existed is of the first one.
+    gen = payload.get("gen", 0)
+    if not isinstance(gen, int) or isinstance(gen, bool):
+        raise jwt.InvalidTokenError("gen must be an integer")
+    return AccessClaims(user_id=int(sub), device_id=dev, role=role, generation=gen)
 
 
 def new_refresh_token(settings: Settings) -> tuple[str, str, datetime]:

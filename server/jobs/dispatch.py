@@ -23,6 +23,7 @@ from common.job_lifecycle import (
     refusal,
     status_after,
 )
+from server.catalog.accounts import GridView, grid_view, visible_accounts
 from server.core.changes import log_admin_action, touched
 from server.core.errors import Forbidden, Invalid, NotFound
 from server.models import (
@@ -70,11 +71,8 @@ def users_named(session: Session, names: list[str] | tuple[str, ...]) -> list[Us
     return [found[n] for n in names]
 
 
-def _accounts(session: Session, numbers: tuple[str, ...]) -> list[Account]:
-    found = {
-        a.account_no: a
-        for a in session.exec(select(Account).where(col(Account.account_no).in_(numbers)))
-    }
+def _accounts(session: Session, view: GridView, numbers: tuple[str, ...]) -> list[Account]:
+    found = visible_accounts(session, view, list(numbers))
     unknown = [n for n in numbers if n not in found]
     if unknown:
         raise Invalid(f"no such account(s): {', '.join(unknown)}", code="unknown_account")
@@ -95,11 +93,13 @@ def create_job(session: Session, *, creator: User, draft: JobDraft) -> Job:
         raise Invalid("expected_finish is before planned_start", code="invalid_window")
     # A name or an account given twice is one crew member, one account cut off.
     crew = users_named(session, tuple(dict.fromkeys(draft.crew)))
-    accounts = _accounts(session, tuple(dict.fromkeys(draft.accounts)))
+    # A supervisor enters jobs in their own grid: another grid's account or route is unknown.
+    view = grid_view(creator)
+    accounts = _accounts(session, view, tuple(dict.fromkeys(draft.accounts)))
     route = None
     if draft.route_code:
         route = session.exec(select(Route).where(Route.code == draft.route_code)).first()
-        if route is None:
+        if route is None or not view.sees(route.grid_id):
             raise Invalid(f"no route {draft.route_code!r}", code="unknown_route")
     now = clock.now()
     job = Job(
@@ -263,9 +263,7 @@ def _office_may(job: Job, kind: JobEventKind, at: datetime) -> None:
 
 
 def _may_dispatch(session: Session, actor: User, job: Job) -> None:
-    if actor.role in ("admin", "agent"):
-        return
-    if actor.role == "supervisor" and actor.grid_id == job.grid_id:
+    if grid_view(actor).sees(job.grid_id):
         return
     raise Forbidden("this job is not in your grid", code="not_your_grid")
 

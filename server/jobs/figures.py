@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from common import clock
 from common.wire import iso
+from server.catalog.accounts import grid_view
 from server.core.config import Settings
 from server.core.errors import Forbidden
 from server.jobs.dispatch import OPEN_STATES, get_job
@@ -190,9 +191,11 @@ def open_jobs(
 ) -> list[dict[str, Any]]:
     """Open jobs (of my grid, for a supervisor), each with its figures; with
     `breaching_within_min`, only those whose next target falls due within that many minutes."""
-    stmt = select(Job).where(col(Job.status).in_(OPEN_STATES)).order_by(col(Job.reported_at))
-    if viewer.role == "supervisor":
-        stmt = stmt.where(Job.grid_id == viewer.grid_id)
+    stmt = (
+        select(Job)
+        .where(col(Job.status).in_(OPEN_STATES), grid_view(viewer).seen(Job.grid_id))
+        .order_by(col(Job.reported_at))
+    )
     jobs = list(session.exec(stmt))
     now = clock.now()
     crew = crews(session, [j.id for j in jobs])

@@ -14,18 +14,23 @@ from sqlmodel import Session, col, select
 from common.geo import distance_m
 from common.numbers import plain
 from common.rules.consumption import consumption
+from server.catalog.accounts import GridView, visible_account
 from server.core.config import Settings
-from server.core.errors import Invalid, NotFound
+from server.core.errors import Forbidden, Invalid, NotFound
 from server.jobs.dispatch import OPEN_STATES, OUTAGE_KINDS
 from server.jobs.figures import crews
 from server.models import Account, Assignment, Cycle, Grid, Job, JobAccount, Meter, Reading
 
 
-def _open_outages(session: Session) -> list[Job]:
+def _open_outages(session: Session, view: GridView) -> list[Job]:
     return list(
         session.exec(
             select(Job)
-            .where(col(Job.status).in_(OPEN_STATES), col(Job.kind).in_(OUTAGE_KINDS))
+            .where(
+                col(Job.status).in_(OPEN_STATES),
+                col(Job.kind).in_(OUTAGE_KINDS),
+                view.seen(Job.grid_id),
+            )
             .order_by(col(Job.reported_at).desc())
         )
     )
@@ -54,6 +59,7 @@ def outages(
     session: Session,
     settings: Settings,
     *,
+    view: GridView,
     now: datetime,
     account_no: str | None = None,
     lat: float | None = None,
@@ -61,19 +67,21 @@ def outages(
     grid: str | None = None,
 ) -> list[dict[str, Any]]:
     """Open outages covering an account, a point or a grid, newest first; planned ones still to
-    come are included and marked `upcoming`."""
+    come are included and marked `upcoming`. Only the jobs of the grids `view` sees."""
     asked = sum(x is not None for x in (account_no, grid)) + (lat is not None or lon is not None)
     if asked != 1 or (lat is None) != (lon is None):
         raise Invalid(
             "ask about exactly one of: account_no, lat and lon, grid", code="invalid_question"
         )
-    jobs = _open_outages(session)
+    jobs = _open_outages(session, view)
     if account_no is not None:
-        jobs = _covering_account(session, jobs, account_no)
+        jobs = _covering_account(session, jobs, visible_account(session, view, account_no))
     elif grid is not None:
         found = session.exec(select(Grid).where(Grid.code == grid)).first()
         if found is None:
             raise NotFound(f"no grid {grid!r}", code="grid_not_found")
+        if not view.sees(found.id):
+            raise Forbidden(f"grid {grid!r} is not your grid", code="not_your_grid")
         jobs = [j for j in jobs if j.grid_id == found.id]
     else:
         assert lat is not None
@@ -83,10 +91,7 @@ def outages(
     return [_board_row(j, crew.get(j.id, []), now) for j in jobs]
 
 
-def _covering_account(session: Session, jobs: list[Job], account_no: str) -> list[Job]:
-    account = session.exec(select(Account).where(Account.account_no == account_no)).first()
-    if account is None:
-        raise NotFound(f"no account {account_no!r}", code="account_not_found")
+def _covering_account(session: Session, jobs: list[Job], account: Account) -> list[Job]:
     listed = set(session.exec(select(JobAccount.job_id).where(JobAccount.account_id == account.id)))
     meters = list(session.exec(select(Meter).where(Meter.account_id == account.id)))
     routes = {m.route_id for m in meters}
@@ -134,12 +139,10 @@ def _covering_point(
     return out
 
 
-def consumption_history(session: Session, *, account_no: str) -> dict[str, Any]:
+def consumption_history(session: Session, *, view: GridView, account_no: str) -> dict[str, Any]:
     """An account's consumption per cycle, from its readings: what an agent looks at first when
-    a customer doubts a bill or a meter (申校)."""
-    account = session.exec(select(Account).where(Account.account_no == account_no)).first()
-    if account is None:
-        raise NotFound(f"no account {account_no!r}", code="account_not_found")
+    a customer doubts a bill or a meter (申校). Only an account of a grid `view` sees."""
+    account = visible_account(session, view, account_no)
     meters = []
     for meter in session.exec(select(Meter).where(Meter.account_id == account.id)):
         rows = session.exec(

@@ -35,6 +35,7 @@ _MEANING = {
     415: "A Content-Encoding other than gzip",
     422: "A field is missing or wrong: each one is named",
     426: "The app speaks a contract or version this server no longer serves: update it",
+    429: "Too many attempts: try again after the Retry-After header's seconds",
 }
 
 

@@ -201,6 +201,9 @@ def _store_track(
     held = set(
         session.exec(
             select(TrackPoint.t).where(
+                # The pusher's own points only: another user's point at t (on this device id,
+                # shared or forged) makes nothing of the pusher's a duplicate.
+                TrackPoint.user_id == pusher.user_id,
                 TrackPoint.device_id == pusher.device_id,
                 col(TrackPoint.t) >= min(fresh),
                 col(TrackPoint.t) <= max(fresh),

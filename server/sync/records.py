@@ -1,6 +1,6 @@
 """One pushed record stored: a reading (locked once held: the same id again is a duplicate or
 `locked`; a re-read supersedes), a job event; and the content hashes that make a resend a
-`duplicate`."""
+`duplicate`. A record is its pusher's own: an id held by another user is `id_taken`."""
 
 from __future__ import annotations
 
@@ -71,12 +71,22 @@ def reading_hash(r: ReadingIn) -> str:
     )
 
 
+def _id_taken(what: str) -> ItemRefused:
+    """A record is deduplicated as its pusher's own: an id another user's record holds is
+    neither a duplicate (that would tell the device it is stored) nor a change of theirs."""
+    return ItemRefused(
+        "id_taken", f"a {what} with this id is held for another user; send it with a new id"
+    )
+
+
 def store_reading(
     session: Session, pusher: Pusher, r: ReadingIn, sent_at: datetime | None, received_at: datetime
 ) -> str:
     content_hash = reading_hash(r)
     held = session.get(Reading, r.id)
     if held is not None:
+        if held.user_id != pusher.user_id:
+            raise _id_taken("reading")
         if held.content_hash == content_hash:
             return "duplicate"
         raise ItemRefused(
@@ -204,6 +214,8 @@ def store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_at
     content_hash = job_event_hash(e)
     held = session.get(JobEvent, e.id)
     if held is not None:
+        if held.user_id != pusher.user_id:
+            raise _id_taken("job event")
         if held.content_hash == content_hash:
             return "duplicate"
         raise ItemRefused("locked", "a job event with this id is already held with other content")

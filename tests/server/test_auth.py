@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -12,6 +13,7 @@ from sqlmodel import Session, select
 from common import clock
 from common.clock import Clock
 from server.core.config import Settings
+from server.main import create_app
 from server.models import AdminLog, User
 from tests.factories import (
     CYCLE,
@@ -368,3 +370,125 @@ def test_logging_out_kills_this_devices_refresh_token_only(
     kept = client.post("/api/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]})
     assert kept.status_code == 200
     assert client.post("/api/v1/auth/logout").status_code == 401
+
+
+def test_refresh_token_reuse_ends_the_devices_access_tokens_at_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "reader1", "reader", "G1")
+    first = login(client, "reader1", "device-0001")
+    elsewhere = auth(client, "reader1", "device-0002")
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    replay = client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.json()["code"] == "refresh_reused"
+    # Both access tokens of the copied chain stop working now, not when they run out.
+    for tokens in (first, second.json()):
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        response = client.get("/api/v1/sync/pull", headers=headers)
+        assert (response.status_code, response.json()["code"]) == (401, "session_ended")
+    # Another device of the same user is not touched; a new login on this device works at once
+    # (the frozen clock: in the very second of the reset).
+    assert client.get("/api/v1/sync/pull", headers=elsewhere).status_code == 200
+    assert client.get("/api/v1/sync/pull", headers=auth(client, "reader1")).status_code == 200
+
+
+def test_logging_out_ends_the_access_token_at_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    desk = {"Authorization": f"Bearer {login(client, 'sup1', 'web-desk-0001')['access_token']}"}
+    phone = auth(client, "sup1", "phone-000001")
+    assert client.post("/api/v1/auth/logout", headers=desk).status_code == 204
+    after = client.get("/api/v1/jobs", headers=desk)
+    assert (after.status_code, after.json()["code"]) == (401, "session_ended")
+    assert client.get("/api/v1/jobs", headers=phone).status_code == 200
+    again = auth(client, "sup1", "web-desk-0001")
+    assert client.get("/api/v1/jobs", headers=again).status_code == 200
+
+
+def _try(client: TestClient, username: str, password: str, **kw: Any) -> Any:
+    return client.post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": password, "device_id": "device-0001"},
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("username", ["admin", "nobody"], ids=["known-user", "unknown-user"])
+def test_failed_logins_lock_the_user_name_out_with_429_and_retry_after(
+    client: TestClient, session: Session, settings: Settings, clock: Clock, username: str
+) -> None:
+    make_user(session, settings, "admin", "admin")
+    limit = settings.login_max_failures_per_username
+    for _ in range(limit):
+        assert _try(client, username, "wrong-password").status_code == 401
+    locked = _try(client, username, "wrong-password")
+    assert (locked.status_code, locked.json()["code"]) == (429, "too_many_attempts")
+    window = settings.login_failure_window_minutes * 60
+    assert int(locked.headers["Retry-After"]) == window
+    # Even the right password is refused while locked out; a known and an unknown name alike.
+    assert _try(client, username, PASSWORD).status_code == 429
+    clock.advance(timedelta(seconds=window - 1))
+    assert int(_try(client, username, PASSWORD).headers["Retry-After"]) == 1
+    clock.advance(timedelta(seconds=1))
+    after = _try(client, username, PASSWORD)
+    assert after.status_code == (200 if username == "admin" else 401)
+    # Other names are not locked out by these failures.
+    make_user(session, settings, "reader1", "reader")
+    assert login(client, "reader1")
+
+
+def test_the_lock_counts_failures_within_the_window_only(
+    client: TestClient, session: Session, settings: Settings, clock: Clock
+) -> None:
+    make_user(session, settings, "admin", "admin")
+    limit = settings.login_max_failures_per_username
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    for _ in range(limit - 1):
+        assert _try(client, "admin", "wrong-password").status_code == 401
+    clock.advance(window)
+    # The first failures have left the window: limit - 1 more are allowed before the lock.
+    for _ in range(limit - 1):
+        assert _try(client, "admin", "wrong-password").status_code == 401
+    assert _try(client, "admin", "wrong-password").status_code == 401
+    assert _try(client, "admin", PASSWORD).status_code == 429
+
+
+def test_a_successful_login_resets_the_user_names_count(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "admin", "admin")
+    limit = settings.login_max_failures_per_username
+    for _ in range(limit - 1):
+        assert _try(client, "admin", "wrong-password").status_code == 401
+    assert _try(client, "admin", PASSWORD).status_code == 200
+    for _ in range(limit - 1):
+        assert _try(client, "admin", "wrong-password").status_code == 401
+    assert _try(client, "admin", PASSWORD).status_code == 200
+
+
+def test_failed_logins_from_one_address_lock_it_out_whatever_the_names(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "admin", "admin")
+    limit = settings.login_max_failures_per_address
+    for i in range(limit):
+        assert _try(client, f"guess-{i}", "wrong-password").status_code == 401
+    locked = _try(client, "admin", PASSWORD)
+    assert (locked.status_code, locked.json()["code"]) == (429, "too_many_attempts")
+    assert int(locked.headers["Retry-After"]) > 0
+    # The same name from another address is not locked out.
+    other = TestClient(client.app, client=("203.0.113.9", 50000))
+    assert _try(other, "admin", PASSWORD).status_code == 200
+
+
+def test_the_login_lock_holds_across_app_instances(
+    client: TestClient, session: Session, settings: Settings, engine: Any
+) -> None:
+    """Counted in the database: another worker (or a restarted server) sees the same count."""
+    make_user(session, settings, "admin", "admin")
+    for _ in range(settings.login_max_failures_per_username):
+        assert _try(client, "admin", "wrong-password").status_code == 401
+    with TestClient(create_app(settings, engine)) as restarted:
+        assert _try(restarted, "admin", PASSWORD).status_code == 429

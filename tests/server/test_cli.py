@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from mobile.core.location import load_gpx
 from server.catalog import accounts
+from server.catalog.accounts import GridView
 from server.cli import app
 from server.core.config import Settings
 from server.core.security import verify_password
@@ -225,7 +226,12 @@ def test_revoke_device_revokes_a_device_that_logged_in(
     accounts.create_user(session, settings, username="r1", password="long-enough-pw", role="reader")
     session.commit()
     accounts.login(
-        session, settings, username="r1", password="long-enough-pw", device_id="test-device-01"
+        session,
+        settings,
+        username="r1",
+        password="long-enough-pw",
+        device_id="test-device-01",
+        address="127.0.0.1",
     )
     session.commit()
 
@@ -332,7 +338,9 @@ def test_the_demo_has_an_honest_day_a_day_typed_at_home_and_outages(
     jobs = {j.kind: j for j in session.exec(select(Job))}
     assert (jobs["fault"].status, jobs["planned"].status) == ("started", "created")
     assert jobs["fault"].expected_finish is not None
-    board = outages.outages(session, settings, now=NOW, grid="GRID-01")
+    board = outages.outages(
+        session, settings, view=GridView(every_grid=True), now=NOW, grid="GRID-01"
+    )
     assert [(row["kind"], row["upcoming"]) for row in board] == [
         ("planned", True),
         ("fault", False),

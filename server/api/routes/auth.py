@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_version
@@ -57,19 +57,27 @@ def _out(tokens: accounts.Tokens) -> TokensOut:
     )
 
 
-@router.post("/login")
-def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
+@router.post("/login", responses=errors(429))
+def login(body: LoginIn, request: Request, session: SessionDep, settings: SettingsDep) -> TokensOut:
     """Log in from a device: an access token and this device's refresh token."""
-    return _out(
-        accounts.login(
+    # The peer's address: behind a reverse proxy, run uvicorn with --proxy-headers and the
+    # proxy in --forwarded-allow-ips, so that this is the client's, not the proxy's.
+    address = request.client.host if request.client else "unknown"
+    try:
+        tokens = accounts.login(
             session,
             settings,
             username=body.username,
             password=body.password,
             device_id=body.device_id,
+            address=address,
             app_version=body.app_version,
         )
-    )
+    except Unauthorized as exc:
+        if exc.code == "bad_credentials":
+            session.commit()  # the failure counts towards the rate limit, though login fails
+        raise
+    return _out(tokens)
 
 
 @router.post("/refresh")

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field
 
 from common import clock
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
+from server.catalog.accounts import grid_view
 from server.jobs import dispatch, figures, outages
 from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, OutageRow, errors
 from server.schemas.requests import RequestModel, Text
@@ -133,9 +134,17 @@ def list_outages(
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     grid: Annotated[Text | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
-    """Is there an outage at this account, this point, in this grid, and when is power back?"""
+    """Is there an outage at this account, this point, in this grid, and when is power back?
+    (A supervisor: in their grid.)"""
     return outages.outages(
-        session, settings, now=clock.now(), account_no=account_no, lat=lat, lon=lon, grid=grid
+        session,
+        settings,
+        view=grid_view(caller.user),
+        now=clock.now(),
+        account_no=account_no,
+        lat=lat,
+        lon=lon,
+        grid=grid,
     )
 
 
@@ -143,5 +152,6 @@ def list_outages(
 def account_consumption(
     account_no: Text, caller: Dispatcher, session: SessionDep
 ) -> dict[str, Any]:
-    """The account's consumption per cycle, to explain a bill before a meter check (申校)."""
-    return outages.consumption_history(session, account_no=account_no)
+    """The account's consumption per cycle, to explain a bill before a meter check (申校).
+    (A supervisor: an account of their grid; another grid's is 404.)"""
+    return outages.consumption_history(session, view=grid_view(caller.user), account_no=account_no)
