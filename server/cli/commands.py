@@ -22,13 +22,14 @@ from server.cli.terminal import (
     DAY,
     OneLineErrors,
     console,
+    error_line,
     fail,
     failing_clearly,
     settings_or_fail,
     shown_url,
     unit_of_work,
 )
-from server.core import migrate
+from server.core import integrity, migrate
 from server.core.errors import Invalid
 from server.demo import days
 from server.demo import utility as demo
@@ -277,6 +278,25 @@ def close_due() -> None:
     with unit_of_work(settings) as session:
         closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
     console().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
+
+
+@app.command()
+def verify() -> None:
+    """Check that nothing was changed behind Gridwalk's back: walk the ledger, re-hash every
+    reading and admin log entry. Exit 0 when intact; 1, naming what is wrong, when not."""
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
+        verdict = integrity.verify(session)
+    counted = (
+        f"{verdict.entries} ledger entries, {verdict.readings} readings, "
+        f"{verdict.admin_logs} admin log entries"
+    )
+    if verdict.intact:
+        console().print(f"Intact: {counted}.")
+        return
+    for problem in verdict.problems:
+        error_line(problem)
+    raise fail(f"TAMPERED: {len(verdict.problems)} problem(s) in {counted}", code=1)
 
 
 @app.command("walk-gpx")
