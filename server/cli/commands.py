@@ -62,7 +62,7 @@ def db_upgrade(
     """Migrate the database up to the latest schema (or to REVISION)."""
     settings = settings_or_fail()
     with failing_clearly():
-        migrate.upgrade(settings.database_url, revision)
+        migrate.upgrade(settings.migrations_url, revision)
     console().print(f"Database {escape(shown_url(settings))} upgraded to {escape(revision)}.")
 
 
@@ -82,7 +82,7 @@ def db_downgrade(
             abort=True,
         )
     with failing_clearly():
-        migrate.downgrade(settings.database_url, revision)
+        migrate.downgrade(settings.migrations_url, revision)
     console().print(f"Database {escape(shown_url(settings))} downgraded to {escape(revision)}.")
 
 
@@ -332,7 +332,7 @@ def serve(
 
     settings = settings_or_fail()
     with failing_clearly():
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.migrations_url)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else shown}:{port}"  # noqa: S104
     console().print(
