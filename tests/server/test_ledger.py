@@ -241,3 +241,16 @@ def test_concurrent_writers_queue_on_the_chain_and_it_never_forks(
     entries = chain(session)
     assert [(e.seq, e.action) for e in entries] == [(1, "first"), (2, "second")]
     assert entries[1].prev_hash == entries[0].hash
+
+
+def test_the_migration_chains_the_readings_and_admin_acts_stored_before_it(
+    db_url: str, session: Session, settings: Settings, client: TestClient
+) -> None:
+    a_day_of_work(session, settings, client)
+    held = {e.subject_id: e.content_hash for e in chain(session)}
+    client.close()
+    assert gridwalk(db_url, "db", "downgrade", "0003", "--yes").exit_code == 0  # no ledger
+    assert gridwalk(db_url, "db", "upgrade").exit_code == 0
+    assert {e.subject_id: e.content_hash for e in chain(session)} == held
+    result = gridwalk(db_url, "verify")
+    assert result.exit_code == 0, result.output
