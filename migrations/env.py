@@ -15,7 +15,7 @@ target_metadata = SQLModel.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or Settings().database_url
+    return config.get_main_option("sqlalchemy.url") or Settings().migrations_url
 
 
 def run_migrations_offline() -> None:

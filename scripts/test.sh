@@ -12,7 +12,9 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     # truncate each other's tables. It is dropped when the run ends.
     export GRIDWALK_PG_DB="gridwalk_test_$$"
     TEST_DATABASE_URL=$(scripts/test-postgres.sh)
-    export TEST_DATABASE_URL
+    # The app's own role (owns nothing): the tests that it cannot turn the locks off use it.
+    TEST_APP_DATABASE_URL=$(scripts/test-postgres.sh --app)
+    export TEST_DATABASE_URL TEST_APP_DATABASE_URL
     trap 'scripts/test-postgres.sh --drop >/dev/null 2>&1 || true' EXIT
   elif [ "${CI:-}" = true ]; then
     echo "test.sh: CI=true and no PostgreSQL to start: the PostgreSQL tests cannot run" >&2

@@ -469,6 +469,36 @@ class AdminLog(SQLModel, table=True):
     detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
+
+class LedgerEntry(SQLModel, table=True):
+    """One link of the tamper-evident chain: a reading received or an admin act, by the hash of
+    its content, chained to the link before (server.core.ledger). The database refuses UPDATE
+    and DELETE on this table (triggers in the migration)."""
+
+    __tablename__ = "ledger"
+    seq: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False, nullable=False)
+    )
+    at: datetime = _ts()
+    action: str = Field(max_length=64, nullable=False)
+    subject: str = Field(max_length=16, nullable=False)
+    subject_id: str = Field(max_length=64, nullable=False)
+    content_hash: str = Field(max_length=64, nullable=False)
+    prev_hash: str = Field(max_length=64, nullable=False)
+    hash: str = Field(max_length=64, nullable=False)
+
+
+class LedgerHead(SQLModel, table=True):
+    """A single row: the chain's last link. Bumping it under its row lock serialises writers, so
+    the chain never forks; and a chain cut short no longer ends where its head says."""
+
+    __tablename__ = "ledger_head"
+    id: int = Field(primary_key=True)
+    seq: int = Field(default=0, sa_type=BigInteger, nullable=False)
+    hash: str = Field(max_length=64, nullable=False)
+
+
 # The change counter is stamped by a flush hook that lives with the counter; importing it here
 # registers it wherever models are used. (At the end: it imports AdminLog from this module.)
-import server.core.changes  # noqa: E402, F401
+import server.core.changes  # noqa: E402
+import server.core.ledger  # noqa: E402, F401 - the chain's hooks, likewise

@@ -22,13 +22,14 @@ from server.cli.terminal import (
     DAY,
     OneLineErrors,
     console,
+    error_line,
     fail,
     failing_clearly,
     settings_or_fail,
     shown_url,
     unit_of_work,
 )
-from server.core import migrate
+from server.core import integrity, migrate
 from server.core.config import dev_secret_refusal
 from server.core.errors import Invalid
 from server.demo import days
@@ -62,7 +63,7 @@ def db_upgrade(
     """Migrate the database up to the latest schema (or to REVISION)."""
     settings = settings_or_fail()
     with failing_clearly():
-        migrate.upgrade(settings.database_url, revision)
+        migrate.upgrade(settings.migrations_url, revision)
     console().print(f"Database {escape(shown_url(settings))} upgraded to {escape(revision)}.")
 
 
@@ -82,7 +83,7 @@ def db_downgrade(
             abort=True,
         )
     with failing_clearly():
-        migrate.downgrade(settings.database_url, revision)
+        migrate.downgrade(settings.migrations_url, revision)
     console().print(f"Database {escape(shown_url(settings))} downgraded to {escape(revision)}.")
 
 
@@ -280,6 +281,25 @@ def close_due() -> None:
     console().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
 
 
+@app.command()
+def verify() -> None:
+    """Check that nothing was changed behind Gridwalk's back: walk the ledger, re-hash every
+    reading and admin log entry. Exit 0 when intact; 1, naming what is wrong, when not."""
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
+        verdict = integrity.verify(session)
+    counted = (
+        f"{verdict.entries} ledger entries, {verdict.readings} readings, "
+        f"{verdict.admin_logs} admin log entries"
+    )
+    if verdict.intact:
+        console().print(f"Intact: {counted}.")
+        return
+    for problem in verdict.problems:
+        error_line(problem)
+    raise fail(f"TAMPERED: {len(verdict.problems)} problem(s) in {counted}", code=1)
+
+
 @app.command("walk-gpx")
 def walk_gpx(
     route: Annotated[str, typer.Argument(help="The route to walk, e.g. R-101.")],
@@ -316,7 +336,7 @@ def serve(
     if refusal is not None:
         raise fail(refusal)
     with failing_clearly():
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.migrations_url)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else shown}:{port}"  # noqa: S104
     console().print(

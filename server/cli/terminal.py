@@ -152,7 +152,7 @@ def unit_of_work(settings: Settings, *, upgrade: bool = False) -> Iterator[Sessi
     """A session on the configured database, migrated first if `upgrade`, else checked."""
     with failing_clearly():
         if upgrade:
-            migrate.upgrade(settings.database_url)
+            migrate.upgrade(settings.migrations_url)
         engine = make_engine(settings.database_url)
         try:
             if not upgrade:

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         default=f"sqlite:///{DEFAULT_SQLITE_PATH}",
         validation_alias=AliasChoices("DATABASE_URL", "GRIDWALK_DATABASE_URL"),
     )
+    # The URL migrations run with: on PostgreSQL in production the tables' owner, while the app
+    # serves as a role that does not own them and so cannot turn the append-only locks off
+    # (README, "PostgreSQL in production: two roles"). Unset: database_url, one URL for both.
+    migration_database_url: str | None = None
     secret_key: str = DEV_SECRET
     access_token_minutes: int = 15
     refresh_token_days: int = 30
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
     validation_order_min_readings: int = _RULES.order_min_readings
     validation_mock_providers: tuple[str, ...] = _RULES.mock_providers
     validation_window_utc_offset_minutes: int = 8 * 60
+
+    @property
+    def migrations_url(self) -> str:
+        """The URL migrations run with (the tables' owner)."""
+        return self.migration_database_url or self.database_url
 
     def thresholds(self) -> Thresholds:
         """The validation rules' thresholds, as configured."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -40,13 +41,25 @@ if TYPE_CHECKING:  # push.py imports this module: the pusher is only a type here
 def _fix_canonical(fix: Fix | None) -> dict[str, Any] | None:
     if fix is None:
         return None
+    return _fix_content(fix.lat, fix.lon, fix.accuracy_m, fix.fix_time, fix.provider, fix.mock)
+
+
+def _fix_content(
+    lat: float | None,
+    lon: float | None,
+    accuracy_m: float | None,
+    fix_time: datetime | None,
+    provider: str | None,
+    mock: bool | None,
+) -> dict[str, Any]:
+    # Optional only for a stored row whose fix columns were changed: it still hashes.
     return {
-        "lat": fix.lat,
-        "lon": fix.lon,
-        "accuracy_m": fix.accuracy_m,
-        "fix_time": iso(fix.fix_time),
-        "provider": fix.provider,
-        "mock": fix.mock,
+        "lat": lat,
+        "lon": lon,
+        "accuracy_m": accuracy_m,
+        "fix_time": iso(fix_time) if fix_time is not None else None,
+        "provider": provider,
+        "mock": mock,
     }
 
 
@@ -56,17 +69,68 @@ def _hash(content: dict[str, Any]) -> str:
 
 def reading_hash(r: ReadingIn) -> str:
     """The content of a reading, independent of how the device wrote its numbers and times."""
+    return _reading_hash(
+        assignment_id=r.assignment_id,
+        meter_id=r.meter_id,
+        value=r.value,
+        skip_code=r.skip_code,
+        note=r.note,
+        read_at=r.read_at,
+        confirmed_at=r.confirmed_at,
+        fix=_fix_canonical(r.fix),
+        reread_of=r.reread_of,
+    )
+
+
+def stored_reading_hash(row: Reading) -> str:
+    """The content hash of a stored reading, from its columns: what `reading_hash` gave the
+    reading as it arrived, unless the row was changed since."""
+    fix = None
+    if row.fix_lat is not None:
+        fix = _fix_content(
+            row.fix_lat,
+            row.fix_lon,
+            row.fix_accuracy_m,
+            row.fix_time,
+            row.fix_provider,
+            row.fix_mock,
+        )
+    return _reading_hash(
+        assignment_id=row.assignment_id,
+        meter_id=row.meter_id,
+        value=row.value,
+        skip_code=row.skip_code,
+        note=row.note,
+        read_at=row.read_at,
+        confirmed_at=row.confirmed_at,
+        fix=fix,
+        reread_of=row.reread_of,
+    )
+
+
+def _reading_hash(
+    *,
+    assignment_id: int,
+    meter_id: int,
+    value: Decimal | None,
+    skip_code: str | None,
+    note: str | None,
+    read_at: datetime,
+    confirmed_at: datetime,
+    fix: dict[str, Any] | None,
+    reread_of: uuid.UUID | None,
+) -> str:
     return _hash(
         {
-            "assignment_id": r.assignment_id,
-            "meter_id": r.meter_id,
-            "value": plain(r.value),
-            "skip_code": r.skip_code,
-            "note": r.note,
-            "read_at": iso(r.read_at),
-            "confirmed_at": iso(r.confirmed_at),
-            "fix": _fix_canonical(r.fix),
-            "reread_of": str(r.reread_of) if r.reread_of else None,
+            "assignment_id": assignment_id,
+            "meter_id": meter_id,
+            "value": plain(value),
+            "skip_code": skip_code,
+            "note": note,
+            "read_at": iso(read_at),
+            "confirmed_at": iso(confirmed_at),
+            "fix": fix,
+            "reread_of": str(reread_of) if reread_of else None,
         }
     )
 

@@ -53,8 +53,15 @@ from tests.server.test_imports import csv_text, row
 CHEAP_KDF = {"GRIDWALK_PASSWORD_TIME_COST": "1", "GRIDWALK_PASSWORD_MEMORY_KIB": "1024"}
 
 
-def gridwalk(database_url: str, *args: str, stdin: str | None = None) -> Result:
-    env = {"DATABASE_URL": database_url, "GRIDWALK_ENVIRONMENT": "development", **CHEAP_KDF}
+def gridwalk(
+    database_url: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> Result:
+    env = {
+        "DATABASE_URL": database_url,
+        "GRIDWALK_ENVIRONMENT": "development",
+        **CHEAP_KDF,
+        **(env or {}),
+    }
     return CliRunner().invoke(app, list(args), env=env, input=stdin)
 
 

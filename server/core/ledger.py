@@ -1,0 +1,171 @@
+"""The tamper-evident chain: every reading received and every admin act, hash-chained.
+
+Each link holds the hash of what it records (a reading's `content_hash`, an admin log row's
+`admin_log_hash`) and its own hash, sha256(previous link's hash + canonical JSON of the link),
+so changing, removing or inserting anything behind the app's back breaks the chain from there
+on; `gridwalk verify` (server.core.integrity) finds where.
+
+Links are added in one place, by session hooks, like the change counter's stamp: no service
+can forget to. A flush notes the new readings and admin log rows; the commit appends their links
+as its last write, in the same transaction, so a rolled-back request (or item savepoint) leaves
+none. Taking the chain's lock last, just before COMMIT, keeps its hold short (one lock for every
+writer) and means no writer waits on another lock while holding it: it can be in no deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, insert, inspect, text
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction, UOWTransaction
+
+from common import clock
+from common.wire import iso
+from server.models import AdminLog, LedgerEntry, Reading
+
+# The hash the first link follows.
+GENESIS = "0" * 64
+
+_PENDING = "ledger_pending"
+
+
+def canonical_json(content: Any) -> str:
+    """One spelling of a JSON value: keys sorted, no spaces, ASCII."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+
+
+def entry_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    """A link's hash: sha256 of the previous link's hash followed by the link's canonical JSON."""
+    return hashlib.sha256((prev_hash + canonical_json(content)).encode()).hexdigest()
+
+
+def entry_content(entry: LedgerEntry) -> dict[str, Any]:
+    """What a link's hash covers: everything in it but the two hashes of the chain."""
+    return {
+        "seq": entry.seq,
+        "at": iso(entry.at),
+        "action": entry.action,
+        "subject": entry.subject,
+        "subject_id": entry.subject_id,
+        "content_hash": entry.content_hash,
+    }
+
+
+def admin_log_hash(
+    *,
+    id: int,
+    at: datetime,
+    actor_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: str,
+    detail: Any,
+) -> str:
+    """The content of an admin log row, as its ledger link holds it."""
+    return hashlib.sha256(
+        canonical_json(
+            {
+                "id": id,
+                "at": iso(at),
+                "actor_id": actor_id,
+                "action": action,
+                "object_type": object_type,
+                "object_id": object_id,
+                "detail": detail,
+            }
+        ).encode()
+    ).hexdigest()
+
+
+def admin_log_row_hash(log: AdminLog) -> str:
+    assert log.id is not None
+    return admin_log_hash(
+        id=log.id,
+        at=log.at,
+        actor_id=log.actor_id,
+        action=log.action,
+        object_type=log.object_type,
+        object_id=log.object_id,
+        detail=log.detail,
+    )
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a new link records: the act, what it is about, and that thing's content hash."""
+
+    action: str
+    subject: str
+    subject_id: str
+    content_hash: str
+
+
+def link_of(obj: Reading | AdminLog) -> Link:
+    if isinstance(obj, Reading):
+        return Link("reading.received", "reading", str(obj.id), obj.content_hash)
+    return Link(obj.action, "admin_log", str(obj.id), admin_log_row_hash(obj))
+
+
+def append(session: OrmSession, links: Sequence[Link]) -> list[LedgerEntry]:
+    """Append links to the chain in this transaction (its lock is held until it ends)."""
+    if not links:
+        return []
+    conn = session.connection()
+    # The upsert takes the head's row lock (or, on SQLite, the write lock BEGIN IMMEDIATE
+    # holds already) and reserves the numbers; the head's hash is still the last link's.
+    # A head missing (a test's TRUNCATE) is a chain starting anew.
+    last_seq, prev = conn.execute(
+        text(
+            "INSERT INTO ledger_head (id, seq, hash) VALUES (1, :n, :genesis) "
+            "ON CONFLICT (id) DO UPDATE SET seq = ledger_head.seq + :n RETURNING seq, hash"
+        ),
+        {"n": len(links), "genesis": GENESIS},
+    ).one()
+    now = clock.now()
+    entries = []
+    for seq, link in enumerate(links, start=int(last_seq) - len(links) + 1):
+        entry = LedgerEntry(
+            seq=seq,
+            at=now,
+            action=link.action,
+            subject=link.subject,
+            subject_id=link.subject_id,
+            content_hash=link.content_hash,
+            prev_hash=prev,
+            hash="",
+        )
+        entry.hash = prev = entry_hash(prev, entry_content(entry))
+        entries.append(entry)
+    conn.execute(insert(LedgerEntry), [e.model_dump() for e in entries])
+    conn.execute(text("UPDATE ledger_head SET hash = :hash WHERE id = 1"), {"hash": prev})
+    return entries
+
+
+@event.listens_for(OrmSession, "after_flush")
+def _note_chained_rows(session: OrmSession, _flush: UOWTransaction) -> None:
+    """A flush that stored readings or admin log rows: their links are owed at commit."""
+    new = [o for o in session.new if isinstance(o, Reading | AdminLog)]
+    if new:
+        session.info.setdefault(_PENDING, []).extend(new)
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _append_owed_links(session: OrmSession) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: its rows are owed at the real commit
+    session.flush()  # what is still pending first: the chain's lock is the last one taken
+    owed = session.info.pop(_PENDING, [])
+    # A row whose savepoint rolled back was expunged: it was never stored, it gets no link.
+    append(session, [link_of(o) for o in owed if inspect(o).persistent])
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_owed_links(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction ended (a rollback): nothing owed
+        session.info.pop(_PENDING, None)
