@@ -195,7 +195,7 @@ def test_consumption_of_another_grids_account_is_404_for_a_supervisor(
     for who in SEES_G1:
         answer = grids.get(who, "/accounts/R-1-A0000/consumption")
         assert answer.status_code == 200, (who, answer.text)
-        assert answer.json()["customer_name"] == "Customer R-1/0"
+        assert answer.json()["customer_name"] == "王芳"
     other = grids.get("sup2", "/accounts/R-1-A0000/consumption")
     missing = grids.get("sup2", "/accounts/NO-SUCH/consumption")
     # Another grid's account answers exactly as one that does not exist: nothing is revealed.
