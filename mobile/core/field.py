@@ -28,7 +28,15 @@ from common.job_lifecycle import (
 from common.wire import Fix
 from mobile.core.language import _
 from mobile.core.location import LocationSource, TrackRecorder
-from mobile.core.route import TypoCheck, check_entry, nearest_unread
+from mobile.core.route import (
+    NEXT_MODES,
+    TypoCheck,
+    check_entry,
+    nearest_unread,
+    next_to_read,
+    steady_nearest,
+)
+from mobile.core.status import FieldStatus, field_status
 from mobile.core.store import Store
 from mobile.core.sync import SyncClient, Syncer, SyncError, SyncReport
 from mobile.core.views import MeterView, ReadingView, StoreError
@@ -39,6 +47,9 @@ class FieldSettings:
     """Settings of the handheld (kept with its data)."""
 
     popup_radius_m: float = 25.0
+    # Another meter must be this much nearer before the customer card changes: fixes jitter
+    # by metres, and two neighbours' meters are often closer than that to each other.
+    popup_switch_margin_m: float = 6.0
     track_interval_s: float = 5.0
     track_min_distance_m: float = 3.0
     sync_interval_s: float = 60.0
@@ -193,14 +204,53 @@ class FieldSession:
     def here(self) -> Fix | None:
         return self.recorder.current_fix()
 
-    def nearest(self, assignment_id: int) -> tuple[MeterView, float] | None:
-        """The customer to pop up: the nearest meter still to read within the radius."""
+    def status(self) -> FieldStatus:
+        """The status line's facts: GPS quality, a simulated position, battery, the outbox."""
+        state = self.store.sync_state()
+        return field_status(
+            self.here(), self.location.simulated, state.waiting, state.last_sync_at
+        )
+
+    def nearest(
+        self, assignment_id: int, shown: tuple[MeterView, float] | None = None
+    ) -> tuple[MeterView, float] | None:
+        """The customer to pop up: the nearest meter still to read within the radius; the one
+        `shown` now stays unless another is clearly nearer."""
         fix = self.here()
         if fix is None:
             return None
-        return nearest_unread(
-            self.store.meters(assignment_id), fix.lat, fix.lon, self.settings.popup_radius_m
+        meters = self.store.meters(assignment_id)
+        radius = self.settings.popup_radius_m
+        found = nearest_unread(meters, fix.lat, fix.lon, radius)
+        return steady_nearest(
+            shown,
+            found,
+            meters,
+            fix.lat,
+            fix.lon,
+            margin_m=self.settings.popup_switch_margin_m,
+            radius_m=radius,
         )
+
+    def next_meter(self, meter: MeterView) -> MeterView | None:
+        """Where to go after `meter` is done, by the reader's choice (nearest or in order)."""
+        fix = self.here()
+        return next_to_read(
+            self.store.meters(meter.assignment_id),
+            meter,
+            self.next_mode,
+            (fix.lat, fix.lon) if fix is not None else None,
+        )
+
+    @property
+    def next_mode(self) -> str:
+        mode = self.store.setting("next_meter", "nearest")
+        return mode if mode in NEXT_MODES else "nearest"
+
+    def set_next_mode(self, mode: str) -> None:
+        if mode not in NEXT_MODES:
+            raise ValueError(f"next meter by {mode!r}: one of {', '.join(NEXT_MODES)}")
+        self.store.set_settings(next_meter=mode)
 
     # ------------------------------------------------------------------ readings
 

@@ -33,6 +33,9 @@ OnStatus = Callable[[str, str], None]  # (status, message), e.g. ("unavailable",
 class LocationSource(ABC):
     """A source of fixes."""
 
+    # Not the device's own GPS: a recorded walk or a fixed point (demos, tests), said on screen.
+    simulated: str | None = None
+
     def __init__(self) -> None:
         self._on_location: OnLocation = lambda _fix: None
         self._on_status: OnStatus = lambda _status, _message: None
@@ -121,6 +124,7 @@ def load_gpx(path: str | Path) -> list[ReplayPoint]:
 
 
 class GpxReplaySource(LocationSource):
+    simulated = "replay"
     """Plays a GPX walk `speed` times faster than it was recorded, stamped with now.
 
     The walk can be held where it is (`pause`) and go on later (`resume`), as a reader stands
@@ -194,6 +198,7 @@ class GpxReplaySource(LocationSource):
 
 
 class FixedSource(LocationSource):
+    simulated = "fixed"
     """One position, given every `interval_s` seconds."""
 
     provider = "fixed"

@@ -33,6 +33,52 @@ def nearest_unread(
     return best
 
 
+NEXT_MODES = ("nearest", "sequence")
+
+
+def next_to_read(
+    meters: list[MeterView],
+    after: MeterView,
+    mode: str,
+    here: tuple[float, float] | None = None,
+) -> MeterView | None:
+    """The meter to go to after `after` is done: the nearest one still to read (from where the
+    reader stands, else from `after`), or the next in the route's order, wrapping round to
+    those passed by; None when the route is done."""
+    todo = [m for m in meters if not m.done and m.id != after.id]
+    if not todo:
+        return None
+    if mode == "sequence":
+        ahead = [m for m in todo if (m.sequence, m.id) > (after.sequence, after.id)]
+        return min(ahead or todo, key=lambda m: (m.sequence, m.id))
+    lat, lon = here if here is not None else (after.lat, after.lon)
+    return min(todo, key=lambda m: (distance_m(lat, lon, m.lat, m.lon), m.sequence))
+
+
+def steady_nearest(
+    shown: tuple[MeterView, float] | None,
+    found: tuple[MeterView, float] | None,
+    meters: Iterable[MeterView],
+    lat: float,
+    lon: float,
+    *,
+    margin_m: float,
+    radius_m: float,
+) -> tuple[MeterView, float] | None:
+    """The customer card to show now: the one shown stays while it is still to read, within
+    the radius, and no other meter is `margin_m` nearer, so that GPS jitter between two
+    neighbours does not swap the card under the reader's thumb."""
+    if shown is None or found is None or found[0].id == shown[0].id:
+        return found
+    still = next((m for m in meters if m.id == shown[0].id and not m.done), None)
+    if still is None:
+        return found
+    d = distance_m(lat, lon, still.lat, still.lon)
+    if d <= radius_m and found[1] > d - margin_m:
+        return (still, d)
+    return found
+
+
 @dataclass(frozen=True)
 class TypoCheck:
     """What the reader is asked before a register is confirmed."""

@@ -9,7 +9,7 @@ from kivy.app import App
 from kivy.clock import Clock, mainthread
 from kivy.lang import Builder
 from kivy.logger import Logger
-from kivy.uix.popup import Popup
+from kivy.uix.modalview import ModalView
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from common.i18n import LANGUAGES, choose_language
@@ -84,7 +84,7 @@ class HandheldApp(App):
         self.autologin = autologin
         # The person's own choice on this handheld, else --lang, else the system's.
         language.use(choose_language(field.store.setting("language"), lang))
-        self.question: Popup | None = None
+        self.question: ModalView | None = None
         self.font_problem = ""
         self._refresh = Clock.create_trigger(self._refresh_screens, 0.2)
 

@@ -8,7 +8,13 @@ from typing import Any
 
 from kivy.clock import Clock
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty
+from kivy.properties import (
+    BooleanProperty,
+    ListProperty,
+    NumericProperty,
+    ObjectProperty,
+    StringProperty,
+)
 
 from common.wire import SKIP_CODES
 from mobile.core.field import EntryError
@@ -26,7 +32,7 @@ from mobile.core.language import (
 )
 from mobile.core.route import plain
 from mobile.core.views import MeterView, StoreError
-from mobile.ui.base import GridwalkScreen, ask, when
+from mobile.ui.base import GridwalkScreen, ask, status_text
 
 
 class TodayScreen(GridwalkScreen):
@@ -37,10 +43,8 @@ class TodayScreen(GridwalkScreen):
         field = self.field
         self.ids.title.text = _("Today - {user}").format(user=field.username or "")
         state = field.store.sync_state()
-        lines = [
-            _("Waiting to send: {count}").format(count=state.waiting),
-            _("Last sync: {time}").format(time=when(state.last_sync_at)),
-        ]
+        # What waits and when it last went are on the status line; here what needs the reader.
+        lines: list[str] = []
         if state.rejected:
             lines.append(
                 _("Refused by the office: {count} (see the meter)").format(count=state.rejected)
@@ -49,13 +53,8 @@ class TodayScreen(GridwalkScreen):
             lines.append(_("Last error: {error}").format(error=state.last_error))
         self.ids.sync_state.text = "\n".join(lines)
         _status, message = field.gps_status
-        fix = field.here()
-        self.ids.gps_state.text = (
-            _("GPS: {lat}, {lon} (+/-{accuracy} m)").format(
-                lat=f"{fix.lat:.5f}", lon=f"{fix.lon:.5f}", accuracy=f"{fix.accuracy_m:.0f}"
-            )
-            if fix
-            else _("GPS: {state}").format(state=message or _("waiting for a fix"))
+        self.ids.gps_state.text = status_text(field.status()) + (
+            f"\n{message}" if message and field.here() is None else ""
         )
         work = self.ids.work
         work.clear_widgets()
@@ -129,6 +128,7 @@ class RouteScreen(GridwalkScreen):
             if name in ("", assignment.route_code)
             else f"{assignment.route_code} {name}"
         )
+        self.ids.status.text = status_text(self.field.status())
         self.ids.progress.text = _("read {read}, skipped {skipped}, left {left} of {total}").format(
             read=assignment.read,
             skipped=assignment.skipped,
@@ -163,8 +163,15 @@ class RouteScreen(GridwalkScreen):
             box.add_widget(button)
         self.update_nearest()
 
+    def hold_card(self, held: bool) -> None:
+        self._card_held = held
+
     def update_nearest(self, *_args: Any) -> None:
-        near = self.field.nearest(self.assignment_id)
+        if getattr(self, "_card_held", False):
+            return
+        near = self.field.nearest(self.assignment_id, getattr(self, "_shown", None))
+        self._shown = near
+        self.ids.status.text = status_text(self.field.status())
         if near is None:
             self.nearest_id = 0
             fix = self.field.here()
@@ -197,6 +204,8 @@ class ReadingScreen(GridwalkScreen):
     skip_codes = ListProperty(list(SKIP_CODES))
     locked = BooleanProperty(False)
     refused = BooleanProperty(False)
+    next_text = StringProperty("")
+    next_mode_text = StringProperty("")
 
     def show(self, meter: MeterView) -> None:
         self.meter = meter
@@ -251,6 +260,30 @@ class ReadingScreen(GridwalkScreen):
         else:
             self.refused = False
             self.ids.locked.text = ""
+        self._show_next()
+
+    def _show_next(self) -> None:
+        """Once this meter is done, the way on: the next meter by the reader's choice."""
+        meter = self.meter
+        self._next = self.field.next_meter(meter) if meter is not None and self.locked else None
+        self.next_text = (
+            _("Next: {customer} ({sequence})  >").format(
+                customer=self._next.customer_name, sequence=self._next.sequence
+            )
+            if self._next is not None
+            else ""
+        )
+        self.next_mode_text = (
+            _("nearest") if self.field.next_mode == "nearest" else _("in order")
+        )
+
+    def go_next(self) -> None:
+        if self._next is not None:
+            self.show(self.field.store.meter(self._next.assignment_id, self._next.id))
+
+    def toggle_next_mode(self) -> None:
+        self.field.set_next_mode("sequence" if self.field.next_mode == "nearest" else "nearest")
+        self._show_next()
 
     def typed(self, text: str) -> None:
         meter = self.meter

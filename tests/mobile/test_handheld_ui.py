@@ -126,6 +126,10 @@ def test_a_reader_walks_reads_confirms_skips_and_syncs_through_the_screens_in_ch
     assert texts["popup_button"] == "抄这块表"
     assert texts["locked"].startswith("已锁定")
     assert "确认后的示数不可修改。" in texts["locked"]
+    # Done: the way on is offered (the nearest still to read, the reader's default choice).
+    assert texts["next"].startswith("下一户：")
+    # Large enough for a thumb in a glove, on every screen the walk passed through.
+    assert result["small_targets"] == []
 
     session.commit()
     held = {str(r.id): r for r in session.exec(select(Reading))}
@@ -210,6 +214,7 @@ def test_a_crew_works_a_job_offline_through_the_screens_and_the_board_follows(
             == []
         )
         assert len(result["screenshots"]) == 6
+        assert result["small_targets"] == []
 
 
 def test_the_app_starts_on_a_fresh_machine_with_a_data_dir_that_does_not_exist_yet(

@@ -19,7 +19,8 @@ from mobile.core.location import (
     TrackRecorder,
     parse_fixed,
 )
-from mobile.core.route import check_entry, nearest_unread
+from mobile.core.route import check_entry, nearest_unread, next_to_read, steady_nearest
+from mobile.core.status import field_status, gps_quality
 from mobile.core.store import Store
 from tests.mobile.test_store import T0, pulled
 
@@ -40,6 +41,63 @@ def test_the_nearest_unread_meter_within_the_radius_pops_up(store: Store) -> Non
     assert near[0].id == 101
     assert near[1] == pytest.approx(5.5, abs=0.5)
     assert nearest_unread(meters, 30.30, 120.15, radius_m=25) is None  # 3 km away: nobody
+
+
+def test_after_a_meter_the_next_is_the_nearest_still_to_read_or_the_next_in_order(
+    store: Store,
+) -> None:
+    store.confirm_reading(7, 101, value=Decimal(1100), read_at=T0, fix=None)
+    meters = {m.id: m for m in store.meters(7)}
+    done = meters[101]
+    # In order: 102 follows 101; after the last (103) the route wraps round to 100, passed by.
+    assert next_to_read(list(meters.values()), done, "sequence").id == 102
+    assert next_to_read(list(meters.values()), meters[103], "sequence").id == 100
+    # Nearest: from where the reader stands, whatever the order (100 is behind, but close).
+    standing_by_100 = (30.27 + 0.00002, 120.15)
+    assert next_to_read(list(meters.values()), done, "nearest", standing_by_100).id == 100
+    # Without a fix, from the meter just read: both neighbours are 33 m off, the first wins.
+    assert next_to_read(list(meters.values()), done, "nearest").id == 100
+    for m in (100, 102, 103):
+        store.confirm_reading(7, m, value=Decimal(1100 + m), read_at=T0, fix=None)
+    assert next_to_read(store.meters(7), done, "nearest") is None  # the route is done
+
+
+def test_the_customer_card_holds_still_while_gps_jitters_between_two_neighbours(
+    store: Store,
+) -> None:
+    meters = store.meters(7)
+    between = 30.27 + 1.5e-4  # halfway between meters 100 and 101, 16.5 m from each
+    shown = nearest_unread(meters, between - 1e-5, 120.15, radius_m=25)
+    assert shown is not None
+    assert shown[0].id == 100
+    # A jitter of a metre or two towards 101 makes 101 the nearest, but not clearly.
+    jittered = nearest_unread(meters, between + 1e-5, 120.15, radius_m=25)
+    assert jittered is not None
+    assert jittered[0].id == 101
+    held = steady_nearest(
+        shown, jittered, meters, between + 1e-5, 120.15, margin_m=6, radius_m=25
+    )
+    assert held is not None
+    assert held[0].id == 100
+    # Walking on to 101 (10 m nearer to it than to 100) changes the card.
+    at_101 = 30.27 + 3e-4 - 5e-5
+    found = nearest_unread(meters, at_101, 120.15, radius_m=25)
+    moved = steady_nearest(shown, found, meters, at_101, 120.15, margin_m=6, radius_m=25)
+    assert moved is not None
+    assert moved[0].id == 101
+
+
+def test_the_status_line_tells_a_good_fix_from_a_poor_one_and_a_replay_from_the_gps() -> None:
+    good = Fix(lat=30.27, lon=120.15, accuracy_m=8, fix_time=T0)
+    poor = Fix(lat=30.27, lon=120.15, accuracy_m=65, fix_time=T0, provider="network")
+    mocked = Fix(lat=30.27, lon=120.15, accuracy_m=3, fix_time=T0, mock=True)
+    assert [gps_quality(f) for f in (good, poor, None)] == ["good", "poor", "none"]
+    assert field_status(good, None, 2, None).simulated is None
+    assert field_status(good, "replay", 2, None).simulated == "replay"
+    assert field_status(mocked, None, 0, None).simulated == "mock"
+    # This machine has no battery to ask about: the line leaves it out rather than invent one.
+    status = field_status(None, None, 3, "2026-01-01T00:00:00+00:00")
+    assert (status.gps, status.waiting, status.battery_percent) == ("none", 3, None)
 
 
 def test_a_read_meter_no_longer_pops_up_but_a_reread_task_does(store: Store) -> None:

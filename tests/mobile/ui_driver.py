@@ -68,6 +68,27 @@ class Harness:
     def shot(self, name: str) -> None:
         saved = self.window.screenshot(name=str(self.shots / f"{name}.png"))
         self.result["screenshots"].append(saved)
+        self.check_touch_targets(name)
+
+    def check_touch_targets(self, where: str) -> None:
+        """Every control a thumb can reach on what is shown is at least 48 dp tall."""
+        from kivy.metrics import dp
+        from kivy.uix.button import Button
+        from kivy.uix.textinput import TextInput
+
+        shown = [self.app.root.current_screen]
+        if self.app.question is not None and self.app.question._window is not None:
+            shown.append(self.app.question)
+        small = self.result.setdefault("small_targets", [])
+        for top in shown:
+            for widget in top.walk(restrict=True):
+                if not isinstance(widget, Button | TextInput):
+                    continue
+                if widget.disabled or widget.opacity == 0 or widget.height == 0:
+                    continue
+                if widget.height < dp(48) - 0.5:
+                    name = type(widget).__name__
+                    small.append(f"{where}: {name} {widget.text!r} {widget.height}")
 
     @staticmethod
     def press(widget: Any) -> None:
@@ -218,6 +239,7 @@ def reader_flow(h: Harness, sc: dict[str, Any]) -> Step:
             yield 0.5
             h.shot("07-locked")
             h.result["texts"]["locked"] = reading.ids.locked.text
+            h.result["texts"]["next"] = reading.next_text
             assert reading.ids.entry.disabled, "a locked reading must not be editable"
             assert reading.ids.entry.opacity == 0
         h.result["confirmed"].append({"meter_id": meter.id, "value": plain(value)})
