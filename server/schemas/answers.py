@@ -26,7 +26,7 @@ class ErrorBody(BaseModel):
 
 
 _MEANING = {
-    400: "The body is not what the route reads (not JSON, bad gzip)",
+    400: "The body cannot be read (not UTF-8, not JSON, bad gzip, a broken form)",
     401: "No valid access token (expired: refresh it), or a bad login",
     403: "The caller's role or grid may not do this",
     404: "What the path names does not exist",
