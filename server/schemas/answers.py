@@ -43,6 +43,19 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in statuses}
 
 
+def file_answer(
+    media_type: str, description: str, model: type[BaseModel] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of a route that sends a file of `media_type` (GPX, CSV, GeoJSON).
+
+    Such a route takes `response_class=Response`, whose media type is none: FastAPI would
+    otherwise document the route's errors under the file's media type too, though they are
+    JSON (ErrorBody) like every other error. `model` must also be the route's response_model,
+    which puts its schema in /openapi.json's components."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"} if model else {"type": "string"}
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
+
+
 # ------------------------------------------------------------------------ the route audit
 
 
