@@ -22,7 +22,7 @@ from server.schemas.answers import (
     errors,
     file_answer,
 )
-from server.schemas.requests import RequestModel
+from server.schemas.requests import MAX_ROW_ID, RequestModel
 from server.validation import runner as validation
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(400, 401, 403, 404, 409, 422))
@@ -45,7 +45,7 @@ class ReviewIn(RequestModel):
 
 
 class RereadIn(RequestModel):
-    meter_id: int = Field(gt=0)
+    meter_id: int = Field(gt=0, le=MAX_ROW_ID)
     reason: str = Field(min_length=1, max_length=500)
 
 
