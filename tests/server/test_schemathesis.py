@@ -9,7 +9,7 @@ answer's status, content type and body are the ones /openapi.json documents.
 
 The generation is bounded (EXAMPLES per operation in the fuzzing phase, plus the examples and
 coverage phases' own finite cases) and derandomised with a fixed seed: a run is repeatable and
-takes about a minute for both databases.
+takes about 90 s for both databases and all roles on a 2-core machine.
 """
 
 from __future__ import annotations
