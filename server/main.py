@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from common import clock
@@ -26,6 +27,8 @@ from server.validation import runner as validation
 from server.web import pages
 
 logger = logging.getLogger("gridwalk")
+
+_FRAMEWORK_CODES = {400: "unreadable_body", 404: "not_found", 405: "method_not_allowed"}
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -66,6 +69,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
         return JSONResponse(
             status_code=exc.status_code, content=body, headers=headers | exc.headers
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        # The framework's own refusals (a body it cannot decode, an unknown path, a method the
+        # path does not take) in the one error shape /openapi.json documents, with a code.
+        code = _FRAMEWORK_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": str(exc.detail), "code": code},
+            headers=exc.headers,
         )
 
     @app.exception_handler(ClientDisconnect)

@@ -21,6 +21,7 @@ from server.core.config import Settings
 from server.core.errors import Forbidden, Problem, Unauthorized
 from server.core.security import decode_access_token
 from server.models import Device, User
+from server.schemas.requests import MAX_ROW_ID
 
 
 def get_settings(request: Request) -> Settings:
@@ -37,9 +38,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-# A row id in a path: what a BIGINT key can hold, so a number no row can have is a 422 naming
-# the parameter, not a database overflow.
-RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# A row id in a path: a number no row can have is a 422 naming the parameter.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 # scope="function": the commit happens before the response goes out, so a client is never told
 # "accepted" for something that did not commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -26,7 +26,7 @@ class ErrorBody(BaseModel):
 
 
 _MEANING = {
-    400: "The body is not what the route reads (not JSON, bad gzip)",
+    400: "The body cannot be read (not UTF-8, not JSON, bad gzip, a broken form)",
     401: "No valid access token (expired: refresh it), or a bad login",
     403: "The caller's role or grid may not do this",
     404: "What the path names does not exist",
@@ -42,6 +42,19 @@ _MEANING = {
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error answers a group of routes can give, for /openapi.json."""
     return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in statuses}
+
+
+def file_answer(
+    media_type: str, description: str, model: type[BaseModel] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer of a route that sends a file of `media_type` (GPX, CSV, GeoJSON).
+
+    Such a route takes `response_class=Response`, whose media type is none: FastAPI would
+    otherwise document the route's errors under the file's media type too, though they are
+    JSON (ErrorBody) like every other error. `model` must also be the route's response_model,
+    which puts its schema in /openapi.json's components."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"} if model else {"type": "string"}
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
 
 
 # ------------------------------------------------------------------------ the route audit

@@ -46,6 +46,11 @@ def _in_our_times(t: datetime) -> datetime:
 # An aware date-time within those years.
 Moment = Annotated[AwareDatetime, AfterValidator(_in_our_times)]
 
+# The largest id a row can have. The integer keys are INTEGER (32 bits) on PostgreSQL, though
+# SQLite's hold 64: a number beyond it, in a path or a body, can name no row, and PostgreSQL
+# would refuse to even compare it (a 500), so it is a 422 naming where it was.
+MAX_ROW_ID = 2**31 - 1
+
 # A text path or query parameter.
 Text = Annotated[str, AfterValidator(_no_nul)]
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from server.schemas.requests import Moment, RequestModel
+from server.schemas.requests import MAX_ROW_ID, Moment, RequestModel
 
 SkipCode = Literal["no_access", "locked", "dog", "meter_missing", "meter_damaged", "other"]
 SKIP_CODES: tuple[str, ...] = SkipCode.__args__  # type: ignore[attr-defined]
@@ -56,8 +56,8 @@ class ReadingIn(WireModel):
     """One meter reading, or one skip, as confirmed on the handheld."""
 
     id: uuid.UUID
-    assignment_id: int = Field(gt=0)
-    meter_id: int = Field(gt=0)
+    assignment_id: int = Field(gt=0, le=MAX_ROW_ID)
+    meter_id: int = Field(gt=0, le=MAX_ROW_ID)
     value: Decimal | None = Field(default=None, ge=0, max_digits=15, decimal_places=3)
     skip_code: SkipCode | None = None
     note: str | None = Field(default=None, max_length=500)

@@ -15,7 +15,9 @@ from server.core.errors import Invalid, TooLarge
 from server.schemas.answers import ImportReportOut, errors
 from server.schemas.requests import RequestModel, Text
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403, 404, 409, 413, 422))
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=errors(400, 401, 403, 404, 409, 413, 422)
+)
 
 
 class UserCreate(RequestModel):

@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
 
 from server.api.deps import Caller, RowId, SessionDep, SettingsDep, require_role
@@ -20,11 +20,12 @@ from server.schemas.answers import (
     ReadingOut,
     RereadOrdered,
     errors,
+    file_answer,
 )
-from server.schemas.requests import RequestModel
+from server.schemas.requests import MAX_ROW_ID, RequestModel
 from server.validation import runner as validation
 
-router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(401, 403, 404, 409, 422))
+router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(400, 401, 403, 404, 409, 422))
 
 
 def get_auditor(
@@ -44,7 +45,7 @@ class ReviewIn(RequestModel):
 
 
 class RereadIn(RequestModel):
-    meter_id: int = Field(gt=0)
+    meter_id: int = Field(gt=0, le=MAX_ROW_ID)
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -127,7 +128,11 @@ def close_assignment(
     return audit.assignment_summary(session, auditor=auditor, assignment_id=assignment_id)
 
 
-@router.get("/assignments/{assignment_id}/track.gpx", response_class=PlainTextResponse)
+@router.get(
+    "/assignments/{assignment_id}/track.gpx",
+    response_class=Response,
+    responses=file_answer("application/gpx+xml", "The track as GPX 1.1"),
+)
 def export_gpx(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> Response:
     """The reader's track with the readings as waypoints, as GPX."""
     return Response(
@@ -137,7 +142,12 @@ def export_gpx(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -
     )
 
 
-@router.get("/assignments/{assignment_id}/track.geojson", response_model=GeoTrackExport)
+@router.get(
+    "/assignments/{assignment_id}/track.geojson",
+    response_class=Response,
+    response_model=GeoTrackExport,
+    responses=file_answer("application/geo+json", "A GeoJSON FeatureCollection", GeoTrackExport),
+)
 def export_geojson(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> Response:
     """The track and the meters with their state, as GeoJSON."""
     return Response(
@@ -146,7 +156,11 @@ def export_geojson(assignment_id: RowId, auditor: AuditorDep, session: SessionDe
     )
 
 
-@router.get("/assignments/{assignment_id}/readings.csv", response_class=PlainTextResponse)
+@router.get(
+    "/assignments/{assignment_id}/readings.csv",
+    response_class=Response,
+    responses=file_answer("text/csv", "The readings as CSV, UTF-8"),
+)
 def export_csv(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> Response:
     """The readings with their flags, as CSV."""
     return Response(

@@ -17,7 +17,7 @@ router = APIRouter(
     prefix="/auth",
     tags=["auth"],
     dependencies=[Depends(check_client_version)],
-    responses=errors(401, 403, 422, 426),
+    responses=errors(400, 401, 403, 422, 426),
 )
 
 

@@ -16,7 +16,7 @@ from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, Outag
 from server.schemas.requests import RequestModel, Text
 from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 
-router = APIRouter(tags=["jobs and outages"], responses=errors(401, 403, 404, 422))
+router = APIRouter(tags=["jobs and outages"], responses=errors(400, 401, 403, 404, 422))
 
 Dispatcher = Annotated[Caller, Depends(require_role("agent", "supervisor", "admin"))]
 
