@@ -8,12 +8,13 @@ from typing import Any
 from kivy.app import App
 from kivy.clock import Clock, mainthread
 from kivy.lang import Builder
+from kivy.logger import Logger
 from kivy.uix.popup import Popup
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from mobile.core.field import FieldSession
 from mobile.core.sync import SyncError, SyncReport
-from mobile.ui.base import GridwalkScreen
+from mobile.ui.base import GridwalkScreen, ask
 
 # The screens the kv file names: imported so that Kivy's Factory knows them before it loads.
 from mobile.ui.jobs import JobScreen, NewJobScreen
@@ -76,6 +77,17 @@ class HandheldApp(App):
         self.field._on_status = self._gps_status
         self.field.start_location()
         self.show("today" if self.field.resume() else "login")
+        self.tell_start_notice()
+
+    def tell_start_notice(self) -> None:
+        """What the database check found at start (damage, lost work), until the user says
+        they have read it: it is also what they tell their supervisor."""
+        notice = self.field.store.start_notice()
+        if notice is None:
+            return
+        Logger.error("Gridwalk: device database: %s", notice)
+        seen = self.field.store.notice_seen
+        self.question = ask("This handheld's data", notice, "I have read this", seen, "Later")
 
     def on_pause(self) -> bool:
         # Keep recording in the background on Android; the store is already on disk.
