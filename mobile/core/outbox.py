@@ -70,6 +70,9 @@ class Outbox(DeviceDb):
             raise StoreError("the server's answer does not match the batch sent")
         synced_at = iso(clock.now())
         with self._tx() as db:
+            # Before this batch is marked: what the server held in an older epoch goes again,
+            # what it has just taken in this one does not.
+            note_data_epoch(db, answer.data_epoch)
             for i, (item_id, result) in enumerate(zip(ids, results, strict=True)):
                 table = "readings" if i < len(batch.reading_ids) else "job_events"
                 db.execute(
@@ -119,6 +122,35 @@ class Outbox(DeviceDb):
                 "SELECT * FROM readings WHERE sync_status = 'rejected' ORDER BY confirmed_at"
             )
         ]
+
+
+def note_data_epoch(db: sqlite3.Connection, epoch: str | None) -> int | None:
+    """Note the server's data epoch (inside the caller's transaction). When it has changed, the
+    server was restored from a backup and may have lost what it acknowledged: every record still
+    held that it had taken goes back into the outbox, and the next pull starts from the
+    beginning (the server's change numbers were rewound too). Returns how many records were
+    queued again, or None if the epoch has not changed."""
+    if epoch is None:
+        return None  # a server that predates the epoch
+    known = db.execute("SELECT value FROM settings WHERE key = 'data_epoch'").fetchone()
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES ('data_epoch', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (epoch,),
+    )
+    if known is None or known["value"] == epoch:
+        return None  # the first epoch this handheld hears of is the one it has been talking to
+    queued = 0
+    for table in ("readings", "job_events"):
+        queued += db.execute(
+            f"UPDATE {table} SET sync_status = 'pending', sync_error = NULL, "  # noqa: S608 - one of two names
+            "sync_detail = NULL WHERE sync_status IN ('accepted', 'duplicate')"
+        ).rowcount
+    queued += db.execute(
+        "UPDATE track_points SET sync_status = 'pending' WHERE sync_status = 'synced'"
+    ).rowcount
+    db.execute("DELETE FROM settings WHERE key = 'cursor'")
+    return queued
 
 
 def _reading_wire(r: sqlite3.Row) -> wire.Reading:
