@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from common import clock, wire
 from common.wire import iso
@@ -76,16 +76,9 @@ class Outbox(DeviceDb):
             for i, (item_id, result) in enumerate(zip(ids, results, strict=True)):
                 table = "readings" if i < len(batch.reading_ids) else "job_events"
                 db.execute(
-                    f"UPDATE {table} SET sync_status = ?, sync_error = ?, sync_detail = ?"  # noqa: S608 - table is one of two names
-                    + (", synced_at = ?" if table == "readings" else "")
-                    + " WHERE id = ?",
-                    (
-                        result.status,
-                        result.error,
-                        result.detail,
-                        *((synced_at,) if table == "readings" else ()),
-                        item_id,
-                    ),
+                    f"UPDATE {table} SET sync_status = ?, sync_error = ?, sync_detail = ?, "  # noqa: S608 - table is one of two names
+                    "synced_at = ? WHERE id = ?",
+                    (result.status, result.error, result.detail, synced_at, item_id),
                 )
             rejected = {r.index: r.error for r in answer.track.rejected}
             for index, t in enumerate(batch.point_times):
@@ -96,7 +89,34 @@ class Outbox(DeviceDb):
                         (rejected[index], t),
                     )
                 else:
-                    db.execute("UPDATE track_points SET sync_status = 'synced' WHERE t = ?", (t,))
+                    db.execute(
+                        "UPDATE track_points SET sync_status = 'synced', synced_at = ? WHERE t = ?",
+                        (synced_at, t),
+                    )
+
+    def prune(self, retention: timedelta) -> dict[str, int]:
+        """Delete what the server acknowledged more than `retention` ago; returns how many of
+        each. Until then it is kept, to be pushed again if the server is restored from a backup
+        (note_data_epoch). A reading stays while its assignment is open on the device: the
+        screens show its meter as read."""
+        cutoff = clock.now() - retention
+        with self._tx() as db:
+            readings = db.execute(
+                "DELETE FROM readings WHERE state = 'confirmed' AND sync_status IN "
+                "('accepted', 'duplicate') AND synced_at < ? AND assignment_id NOT IN "
+                "(SELECT id FROM assignments WHERE withdrawn = 0 AND window_end >= ?)",
+                (iso(cutoff), cutoff.date().isoformat()),
+            ).rowcount
+            events = db.execute(
+                "DELETE FROM job_events WHERE sync_status IN ('accepted', 'duplicate') "
+                "AND synced_at < ?",
+                (iso(cutoff),),
+            ).rowcount
+            points = db.execute(
+                "DELETE FROM track_points WHERE sync_status = 'synced' AND synced_at < ?",
+                (iso(cutoff),),
+            ).rowcount
+        return {"readings": readings, "job_events": events, "track_points": points}
 
     def sync_state(self) -> SyncState:
         waiting = self._rows(
