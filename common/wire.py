@@ -263,6 +263,8 @@ class TrackResult(Record):
 class PushAnswer(Record):
     results: tuple[PushResult, ...]
     track: TrackResult
+    # The server's data epoch (see PullPage); None from a server that predates it.
+    data_epoch: str | None = None
 
 
 # ------------------------------------------------------------------------------ the pull
@@ -352,6 +354,9 @@ class PullPage(Record):
     jobs: tuple[Job, ...]
     reread_orders: tuple[RereadOrder, ...]
     withdrawn: tuple[Withdrawn, ...]
+    # Which life of the server's data this is: a new one after a restore from backup tells the
+    # handheld to push again what it still holds. None from a server that predates it.
+    data_epoch: str | None = None
 
 
 WIRE_RECORDS: tuple[type[Record], ...] = (

@@ -62,6 +62,16 @@ class ChangeCounter(SQLModel, table=True):
     value: int = Field(default=0, sa_type=BigInteger, nullable=False)
 
 
+class DataEpoch(SQLModel, table=True):
+    """A single row: which life of the data this server holds. Renewed by `gridwalk
+    new-data-epoch` after a restore from backup, so that handhelds push again what it lost."""
+
+    __tablename__ = "data_epoch"
+    id: int = Field(primary_key=True)
+    value: str = Field(max_length=36, nullable=False)
+    started_at: datetime = _created()
+
+
 class Grid(SQLModel, table=True):
     """A service grid (网格) with its leader."""
 

@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,11 @@ def _truncate_postgres(engine: Engine) -> None:
         # TRUNCATE fires no row triggers, so the readings lock does not stand in the way.
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(text("INSERT INTO change_counter (id, value) VALUES (1, 0)"))
+        # The one row the migrations put in (server.sync.epoch), as they do.
+        conn.execute(
+            text("INSERT INTO data_epoch (id, value, started_at) VALUES (1, :value, :at)"),
+            {"value": str(uuid.uuid4()), "at": the_clock.now()},
+        )
 
 
 @pytest.fixture(params=BACKENDS)

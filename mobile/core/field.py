@@ -53,6 +53,9 @@ class FieldSettings:
     track_interval_s: float = 5.0
     track_min_distance_m: float = 3.0
     sync_interval_s: float = 60.0
+    # How long records the server acknowledged stay on the handheld: pushed again if the
+    # server is restored from an older backup (a new data epoch), then pruned at start.
+    retention_days: float = 30.0
 
 
 class EntryError(StoreError):
@@ -87,6 +90,7 @@ class FieldSession:
         self.data_dir = Path(data_dir)
         self.settings = settings or FieldSettings()
         self.store = Store(self.data_dir / "gridwalk-device.db")
+        self.store.prune(timedelta(days=self.settings.retention_days))
         self.recorder = TrackRecorder(
             self.store,
             interval_s=self.settings.track_interval_s,

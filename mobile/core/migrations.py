@@ -148,7 +148,78 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [("001_initial", _m001_initial)]
+def _m002_change_counter(db: sqlite3.Connection) -> None:
+    # One row, raised by every write transaction and copied to the tally beside the file after
+    # each commit: a database whose number is behind its tally has lost commits (db_health).
+    _run_script(
+        db,
+        """
+        CREATE TABLE change_counter (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            number INTEGER NOT NULL
+        );
+        INSERT INTO change_counter (id, number) VALUES (1, 0);
+        """,
+    )
+
+
+def _m003_retention(db: sqlite3.Connection) -> None:
+    # When the server acknowledged each record, so that it is kept a retention period after
+    # (records acknowledged before this migration count from their own time).
+    _run_script(
+        db,
+        """
+        ALTER TABLE job_events ADD COLUMN synced_at TEXT;
+        ALTER TABLE track_points ADD COLUMN synced_at TEXT;
+        UPDATE job_events SET synced_at = at WHERE sync_status IN ('accepted', 'duplicate');
+        UPDATE track_points SET synced_at = t WHERE sync_status = 'synced';
+        UPDATE readings SET synced_at = confirmed_at
+            WHERE sync_status IN ('accepted', 'duplicate') AND synced_at IS NULL;
+
+        -- A confirmed reading may leave the device only once the server holds it: pruned
+        -- after the retention period. One the server has not acknowledged stays for ever.
+        DROP TRIGGER readings_confirmed_kept;
+        CREATE TRIGGER readings_confirmed_kept BEFORE DELETE ON readings
+        WHEN OLD.state = 'confirmed' AND (
+            OLD.sync_status NOT IN ('accepted', 'duplicate') OR OLD.synced_at IS NULL
+        )
+        BEGIN SELECT RAISE(ABORT, 'reading is confirmed and locked'); END;
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    ("001_initial", _m001_initial),
+    ("002_change_counter", _m002_change_counter),
+    ("003_retention", _m003_retention),
+]
+
+# The tables the migrations make, all of them there once every migration is recorded.
+TABLES = frozenset(
+    {
+        "settings",
+        "assignments",
+        "meters",
+        "readings",
+        "track_points",
+        "reread_orders",
+        "jobs",
+        "job_events",
+        "change_counter",
+    }
+)
+
+
+def schema_problem(tables: set[str], done: set[str]) -> str | None:
+    """What is wrong with a schema of these tables and recorded migrations, or None: a file
+    with tables but no record of its migrations, or one missing a table its record promises."""
+    if not tables - {"_migrations"}:
+        return None  # a new or empty file: the migrations make everything
+    if "_migrations" not in tables:
+        return "its schema has no record of its migrations"
+    if {name for name, _ in MIGRATIONS} <= done and (missing := TABLES - tables):
+        return f"its schema lacks {', '.join(sorted(missing))}"
+    return None
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from common import clock, wire
 from common.wire import iso
@@ -70,19 +70,15 @@ class Outbox(DeviceDb):
             raise StoreError("the server's answer does not match the batch sent")
         synced_at = iso(clock.now())
         with self._tx() as db:
+            # Before this batch is marked: what the server held in an older epoch goes again,
+            # what it has just taken in this one does not.
+            note_data_epoch(db, answer.data_epoch)
             for i, (item_id, result) in enumerate(zip(ids, results, strict=True)):
                 table = "readings" if i < len(batch.reading_ids) else "job_events"
                 db.execute(
-                    f"UPDATE {table} SET sync_status = ?, sync_error = ?, sync_detail = ?"  # noqa: S608 - table is one of two names
-                    + (", synced_at = ?" if table == "readings" else "")
-                    + " WHERE id = ?",
-                    (
-                        result.status,
-                        result.error,
-                        result.detail,
-                        *((synced_at,) if table == "readings" else ()),
-                        item_id,
-                    ),
+                    f"UPDATE {table} SET sync_status = ?, sync_error = ?, sync_detail = ?, "  # noqa: S608 - table is one of two names
+                    "synced_at = ? WHERE id = ?",
+                    (result.status, result.error, result.detail, synced_at, item_id),
                 )
             rejected = {r.index: r.error for r in answer.track.rejected}
             for index, t in enumerate(batch.point_times):
@@ -93,7 +89,34 @@ class Outbox(DeviceDb):
                         (rejected[index], t),
                     )
                 else:
-                    db.execute("UPDATE track_points SET sync_status = 'synced' WHERE t = ?", (t,))
+                    db.execute(
+                        "UPDATE track_points SET sync_status = 'synced', synced_at = ? WHERE t = ?",
+                        (synced_at, t),
+                    )
+
+    def prune(self, retention: timedelta) -> dict[str, int]:
+        """Delete what the server acknowledged more than `retention` ago; returns how many of
+        each. Until then it is kept, to be pushed again if the server is restored from a backup
+        (note_data_epoch). A reading stays while its assignment is open on the device: the
+        screens show its meter as read."""
+        cutoff = clock.now() - retention
+        with self._tx() as db:
+            readings = db.execute(
+                "DELETE FROM readings WHERE state = 'confirmed' AND sync_status IN "
+                "('accepted', 'duplicate') AND synced_at < ? AND assignment_id NOT IN "
+                "(SELECT id FROM assignments WHERE withdrawn = 0 AND window_end >= ?)",
+                (iso(cutoff), cutoff.date().isoformat()),
+            ).rowcount
+            events = db.execute(
+                "DELETE FROM job_events WHERE sync_status IN ('accepted', 'duplicate') "
+                "AND synced_at < ?",
+                (iso(cutoff),),
+            ).rowcount
+            points = db.execute(
+                "DELETE FROM track_points WHERE sync_status = 'synced' AND synced_at < ?",
+                (iso(cutoff),),
+            ).rowcount
+        return {"readings": readings, "job_events": events, "track_points": points}
 
     def sync_state(self) -> SyncState:
         waiting = self._rows(
@@ -119,6 +142,35 @@ class Outbox(DeviceDb):
                 "SELECT * FROM readings WHERE sync_status = 'rejected' ORDER BY confirmed_at"
             )
         ]
+
+
+def note_data_epoch(db: sqlite3.Connection, epoch: str | None) -> int | None:
+    """Note the server's data epoch (inside the caller's transaction). When it has changed, the
+    server was restored from a backup and may have lost what it acknowledged: every record still
+    held that it had taken goes back into the outbox, and the next pull starts from the
+    beginning (the server's change numbers were rewound too). Returns how many records were
+    queued again, or None if the epoch has not changed."""
+    if epoch is None:
+        return None  # a server that predates the epoch
+    known = db.execute("SELECT value FROM settings WHERE key = 'data_epoch'").fetchone()
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES ('data_epoch', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (epoch,),
+    )
+    if known is None or known["value"] == epoch:
+        return None  # the first epoch this handheld hears of is the one it has been talking to
+    queued = 0
+    for table in ("readings", "job_events"):
+        queued += db.execute(
+            f"UPDATE {table} SET sync_status = 'pending', sync_error = NULL, "  # noqa: S608 - one of two names
+            "sync_detail = NULL WHERE sync_status IN ('accepted', 'duplicate')"
+        ).rowcount
+    queued += db.execute(
+        "UPDATE track_points SET sync_status = 'pending' WHERE sync_status = 'synced'"
+    ).rowcount
+    db.execute("DELETE FROM settings WHERE key = 'cursor'")
+    return queued
 
 
 def _reading_wire(r: sqlite3.Row) -> wire.Reading:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from common import wire
 from common.wire import iso
 from mobile.core.device_db import DeviceDb
+from mobile.core.outbox import note_data_epoch
 from mobile.core.views import (
     AssignmentView,
     MeterView,
@@ -128,11 +129,14 @@ class PulledWork(DeviceDb):
                     db.execute("UPDATE reread_orders SET status = 'closed' WHERE id = ?", (ident,))
                 elif kind == "job":
                     db.execute("UPDATE jobs SET withdrawn = 1 WHERE id = ?", (ident,))
-            db.execute(
-                "INSERT INTO settings (key, value) VALUES ('cursor', ?) ON CONFLICT (key) "
-                "DO UPDATE SET value = excluded.value",
-                (page.cursor,),
-            )
+            # A page from a restored server was cut from a cursor of its former life: the
+            # cursor is dropped instead, and the next pull starts from the beginning.
+            if note_data_epoch(db, page.data_epoch) is None:
+                db.execute(
+                    "INSERT INTO settings (key, value) VALUES ('cursor', ?) ON CONFLICT (key) "
+                    "DO UPDATE SET value = excluded.value",
+                    (page.cursor,),
+                )
 
     def assignments(self) -> list[AssignmentView]:
         """Today's assignments with their progress."""

@@ -17,7 +17,7 @@ from mobile.core import language
 from mobile.core.field import FieldSession
 from mobile.core.language import _
 from mobile.core.sync import SyncError, SyncReport
-from mobile.ui.base import GridwalkScreen
+from mobile.ui.base import GridwalkScreen, ask
 from mobile.ui.fonts import FontNotFound, use_cjk_font
 
 # The screens the kv file names: imported so that Kivy's Factory knows them before it loads.
@@ -139,6 +139,19 @@ class HandheldApp(App):
             self.root.get_screen("login").login_as(self.default_server, *self.autologin)
         else:
             self.show("login")
+        self.tell_start_notice()
+
+    def tell_start_notice(self) -> None:
+        """What the database check found at start (damage, lost work), until the user says
+        they have read it: it is also what they tell their supervisor."""
+        notice = self.field.store.start_notice()
+        if notice is None:
+            return
+        Logger.error("Gridwalk: device database: %s", notice)
+        seen = self.field.store.notice_seen
+        self.question = ask(
+            _("This handheld's data"), notice, _("I have read this"), seen, _("Later")
+        )
 
     def on_pause(self) -> bool:
         # Keep recording in the background on Android; the store is already on disk.

@@ -36,6 +36,7 @@ from server.demo import days
 from server.demo import utility as demo
 from server.demo.utility import LOCAL
 from server.models import ROLES
+from server.sync import epoch
 from server.validation import runner as validation
 
 # rich_markup_mode=None: plain help text (rich's help shows flags as `--help <bool>`).
@@ -125,6 +126,18 @@ def create_user(
             f"Created {escape(user.role)} [bold]{escape(user.username)}[/bold]"
             + (f" in grid {escape(grid)}." if grid else ".")
         )
+
+
+@app.command("new-data-epoch")
+def new_data_epoch() -> None:
+    """After restoring the database from a backup: handhelds push again what they still hold."""
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
+        value = epoch.renew(session)
+    console().print(
+        f"New data epoch {value}. On its next sync each handheld pushes again the records it "
+        "still holds and pulls its work from the start; each record is stored once."
+    )
 
 
 @app.command("create-grid")

@@ -169,6 +169,9 @@ class TrackResult(BaseModel):
 class PushResponse(BaseModel):
     results: list[PushResult]
     track: TrackResult
+    data_epoch: str | None = Field(
+        default=None, description="the server's data epoch, as in the pull"
+    )
 
 
 class MeterOut(BaseModel):
@@ -243,3 +246,8 @@ class PullResponse(BaseModel):
     jobs: list[JobOut]
     reread_orders: list[RereadOrderOut]
     withdrawn: list[Withdrawn]
+    data_epoch: str | None = Field(
+        default=None,
+        description="which life of the server's data this is: a new one after a restore from "
+        "backup; a handheld that sees it change pushes again every record it still holds",
+    )

@@ -43,6 +43,7 @@ from server.schemas.wire import (
     RereadOrderOut,
     Withdrawn,
 )
+from server.sync import epoch
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
         jobs=jobs,
         reread_orders=rereads,
         withdrawn=withdrawn,
+        data_epoch=epoch.current(session),
     )
 
 

@@ -33,6 +33,7 @@ from server.schemas.wire import (
     TrackRejection,
     TrackResult,
 )
+from server.sync import epoch
 from server.sync.records import store_job_event, store_reading
 from server.validation.runner import affected_assignments_for_track, validate_assignment
 
@@ -139,7 +140,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
         device.last_seen_at = received_at
         session.add(device)
     session.flush()
-    return PushResponse(results=results, track=track)
+    return PushResponse(results=results, track=track, data_epoch=epoch.current(session))
 
 
 def _one(

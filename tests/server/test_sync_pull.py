@@ -6,10 +6,10 @@ import uuid
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from server.core.config import Settings
-from server.models import Job, JobCrew, RereadOrder
+from server.models import DataEpoch, Job, JobCrew, RereadOrder
 from tests.factories import (
     CYCLE,
     WINDOW_END,
@@ -50,7 +50,16 @@ def test_first_pull_has_the_assignment_with_every_meter_in_sequence(
 ) -> None:
     day = reader_day(session, settings, client, n_meters=4)
     body = pull(client, day.headers)
-    assert set(body) == {"cursor", "has_more", "assignments", "jobs", "reread_orders", "withdrawn"}
+    assert set(body) == {
+        "cursor",
+        "has_more",
+        "assignments",
+        "jobs",
+        "reread_orders",
+        "withdrawn",
+        "data_epoch",
+    }
+    assert body["data_epoch"] == session.exec(select(DataEpoch.value)).one()
     assert body["has_more"] is False
     [assignment] = body["assignments"]
     assert assignment["id"] == day.assignment.id
