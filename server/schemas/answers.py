@@ -35,6 +35,7 @@ _MEANING = {
     415: "A Content-Encoding other than gzip",
     422: "A field is missing or wrong: each one is named",
     426: "The app speaks a contract or version this server no longer serves: update it",
+    503: "Busy, or the database is out of reach: try again after Retry-After seconds",
 }
 
 
