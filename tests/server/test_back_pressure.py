@@ -4,6 +4,7 @@ The requests held in flight wait on events the test sets, so no outcome depends 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import threading
@@ -184,19 +185,15 @@ class Cable:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def pull_out(self) -> None:
         with self._lock:
             self.plugged = False
             for s in self._live:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
             self._live.clear()
 
