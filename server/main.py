@@ -13,6 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -20,9 +22,11 @@ from starlette.requests import ClientDisconnect
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
 from server.api.routes import admin, audit, auth, jobs, sync
+from server.core.admission import RETRY_AFTER, Admission, busy, database_unavailable
 from server.core.config import Settings
-from server.core.db import make_engine
+from server.core.db import engine_for, out_of_reach
 from server.core.errors import Problem
+from server.schemas.answers import errors
 from server.validation import runner as validation
 from server.web import pages
 
@@ -35,7 +39,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     """Build the app for `settings` (default: from the environment)."""
     settings = settings or Settings()
     owns_engine = engine is None
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or engine_for(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -103,8 +107,42 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             content={"detail": f"invalid request: {summary}", "code": "invalid", "errors": errors},
         )
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, _exc: PoolTimeout) -> JSONResponse:
+        # Admission keeps requests within the pool, so this is rare (the database is slow to
+        # hand out connections); the client is told to come back, as for any busy answer.
+        logger.warning("busy: no database connection for %s %s", request.method, request.url.path)
+        return busy(settings.busy_retry_after_s)
+
+    async def _database_out_of_reach(request: Request, exc: Exception) -> JSONResponse:
+        why = out_of_reach(exc) if isinstance(exc, DBAPIError) else None
+        if why is None:
+            raise exc  # a bug in a statement: a 500, with its traceback in the log
+        # One line per request, no traceback: a restart of PostgreSQL is an ordinary event.
+        reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or ["?"])[0]
+        where = f"{request.method} {request.url.path}"
+        logger.warning("database %s during %s: %s", why, where, reason)
+        if why == "busy":
+            return busy(settings.busy_retry_after_s)
+        return database_unavailable(settings.db_down_retry_after_s)
+
+    app.add_exception_handler(DBAPIError, _database_out_of_reach)
+
+    # Every API route can be answered 503 (busy, or the database out of reach).
+    come_back = {
+        status: {**answer, "headers": {RETRY_AFTER: _RETRY_AFTER_DOC}}
+        for status, answer in errors(503).items()
+    }
     for module in (auth, admin, sync, audit, jobs):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=come_back)
+    app.add_middleware(
+        Admission,
+        api_prefix=API_PREFIX,
+        push_path=f"{API_PREFIX}/sync/push",
+        pushes=settings.max_inflight_pushes,
+        requests=settings.max_inflight_requests,
+        retry_after_s=settings.busy_retry_after_s,
+    )
 
     pages.mount(app)
     _document_hand_read_bodies(app)
@@ -114,6 +152,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return {"status": "ok"}
 
     return app
+
+
+_RETRY_AFTER_DOC = {
+    "description": "Seconds to wait before trying again",
+    "schema": {"type": "integer", "minimum": 0},
+}
 
 
 async def _close_due_periodically(settings: Settings, engine: Engine) -> None:

@@ -118,6 +118,23 @@ class Outbox(DeviceDb):
             ).rowcount
         return {"readings": readings, "job_events": events, "track_points": points}
 
+    def hold_refused(self, batch: OutboxBatch, *, error: str, detail: str) -> None:
+        """Hold what `batch` carries as refused by the server: it leaves the outbox, stays on
+        the device and is shown with `error` and `detail`, like a record the server rejected."""
+        with self._tx() as db:
+            for table, ids in (("readings", batch.reading_ids), ("job_events", batch.event_ids)):
+                for item_id in ids:
+                    db.execute(
+                        f"UPDATE {table} SET sync_status = 'rejected', sync_error = ?, "  # noqa: S608 - table is one of two names
+                        "sync_detail = ? WHERE id = ?",
+                        (error, detail, item_id),
+                    )
+            for t in batch.point_times:
+                db.execute(
+                    "UPDATE track_points SET sync_status = 'rejected', sync_error = ? WHERE t = ?",
+                    (error, t),
+                )
+
     def sync_state(self) -> SyncState:
         waiting = self._rows(
             "SELECT (SELECT COUNT(*) FROM readings WHERE state = 'confirmed' AND "

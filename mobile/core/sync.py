@@ -3,6 +3,11 @@
 At-least-once: a batch whose answer is lost is sent again, and the server answers `duplicate`
 for what it already holds. The store marks results in one transaction, so a crash at any point
 resumes where it stopped. A background `Syncer` retries with back-off while there is no link.
+
+A busy server (503 or 429) is left alone for at least its Retry-After. A batch the server fails
+on (500) is split in halves and sent again, down to the single record that makes it fail; that
+record, once it has failed `max_item_faults` syncs running while the server stores others, is
+held as refused by the server (shown to the user, never deleted) and the rest moves on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -26,6 +33,7 @@ from common.contract import (
 )
 from common.wire import iso
 from mobile import APP_VERSION
+from mobile.core.outbox import OutboxBatch
 from mobile.core.store import Store
 
 R = TypeVar("R", bound=wire.Record)
@@ -37,6 +45,19 @@ class SyncError(Exception):
 
 class OfflineError(SyncError):
     """No link to the server (or it timed out): nothing was lost, sync will retry."""
+
+
+class BusyError(OfflineError):
+    """The server is busy or its database is out of reach (503, 429): try again after
+    `retry_after` seconds (None: it did not say; back off as when offline)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerFaultError(SyncError):
+    """The server failed on what was sent (500): nothing is lost, it is tried again."""
 
 
 class LoginRequiredError(SyncError):
@@ -55,6 +76,8 @@ class SyncReport:
     rejected: int = 0
     points: int = 0
     pulled_pages: int = 0
+    # Records held as refused by the server after it failed on them again and again.
+    held: int = 0
 
 
 class SyncClient:
@@ -69,6 +92,7 @@ class SyncClient:
         timeout: float = 60.0,
         batch_readings: int = 200,
         batch_points: int = 2000,
+        max_item_faults: int = 3,
     ):
         self.store = store
         url = server_url or store.setting("server_url")
@@ -80,7 +104,12 @@ class SyncClient:
         )
         self.batch_readings = batch_readings
         self.batch_points = batch_points
+        self.max_item_faults = max_item_faults
         self._lock = threading.Lock()
+        # Kept in memory: after a restart a record is given its tries again, which costs a
+        # few requests and loses nothing.
+        self._faults: dict[tuple[str, str], int] = {}
+        self._not_before: datetime | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -105,11 +134,28 @@ class SyncClient:
             ) from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._wait_out()
         response = self._send(method, path, **kwargs)
         if response.status_code == 401 and _code(response) == "token_expired":
             self._refresh()
             response = self._send(method, path, **kwargs)
-        return _answer(response)
+        try:
+            return _answer(response)
+        except BusyError as exc:
+            if exc.retry_after:
+                self._not_before = clock.now() + timedelta(seconds=exc.retry_after)
+            raise
+
+    def _wait_out(self) -> None:
+        """Send nothing before the time a busy server asked for (by the clock, so a test can
+        move it); what is asked in the meantime is answered busy here."""
+        if self._not_before is None:
+            return
+        left = (self._not_before - clock.now()).total_seconds()
+        if left <= 0:
+            self._not_before = None
+            return
+        raise BusyError(f"the server is busy: nothing is lost, will retry in {left:.0f} s", left)
 
     def _refresh(self) -> None:
         token = self.store.setting("refresh_token")
@@ -165,24 +211,71 @@ class SyncClient:
                 )
                 if batch.empty:
                     return report
-                push = dataclasses.replace(batch.push, sent_at=clock.now())
-                raw = gzip.compress(json.dumps(push.to_json(), separators=(",", ":")).encode())
-                answer = _read(
-                    wire.PushAnswer,
-                    self._call(
-                        "POST",
-                        "/sync/push",
-                        content=raw,
-                        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
-                    ),
-                )
-                self.store.record_push(batch, answer)
-                statuses = [r.status for r in answer.results]
-                report.pushed += len(statuses)
-                report.accepted += statuses.count("accepted")
-                report.duplicate += statuses.count("duplicate")
-                report.rejected += statuses.count("rejected") + len(answer.track.rejected)
-                report.points += answer.track.accepted + answer.track.duplicate
+                failed = self._push_isolating(batch, report)
+                if failed:
+                    self._blame(failed, stored_others=len(failed) < _size(batch), report=report)
+
+    def _push_isolating(self, batch: OutboxBatch, report: SyncReport) -> list[OutboxBatch]:
+        """Push `batch`; if the server fails on it, push its halves, and theirs, down to
+        single records. Returns the single records the server still failed on."""
+        try:
+            self._push_batch(batch, report)
+        except ServerFaultError:
+            if _size(batch) == 1:
+                return [batch]
+            first, second = _halves(batch)
+            return self._push_isolating(first, report) + self._push_isolating(second, report)
+        return []
+
+    def _blame(self, failed: list[OutboxBatch], *, stored_others: bool, report: SyncReport) -> None:
+        """Count a fault against each record the server failed on alone, and hold those that
+        reached `max_item_faults`; raise while any is still to be tried again.
+
+        A record is blamed only while the server stores others: if nothing beside it got
+        through, an empty push asks whether the server stores anything at all, so that a
+        server failing every push does not get the whole outbox held."""
+        if not stored_others:
+            self._push_batch(OutboxBatch(wire.Push(), [], [], []), SyncReport())
+        waiting = 0
+        for single in failed:
+            key = _key(single)
+            self._faults[key] = self._faults.get(key, 0) + 1
+            if self._faults[key] < self.max_item_faults:
+                waiting += 1
+                continue
+            del self._faults[key]
+            self.store.hold_refused(
+                single,
+                error="server_error",
+                detail=f"refused by the server (error), {self.max_item_faults} times; "
+                "kept on this device",
+            )
+            report.held += 1
+            report.rejected += 1
+        if waiting:
+            raise ServerFaultError(
+                f"the server failed on {waiting} record(s): nothing is lost, will retry"
+            )
+
+    def _push_batch(self, batch: OutboxBatch, report: SyncReport) -> None:
+        push = dataclasses.replace(batch.push, sent_at=clock.now())
+        raw = gzip.compress(json.dumps(push.to_json(), separators=(",", ":")).encode())
+        answer = _read(
+            wire.PushAnswer,
+            self._call(
+                "POST",
+                "/sync/push",
+                content=raw,
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            ),
+        )
+        self.store.record_push(batch, answer)
+        statuses = [r.status for r in answer.results]
+        report.pushed += len(statuses)
+        report.accepted += statuses.count("accepted")
+        report.duplicate += statuses.count("duplicate")
+        report.rejected += statuses.count("rejected") + len(answer.track.rejected)
+        report.points += answer.track.accepted + answer.track.duplicate
 
     def pull(self) -> int:
         """Pull every page of what changed since the cursor; returns the number of pages."""
@@ -253,16 +346,21 @@ class Syncer:
             self._wake.clear()
             try:
                 report = self.client.sync()
-            except (LoginRequiredError, UpgradeRequiredError) as exc:
-                self._notify(None, exc)
-                wait = self.max_backoff  # a person must act; don't hammer the server
             except SyncError as exc:
                 self._notify(None, exc)
-                wait, backoff = backoff, min(backoff * 2, self.max_backoff)
+                wait, backoff = self.wait_after(exc, backoff), min(backoff * 2, self.max_backoff)
             else:
                 self._notify(report, None)
                 wait, backoff = self.interval, self.min_backoff
             self._wake.wait(wait)
+
+    def wait_after(self, error: SyncError, backoff: float) -> float:
+        """How long to wait after a failed sync: at least what a busy server asked for."""
+        if isinstance(error, LoginRequiredError | UpgradeRequiredError):
+            return self.max_backoff  # a person must act; don't hammer the server
+        if isinstance(error, BusyError) and error.retry_after is not None:
+            return max(backoff, error.retry_after)
+        return backoff
 
     def _notify(self, report: SyncReport | None, error: Exception | None) -> None:
         if self.on_change is not None:
@@ -293,13 +391,76 @@ def _detail(response: httpx.Response) -> str:
     return str(detail) if detail else f"HTTP {response.status_code}"
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (it may be a number or an HTTP date), None if absent or bad."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - clock.now()).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
 def _answer(response: httpx.Response) -> Any:
     if response.status_code == 426:
         raise UpgradeRequiredError(_detail(response))
     if response.status_code == 401:
         raise LoginRequiredError(_detail(response))
+    if response.status_code in (429, 503):
+        wait = _retry_after(response)
+        raise BusyError(
+            f"{_detail(response)} (HTTP {response.status_code}); will retry"
+            + (f" in {wait:.0f} s" if wait is not None else ""),
+            wait,
+        )
+    if response.status_code == 500:
+        raise ServerFaultError(f"server error {response.status_code}: nothing is lost, will retry")
     if response.status_code >= 500:
+        # 502 and 504: a gateway without its server, which is not the records' doing.
         raise OfflineError(f"server error {response.status_code}: will retry")
     if response.status_code >= 400:
         raise SyncError(_detail(response))
     return response.json()
+
+
+def _size(batch: OutboxBatch) -> int:
+    return len(batch.reading_ids) + len(batch.event_ids) + len(batch.point_times)
+
+
+def _key(single: OutboxBatch) -> tuple[str, str]:
+    """The one record a batch of one carries."""
+    if single.reading_ids:
+        return "reading", single.reading_ids[0]
+    if single.event_ids:
+        return "event", single.event_ids[0]
+    return "point", single.point_times[0]
+
+
+def _halves(batch: OutboxBatch) -> tuple[OutboxBatch, OutboxBatch]:
+    """The batch's records in two batches of (nearly) equal size, in the order sent."""
+    items: list[tuple[str, int]] = (
+        [("reading", i) for i in range(len(batch.reading_ids))]
+        + [("event", i) for i in range(len(batch.event_ids))]
+        + [("point", i) for i in range(len(batch.point_times))]
+    )
+    middle = len(items) // 2
+    return _part(batch, items[:middle]), _part(batch, items[middle:])
+
+
+def _part(batch: OutboxBatch, items: list[tuple[str, int]]) -> OutboxBatch:
+    readings = [i for kind, i in items if kind == "reading"]
+    events = [i for kind, i in items if kind == "event"]
+    points = [i for kind, i in items if kind == "point"]
+    return OutboxBatch(
+        push=wire.Push(
+            readings=tuple(batch.push.readings[i] for i in readings),
+            track_points=tuple(batch.push.track_points[i] for i in points),
+            job_events=tuple(batch.push.job_events[i] for i in events),
+        ),
+        reading_ids=[batch.reading_ids[i] for i in readings],
+        event_ids=[batch.event_ids[i] for i in events],
+        point_times=[batch.point_times[i] for i in points],
+    )

@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     max_push_inflated_bytes: int = 32 * 1024 * 1024
     max_import_bytes: int = 64 * 1024 * 1024
     pull_page_size: int = 500
+    # Back-pressure. Each admitted API request holds at most one database connection, so the
+    # requests let in at once (pushes plus the rest) never outnumber the pool: beyond them the
+    # server answers 503 with Retry-After at once, instead of queueing requests that each hold
+    # a worker thread while they wait for a connection (which is how it once stopped answering).
+    db_pool_size: int = 10
+    db_max_overflow: int = 5
+    # How long a request waits for a pooled connection before it is answered 503 (busy).
+    db_pool_timeout_s: float = 5.0
+    # SQLite: how long a writer waits for the write lock before it is answered 503 (busy).
+    sqlite_busy_timeout_s: float = 15.0
+    max_inflight_pushes: int = 8
+    max_inflight_requests: int = 6
+    # What a 503 tells the client to wait: busy (overloaded), or the database unreachable.
+    busy_retry_after_s: int = 5
+    db_down_retry_after_s: int = 15
     # How often the server closes assignments whose window has ended (0: never, e.g. in tests
     # that need a past window open); closing validates them, so missed meters get flagged.
     close_due_every_minutes: float = 10.0
@@ -129,4 +144,17 @@ class Settings(BaseSettings):
             )
         if len(self.secret_key) < 32:
             raise ValueError("GRIDWALK_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _admit_no_more_than_the_pool_holds(self) -> Settings:
+        # One connection is kept for the background closer of due assignments.
+        admitted = self.max_inflight_pushes + self.max_inflight_requests
+        if min(self.max_inflight_pushes, self.max_inflight_requests) < 1:
+            raise ValueError("GRIDWALK_MAX_INFLIGHT_PUSHES and _REQUESTS must be at least 1")
+        if admitted + 1 > self.db_pool_size + self.db_max_overflow:
+            raise ValueError(
+                f"{admitted} requests admitted at once need {admitted + 1} database connections; "
+                f"the pool has {self.db_pool_size} + {self.db_max_overflow} overflow"
+            )
         return self

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import DateTime, Engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import create_engine
+
+from server.core.config import Settings
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -35,7 +38,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> Engine:
+def engine_for(settings: Settings) -> Engine:
+    """The server's engine: the pool sized from the settings (see Settings.db_pool_size)."""
+    return make_engine(
+        settings.database_url,
+        sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+    )
+
+
+def make_engine(
+    url: str,
+    *,
+    sqlite_immediate: bool = True,
+    sqlite_busy_timeout_s: float = 30.0,
+    **kwargs: Any,
+) -> Engine:
     """An engine for `url`; SQLite gets foreign keys, WAL, a busy timeout and (unless told
     otherwise) transactions that take the write lock when they begin."""
     parsed = make_url(url)
@@ -43,7 +63,9 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> En
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_s},
+            **kwargs,
         )
 
         @event.listens_for(engine, "connect")
@@ -66,3 +88,27 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> En
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# What SQLite says when another writer holds the lock beyond the busy timeout, as against a bug
+# such as "no such table".
+_SQLITE_LOCKED = ("database is locked", "database table is locked")
+
+
+def out_of_reach(exc: DBAPIError) -> Literal["busy", "down"] | None:
+    """Whether a database error means "not now, try again": `busy` (SQLite locked by other
+    writers), `down` (the server is down, restarting or unreachable, or the connection was
+    cut), or None: a bug in a statement, which stays a 500.
+
+    On PostgreSQL every OperationalError is of the "not now" kind: psycopg raises it for lost
+    connections, administrator shutdown, too many connections and serialization failures."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return "down"
+    if not isinstance(exc, OperationalError):
+        return None
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        message = str(exc.orig).lower()
+        if any(words in message for words in _SQLITE_LOCKED):
+            return "busy"
+        return "down" if "unable to open" in message else None
+    return "down"

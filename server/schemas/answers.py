@@ -36,6 +36,7 @@ _MEANING = {
     422: "A field is missing or wrong: each one is named",
     426: "The app speaks a contract or version this server no longer serves: update it",
     429: "Too many attempts: try again after the Retry-After header's seconds",
+    503: "Busy, or the database is out of reach: try again after Retry-After seconds",
 }
 
 

@@ -80,6 +80,18 @@ async def _read_body(request: Request, settings: Settings) -> bytes:
     return data
 
 
+async def read_push(request: Request, settings: SettingsDep) -> Any:
+    """The push body, read and parsed before the caller's session takes a connection: a body
+    that trickles in over GPRS must not keep a connection idle in a transaction meanwhile."""
+    raw = await _read_body(request, settings)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
+    except RecursionError:
+        raise BadBody("body is not a push: JSON nested too deep", code="not_json") from None
+
+
 @router.post(
     "/push",
     openapi_extra={
@@ -93,16 +105,13 @@ async def _read_body(request: Request, settings: Settings) -> bytes:
     },
 )
 async def push(
-    request: Request, caller: FieldWorker, session: SessionDep, settings: SettingsDep
+    # First, so that it is solved before the caller (whose look-up opens the session).
+    payload: Annotated[Any, Depends(read_push)],
+    caller: FieldWorker,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> PushResponse:
     """Store the device's outbox: one result per reading and job event, track in aggregate."""
-    raw = await _read_body(request, settings)
-    try:
-        payload: Any = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
-    except RecursionError:
-        raise BadBody("body is not a push: JSON nested too deep", code="not_json") from None
     pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id)
     return await run_in_threadpool(pushing.push, session, settings, pusher=pusher, payload=payload)
 
