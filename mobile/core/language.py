@@ -112,6 +112,14 @@ REFUSALS = {
         N_("The re-read order was withdrawn."),
         N_("Ask the supervisor."),
     ),
+    "server_error": (
+        N_("The office failed to store this record, again and again."),
+        N_("Tell the supervisor; the record stays on this handheld."),
+    ),
+    "id_taken": (
+        N_("The office holds another person's record with this record's number."),
+        N_("Tell the supervisor; the record stays on this handheld."),
+    ),
     "reread_order_closed": (
         N_("The re-read order was already closed."),
         N_("Ask the supervisor."),

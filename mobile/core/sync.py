@@ -33,6 +33,8 @@ from common.contract import (
 )
 from common.wire import iso
 from mobile import APP_VERSION
+from mobile.core import language
+from mobile.core.language import _
 from mobile.core.outbox import OutboxBatch
 from mobile.core.store import Store
 
@@ -97,7 +99,7 @@ class SyncClient:
         self.store = store
         url = server_url or store.setting("server_url")
         if not url:
-            raise SyncError("no server URL set: log in first")
+            raise SyncError(_("No server address yet: log in first."))
         self.server_url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.server_url + API_PREFIX, timeout=timeout, transport=transport
@@ -117,7 +119,12 @@ class SyncClient:
     # -------------------------------------------------------------------------- HTTP
 
     def _headers(self) -> dict[str, str]:
-        headers = {APP_VERSION_HEADER: APP_VERSION, CONTRACT_VERSION_HEADER: str(CONTRACT_VERSION)}
+        headers = {
+            APP_VERSION_HEADER: APP_VERSION,
+            CONTRACT_VERSION_HEADER: str(CONTRACT_VERSION),
+            # The server says its sentences (refusals, errors) in the reader's language.
+            "Accept-Language": language.current().replace("_", "-"),
+        }
         token = self.store.setting("access_token")
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -130,7 +137,9 @@ class SyncClient:
         except httpx.TransportError as exc:
             # What the crew reads on the Today screen: short, and that nothing is lost.
             raise OfflineError(
-                f"no link to the server ({type(exc).__name__}); nothing is lost, will retry"
+                _("No link to the server ({reason}): nothing is lost, will retry.").format(
+                    reason=type(exc).__name__
+                )
             ) from exc
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -155,16 +164,23 @@ class SyncClient:
         if left <= 0:
             self._not_before = None
             return
-        raise BusyError(f"the server is busy: nothing is lost, will retry in {left:.0f} s", left)
+        raise BusyError(
+            _("The server is busy: nothing is lost, will retry in {seconds} s.").format(
+                seconds=f"{left:.0f}"
+            ),
+            left,
+        )
 
     def _refresh(self) -> None:
         token = self.store.setting("refresh_token")
         if not token:
-            raise LoginRequiredError("log in again")
+            raise LoginRequiredError(_("Log in again."))
         response = self._send("POST", "/auth/refresh", json={"refresh_token": token})
         if response.status_code == 401:
             self.store.set_settings(access_token=None, refresh_token=None)
-            raise LoginRequiredError(f"log in again: {_detail(response)}")
+            raise LoginRequiredError(
+                _("Log in again: {reason}").format(reason=_detail(response))
+            )
         self._keep_tokens(_answer(response))
 
     def _keep_tokens(self, body: dict[str, Any]) -> None:
@@ -254,7 +270,9 @@ class SyncClient:
             report.rejected += 1
         if waiting:
             raise ServerFaultError(
-                f"the server failed on {waiting} record(s): nothing is lost, will retry"
+                _("The server failed on {count} record(s): nothing is lost, will retry.").format(
+                    count=waiting
+                )
             )
 
     def _push_batch(self, batch: OutboxBatch, report: SyncReport) -> None:
@@ -372,7 +390,9 @@ def _read(shape: type[R], body: Any) -> R:
     try:
         return shape.from_json(body)
     except wire.WireError as exc:
-        raise SyncError(f"the server's answer is not the sync contract: {exc}") from None
+        raise SyncError(
+            _("The server's answer is not what this app understands: {error}").format(error=exc)
+        ) from None
 
 
 def _code(response: httpx.Response) -> str | None:
@@ -412,15 +432,24 @@ def _answer(response: httpx.Response) -> Any:
     if response.status_code in (429, 503):
         wait = _retry_after(response)
         raise BusyError(
-            f"{_detail(response)} (HTTP {response.status_code}); will retry"
-            + (f" in {wait:.0f} s" if wait is not None else ""),
+            _("The server is busy: nothing is lost, will retry in {seconds} s.").format(
+                seconds=f"{wait:.0f}" if wait is not None else "?"
+            ),
             wait,
         )
     if response.status_code == 500:
-        raise ServerFaultError(f"server error {response.status_code}: nothing is lost, will retry")
+        raise ServerFaultError(
+            _("Server error {status}: nothing is lost, will retry.").format(
+                status=response.status_code
+            )
+        )
     if response.status_code >= 500:
         # 502 and 504: a gateway without its server, which is not the records' doing.
-        raise OfflineError(f"server error {response.status_code}: will retry")
+        raise OfflineError(
+            _("Server error {status}: nothing is lost, will retry.").format(
+                status=response.status_code
+            )
+        )
     if response.status_code >= 400:
         raise SyncError(_detail(response))
     return response.json()
