@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any, ClassVar, Self, get_args, get_origin
 
 SKIP_CODES = ("no_access", "locked", "dog", "meter_missing", "meter_damaged", "other")
+METER_STATES = ("unread", "read", "skipped")
 PUSH_STATUSES = ("accepted", "duplicate", "rejected")
 WITHDRAWN_TYPES = ("assignment", "meter", "job", "reread_order")
 
@@ -288,6 +289,13 @@ class Meter(Record):
     expected_low: Decimal | None
     expected_high: Decimal | None
     sequence: int
+    # The meter in this assignment as the office holds it, whichever handheld read it: a fresh
+    # or swapped handheld shows the route's true state and does not offer a read meter again.
+    state: str = "unread"  # one of METER_STATES
+    reading_id: str | None = None
+    read_at: datetime | None = None
+    value: Decimal | None = None
+    skip_code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -188,10 +188,27 @@ def _m003_retention(db: sqlite3.Connection) -> None:
     )
 
 
+def _m004_server_state(db: sqlite3.Connection) -> None:
+    # Each meter as the office holds it (read on this handheld or another): what a fresh or
+    # swapped handheld shows, and what it does not offer again.
+    _run_script(
+        db,
+        """
+        ALTER TABLE meters ADD COLUMN server_state TEXT NOT NULL DEFAULT 'unread'
+            CHECK (server_state IN ('unread', 'read', 'skipped'));
+        ALTER TABLE meters ADD COLUMN server_reading_id TEXT;
+        ALTER TABLE meters ADD COLUMN server_read_at TEXT;
+        ALTER TABLE meters ADD COLUMN server_value TEXT;
+        ALTER TABLE meters ADD COLUMN server_skip_code TEXT;
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("001_initial", _m001_initial),
     ("002_change_counter", _m002_change_counter),
     ("003_retention", _m003_retention),
+    ("004_server_state", _m004_server_state),
 ]
 
 # The tables the migrations make, all of them there once every migration is recorded.

@@ -49,8 +49,11 @@ class PulledWork(DeviceDb):
                     db.execute(
                         "INSERT INTO meters (assignment_id, id, meter_no, account_no, "
                         "customer_name, address, lat, lon, digits, multiplier, last_reading, "
-                        "last_read_at, expected_low, expected_high, sequence, withdrawn) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT "
+                        "last_read_at, expected_low, expected_high, sequence, server_state, "
+                        "server_reading_id, server_read_at, server_value, server_skip_code, "
+                        "withdrawn) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+                        "ON CONFLICT "
                         "(assignment_id, id) DO UPDATE SET meter_no = excluded.meter_no, "
                         "account_no = excluded.account_no, customer_name = "
                         "excluded.customer_name, address = excluded.address, lat = excluded.lat, "
@@ -58,7 +61,10 @@ class PulledWork(DeviceDb):
                         "excluded.multiplier, last_reading = excluded.last_reading, "
                         "last_read_at = excluded.last_read_at, expected_low = "
                         "excluded.expected_low, expected_high = excluded.expected_high, "
-                        "sequence = excluded.sequence, withdrawn = 0",
+                        "sequence = excluded.sequence, server_state = excluded.server_state, "
+                        "server_reading_id = excluded.server_reading_id, server_read_at = "
+                        "excluded.server_read_at, server_value = excluded.server_value, "
+                        "server_skip_code = excluded.server_skip_code, withdrawn = 0",
                         (
                             a.id,
                             m.id,
@@ -75,6 +81,11 @@ class PulledWork(DeviceDb):
                             str_or_none(m.expected_low),
                             str_or_none(m.expected_high),
                             m.sequence,
+                            m.state,
+                            m.reading_id,
+                            iso_or_none(m.read_at),
+                            str_or_none(m.value),
+                            m.skip_code,
                         ),
                     )
             for o in page.reread_orders:
@@ -143,13 +154,18 @@ class PulledWork(DeviceDb):
         rows = self._rows(
             """
             SELECT a.*, COUNT(m.id) AS total,
-                   SUM(CASE WHEN r.value IS NOT NULL THEN 1 ELSE 0 END) AS n_read,
-                   SUM(CASE WHEN r.skip_code IS NOT NULL THEN 1 ELSE 0 END) AS n_skipped
+                   SUM(CASE WHEN r.value IS NOT NULL
+                       OR (r.id IS NULL AND m.server_state = 'read') THEN 1 ELSE 0 END)
+                       AS n_read,
+                   SUM(CASE WHEN r.skip_code IS NOT NULL
+                       OR (r.id IS NULL AND m.server_state = 'skipped') THEN 1 ELSE 0 END)
+                       AS n_skipped
             FROM assignments a
             LEFT JOIN meters m ON m.assignment_id = a.id AND m.withdrawn = 0
             LEFT JOIN readings r ON r.id = (
                 SELECT id FROM readings x WHERE x.assignment_id = a.id AND x.meter_id = m.id
-                AND x.state = 'confirmed' ORDER BY x.confirmed_at DESC LIMIT 1)
+                AND x.state = 'confirmed' AND x.sync_status != 'rejected'
+                ORDER BY x.confirmed_at DESC LIMIT 1)
             WHERE a.withdrawn = 0
             GROUP BY a.id ORDER BY a.window_end, a.route_code
             """
@@ -180,7 +196,7 @@ class PulledWork(DeviceDb):
             LEFT JOIN readings r ON r.id = (
                 SELECT id FROM readings x WHERE x.assignment_id = m.assignment_id
                 AND x.meter_id = m.id AND x.state = 'confirmed'
-                ORDER BY x.confirmed_at DESC LIMIT 1)
+                ORDER BY x.sync_status = 'rejected', x.confirmed_at DESC LIMIT 1)
             LEFT JOIN reread_orders o ON o.assignment_id = m.assignment_id
                 AND o.meter_id = m.id AND o.status = 'open'
                 AND NOT EXISTS (SELECT 1 FROM readings y WHERE y.reread_of = o.id
@@ -229,9 +245,17 @@ class PulledWork(DeviceDb):
 
 
 def meter_view(r: sqlite3.Row) -> MeterView:
+    """A meter with its state: this handheld's own confirmed reading if the office did not
+    refuse it, else the office's (read on another handheld, or before this one was swapped in)."""
     status = "todo"
-    if r["reading_id"] is not None:
+    reading_id, value = r["reading_id"], decimal_or_none(r["reading_value"])
+    if reading_id is not None and (r["refusal"] is None or r["server_state"] == "unread"):
         status = "read" if r["reading_value"] is not None else "skipped"
+    elsewhere = False
+    if status == "todo" and r["server_state"] != "unread":
+        status = "read" if r["server_state"] == "read" else "skipped"
+        reading_id, value = r["server_reading_id"], decimal_or_none(r["server_value"])
+        elsewhere = True
     return MeterView(
         assignment_id=r["assignment_id"],
         id=r["id"],
@@ -249,9 +273,12 @@ def meter_view(r: sqlite3.Row) -> MeterView:
         expected_high=decimal_or_none(r["expected_high"]),
         sequence=r["sequence"],
         status=status,
-        reading_id=r["reading_id"],
-        reading_value=decimal_or_none(r["reading_value"]),
+        reading_id=reading_id,
+        reading_value=value,
         reread_order_id=r["order_id"],
         reread_reason=r["order_reason"],
         refusal=r["refusal"],
+        elsewhere=elsewhere,
+        elsewhere_read_at=datetime_or_none(r["server_read_at"]) if elsewhere else None,
+        elsewhere_skip_code=r["server_skip_code"] if elsewhere else None,
     )

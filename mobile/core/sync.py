@@ -44,6 +44,8 @@ R = TypeVar("R", bound=wire.Record)
 class SyncError(Exception):
     """Sync could not finish; the sentence is shown on the Today screen."""
 
+    code: str | None = None  # the server's code for what it refused, when it gave one
+
 
 class OfflineError(SyncError):
     """No link to the server (or it timed out): nothing was lost, sync will retry."""
@@ -302,7 +304,16 @@ class SyncClient:
             while True:
                 cursor = self.store.setting("cursor")
                 params = {"cursor": cursor} if cursor else {}
-                page = _read(wire.PullPage, self._call("GET", "/sync/pull", params=params))
+                try:
+                    answer = self._call("GET", "/sync/pull", params=params)
+                except SyncError as exc:
+                    if exc.code != "invalid_cursor" or not cursor:
+                        raise
+                    # The server's history is behind this handheld's (its database was restored
+                    # from a backup): pull everything again; what is held here stays.
+                    self.store.set_settings(cursor=None)
+                    continue
+                page = _read(wire.PullPage, answer)
                 self.store.apply_pull(page)
                 pages += 1
                 if not page.has_more:
@@ -451,7 +462,9 @@ def _answer(response: httpx.Response) -> Any:
             )
         )
     if response.status_code >= 400:
-        raise SyncError(_detail(response))
+        refused = SyncError(_detail(response))
+        refused.code = _code(response)
+        raise refused
     return response.json()
 
 

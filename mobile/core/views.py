@@ -57,7 +57,7 @@ class AssignmentView:
         return self.total - self.read - self.skipped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MeterView(wire.Meter):
     """A meter of a route as the screens show it: the meter as the wire brought it, plus where
     it stands on this device."""
@@ -71,6 +71,11 @@ class MeterView(wire.Meter):
     # The office's code when it refused this meter's reading (already_read, ...); the reading
     # stays on the handheld, and the screens say what happened and what to do.
     refusal: str | None = None
+    # Read (or skipped) at the office by another handheld, or before this one was swapped in:
+    # nothing of it is on this device but what the pull said.
+    elsewhere: bool = False
+    elsewhere_read_at: datetime | None = None
+    elsewhere_skip_code: str | None = None
 
     @property
     def done(self) -> bool:

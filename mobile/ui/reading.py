@@ -32,7 +32,7 @@ from mobile.core.language import (
 )
 from mobile.core.route import plain
 from mobile.core.views import MeterView, StoreError
-from mobile.ui.base import GridwalkScreen, ask, status_text
+from mobile.ui.base import GridwalkScreen, ask, local_time_text, status_text
 
 
 class TodayScreen(GridwalkScreen):
@@ -237,7 +237,28 @@ class ReadingScreen(GridwalkScreen):
     def _set_locked(self, locked: bool) -> None:
         self.locked = locked
         meter = self.meter
-        if locked and meter is not None:
+        if locked and meter is not None and meter.elsewhere:
+            # Read before this handheld had the route, or on another: the office holds it.
+            self.refused = False
+            what = (
+                _("{value} kWh").format(value=number(meter.reading_value))
+                if meter.reading_value is not None
+                else _("skipped: {reason}").format(
+                    reason=label(SKIP_LABELS, meter.elsewhere_skip_code)
+                )
+            )
+            lines = [
+                _("LOCKED  {what}{sync}").format(what=what, sync=""),
+                _("Read on another handheld at {time}: the office holds it.").format(
+                    time=local_time_text(meter.elsewhere_read_at)
+                ),
+            ]
+            if meter.refusal:  # this handheld's own reading of it, refused
+                self.refused = True
+                happened, todo = refusal_advice(meter.refusal)
+                lines += [happened, _("What to do: {advice}").format(advice=todo)]
+            self.ids.locked.text = "\n".join(lines)
+        elif locked and meter is not None:
             fresh = self.field.store.meter(meter.assignment_id, meter.id)
             reading = self.field.store.reading(fresh.reading_id) if fresh.reading_id else None
             what = (

@@ -191,6 +191,11 @@ class MeterOut(BaseModel):
     expected_low: Decimal | None
     expected_high: Decimal | None
     sequence: int
+    state: Literal["unread", "read", "skipped"] = "unread"
+    reading_id: str | None = None
+    read_at: datetime | None = None
+    value: Decimal | None = None
+    skip_code: str | None = None
 
 
 class AssignmentOut(BaseModel):

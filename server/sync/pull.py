@@ -30,6 +30,7 @@ from server.models import (
     Job,
     JobCrew,
     Meter,
+    Reading,
     RereadOrder,
     Route,
     User,
@@ -144,9 +145,12 @@ def pull(session: Session, settings: Settings, *, user: User, cursor: str | None
     has_more = len(meter_rows) > settings.pull_page_size
     meter_rows = meter_rows[: settings.pull_page_size]
 
+    held = _current_readings(session, meter_rows)
     meters_by_assignment: dict[int, list[MeterOut]] = {}
     for assignment_id, meter, account in meter_rows:
-        meters_by_assignment.setdefault(assignment_id, []).append(_meter_out(meter, account))
+        meters_by_assignment.setdefault(assignment_id, []).append(
+            _meter_out(meter, account, held.get((assignment_id, meter.id or 0)))
+        )
     out: list[AssignmentOut] = []
     for assignment_id in sorted(headers | set(meters_by_assignment)):
         a, r, c = open_by_id[assignment_id]
@@ -207,9 +211,35 @@ def _meter_page(
     return [(a_id, meter, account) for a_id, meter, account in session.exec(stmt) if a_id]
 
 
-def _meter_out(meter: Meter, account: Account) -> MeterOut:
+def _current_readings(
+    session: Session, meter_rows: list[tuple[int, Meter, Account]]
+) -> dict[tuple[int, int], Reading]:
+    """The reading that stands for each meter of the page in its assignment (the last of a
+    chain of re-reads: the one nothing supersedes), whichever handheld sent it."""
+    if not meter_rows:
+        return {}
+    assignment_ids = {a for a, _m, _acc in meter_rows}
+    meter_ids = {m.id for _a, m, _acc in meter_rows}
+    readings = session.exec(
+        select(Reading).where(
+            col(Reading.assignment_id).in_(assignment_ids), col(Reading.meter_id).in_(meter_ids)
+        )
+    ).all()
+    superseded = {r.supersedes for r in readings if r.supersedes is not None}
+    return {(r.assignment_id, r.meter_id): r for r in readings if r.id not in superseded}
+
+
+def _meter_out(meter: Meter, account: Account, reading: Reading | None = None) -> MeterOut:
     assert meter.id is not None
+    state = "unread"
+    if reading is not None:
+        state = "skipped" if reading.skip_code is not None else "read"
     return MeterOut(
+        state=state,
+        reading_id=str(reading.id) if reading is not None else None,
+        read_at=reading.read_at if reading is not None else None,
+        value=reading.value if reading is not None else None,
+        skip_code=reading.skip_code if reading is not None else None,
         id=meter.id,
         meter_no=meter.meter_no,
         account_no=account.account_no,

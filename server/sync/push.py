@@ -17,10 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from common import clock
+from server.core.changes import touched as send_again
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
 from server.models import (
     Device,
+    Meter,
     TrackPoint,
     User,
 )
@@ -119,11 +121,13 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
         )
         for raw in raw_readings
     ]
-    touched = {
-        int(raw["assignment_id"])
+    accepted = [
+        raw
         for raw, result in zip(raw_readings, results, strict=True)
         if result.status == "accepted"
-    }
+    ]
+    touched = {int(raw["assignment_id"]) for raw in accepted}
+    read_meters = {int(raw["meter_id"]) for raw in accepted}
     track, span = _store_track(session, pusher, raw_points, received_at)
     if span is not None:
         # A late track batch re-validates the readings it covers.
@@ -135,6 +139,11 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
         validate_assignment(
             session, assignment_id=assignment_id, settings=settings, now=received_at
         )
+    # Each meter read here goes out again in the next pull with its new state, to this handheld
+    # and to any other the route is on. Stamped in the push's last flush: the change counter's
+    # lock is held from there to the commit only.
+    for meter in session.exec(select(Meter).where(col(Meter.id).in_(read_meters))):
+        send_again(meter)
     device = session.get(Device, pusher.device_id)
     if device is not None:
         device.last_seen_at = received_at

@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,17 +19,6 @@ from common import wire
 from common.clock import Clock
 from mobile.core.store import Store
 from tests.mobile.test_store import pulled
-
-
-def recover_tool_works() -> bool:
-    """Whether the sqlite3 tool is installed and its `.recover` works (Debian 12's fails)."""
-    tool = shutil.which("sqlite3")
-    if tool is None:
-        return False
-    done = subprocess.run(
-        [tool, ":memory:", "CREATE TABLE t (a)", ".recover"], capture_output=True, check=False
-    )
-    return done.returncode == 0
 
 
 def worked(path: Path, clock: Clock, *, readings: int = 12, points: int = 0) -> Store:
@@ -174,12 +162,11 @@ def overwrite(path: Path, page_size: int, pages: list[int]) -> None:
             f.write(garbage.randbytes(page_size))
 
 
-@pytest.fixture(params=[True, False], ids=["sqlite3 tool", "no tool (as on Android)"])
-def tool(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    if request.param:
-        if not recover_tool_works():
-            pytest.skip("no sqlite3 command-line tool whose .recover works")
-        return True
+@pytest.fixture
+def tool(monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Recovery as on Android: Python's sqlite3 alone, no command-line tool. (Debian 12's
+    sqlite3 3.40.1 fails `.recover` even on a sound file, so the tool's path, which merges its
+    rows in where it works, cannot be exercised on these machines.)"""
     monkeypatch.setenv("PATH", "")
     return False
 

@@ -15,9 +15,11 @@ from sqlmodel import Session, select
 
 from common import clock
 from common.wire import Fix
+from mobile.core.route import nearest_unread
 from mobile.core.store import Store
 from mobile.core.sync import LoginRequiredError, OfflineError, SyncClient
 from server.core.config import Settings
+from server.demo.utility import USERS, load_demo
 from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import LiveServer
@@ -216,3 +218,70 @@ def test_a_large_route_is_pulled_in_pages(
     assert report.pulled_pages == 4
     [assignment] = client.store.assignments()
     assert assignment.total == 35
+
+
+def test_a_fresh_handheld_shows_the_route_as_the_office_holds_it_and_offers_no_read_meter(
+    device: SyncClient,
+    handheld: Callable[[str, str], SyncClient],
+    live_server: LiveServer,
+) -> None:
+    """A swapped handheld mid-cycle: what the first one read and skipped is read and skipped on
+    the second, with its values, and the nearest-customer card never offers those meters."""
+    device.sync()
+    [assignment] = device.store.assignments()
+    meters = device.store.meters(assignment.id)
+    read_all(device, 3)
+    at = T0 + timedelta(minutes=9)
+    skipped = device.store.skip_meter(
+        assignment.id, meters[3].id, skip_code="dog", note="", read_at=at, fix=None
+    )
+    device.sync()
+
+    swapped = handheld("swapped", live_server.url)
+    swapped.login("reader1", PASSWORD)
+    swapped.sync()
+    [progress] = swapped.store.assignments()
+    assert (progress.read, progress.skipped, progress.left) == (3, 1, 2)
+    fresh = {m.id: m for m in swapped.store.meters(assignment.id)}
+    assert [fresh[m.id].status for m in meters] == ["read"] * 3 + ["skipped", "todo", "todo"]
+    assert fresh[meters[0].id].reading_value == Decimal(1100)
+    assert fresh[meters[0].id].elsewhere
+    assert fresh[meters[3].id].elsewhere_skip_code == "dog"
+    assert fresh[meters[3].id].reading_id == skipped.id
+    standing_at_the_first = (meters[0].lat, meters[0].lon)
+    near = nearest_unread(swapped.store.meters(assignment.id), *standing_at_the_first, 500)
+    assert near is not None
+    assert near[0].id == meters[4].id
+
+
+def test_a_meter_read_on_one_handheld_turns_read_on_the_other_at_its_next_pull(
+    device: SyncClient,
+    handheld: Callable[[str, str], SyncClient],
+    live_server: LiveServer,
+) -> None:
+    other = handheld("other", live_server.url)
+    other.login("reader1", PASSWORD)
+    other.sync()
+    device.sync()
+    [assignment] = other.store.assignments()
+    assert other.store.assignments()[0].read == 0
+    read_all(device, 2)
+    device.sync()
+    other.sync()  # with its cursor: only what changed comes, the two meters among it
+    [progress] = other.store.assignments()
+    assert (progress.read, progress.left) == (2, 4)
+    # Its own first reading of one of them would be refused: the screens offer no entry.
+    assert other.store.meters(assignment.id)[0].done
+
+
+def test_reader1_starting_fresh_on_the_demo_sees_r101_as_the_office_holds_it(
+    handheld: Callable[[str, str], SyncClient], live_server: LiveServer, session: Session
+) -> None:
+    """The issue's own case: a new data directory, the demo's R-101 as yesterday left it."""
+    load_demo(session, live_server.settings)
+    session.commit()
+    fresh = handheld("fresh", live_server.url)
+    fresh.login("reader1", next(u.password for u in USERS if u.username == "reader1"))
+    fresh.sync()
+    r101 = next(a for a in fresh.store.assignments() if a.route_code == "R-101")
+    assert (r101.read, r101.skipped, r101.left) == (35, 2, 4)
