@@ -188,7 +188,7 @@ def test_an_agent_answers_a_caller_from_what_the_crew_logged(
     assert "crew1" in card.text
     assert shown(row["expected_finish"]) in card.text
     assert "in 3 h" in card.text
-    assert "Asia/Shanghai" in browser.find_element(By.ID, "answer").text
+    assert "times in China Standard Time" in browser.find_element(By.ID, "answer").text
 
     screenshot(browser, f"outages-answer-{backend(settings)}")
 
@@ -396,7 +396,7 @@ def test_an_agent_sent_to_the_audit_page_is_told_it_is_for_supervisors(
     browser.get(f"{base}/audit")
     wait(browser, lambda d: d.find_element(By.ID, "login-error").text)
     assert browser.find_element(By.ID, "login-error").text == (
-        "This page is for supervisors and administrators; agent1 is an agent."
+        "This page is for supervisors and administrators; agent1 is a call-centre agent."
     )
     assert browser.find_element(By.ID, "audit-view").is_displayed() is False
     assert js_errors(browser) == []
