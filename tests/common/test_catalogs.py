@@ -301,3 +301,83 @@ def test_the_refusal_checker_catches_a_sentence_written_in_place(tmp_path: Path)
         'raise ItemRefused("x", f"no job {job}")\nraise ItemRefused("x", N_("no job {job}"))\n'
     )
     assert _sentences_not_from_the_catalog(source) == ["refusals.py:1"]
+
+
+# ---------------------------------------------------------------- the desk pages
+
+PAGES = ROOT / "server" / "web"
+# Words on a page that are the same in every language.
+PAGE_WORDS = {"Gridwalk", "GPX", "GeoJSON", "CSV"}
+_JS_CALL_T = re.compile(r"""\bt\(\s*(["'])((?:\\.|(?!\1).)*)\1""")
+_JS_TEXT = re.compile(
+    r"""(?:\bh\(\s*"[\w-]+"\s*,\s*(?:\{[^{}()]*\}|null)\s*,\s*"""  # an element's first text
+    r"""|\.textContent\s*=\s*"""
+    r"""|\b(?:placeholder|title|label|intro|rolesText|"aria-label")\s*:\s*"""
+    r"""|\b(?:fact|confirm|alert)\(\s*)"""
+    r"""(["'`])((?:\\.|(?!\1).)*)\1"""
+)
+
+
+def _english(text: str) -> bool:
+    text = re.sub(r"\$\{[^}]*\}", "", text)  # a template literal's expressions are not words
+    return any(w not in PAGE_WORDS for w in re.findall(r"[A-Za-z]{2,}", text))
+
+
+def _without_comments(script: str) -> str:
+    return re.sub(r"/\*.*?\*/|^\s*//[^\n]*", " ", script, flags=re.S | re.M)
+
+
+def bare_words_in_script(source: str) -> list[str]:
+    """Strings a page's script puts on screen without t()."""
+    return [m[2] for m in _JS_TEXT.finditer(_without_comments(source)) if _english(m[2])]
+
+
+def bare_words_in_template(source: str) -> list[str]:
+    """English a page's template holds outside {{ _("...") }}: in its text or the attributes a
+    person reads."""
+    source = re.sub(
+        r"<!--.*?-->|<script.*?</script>|\{\{.*?\}\}|\{%.*?%\}", " ", source, flags=re.S
+    )
+    said = re.findall(r"""(?:placeholder|title|aria-label|alt)="([^"]*)\"""", source)
+    said += re.sub(r"<[^>]*>", "\n", source).splitlines()
+    return [s.strip() for s in said if _english(s)]
+
+
+def test_every_word_a_page_says_goes_through_the_catalog() -> None:
+    scripts = {
+        p.name: p.read_text(encoding="utf-8") for p in sorted((PAGES / "static").glob("*.js"))
+    }
+    templates = {
+        p.name: p.read_text(encoding="utf-8") for p in sorted((PAGES / "templates").glob("*.html"))
+    }
+    bare = [f"{name}: {s!r}" for name, text in scripts.items() for s in bare_words_in_script(text)]
+    bare += [
+        f"{name}: {s!r}" for name, text in templates.items() for s in bare_words_in_template(text)
+    ]
+    assert bare == [], "say these with t(...) in a script, {{ _(...) }} in a template"
+
+
+def test_every_t_call_of_a_page_is_extracted_into_the_catalog() -> None:
+    """Babel's javascript extractor does not see a t() inside a `template ${literal}`: such a
+    message would never be translated."""
+    catalog = {m.id for m in extract()}
+    called = {
+        m[2]
+        for p in (PAGES / "static").glob("*.js")
+        for m in _JS_CALL_T.finditer(_without_comments(p.read_text(encoding="utf-8")))
+    }
+    assert sorted(called - catalog) == []
+
+
+def test_the_page_checkers_above_catch_bare_words() -> None:
+    script = (
+        'h("h2", {}, "Flags"); h("span", { class: "x" }, `${n} read`); h("td", {}, t("When"));\n'
+        'el.textContent = "Pick one"; fact("Value", v); h("button", {}, "GPX");\n'
+        'const x = { placeholder: t("code"), title: "Close it" };\n'
+    )
+    assert bare_words_in_script(script) == ["Flags", "${n} read", "Pick one", "Value", "Close it"]
+    template = (
+        '<h2>{{ _("Flags") }}</h2>\n<p>Missing map</p>\n<input placeholder="code">\n'
+        '<button aria-label="{{ _("Ask") }}">CSV</button><!-- a comment -->\n'
+    )
+    assert bare_words_in_template(template) == ["code", "Missing map"]

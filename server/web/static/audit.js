@@ -539,7 +539,7 @@ function readingCard(r, meter, number, total, focus) {
     facts.push(fact(t("Fix"), `${r.fix.lat.toFixed(6)}, ${r.fix.lon.toFixed(6)}`,
       h("span", { class: "muted" }, " ", acc !== null && acc !== undefined ? `± ${metres(acc)}` : t("(no accuracy)"))));
     facts.push(fact(t("To meter"), h("span", { class: far ? "bad" : "good", id: number ? `distance-${number}` : null },
-      `${metres(gap)} ${far ? t("— farther than the fix's accuracy") : t("— within the fix's accuracy")}`)));
+      metres(gap), " ", far ? t("— farther than the fix's accuracy") : t("— within the fix's accuracy"))));
     if (r.fix.fix_time) facts.push(fact(t("Fix age"), t("{duration} before the reading", { duration: duration(new Date(r.read_at) - new Date(r.fix.fix_time)) })));
     facts.push(fact(t("Provider"), r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " ", t("— mock location")) : ""));
   } else {

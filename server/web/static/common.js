@@ -278,12 +278,14 @@ function frame(current) {
       h("span", { class: "brand-mark", "aria-hidden": "true" }),
       h("span", { class: "brand-name" }, "Gridwalk"),
       h("span", { class: "brand-page" }, current.label)),
-    h("div", { class: "who", id: "who", hidden: true },
-      h("nav", { class: "page-links", id: "page-links" }),
-      h("span", { class: "who-name", id: "who-name" }),
-      h("span", { class: "who-role", id: "who-role" }),
-      h("button", { type: "button", class: "btn btn-on-dark", id: "logout" }, t("Log out"))),
-    languageMenu());
+    h("div", { class: "topbar-right" },
+      h("div", { class: "who", id: "who", hidden: true },
+        h("nav", { class: "page-links", id: "page-links" }),
+        h("span", { class: "who-name", id: "who-name" }),
+        h("span", { class: "who-role", id: "who-role" }),
+        h("button", { type: "button", class: "btn btn-on-dark", id: "logout" }, t("Log out"))),
+      // Also on the sign-in form: a person picks the language they can read before anything.
+      languageMenu()));
   const banner = h("div", { class: "banner", id: "banner", role: "alert", hidden: true });
   const login = h("main", { class: "login", id: "login-view", hidden: true },
     h("form", { class: "card login-card", id: "login-form", novalidate: true },

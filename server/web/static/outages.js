@@ -545,7 +545,7 @@ function jobForm(kind) {
     h("div", { class: "row" }, field(`${p}area`, t("Area cut off"), area, "grow"),
       kind === "planned" ? field(`${p}address`, t("Address (optional)"), input("address", { maxlength: 500 }), "grow") : null),
     Object.values(areaFields),
-    field(`${p}crew`, t("Crew (optional)"), input("crew", { maxlength: 200, placeholder: "crew1, crew2" })),
+    field(`${p}crew`, t("Crew (optional)"), input("crew", { maxlength: 200, placeholder: t("crew1, crew2") })),
     out,
     h("button", { type: "submit", class: "btn btn-primary btn-wide", id: `${p}submit` }, spec.submit));
   showArea();
