@@ -242,7 +242,7 @@ class PushResult(Record):
     status: str  # one of PUSH_STATUSES
     error: str | None = None
     detail: str | None = None  # the refusal's sentence, in the pusher's Accept-Language
-    params: Any = None  # its names and numbers, a JSON object (None: it has none)
+    params: Any | None = None  # its names and numbers, a JSON object (None: it has none)
 
 
 @dataclass(frozen=True)
