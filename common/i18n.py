@@ -82,6 +82,12 @@ def translations(language: str) -> gettext.NullTranslations:
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark, translate later"
+    """Marks a message for the catalog (`scripts.catalogs extract` finds it) without translating
+    it: it is said later, in the language of whoever reads it."""
+    return message
+
+
 def translate(language: str, message: str) -> str:
     """`message` (an English message id) in `language`."""
     return translations(language).gettext(message)

@@ -242,7 +242,8 @@ class PushResult(Record):
     id: str | None
     status: str  # one of PUSH_STATUSES
     error: str | None = None
-    detail: str | None = None
+    detail: str | None = None  # the refusal's sentence, in the pusher's Accept-Language
+    params: Any | None = None  # its names and numbers, a JSON object (None: it has none)
 
 
 @dataclass(frozen=True)

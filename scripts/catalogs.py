@@ -26,14 +26,27 @@ from babel.messages.pofile import read_po, write_po
 from common.i18n import DOMAIN, LOCALE_DIR, catalog_languages
 
 ROOT = Path(__file__).resolve().parents[1]
-# Where user-facing words live: the handheld (Python and kv) and the shared code.
-SOURCES = ("mobile", "common")
 METHOD_MAP = [
     ("**/locale/**", "ignore"),
     ("**.py", "python"),
     ("**.kv", "scripts.catalogs:extract_kv"),
 ]
 KEYWORDS = {"_": None, "N_": None}
+# The desk pages: their scripts say t("..."), their templates _("...") (Jinja2's i18n).
+PAGE_SCRIPTS_MAP = [("**/node_modules/**", "ignore"), ("static/**.js", "javascript")]
+PAGE_SCRIPT_KEYWORDS = {"t": None}
+PAGE_TEMPLATES_MAP = [("templates/**.html", "jinja2.ext:babel_extract")]
+SERVER_MAP = [("web/**", "ignore"), ("**.py", "python")]
+# Where user-facing words live, with how to find them: the handheld (Python and kv) and the
+# shared code (the rules' flag sentences) first, then the desk pages and the server's sentences.
+# New sources go last: `update` keeps the order of what a .po already holds either way.
+SOURCES: tuple[tuple[str, list[tuple[str, str]], dict[str, Any]], ...] = (
+    ("mobile", METHOD_MAP, KEYWORDS),
+    ("common", METHOD_MAP, KEYWORDS),
+    ("server/web", PAGE_SCRIPTS_MAP, PAGE_SCRIPT_KEYWORDS),
+    ("server/web", PAGE_TEMPLATES_MAP, KEYWORDS),
+    ("server", SERVER_MAP, KEYWORDS),
+)
 
 _KV_MESSAGE = re.compile(r"""\b_\(\s*(?P<q>['"])(?P<text>(?:\\.|(?!(?P=q)).)*)(?P=q)\s*\)""")
 
@@ -52,9 +65,9 @@ def extract_kv(
 def extract() -> Catalog:
     """Every message the sources mark, with where it is used."""
     catalog = Catalog(project="Gridwalk", domain=DOMAIN, charset="utf-8")
-    for source in SOURCES:
+    for source, method_map, keywords in SOURCES:
         for filename, lineno, message, comments, context in extract_from_dir(
-            ROOT / source, METHOD_MAP, keywords=KEYWORDS
+            ROOT / source, method_map, keywords=keywords, options_map={"**.html": {"trimmed": "1"}}
         ):
             if isinstance(message, tuple):  # a plural: singular first
                 message = message[0]
@@ -65,6 +78,20 @@ def extract() -> Catalog:
                 context=context,
             )
     return catalog
+
+
+def in_order_of(held: Catalog, template: Catalog) -> Catalog:
+    """`template` with the messages `held` has first, in held's order, then the new ones: an
+    update appends and never reorders, so that parallel work on the catalog merges cleanly."""
+    place = {m.id: i for i, m in enumerate(held) if m.id}
+    ordered = Catalog(project=template.project, domain=template.domain, charset="utf-8")
+    fresh = len(place)
+    for _index, message in sorted(
+        enumerate(m for m in template if m.id),
+        key=lambda pair: (place.get(pair[1].id, fresh), pair[0]),
+    ):
+        ordered[message.id] = message
+    return ordered
 
 
 def po_path(language: str) -> Path:
@@ -91,7 +118,7 @@ def main(argv: list[str]) -> int:
         template = extract()
         for language in catalog_languages():
             catalog = read(language)
-            catalog.update(template, no_fuzzy_matching=True)
+            catalog.update(in_order_of(catalog, template), no_fuzzy_matching=True)
             with po_path(language).open("wb") as f:
                 write_po(f, catalog, width=100, ignore_obsolete=True)
     elif command == "compile":

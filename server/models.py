@@ -444,7 +444,10 @@ class Flag(SQLModel, table=True):
     key: str | None = Field(default=None, max_length=200)
     code: str = Field(max_length=32, nullable=False)
     severity: str = Field(max_length=8, nullable=False)
+    # The English sentence, as exports show it; `params` are its numbers (common.rules.sentences
+    # says them in any language). None on flags made by hand or before params were kept.
     message: str = Field(max_length=1000, nullable=False)
+    params: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     review: str | None = Field(default=None, max_length=16)
     review_note: str | None = Field(default=None, max_length=1000)
     reviewed_by: int | None = Field(default=None, foreign_key="users.id")
@@ -477,7 +480,6 @@ class AdminLog(SQLModel, table=True):
     object_type: str = Field(max_length=32, nullable=False)
     object_id: str = Field(max_length=64, nullable=False)
     detail: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-
 
 
 class LedgerEntry(SQLModel, table=True):

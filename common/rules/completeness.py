@@ -28,13 +28,12 @@ def missed(
     if not (assignment.closed or (now is not None and now >= assignment.closes_at)):
         return []
     done = {r.meter_id for r in readings}
-    window = f"{assignment.window_start.isoformat()} to {assignment.window_end.isoformat()}"
+    start, end = assignment.window_start.isoformat(), assignment.window_end.isoformat()
     return [
         Finding(
             "missed",
             "fail",
-            f"meter {m.name} (sequence {m.sequence}) has neither a reading nor a skip at the "
-            f"close of the window {window}",
+            {"meter": m.name, "sequence": m.sequence, "start": start, "end": end},
             meter_id=m.id,
         )
         for m in sorted(meters, key=lambda m: (m.sequence, m.id))
@@ -77,8 +76,10 @@ def wrong_meter_order(
         Finding(
             "wrong_meter_order",
             "info",
-            f"route walked far from its sequence: {inverted:,} of {pairs:,} pairs of meters "
-            f"read in reverse order ({inverted / pairs:.0%}; more than "
-            f"{thresholds.order_inversion_fraction:.0%} is noted)",
+            {
+                "inverted": inverted,
+                "pairs": pairs,
+                "threshold": thresholds.order_inversion_fraction,
+            },
         )
     ]

@@ -11,8 +11,7 @@ from common.rules.facts import (
     MeterFacts,
     ReadingFacts,
     Thresholds,
-    kwh_text,
-    reg_text,
+    decimal_text,
 )
 
 
@@ -71,9 +70,13 @@ def negative_consumption(
     return Finding(
         "negative_consumption",
         "fail",
-        f"meter {meter.name} reads {reg_text(reading.value)}, below last cycle's "
-        f"{reg_text(meter.last_reading)}: {kwh_text(used)} "
-        f"(not a roll-over of its {meter.digits} dials)",
+        {
+            "meter": meter.name,
+            "value": decimal_text(reading.value),
+            "last": decimal_text(meter.last_reading),
+            "kwh": decimal_text(used),
+            "digits": meter.digits,
+        },
         reading.id,
         meter.id,
     )
@@ -89,8 +92,11 @@ def high_consumption(
     return Finding(
         "high_consumption",
         "warn",
-        f"meter {meter.name} used {kwh_text(used)} this cycle, above the expected "
-        f"{kwh_text(meter.expected_high)} at most",
+        {
+            "meter": meter.name,
+            "kwh": decimal_text(used),
+            "expected_kwh": decimal_text(meter.expected_high),
+        },
         reading.id,
         meter.id,
     )
@@ -109,8 +115,11 @@ def low_consumption(
     return Finding(
         "low_consumption",
         "warn",
-        f"meter {meter.name} used {kwh_text(used)} this cycle, below the expected "
-        f"{kwh_text(meter.expected_low)} at least",
+        {
+            "meter": meter.name,
+            "kwh": decimal_text(used),
+            "expected_kwh": decimal_text(meter.expected_low),
+        },
         reading.id,
         meter.id,
     )
@@ -131,12 +140,14 @@ def unchanged(
         return None
     low = meter.expected_low
     usually_uses = low is not None and low > 0
-    usage = f" that usually uses at least {kwh_text(low)}" if low is not None and low > 0 else ""
     return Finding(
         "unchanged",
         "fail" if usually_uses else "warn",
-        f"meter {meter.name} reads {reg_text(reading.value)}, unchanged since last cycle, on an "
-        f"active account{usage}",
+        {
+            "meter": meter.name,
+            "value": decimal_text(reading.value),
+            "usual_kwh": decimal_text(low) if low is not None and low > 0 else None,
+        },
         reading.id,
         meter.id,
     )

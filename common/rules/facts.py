@@ -7,11 +7,12 @@ import bisect
 import itertools
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
+from common.rules.sentences import flag_sentence
 from common.wire import Fix
 
 Severity = Literal["info", "warn", "fail"]
@@ -165,16 +166,22 @@ class AssignmentFacts:
 class Finding:
     """One finding of the validation: what is wrong, how badly, and about which reading/meter.
 
-    `subject` tells apart findings that share code, reading and meter (the time of a track
-    jump); `key` names the finding across runs, so a stored flag can be matched to it again.
+    `params` are its numbers and names (JSON values), from which common.rules.sentences says it
+    in any language; `message` is that sentence in English. `subject` tells apart findings that
+    share code, reading and meter (the time of a track jump); `key` names the finding across
+    runs, so a stored flag can be matched to it again.
     """
 
     code: str
     severity: Severity
-    message: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
     reading_id: uuid.UUID | None = None
     meter_id: int | None = None
     subject: str = ""
+
+    @property
+    def message(self) -> str:
+        return flag_sentence(self.code, self.params)
 
     @property
     def key(self) -> str:
@@ -267,41 +274,25 @@ def is_mock(mock: bool | None, provider: str | None, mock_providers: tuple[str, 
 
 
 # ------------------------------------------------------------------------------- wording
+# The words themselves are common/rules/sentences.py's: the rules give it numbers, rounded here.
 
 
-def m_text(metres: float) -> str:
-    if metres >= 10_000:
-        return f"{metres / 1000:.0f} km"
-    if metres >= 1000:
-        return f"{metres / 1000:.1f} km"
-    return f"{metres:.0f} m"
+def rounded(value: float, places: int = 1) -> float:
+    """A measure as a finding's params keep it: to a tenth, which no sentence says finer."""
+    return round(value, places)
 
 
-def s_text(seconds: float) -> str:
-    seconds = abs(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def kwh_text(value: Decimal) -> str:
-    return f"{value.normalize():,f} kWh"
-
-
-def reg_text(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
+    """A register or kWh figure for params (JSON has no decimals: a string keeps every digit)."""
     return format(value.normalize(), "f")
-
-
-def utc_text(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def tz_name(tz: tzinfo) -> str:
     return datetime(2000, 1, 1, tzinfo=tz).tzname() or str(tz)
+
+
+def utc_text(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # ----------------------------------------------------------------------------- positions
@@ -314,20 +305,23 @@ def accuracy_credit(accuracy_m: float | None, thresholds: Thresholds) -> float:
     return min(accuracy_m, thresholds.max_fix_accuracy_m)
 
 
-def fix_problem(reading: ReadingFacts, thresholds: Thresholds) -> str | None:
-    """Why the reading's fix does not place the reader at read_at (None: it does)."""
+def fix_problem(reading: ReadingFacts, thresholds: Thresholds) -> dict[str, Any] | None:
+    """Why the reading's fix does not place the reader at read_at, as a no_fix finding's params
+    without the meter (None: it does)."""
     fix = reading.fix
     if fix is None:
-        return "has no position"
+        return {"problem": "none"}
     age = (reading.read_at - fix.fix_time).total_seconds()
-    allowed = f"(allowed {s_text(thresholds.max_fix_age_s)})"
-    if age > thresholds.max_fix_age_s:
-        return f"has a fix taken {s_text(age)} before the reading {allowed}"
-    if -age > thresholds.max_fix_age_s:
-        return f"has a fix taken {s_text(age)} after the reading {allowed}"
+    if abs(age) > thresholds.max_fix_age_s:
+        return {
+            "problem": "early" if age > 0 else "late",
+            "age_s": rounded(abs(age)),
+            "allowed_s": thresholds.max_fix_age_s,
+        }
     if fix.accuracy_m > thresholds.max_fix_accuracy_m:
-        return (
-            f"has a fix of accuracy {m_text(fix.accuracy_m)}, too coarse to place the reader "
-            f"(allowed {m_text(thresholds.max_fix_accuracy_m)})"
-        )
+        return {
+            "problem": "coarse",
+            "accuracy_m": rounded(fix.accuracy_m),
+            "allowed_m": thresholds.max_fix_accuracy_m,
+        }
     return None

@@ -19,8 +19,7 @@ from common.rules.facts import (
     Track,
     TrackFix,
     accuracy_credit,
-    m_text,
-    s_text,
+    rounded,
     utc_text,
 )
 
@@ -86,9 +85,13 @@ def too_fast(
             Finding(
                 "too_fast",
                 "fail",
-                f"meter {meter_name(meters, b.meter_id)} confirmed {s_text(gap)} after meter "
-                f"{meter_name(meters, a.meter_id)}, {m_text(d)} away "
-                f"(a reading takes at least {s_text(thresholds.min_work_interval_s)})",
+                {
+                    "meter": meter_name(meters, b.meter_id),
+                    "previous": meter_name(meters, a.meter_id),
+                    "gap_s": rounded(gap),
+                    "distance_m": rounded(d),
+                    "minimum_s": thresholds.min_work_interval_s,
+                },
                 b.id,
                 b.meter_id,
             )
@@ -100,8 +103,9 @@ def speed_kmh(metres: float, seconds: float) -> float:
     return math.inf if seconds <= 0 else metres / seconds * 3.6
 
 
-def kmh_text(speed: float) -> str:
-    return "instantly" if math.isinf(speed) else f"{speed:,.0f} km/h"
+def speed_param(speed: float) -> float | None:
+    """A speed for params: None for a move in no time (JSON has no infinity)."""
+    return None if math.isinf(speed) else rounded(speed)
 
 
 def impossible_speed(
@@ -125,9 +129,14 @@ def impossible_speed(
             Finding(
                 "impossible_speed",
                 "fail",
-                f"reading of meter {meter_name(meters, b.meter_id)} is {m_text(d)} "
-                f"from the previous reading (meter {meter_name(meters, a.meter_id)}) "
-                f"{s_text(dt)} earlier: {kmh_text(speed)} (limit {limit:.0f} km/h)",
+                {
+                    "meter": meter_name(meters, b.meter_id),
+                    "previous": meter_name(meters, a.meter_id),
+                    "distance_m": rounded(d),
+                    "gap_s": rounded(dt),
+                    "speed_kmh": speed_param(speed),
+                    "limit_kmh": limit,
+                },
                 b.id,
                 b.meter_id,
             )
@@ -149,13 +158,18 @@ def _track_jumps(walk: Sequence[TrackFix], thresholds: Thresholds) -> list[Findi
         _, _, d, dt, speed = worst
         start = first[0]
         reader = "" if start.reader_id is None else f"{start.reader_id}@"
-        how = "" if len(run) == 1 else f"; {len(run)} steps in a row were too fast"
         findings.append(
             Finding(
                 "impossible_speed",
                 "warn",
-                f"track jumped {m_text(d)} in {s_text(dt)} at {utc_text(worst[0].t)}: "
-                f"{kmh_text(speed)} (limit {limit:.0f} km/h){how}",
+                {
+                    "distance_m": rounded(d),
+                    "gap_s": rounded(dt),
+                    "at": utc_text(worst[0].t),
+                    "speed_kmh": speed_param(speed),
+                    "limit_kmh": limit,
+                    "steps": len(run),
+                },
                 subject=f"track:{reader}{start.t.astimezone(UTC):%Y-%m-%dT%H:%M:%S}",
             )
         )

@@ -16,8 +16,7 @@ from common.rules.facts import (
     accuracy_credit,
     fix_problem,
     is_mock,
-    m_text,
-    s_text,
+    rounded,
 )
 
 
@@ -28,9 +27,7 @@ def no_fix(
     problem = fix_problem(reading, thresholds)
     if problem is None:
         return None
-    return Finding(
-        "no_fix", "warn", f"reading of meter {meter.name} {problem}", reading.id, meter.id
-    )
+    return Finding("no_fix", "warn", {"meter": meter.name, **problem}, reading.id, meter.id)
 
 
 def mock_location(
@@ -40,25 +37,27 @@ def mock_location(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> Finding | None:
     """A fix, or track points around read_at, from a mock or simulated provider are flagged."""
-    reasons = []
     fix = reading.fix
-    if fix is not None and fix.mock:
-        reasons.append("its fix came from a mock location provider")
-    elif fix is not None and is_mock(fix.mock, fix.provider, thresholds.mock_providers):
-        reasons.append(f"its fix came from the simulated provider '{fix.provider}'")
+    fix_mock = fix is not None and fix.mock
+    simulated = (
+        fix is not None
+        and not fix.mock
+        and is_mock(fix.mock, fix.provider, thresholds.mock_providers)
+    )
     window = thresholds.track_window_s
     mocked = track.mock_count(reading.read_at, window, reading.reader_id, thresholds.mock_providers)
-    if mocked:
-        reasons.append(
-            f"{mocked} track point(s) within {s_text(window)} of it came from a mock "
-            "location provider"
-        )
-    if not reasons:
+    if not (fix_mock or simulated or mocked):
         return None
     return Finding(
         "mock_location",
         "fail",
-        f"reading of meter {meter.name}: {'; '.join(reasons)}",
+        {
+            "meter": meter.name,
+            "fix_mock": fix_mock,
+            "provider": fix.provider if simulated and fix is not None else None,
+            "mock_points": mocked,
+            "window_s": window,
+        },
         reading.id,
         meter.id,
     )
@@ -78,8 +77,12 @@ def far_from_meter(
     return Finding(
         "far_from_meter",
         "fail",
-        f"fix {m_text(d)} from meter {meter.name} "
-        f"(allowed {m_text(thresholds.presence_radius_m)} + accuracy {m_text(accuracy)})",
+        {
+            "meter": meter.name,
+            "distance_m": rounded(d),
+            "radius_m": thresholds.presence_radius_m,
+            "accuracy_m": rounded(accuracy),
+        },
         reading.id,
         meter.id,
     )
@@ -105,15 +108,11 @@ def not_on_track(
         if d <= radius + accuracy_credit(p.accuracy_m, thresholds):
             return None
         nearest = min(nearest, d)
-    if math.isinf(nearest):
-        message = (
-            f"the track has no point within {s_text(window)} of the reading of meter {meter.name} "
-            "(phone off, no GPS, or track not sent)"
-        )
-    else:
-        message = (
-            f"the track within {s_text(window)} of the reading never came near meter "
-            f"{meter.name}: nearest point {m_text(nearest)} away "
-            f"(allowed {m_text(radius)} + its accuracy)"
-        )
-    return Finding("not_on_track", "fail", message, reading.id, meter.id)
+    params = {
+        "meter": meter.name,
+        "window_s": window,
+        "radius_m": radius,
+        # None: the track has no point near the reading's time at all.
+        "nearest_m": None if math.isinf(nearest) else rounded(nearest),
+    }
+    return Finding("not_on_track", "fail", params, reading.id, meter.id)

@@ -10,7 +10,7 @@ from common.rules.facts import (
     MeterFacts,
     ReadingFacts,
     Thresholds,
-    s_text,
+    rounded,
     tz_name,
 )
 
@@ -27,12 +27,17 @@ def outside_window(
     day = reading.read_at.astimezone(assignment.tz).date()
     if assignment.window_start <= day <= assignment.window_end:
         return None
-    where = "before" if day < assignment.window_start else "after"
     return Finding(
         "outside_window",
         "warn",
-        f"meter {meter.name} read on {day.isoformat()} ({tz_name(assignment.tz)}), {where} "
-        f"the window {assignment.window_start.isoformat()} to {assignment.window_end.isoformat()}",
+        {
+            "meter": meter.name,
+            "day": day.isoformat(),
+            "zone": tz_name(assignment.tz),
+            "when": "before" if day < assignment.window_start else "after",
+            "start": assignment.window_start.isoformat(),
+            "end": assignment.window_end.isoformat(),
+        },
         reading.id,
         meter.id,
     )
@@ -45,32 +50,27 @@ def clock_skew(
     received_at, or a reading dated after the server received it) is flagged; a reading synced
     days after it was taken is offline work, not skew."""
     tolerance = thresholds.clock_skew_tolerance_s
-    reasons = []
+    # How long before the server received it the push was stamped (negative: after), when
+    # beyond what clock and transit allow.
+    stamped = None
     if reading.sent_at is not None:
         lag = (reading.received_at - reading.sent_at).total_seconds()
-        if lag > tolerance + thresholds.push_transit_s:
-            reasons.append(
-                f"its push was stamped {s_text(lag)} before the server received it "
-                f"(allowed {s_text(tolerance + thresholds.push_transit_s)} for clock and transit): "
-                "the device clock is behind"
-            )
-        elif -lag > tolerance:
-            reasons.append(
-                f"its push was stamped {s_text(lag)} after the server received it "
-                f"(allowed {s_text(tolerance)}): the device clock is ahead"
-            )
+        if lag > tolerance + thresholds.push_transit_s or -lag > tolerance:
+            stamped = rounded(lag)
     ahead = (max(reading.read_at, reading.confirmed_at) - reading.received_at).total_seconds()
-    if ahead > tolerance:
-        reasons.append(
-            f"it is dated {s_text(ahead)} after the server received it "
-            f"(allowed {s_text(tolerance)})"
-        )
-    if not reasons:
+    dated_ahead = rounded(ahead) if ahead > tolerance else None
+    if stamped is None and dated_ahead is None:
         return None
     return Finding(
         "clock_skew",
         "warn",
-        f"reading of meter {meter.name}: {'; '.join(reasons)}",
+        {
+            "meter": meter.name,
+            "stamped_s": stamped,
+            "ahead_s": dated_ahead,
+            "tolerance_s": tolerance,
+            "transit_s": thresholds.push_transit_s,
+        },
         reading.id,
         meter.id,
     )

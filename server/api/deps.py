@@ -17,6 +17,7 @@ from common.contract import (
     CONTRACT_VERSION_HEADER,
     SUPPORTED_CONTRACT_VERSIONS,
 )
+from common.i18n import accepted_language
 from server.core.config import Settings
 from server.core.errors import Forbidden, Problem, Unauthorized
 from server.core.security import decode_access_token
@@ -38,6 +39,20 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def caller_language(
+    accept_language: Annotated[
+        str | None,
+        Header(description="The language of the sentences in the answer: zh-CN or en"),
+    ] = None,
+) -> str:
+    """The language the caller reads (its Accept-Language); a caller that names none gets the
+    English every stored sentence is kept in (a script, an export, an older client)."""
+    return accepted_language(accept_language) or "en"
+
+
+LanguageDep = Annotated[str, Depends(caller_language)]
 # A row id in a path: a number no row can have is a 422 naming the parameter.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 # scope="function": the commit happens before the response goes out, so a client is never told

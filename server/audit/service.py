@@ -16,7 +16,9 @@ from typing import Any, Literal
 from sqlmodel import Session, col, select
 
 from common.geo import distance_m
+from common.i18n import translations
 from common.numbers import plain
+from common.rules.sentences import flag_sentence
 from server.core.errors import Forbidden, NotFound
 from server.models import (
     Account,
@@ -37,9 +39,11 @@ SEVERITIES = ("info", "warn", "fail")
 
 @dataclass(frozen=True)
 class Auditor:
-    """Who audits: a supervisor (limited to their grid) or an admin."""
+    """Who audits: a supervisor (limited to their grid) or an admin, and the language their
+    flags' sentences are said in (common.i18n.LANGUAGES)."""
 
     user: User
+    language: str = "en"
 
     def may_see(self, route: Route) -> bool:
         return self.user.role == "admin" or (
@@ -135,12 +139,24 @@ def meter_states(
     return states
 
 
-def flag_out(flag: Flag, reviewer: str | None = None) -> dict[str, Any]:
+def flag_message(flag: Flag, language: str) -> str:
+    """The flag's sentence in `language`, from its code and params; a flag without them (made
+    by hand, or before params were kept) has only its stored sentence to say."""
+    if flag.params is None:
+        return flag.message
+    try:
+        return flag_sentence(flag.code, flag.params, translations(language).gettext)
+    except (KeyError, TypeError, ValueError):
+        return flag.message
+
+
+def flag_out(flag: Flag, reviewer: str | None = None, language: str = "en") -> dict[str, Any]:
     return {
         "id": flag.id,
         "code": flag.code,
         "severity": flag.severity,
-        "message": flag.message,
+        "message": flag_message(flag, language),
+        "params": flag.params,
         "reading_id": str(flag.reading_id) if flag.reading_id else None,
         "meter_id": flag.meter_id,
         "review": flag.review,
@@ -156,6 +172,7 @@ def reading_out(
     superseded_by: uuid.UUID | None,
     meter: Meter,
     reviewers: dict[int, str],
+    language: str = "en",
 ) -> dict[str, Any]:
     return {
         "id": str(reading.id),
@@ -171,7 +188,7 @@ def reading_out(
         "supersedes": str(reading.supersedes) if reading.supersedes else None,
         "superseded_by": str(superseded_by) if superseded_by else None,
         "disputed": any(f.review == "rejected" for f in flags),
-        "flags": [flag_out(f, _reviewer(f, reviewers)) for f in flags],
+        "flags": [flag_out(f, _reviewer(f, reviewers), language) for f in flags],
     }
 
 
@@ -274,7 +291,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
             }
             for m, a in rows
         ],
-        "readings": readings_out(session, readings, flags),
+        "readings": readings_out(session, readings, flags, auditor.language),
         "track": [
             {
                 "t": p.t.isoformat(),
@@ -285,7 +302,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
             }
             for p in track
         ],
-        "flags": flags_out(session, flags),
+        "flags": flags_out(session, flags, auditor.language),
         "reread_orders": [
             {
                 "id": str(o.id),
@@ -333,13 +350,13 @@ def _reviewers(session: Session, flags: list[Flag]) -> dict[int, str]:
     }
 
 
-def flags_out(session: Session, flags: list[Flag]) -> list[dict[str, Any]]:
+def flags_out(session: Session, flags: list[Flag], language: str = "en") -> list[dict[str, Any]]:
     reviewers = _reviewers(session, flags)
-    return [flag_out(f, _reviewer(f, reviewers)) for f in flags]
+    return [flag_out(f, _reviewer(f, reviewers), language) for f in flags]
 
 
 def readings_out(
-    session: Session, readings: list[Reading], flags: list[Flag]
+    session: Session, readings: list[Reading], flags: list[Flag], language: str = "en"
 ) -> list[dict[str, Any]]:
     by_reading: dict[uuid.UUID, list[Flag]] = {}
     for f in flags:
@@ -354,7 +371,9 @@ def readings_out(
     }
     reviewers = _reviewers(session, flags)
     return [
-        reading_out(r, by_reading.get(r.id, []), replaced.get(r.id), meters[r.meter_id], reviewers)
+        reading_out(
+            r, by_reading.get(r.id, []), replaced.get(r.id), meters[r.meter_id], reviewers, language
+        )
         for r in readings
     ]
 
@@ -365,7 +384,10 @@ def assignment_readings(
     """Every reading held for the assignment, in the order taken, with its flags."""
     audited_assignment(session, auditor, assignment_id)
     return readings_out(
-        session, readings_of(session, assignment_id), _flags(session, assignment_id)
+        session,
+        readings_of(session, assignment_id),
+        _flags(session, assignment_id),
+        auditor.language,
     )
 
 
@@ -374,4 +396,4 @@ def assignment_flags(
 ) -> list[dict[str, Any]]:
     """The assignment's flags."""
     audited_assignment(session, auditor, assignment_id)
-    return flags_out(session, _flags(session, assignment_id))
+    return flags_out(session, _flags(session, assignment_id), auditor.language)

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # still draws the track and the meters on a blank background.
     map_tile_url: str = ""
     map_tile_attribution: str = ""
+    # The zone the desk pages show times in (an IANA name, for the browser's Intl), named on
+    # the page: the call centre and the crews may not sit in the zone of the agent's computer.
+    desk_time_zone: str = "Asia/Shanghai"
 
     # Route validation: the thresholds of common/rules/'s rules (meanings and defaults
     # are documented on its Thresholds), and the offset of the local time in which a cycle's

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.i18n import translations
+
 
 class ItemRefused(Exception):  # noqa: N818 - an answer, not a failure
     """One item of a pushed batch that the server will not store, with the code and sentence
-    the device shows. Not an HTTP error: the batch still answers 200, item by item."""
+    the device shows. Not an HTTP error: the batch still answers 200, item by item.
 
-    def __init__(self, error: str, detail: str):
-        super().__init__(detail)
+    `template` is a message id of the catalog (marked N_) and `params` its names and numbers,
+    so that the sentence is said in the pusher's language; `detail` is it in English."""
+
+    def __init__(self, error: str, template: str, **params: Any):
         self.error = error
-        self.detail = detail
+        self.template = template
+        self.params = params
+        self.detail = template.format(**params) if params else template
+        super().__init__(self.detail)
+
+    def said_in(self, language: str) -> str:
+        """The sentence in `language` (English, the ids themselves, when it has no translation)."""
+        said = translations(language).gettext(self.template)
+        return said.format(**self.params) if self.params else said
 
 
 class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from common.i18n import N_
 from common.job_lifecycle import (
     EventFacts,
     JobEventKind,
@@ -39,15 +40,22 @@ def apply_device_event(
     job = session.get(Job, event.job_id)
     if job is None:
         if event.kind != "created":
-            raise ItemRefused("unknown_job", f"no job {event.job_id}")
+            raise ItemRefused("unknown_job", N_("no job {job}"), job=str(event.job_id))
         job = _job_from_the_field(session, user, event)
     elif event.kind == JobEventKind.CREATED:
-        raise ItemRefused("illegal_transition", f"job {event.job_id} already exists")
+        raise ItemRefused(
+            "illegal_transition", N_("job {job} already exists"), job=str(event.job_id)
+        )
     else:
         on_crew = session.get(JobCrew, (job.id, user.id)) is not None
         grid_supervisor = user.role == "supervisor" and user.grid_id == job.grid_id
         if not (on_crew or grid_supervisor):
-            raise ItemRefused("not_your_job", f"{user.username} is not on the crew of job {job.id}")
+            raise ItemRefused(
+                "not_your_job",
+                N_("{user} is not on the crew of job {job}"),
+                user=user.username,
+                job=str(job.id),
+            )
         _transition(session, job, event)
     assert user.id is not None
     session.add(
@@ -78,9 +86,11 @@ def apply_device_event(
 def _job_from_the_field(session: Session, user: User, event: JobEventIn) -> Job:
     """A job a crew opened on the spot, offline: its `created` event carries what it is."""
     if event.job_kind is None:
-        raise ItemRefused("invalid", "a created event needs job_kind")
+        raise ItemRefused("invalid", N_("a created event needs job_kind"))
     if user.role not in ("crew", "supervisor"):
-        raise ItemRefused("not_your_job", f"a {user.role} cannot open repair jobs")
+        raise ItemRefused(
+            "not_your_job", N_("a user of role {role} cannot open repair jobs"), role=user.role
+        )
     names = event.crew or [user.username]
     try:
         crew = users_named(session, names)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
 
 
 class Answer(BaseModel):
@@ -91,7 +92,12 @@ class FlagOut(Answer):
     id: int | None
     code: str
     severity: str
-    message: str
+    message: str = PydanticField(
+        description="The flag's sentence in the caller's language (Accept-Language)"
+    )
+    params: dict[str, Any] | None = PydanticField(
+        description="The numbers and names the sentence is made of (None: a flag made by hand)"
+    )
     reading_id: str | None
     meter_id: int | None
     review: str | None

@@ -7,7 +7,7 @@ import math
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -152,7 +152,9 @@ class PushResult(BaseModel):
     id: str | None
     status: PushStatus
     error: str | None = None
+    # The refusal's sentence in the pusher's language (Accept-Language), and its numbers.
     detail: str | None = None
+    params: dict[str, Any] | None = None
 
 
 class TrackRejection(BaseModel):

@@ -51,6 +51,7 @@ class Pusher:
 
     user: User
     device_id: str
+    language: str = "en"  # of the refusals' sentences (common.i18n.LANGUAGES)
 
     @property
     def user_id(self) -> int:
@@ -118,6 +119,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
             raw,
             ReadingIn,
             lambda item: store_reading(session, pusher, item, sent_at, received_at),
+            language=pusher.language,
         )
         for raw in raw_readings
     ]
@@ -158,6 +160,7 @@ def _one(
     model: type[ReadingIn] | type[JobEventIn],
     store: Any,
     parsed: ReadingIn | JobEventIn | None = None,
+    language: str = "en",
 ) -> PushResult:
     raw_id = raw.get("id") if isinstance(raw, dict) else None
     item_id = raw_id if isinstance(raw_id, str) else None
@@ -177,7 +180,13 @@ def _one(
             with session.begin_nested():
                 status = store(item)
     except ItemRefused as rej:
-        return PushResult(id=str(item.id), status="rejected", error=rej.error, detail=rej.detail)
+        return PushResult(
+            id=str(item.id),
+            status="rejected",
+            error=rej.error,
+            detail=rej.said_in(language),
+            params=rej.params or None,
+        )
     return PushResult(id=str(item.id), status=status)
 
 
@@ -266,5 +275,6 @@ def _job_events_in_time_order(
             JobEventIn,
             lambda event: store_job_event(session, pusher, event, received_at),
             parsed=item,
+            language=pusher.language,
         )
     return [results[i] for i in range(len(raw_events))]

@@ -15,6 +15,7 @@ from sqlalchemy import exists
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from common.i18n import N_
 from common.numbers import plain
 from common.wire import iso
 from server.core.errors import ItemRefused
@@ -138,9 +139,11 @@ def _reading_hash(
 def _id_taken(what: str) -> ItemRefused:
     """A record is deduplicated as its pusher's own: an id another user's record holds is
     neither a duplicate (that would tell the device it is stored) nor a change of theirs."""
-    return ItemRefused(
-        "id_taken", f"a {what} with this id is held for another user; send it with a new id"
-    )
+    templates = {
+        "reading": N_("a reading with this id is held for another user; send it with a new id"),
+        "job event": N_("a job event with this id is held for another user; send it with a new id"),
+    }
+    return ItemRefused("id_taken", templates[what])
 
 
 def store_reading(
@@ -155,29 +158,40 @@ def store_reading(
             return "duplicate"
         raise ItemRefused(
             "locked",
-            "a reading with this id is already held with other content; "
-            "a confirmed reading is never changed",
+            N_(
+                "a reading with this id is already held with other content; a confirmed "
+                "reading is never changed"
+            ),
         )
     assignment = session.get(Assignment, r.assignment_id)
     if assignment is None:
-        raise ItemRefused("unknown_assignment", f"no assignment {r.assignment_id}")
+        raise ItemRefused(
+            "unknown_assignment", N_("no assignment {assignment}"), assignment=r.assignment_id
+        )
     if assignment.reader_id != pusher.user_id and not _was_given(
         session, pusher.user_id, assignment_id=r.assignment_id, at=r.read_at
     ):
         raise ItemRefused(
             "not_your_assignment",
-            f"assignment {r.assignment_id} is not given to {pusher.user.username}",
+            N_("assignment {assignment} is not given to {user}"),
+            assignment=r.assignment_id,
+            user=pusher.user.username,
         )
     meter = session.get(Meter, r.meter_id)
     if meter is None or meter.route_id != assignment.route_id:
         raise ItemRefused(
             "meter_not_on_route",
-            f"meter {r.meter_id} is not on the route of assignment {r.assignment_id}",
+            N_("meter {meter} is not on the route of assignment {assignment}"),
+            meter=r.meter_id,
+            assignment=r.assignment_id,
         )
     if r.value is not None and r.value >= Decimal(10) ** meter.digits:
         raise ItemRefused(
             "value_exceeds_dials",
-            f"{r.value} does not fit the {meter.digits} dials of meter {meter.meter_no}",
+            N_("{value} does not fit the {digits} dials of meter {meter}"),
+            value=plain(r.value),
+            digits=meter.digits,
+            meter=meter.meter_no,
         )
     supersedes = None
     if r.reread_of is not None:
@@ -185,11 +199,18 @@ def store_reading(
         if order is None or (order.assignment_id, order.meter_id) != (r.assignment_id, r.meter_id):
             raise ItemRefused(
                 "unknown_reread_order",
-                f"no re-read order {r.reread_of} for this meter and assignment",
+                N_("no re-read order {order} for this meter and assignment"),
+                order=str(r.reread_of),
             )
         if order.status != "open":
+            closed = {
+                "done": N_("re-read order {order} is done"),
+                "cancelled": N_("re-read order {order} is cancelled"),
+            }
             raise ItemRefused(
-                "reread_order_closed", f"re-read order {r.reread_of} is {order.status}"
+                "reread_order_closed",
+                closed.get(order.status, N_("re-read order {order} is closed")),
+                order=str(r.reread_of),
             )
         supersedes = _current_reading_id(session, r.assignment_id, r.meter_id)
         order.status = "done"
@@ -207,8 +228,11 @@ def store_reading(
     ):
         raise ItemRefused(
             "already_read",
-            f"meter {meter.meter_no} already has a reading in "
-            "this assignment; a new one needs a supervisor's re-read order",
+            N_(
+                "meter {meter} already has a reading in this assignment; a new one needs a "
+                "supervisor's re-read order"
+            ),
+            meter=meter.meter_no,
         )
     session.add(
         Reading(
@@ -282,7 +306,9 @@ def store_job_event(session: Session, pusher: Pusher, e: JobEventIn, received_at
             raise _id_taken("job event")
         if held.content_hash == content_hash:
             return "duplicate"
-        raise ItemRefused("locked", "a job event with this id is already held with other content")
+        raise ItemRefused(
+            "locked", N_("a job event with this id is already held with other content")
+        )
     jobs_in_the_field.apply_device_event(
         session,
         user=pusher.user,

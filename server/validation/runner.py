@@ -165,13 +165,19 @@ def _reconcile(session: Session, assignment_id: int, findings: dict[str, Finding
                 code=finding.code,
                 severity=finding.severity,
                 message=message,
+                params=finding.params,
                 reading_id=finding.reading_id,
                 meter_id=finding.meter_id,
             )
             session.add(flag)
-        elif (flag.message, flag.severity) != (message, finding.severity):
+        elif (flag.message, flag.severity, flag.params) != (
+            message,
+            finding.severity,
+            finding.params,
+        ):
             flag.message = message
             flag.severity = finding.severity
+            flag.params = finding.params
             session.add(flag)
         flags.append(flag)
     for flag in held.values():

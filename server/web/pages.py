@@ -2,7 +2,13 @@
 agents' outage desk at /outages, with their static files.
 
 The pages are plain HTML and JS over the JSON API; the browser holds the tokens; what the pages
-share (the frame, the session, the look) is static/common.js and static/common.css. Leaflet comes
+share (the frame, the session, the look) is static/common.js and static/common.css.
+
+They speak the product's languages from its one set of catalogs (common/i18n.py): the HTML is a
+Jinja2 template rendered with the chosen language's translations, and the JS gets its messages
+(those its `t("...")` calls name) as a JSON object in the page. The language is the user's
+choice on the page (the `gridwalk_lang` cookie the language menu sets), else the browser's
+Accept-Language, else Chinese. Leaflet comes
 from npm into server/web/node_modules (`make setup`), never from a CDN: a supply company's desks
 may have no internet. Without it the app still starts and the page says the map is missing.
 """
@@ -10,15 +16,19 @@ may have no internet. Without it the app still starts and the page says the map 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from babel.messages.extract import extract as extract_messages
+from fastapi import APIRouter, Cookie, Depends, FastAPI, Header, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from common.i18n import DEFAULT_LANGUAGE, LANGUAGES, accepted_language, language_of, translations
 from server.api.deps import SettingsDep
 from server.core.config import Settings
 
@@ -26,10 +36,17 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
+TEMPLATES_DIR = WEB_DIR / "templates"
 LEAFLET_DIST = WEB_DIR / "node_modules" / "leaflet" / "dist"
 SWAGGER_DIST = WEB_DIR / "node_modules" / "swagger-ui-dist"
 
 router = APIRouter(include_in_schema=False)
+
+LANGUAGE_COOKIE = "gridwalk_lang"
+# The BCP 47 tag of each language: <html lang>, Intl's locale, the Accept-Language the JS sends.
+LOCALE_TAGS = {"zh_CN": "zh-CN", "en": "en-GB"}
+# The JS's message function, as Babel's javascript extractor knows it.
+JS_KEYWORDS = {"t": None}
 
 
 def _has_map_library(request: Request) -> bool:
@@ -68,27 +85,94 @@ def content_security_policy(tile_url: str) -> str:
     )
 
 
-def _page(name: str, settings: Settings) -> FileResponse:
-    return FileResponse(
-        STATIC_DIR / name,
-        media_type="text/html; charset=utf-8",
+def page_language(
+    chosen: Annotated[str | None, Cookie(alias=LANGUAGE_COOKIE)] = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> str:
+    """The page's language: the user's choice on the page, else the browser's, else Chinese.
+    Not the server machine's locale: the desk is somewhere else."""
+    return language_of(chosen) or accepted_language(accept_language) or DEFAULT_LANGUAGE
+
+
+PageLanguageDep = Annotated[str, Depends(page_language)]
+
+
+@lru_cache(maxsize=1)
+def js_messages() -> tuple[str, ...]:
+    """The message ids the pages' scripts name in t("..."): what each page is handed."""
+    found: set[str] = set()
+    for script in sorted(STATIC_DIR.glob("*.js")):
+        with script.open("rb") as f:
+            for _lineno, message, _comments, _context in extract_messages(
+                "javascript", f, keywords=JS_KEYWORDS
+            ):
+                found.add(message if isinstance(message, str) else message[0])
+    return tuple(sorted(found))
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def templates(language: str) -> Environment:
+    """The pages' templates, speaking `language` (one environment each: installing
+    translations on a shared one would race between requests)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def page_i18n(language: str, settings: Settings) -> dict[str, Any]:
+    """What the page's scripts need to speak `language`: their messages, the locale and zone."""
+    catalog = translations(language)
+    return {
+        "language": language,
+        "locale": LOCALE_TAGS[language],
+        "time_zone": settings.desk_time_zone,
+        "languages": LANGUAGES,
+        # English is the message ids themselves: nothing to send.
+        "messages": {}
+        if language == "en"
+        else {m: catalog.gettext(m) for m in js_messages() if catalog.gettext(m) != m},
+    }
+
+
+def _page(name: str, settings: Settings, language: str) -> HTMLResponse:
+    html = (
+        templates(language)
+        .get_template(name)
+        .render(
+            html_lang=LOCALE_TAGS[language],
+            language=language,
+            languages=LANGUAGES,
+            i18n=page_i18n(language, settings),
+        )
+    )
+    return HTMLResponse(
+        html,
         headers={
             "Content-Security-Policy": content_security_policy(settings.map_tile_url),
             "Cache-Control": "no-cache",
+            # The same URL answers in another language after the menu is changed.
+            "Vary": "Accept-Language, Cookie",
+            "Content-Language": LOCALE_TAGS[language],
         },
     )
 
 
 @router.get("/audit")
-def audit_page(settings: SettingsDep) -> FileResponse:
+def audit_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse:
     """The supervisor's route audit page."""
-    return _page("audit.html", settings)
+    return _page("audit.html", settings, language)
 
 
 @router.get("/outages")
-def outages_page(settings: SettingsDep) -> FileResponse:
+def outages_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse:
     """The call-centre agents' page: is there an outage here, and when is power back?"""
-    return _page("outages.html", settings)
+    return _page("outages.html", settings, language)
 
 
 @router.get("/audit/config.json")

@@ -164,3 +164,17 @@ def test_a_pull_page_as_the_server_writes_it_reads_back_whole() -> None:
 def test_a_shape_that_is_not_the_contract_is_named(data: object, says: str) -> None:
     with pytest.raises(wire.WireError, match=says):
         wire.Fix.from_json(data)
+
+
+def test_a_refusal_carries_its_params_to_the_handheld_and_an_answer_without_them_still_reads() -> (
+    None
+):
+    refused = {
+        "id": "r1",
+        "status": "rejected",
+        "error": "already_read",
+        "detail": "电表 M-1 在此任务中已有示数；重新抄表需要网格长下达复抄任务",
+        "params": {"meter": "M-1"},
+    }
+    assert wire.PushResult.from_json(refused).params == {"meter": "M-1"}
+    assert wire.PushResult.from_json({"id": "r2", "status": "accepted"}).params is None

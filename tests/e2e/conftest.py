@@ -7,7 +7,9 @@ skipped with the command that installs them.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import threading
 import time
@@ -23,7 +25,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import Engine
 
 from server.core.config import PROJECT_DIR, Settings
@@ -139,3 +141,27 @@ def serve(engine: Engine) -> Iterator[ServeApp]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+# ---------------------------------------------------------------- the pages' language
+
+# English a Chinese page may show: the product's name, the export formats, the language menu's
+# "English", units and the map's scale.
+ENGLISH_ON_A_CHINESE_PAGE = {"Gridwalk", "GPX", "GeoJSON", "CSV", "English", "km", "kWh", "GPS"}
+
+
+def choose_language(browser: Chrome, language: str, html_lang: str) -> None:
+    """Pick `language` in the header's menu and wait for the page to come back in it."""
+    wait(browser, lambda d: css(d, "#language"))
+    Select(browser.find_element(By.ID, "language")).select_by_value(language)
+    wait(browser, lambda d: d.execute_script("return document.documentElement.lang") == html_lang)
+    wait(browser, lambda d: css(d, "#language"))
+
+
+def english_left(browser: Chrome, data: Any) -> set[str]:
+    """English words on the page that are neither the data shown (names, codes, what people
+    typed: any string in `data`) nor allowed on a Chinese page."""
+    text: str = browser.execute_script("return document.body.innerText")
+    said = json.dumps(data, ensure_ascii=False)
+    allowed = set(re.findall(r"[A-Za-z]{2,}", said)) | ENGLISH_ON_A_CHINESE_PAGE
+    return set(re.findall(r"[A-Za-z]{2,}", text)) - allowed

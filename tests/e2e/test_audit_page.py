@@ -18,12 +18,22 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from common import clock
+from common.rules.sentences import flag_sentence
 from server.core.config import Settings
 from server.core.security import ALGORITHM
 from server.main import create_app
 from server.models import Flag
 from server.web import pages
-from tests.e2e.conftest import ServeApp, backend, css, js_errors, screenshot, wait
+from tests.e2e.conftest import (
+    ServeApp,
+    backend,
+    choose_language,
+    css,
+    english_left,
+    js_errors,
+    screenshot,
+    wait,
+)
 from tests.factories import (
     PASSWORD,
     READ_AT,
@@ -92,21 +102,31 @@ class Day:
         assert response.status_code == 200, response.text
         self.readings = items
         # Flags as the validation runner would write them (it is not what is tested here).
-        self.unchanged = self._flag(session, 1, "unchanged", "fail", "register unchanged: 1101")
+        self.unchanged = self._flag(
+            session, 1, "unchanged", "fail", {"value": "1101", "usual_kwh": None}
+        )
         self.far = self._flag(
-            session, 2, "not_at_meter", "warn", f"fix {FAR_M} m from the meter (accuracy 8 m)"
+            session,
+            2,
+            "far_from_meter",
+            "warn",
+            {"distance_m": float(FAR_M), "radius_m": 30.0, "accuracy_m": 8.0},
         )
         # By meter index: what these flags and readings make of the meters, whatever else.
         self.states = {1: "flagged", 2: "flagged", 4: "skipped"}
 
-    def _flag(self, session: Session, index: int, code: str, severity: str, message: str) -> Flag:
+    def _flag(
+        self, session: Session, index: int, code: str, severity: str, params: dict[str, Any]
+    ) -> Flag:
+        params = {"meter": self.day.meters[index].meter_no, **params}
         flag = Flag(
             assignment_id=self.assignment_id,
             reading_id=uuid.UUID(self.readings[index]["id"]),
             meter_id=self.day.meters[index].id,
             code=code,
             severity=severity,
-            message=message,
+            message=flag_sentence(code, params),
+            params=params,
         )
         session.add(flag)
         session.commit()
@@ -207,7 +227,8 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     css(browser, f'.flag[data-flag-id="{data.unchanged.id}"]')[0].click()
     wait(browser, lambda d: css(d, "#flag-evidence"))
     evidence = browser.find_element(By.ID, "evidence").text
-    assert "register unchanged: 1101" in evidence
+    assert data.unchanged.message in evidence
+    assert "reads 1101, unchanged since last cycle" in evidence
     assert day.meters[1].meter_no in evidence
     assert "Reading #2" in evidence
     assert "1101" in evidence
@@ -420,12 +441,88 @@ def test_closing_an_assignment_after_a_confirm_flags_its_unread_meters_as_missed
     [shown] = [
         f
         for f in css(browser, "#flag-list .flag")
-        if f.find_element(By.CSS_SELECTOR, ".flag-code").text == "missed"
+        if f.find_element(By.CSS_SELECTOR, ".flag-code").get_attribute("data-code") == "missed"
     ]
     assert shown.get_attribute("data-flag-id") == str(missed["id"])
     assert never_visited.meter_no in shown.text
     assert browser.find_element(By.ID, "close-assignment").is_displayed() is False
     [item] = css(browser, f'[data-assignment-id="{data.assignment_id}"]')
-    assert "closed" in item.text
+    assert "closed" in item.text.lower()
     screenshot(browser, f"audit-page-closed-{backend(settings)}")
     assert js_errors(browser) == []
+
+
+def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    far_meter = data.day.meters[2]
+    base = serve(create_app(settings, engine))
+    browser.get(f"{base}/audit")
+    js_errors(browser)
+    try:
+        # The browser asks for English (--lang=en-GB): the page starts in it.
+        wait(browser, lambda d: css(d, "#login-view h1"))
+        assert browser.execute_script("return document.documentElement.lang") == "en-GB"
+        assert browser.find_element(By.CSS_SELECTOR, "#login-view h1").text == "Sign in"
+
+        choose_language(browser, "zh_CN", "zh-CN")
+        assert browser.title == "抄表稽查 · Gridwalk"
+        assert browser.find_element(By.CSS_SELECTOR, "#login-view h1").text == "登录"
+        assert browser.find_element(By.CSS_SELECTOR, "label[for=username]").text == "用户名"
+        screenshot(browser, f"audit-login-zh-{backend(settings)}")
+        sign_in(browser, base)
+        wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "sup1")
+        assert browser.find_element(By.ID, "who-role").text == "网格长"
+        assert browser.find_element(By.CSS_SELECTOR, ".pane-left h2").text == "抄表任务"
+        [item] = css(browser, "[data-assignment-id]")
+        assert [f.find_element(By.TAG_NAME, "dt").text for f in css(item, ".figure")] == [
+            "电表",
+            "已抄",
+            "未抄",
+            "漏抄",
+            "行程",
+        ]
+
+        # A flag: its code's label, its sentence said by the server in Chinese, times in 北京时间.
+        open_assignment(browser, data.assignment_id)
+        wait(browser, lambda d: css(d, f'.flag[data-flag-id="{data.far.id}"]'))
+        css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+        wait(browser, lambda d: css(d, f'#flag-evidence[data-flag-id="{data.far.id}"]'))
+        card = browser.find_element(By.ID, "flag-evidence").text
+        assert "离表过远" in card
+        assert f"定位距电表 {far_meter.meter_no} 150米（允许30米 + 精度8米）" in card
+        evidence = browser.find_element(By.ID, "evidence").text
+        assert "（北京时间）" in evidence
+        assert "超出定位精度" in evidence
+        assert "下达复抄" in evidence
+        # The skipped meter's reason is the handheld's word for it, not its code.
+        skipped = data.day.meters[4]
+        css(browser, f"#map path.meter-{skipped.id}")[0].click()
+        wait(browser, lambda d: css(d, f'#meter-evidence[data-meter-id="{skipped.id}"]'))
+        assert "有狗" in browser.find_element(By.ID, "evidence").text
+        css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+        wait(browser, lambda d: css(d, f'#flag-evidence[data-flag-id="{data.far.id}"]'))
+        screenshot(browser, f"audit-page-zh-{backend(settings)}")
+        # Nothing English is left but the data itself (names, codes, what people typed).
+        detail = data.detail()
+        shown = {k: v for k, v in detail.items() if k != "flags"}
+        shown["readings"] = [
+            {k: v for k, v in r.items() if k != "flags"} for r in detail["readings"]
+        ]
+        assert english_left(browser, [shown, "sup1"]) == set()
+        assert js_errors(browser) == []
+
+        # Back to English from the same menu, still signed in.
+        choose_language(browser, "en", "en-GB")
+        wait(browser, lambda d: css(d, "[data-assignment-id]"))
+        assert browser.find_element(By.CSS_SELECTOR, ".pane-left h2").text == "Assignments"
+        assert browser.find_element(By.ID, "who-role").text == "supervisor"
+        screenshot(browser, f"audit-page-en-again-{backend(settings)}")
+    finally:
+        browser.delete_all_cookies()  # cookies are per host, not per port: the next test's too

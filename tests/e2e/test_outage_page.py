@@ -25,7 +25,16 @@ from sqlmodel import Session
 from common import clock
 from server.core.config import Settings
 from server.main import create_app
-from tests.e2e.conftest import ServeApp, backend, css, js_errors, screenshot, wait
+from tests.e2e.conftest import (
+    ServeApp,
+    backend,
+    choose_language,
+    css,
+    english_left,
+    js_errors,
+    screenshot,
+    wait,
+)
 from tests.factories import PASSWORD, auth, make_user, reader_day, reading
 
 # A browser reads the machine's clock: so does the server here.
@@ -188,7 +197,7 @@ def test_an_agent_answers_a_caller_from_what_the_crew_logged(
     assert "crew1" in card.text
     assert shown(row["expected_finish"]) in card.text
     assert "in 3 h" in card.text
-    assert "Asia/Shanghai" in browser.find_element(By.ID, "answer").text
+    assert "times in China Standard Time" in browser.find_element(By.ID, "answer").text
 
     screenshot(browser, f"outages-answer-{backend(settings)}")
 
@@ -396,7 +405,70 @@ def test_an_agent_sent_to_the_audit_page_is_told_it_is_for_supervisors(
     browser.get(f"{base}/audit")
     wait(browser, lambda d: d.find_element(By.ID, "login-error").text)
     assert browser.find_element(By.ID, "login-error").text == (
-        "This page is for supervisors and administrators; agent1 is an agent."
+        "This page is for supervisors and administrators; agent1 is a call-centre agent."
     )
     assert browser.find_element(By.ID, "audit-view").is_displayed() is False
     assert js_errors(browser) == []
+
+
+def test_the_outage_page_answers_a_caller_in_chinese_and_switches_back_to_english(
+    desk_browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    browser = desk_browser
+    desk = Desk(session, settings, client)
+    job_id = desk.create(content="变压器熔丝熔断", address="庆春路1号")["id"]
+    started = (clock.now() + timedelta(seconds=1)).replace(microsecond=0)
+    desk.crew_logs(
+        job_id, "started", started, expected_finish=(started + timedelta(hours=2)).isoformat()
+    )
+    base = serve(create_app(settings, engine))
+    browser.get(f"{base}/outages")
+    js_errors(browser)
+    try:
+        choose_language(browser, "zh_CN", "zh-CN")
+        assert browser.title == "停电查询 · Gridwalk"
+        assert browser.find_element(By.ID, "login-submit").text == "登录"
+        browser.find_element(By.ID, "username").send_keys("agent1")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login-submit").click()
+        wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "agent1")
+        assert browser.find_element(By.ID, "who-role").text == "坐席"
+        assert browser.find_element(By.CSS_SELECTOR, "#ask-form h2").text == "是否停电？"
+        assert browser.find_element(By.ID, "tz-note").text == "时间为北京时间"
+
+        sentence = ask_account(browser, "R-1-A0001")
+        [row] = desk.outages(account_no="R-1-A0001")
+        assert sentence.startswith("有停电：故障抢修自"), sentence
+        assert "抢修人员：crew1" in sentence
+        assert "预计复电时间" in sentence
+        assert sentence.endswith("）。"), sentence
+        [card] = css(browser, f'#answer-rows .outage[data-job-id="{job_id}"]')
+        for word in ("故障", "抢修中", "紧急"):
+            assert word in card.text
+        screenshot(browser, f"outages-sentence-zh-{backend(settings)}")
+        card.click()
+        wait(browser, lambda d: css(d, f'#job-detail[data-job-id="{job_id}"]'))
+        detail = browser.find_element(By.ID, "job-detail").text
+        assert "处理记录" in detail
+        assert "到达现场" in detail
+        assert "（北京时间）" in detail  # the expected finish names its zone
+        events = [e.text for e in css(browser, "#job-detail tr[data-event] td:nth-child(2)")]
+        assert events == ["登记", "派工", "开始"]
+        css(browser, '[data-new-job="fault"]')[0].click()
+        wait(browser, lambda d: d.find_element(By.ID, "fault-form").is_displayed())
+        screenshot(browser, f"outages-answer-zh-{backend(settings)}")
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=desk.agent).json()
+        assert english_left(browser, [row, job, "agent1", "R-1-A0001"]) == set()
+        assert js_errors(browser) == []
+
+        choose_language(browser, "en", "en-GB")
+        wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "agent1")
+        assert browser.find_element(By.CSS_SELECTOR, "#ask-form h2").text == "Is there an outage?"
+        assert ask_account(browser, "R-1-A0001").startswith("Yes: fault repair in progress since")
+    finally:
+        browser.delete_all_cookies()

@@ -53,7 +53,7 @@ def test_the_same_reading_twice_is_accepted_then_duplicate(
     day = reader_day(session, settings, client)
     item = reading(day.assignment.id, day.meters[0])
     assert push(client, day, readings=[item])["results"] == [
-        {"id": item["id"], "status": "accepted", "error": None, "detail": None}
+        {"id": item["id"], "status": "accepted", "error": None, "detail": None, "params": None}
     ]
     assert push(client, day, readings=[item])["results"][0]["status"] == "duplicate"
     assert count(session, Reading) == 1

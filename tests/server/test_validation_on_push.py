@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 from server.core.config import Settings
 from server.demo.days import home_day, honest_day
 from server.main import create_app
-from server.models import Assignment
+from server.models import Assignment, Flag
 from tests.factories import (
     TODAY,
     ReaderDay,
@@ -23,6 +24,7 @@ from tests.factories import (
     make_route,
     make_user,
     reader_day,
+    reading,
 )
 
 AUDIT = "/api/v1/audit"
@@ -138,4 +140,93 @@ def test_the_server_closes_assignments_whose_window_ended_by_itself(
     assert session.exec(select(Assignment.status).where(Assignment.id == old.id)).one() == "closed"
     assert (
         session.exec(select(Assignment.status).where(Assignment.id == current.id)).one() == "open"
+    )
+
+
+def test_the_same_flag_reads_in_the_callers_language_with_its_numbers_as_params(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=1)
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    sup = auth(client, "sup1", "sup-desk-01")
+    item = reading(day.assignment.id, day.meters[0], at=MORNING)
+    item["fix"]["lat"] = day.meters[0].lat + 143 / 111_200  # 143 m north of the meter
+    item["fix"]["accuracy_m"] = 1.0
+    push(client, day, readings=[item])
+    url = f"{AUDIT}/assignments/{day.assignment.id}/flags"
+
+    def far(language: str | None) -> dict[str, Any]:
+        headers = sup if language is None else {**sup, "Accept-Language": language}
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        [flag] = [f for f in response.json() if f["code"] == "far_from_meter"]
+        return dict(flag)
+
+    chinese, english, unsaid = far("zh-CN,zh;q=0.9"), far("en"), far(None)
+    meter = day.meters[0].meter_no
+    assert chinese["params"] == english["params"]
+    assert chinese["params"] == {
+        "meter": meter,
+        "distance_m": pytest.approx(143, abs=0.5),
+        "radius_m": 30.0,
+        "accuracy_m": 1.0,
+    }
+    assert english["message"] == f"fix 143 m from meter {meter} (allowed 30 m + accuracy 1 m)"
+    assert chinese["message"] == f"定位距电表 {meter} 143米（允许30米 + 精度1米）"
+    # A caller that names no language gets the English kept for exports; so is the stored one.
+    assert unsaid["message"] == english["message"]
+    [stored] = session.exec(select(Flag).where(Flag.code == "far_from_meter")).all()
+    assert (stored.message, stored.params) == (english["message"], english["params"])
+    # The assignment's detail and its readings say it in the caller's language too.
+    headers = {**sup, "Accept-Language": "zh-CN"}
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=headers).json()
+    assert chinese["message"] in [f["message"] for f in detail["flags"]]
+    assert chinese["message"] in [f["message"] for r in detail["readings"] for f in r["flags"]]
+
+
+def test_a_flag_made_by_hand_has_no_params_and_keeps_its_own_sentence(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=1)
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    sup = auth(client, "sup1", "sup-desk-01")
+    assert day.assignment.id is not None
+    session.add(
+        Flag(
+            assignment_id=day.assignment.id,
+            code="far_from_meter",
+            severity="warn",
+            message="seen from the road by the supervisor",
+        )
+    )
+    session.commit()
+    [flag] = flags(client, sup | {"Accept-Language": "zh-CN"}, day.assignment.id)
+    assert (flag["message"], flag["params"]) == ("seen from the road by the supervisor", None)
+
+
+def test_a_refused_reading_is_told_in_the_pushers_language_with_its_params(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=1)
+    first = reading(day.assignment.id, day.meters[0], at=MORNING)
+    second = reading(day.assignment.id, day.meters[0], at=MORNING + timedelta(minutes=1))
+    push(client, day, readings=[first])
+    meter = day.meters[0].meter_no
+    results = {}
+    for language in ("zh-CN", "en"):
+        response = client.post(
+            "/api/v1/sync/push",
+            headers={**day.headers, "Accept-Language": language},
+            json={"readings": [second]},
+        )
+        assert response.status_code == 200, response.text
+        [results[language]] = response.json()["results"]
+    assert results["zh-CN"]["error"] == results["en"]["error"] == "already_read"
+    assert results["zh-CN"]["params"] == results["en"]["params"] == {"meter": meter}
+    assert results["en"]["detail"] == (
+        f"meter {meter} already has a reading in this assignment; a new one needs a "
+        "supervisor's re-read order"
+    )
+    assert results["zh-CN"]["detail"] == (
+        f"电表 {meter} 在此任务中已有示数；重新抄表需要网格长下达复抄任务"
     )

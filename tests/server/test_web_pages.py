@@ -3,7 +3,9 @@ the app starts and serves them even when Leaflet was never installed."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +75,7 @@ def test_the_pages_share_one_frame_and_one_look(web: TestClient) -> None:
 
 
 def test_no_page_loads_anything_from_another_site() -> None:
-    for path in pages.STATIC_DIR.iterdir():
+    for path in [*pages.STATIC_DIR.iterdir(), *pages.TEMPLATES_DIR.iterdir()]:
         text = path.read_text(encoding="utf-8")
         assert "//cdn" not in text, path
         assert "unpkg" not in text, path
@@ -157,3 +159,58 @@ def test_without_swagger_ui_the_docs_say_how_to_install_it(
         assert docs.status_code == 503
         assert "make setup" in docs.text
         assert client.get("/openapi.json").status_code == 200
+
+
+def _said(response: Any) -> dict[str, Any]:
+    """The language data a page hands its scripts."""
+    match = re.search(
+        r'<script type="application/json" id="gridwalk-i18n">(.*?)</script>', response.text
+    )
+    assert match, response.text[:500]
+    data: dict[str, Any] = json.loads(match[1])
+    return data
+
+
+@pytest.mark.parametrize("page", ["/audit", "/outages"])
+def test_a_page_speaks_the_users_choice_then_the_browsers_then_chinese(
+    web: TestClient, page: str
+) -> None:
+    def lang_of(**headers: str) -> str:
+        response = web.get(page, headers=headers)
+        assert response.status_code == 200
+        match = re.search(r'<html lang="([^"]+)">', response.text)
+        assert match
+        return match[1]
+
+    assert lang_of() == "zh-CN"  # a browser that says nothing: the users are in China
+    assert lang_of(**{"Accept-Language": "en-US,en;q=0.9"}) == "en-GB"
+    assert lang_of(**{"Accept-Language": "fr-FR,zh-CN;q=0.8"}) == "zh-CN"
+    chosen = {"Accept-Language": "en-US", "Cookie": "gridwalk_lang=zh_CN"}
+    assert lang_of(**chosen) == "zh-CN"  # the menu's choice wins over the browser
+    assert lang_of(**{"Cookie": "gridwalk_lang=en"}) == "en-GB"
+    assert lang_of(**{"Cookie": "gridwalk_lang=xx", "Accept-Language": "en"}) == "en-GB"
+    response = web.get(page, headers={"Accept-Language": "en"})
+    assert "Accept-Language" in response.headers["vary"]
+    assert "Cookie" in response.headers["vary"]
+
+
+def test_the_page_is_rendered_and_its_scripts_messages_handed_over_in_its_language(
+    web: TestClient,
+) -> None:
+    chinese = web.get("/audit", headers={"Accept-Language": "zh-CN"})
+    assert "<title>抄表稽查 · Gridwalk</title>" in chinese.text
+    assert "<h2>抄表任务</h2>" in chinese.text
+    assert "<code>make setup</code>" in chinese.text  # markup kept inside a translated sentence
+    said = _said(chinese)
+    assert (said["language"], said["locale"], said["time_zone"]) == (
+        "zh_CN",
+        "zh-CN",
+        "Asia/Shanghai",
+    )
+    assert said["messages"]["Pick an assignment"] == "请选择抄表任务"
+    assert said["messages"]["Missed meter"] == "漏抄"
+    assert set(said["messages"]) <= set(pages.js_messages())
+    english = web.get("/audit", headers={"Accept-Language": "en"})
+    assert "<h2>Assignments</h2>" in english.text
+    assert _said(english)["messages"] == {}  # English is the message ids themselves
+    assert "script-src 'self'" in english.headers["content-security-policy"]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from server.api.deps import Caller, RowId, SessionDep, SettingsDep, require_role
+from server.api.deps import Caller, LanguageDep, RowId, SessionDep, SettingsDep, require_role
 from server.audit import exports, reviews
 from server.audit import service as audit
 from server.schemas.answers import (
@@ -30,8 +30,9 @@ router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(400, 401, 4
 
 def get_auditor(
     caller: Annotated[Caller, Depends(require_role("supervisor", "admin"))],
+    language: LanguageDep,
 ) -> audit.Auditor:
-    return audit.Auditor(user=caller.user)
+    return audit.Auditor(user=caller.user, language=language)
 
 
 AuditorDep = Annotated[audit.Auditor, Depends(get_auditor)]
@@ -91,7 +92,7 @@ def review_flag(
     flag = reviews.review_flag(
         session, auditor=auditor, flag_id=flag_id, decision=body.decision, note=body.note
     )
-    return audit.flag_out(flag, reviewer=auditor.user.username)
+    return audit.flag_out(flag, reviewer=auditor.user.username, language=auditor.language)
 
 
 @router.post("/assignments/{assignment_id}/rereads", status_code=201, response_model=RereadOrdered)

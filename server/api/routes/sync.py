@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from server.api.deps import Caller, SessionDep, SettingsDep, check_client_version, require_role
+from server.api.deps import (
+    Caller,
+    LanguageDep,
+    SessionDep,
+    SettingsDep,
+    check_client_version,
+    require_role,
+)
 from server.core.config import Settings
 from server.core.errors import Problem, TooLarge
 from server.schemas.answers import errors
@@ -110,9 +117,10 @@ async def push(
     caller: FieldWorker,
     session: SessionDep,
     settings: SettingsDep,
+    language: LanguageDep,
 ) -> PushResponse:
     """Store the device's outbox: one result per reading and job event, track in aggregate."""
-    pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id)
+    pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id, language=language)
     return await run_in_threadpool(pushing.push, session, settings, pusher=pusher, payload=payload)
 
 

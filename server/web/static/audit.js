@@ -4,12 +4,42 @@
    Leaflet is optional: without it the lists and the evidence still work, and the map area
    says what is missing. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, api, errorText, fact, h, showError, startPage } from "./common.js";
+import { $, LOCALE, TIME_ZONE, api, errorText, fact, h, label, showError, startPage, t, zoneName } from "./common.js";
 
 const STATES = ["read", "skipped", "missing", "flagged"];
 const STATE_COLOURS = { read: "#2f9e44", skipped: "#f08c00", missing: "#868e96", flagged: "#e03131" };
-const STATE_LABELS = { read: "Read", skipped: "Skipped", missing: "Missing", flagged: "Flagged" };
+const STATE_LABELS = { read: t("Read"), skipped: t("Skipped"), missing: t("Missing"), flagged: t("Flagged") };
 const SEVERITIES = ["fail", "warn", "info"];
+const SEVERITY_LABELS = { fail: t("fail"), warn: t("warn"), info: t("info") };
+// What each flag's code is called (common/rules/facts.py CODES); the sentence comes from the API.
+const FLAG_LABELS = {
+  no_fix: t("No position fix"),
+  mock_location: t("Mock location"),
+  far_from_meter: t("Far from the meter"),
+  not_on_track: t("Not on the track"),
+  impossible_speed: t("Impossible speed"),
+  too_fast: t("Too quick between meters"),
+  outside_window: t("Outside the reading window"),
+  clock_skew: t("Device clock off"),
+  negative_consumption: t("Negative consumption"),
+  high_consumption: t("High consumption"),
+  low_consumption: t("Low consumption"),
+  unchanged: t("Register unchanged"),
+  missed: t("Missed meter"),
+  wrong_meter_order: t("Out of route order"),
+};
+// The reader's skip reasons (common/wire.py): the handheld's own words for them.
+const SKIP_LABELS = {
+  no_access: t("No access"),
+  locked: t("Door locked"),
+  dog: t("Dog"),
+  meter_missing: t("Meter missing"),
+  meter_damaged: t("Meter damaged"),
+  other: t("Other reason"),
+};
+const ASSIGNMENT_LABELS = { open: t("Open"), closed: t("Closed") };
+const REVIEW_LABELS = { accepted: t("accepted"), rejected: t("rejected") };
+const ORDER_LABELS = { open: t("ordered"), done: t("done"), cancelled: t("cancelled") };
 const TRACK_COLOUR = "#1c7ed6";
 const LABEL_MIN_ZOOM = 15; // farther out, the order numbers would bury the pins
 
@@ -22,17 +52,19 @@ const state = {
   notice: null,
 };
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-const dateTimeShort = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
+// Times in the page's zone (named), in its language; a window's dates are days, not instants.
+const dateTime = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "medium", hourCycle: "h23", timeZone: TIME_ZONE });
+const dateTimeShort = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short", hourCycle: "h23", timeZone: TIME_ZONE });
+const dateOnly = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeZone: "UTC" });
 
 function when(iso) {
-  return iso ? dateTime.format(new Date(iso)) : "—";
+  return iso ? t("{time} ({zone})", { time: dateTime.format(new Date(iso)), zone: zoneName() }) : "—";
 }
 
 function timeSpan(start, end) {
   const [a, b] = [new Date(start), new Date(end)];
-  return dateTimeShort.formatRange ? dateTimeShort.formatRange(a, b) : `${dateTimeShort.format(a)} – ${dateTimeShort.format(b)}`;
+  const text = dateTimeShort.formatRange ? dateTimeShort.formatRange(a, b) : `${dateTimeShort.format(a)} – ${dateTimeShort.format(b)}`;
+  return t("{time} ({zone})", { time: text, zone: zoneName() });
 }
 
 function windowText(start, end) {
@@ -43,15 +75,15 @@ function windowText(start, end) {
 
 function duration(ms) {
   const s = Math.round(Math.abs(ms) / 1000);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  if (s < 60) return t("{s} s", { s });
+  if (s < 3600) return t("{m} min {s} s", { m: Math.floor(s / 60), s: s % 60 });
+  if (s < 86400) return t("{h} h {m} min", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+  return t("{d} d {h} h", { d: Math.floor(s / 86400), h: Math.floor((s % 86400) / 3600) });
 }
 
 function metres(m) {
   if (m === null || m === undefined) return "—";
-  return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(m < 10000 ? 2 : 1)} km`;
+  return m < 1000 ? t("{n} m", { n: Math.round(m) }) : t("{n} km", { n: (m / 1000).toFixed(m < 10000 ? 2 : 1) });
 }
 
 /** Metres between two points: the flat-earth form of common/geo.py, for display only. */
@@ -86,12 +118,12 @@ function reset() {
     pins.clear();
   }
   $("assignment-list").replaceChildren();
-  $("assignment-title").textContent = "Pick an assignment";
-  $("assignment-sub").textContent = "Its route, track and flags appear here.";
+  $("assignment-title").textContent = t("Pick an assignment");
+  $("assignment-sub").textContent = t("Its route, track and flags appear here.");
   $("exports").hidden = true;
   $("close-assignment").hidden = true;
   $("flag-count").textContent = "";
-  $("flag-list").replaceChildren(h("li", { class: "empty" }, "Pick an assignment to see its flags."));
+  $("flag-list").replaceChildren(h("li", { class: "empty" }, t("Pick an assignment to see its flags.")));
   $("evidence").replaceChildren();
   const legend = $("legend");
   if (legend) legend.remove();
@@ -114,12 +146,12 @@ function renderAssignments() {
   const list = $("assignment-list");
   list.replaceChildren();
   if (!state.assignments.length) {
-    list.append(h("li", { class: "empty" }, "No assignments in your grid."));
+    list.append(h("li", { class: "empty" }, t("No assignments in your grid.")));
     return;
   }
   for (const a of state.assignments) {
     const share = (n) => `${a.meters ? (100 * n) / a.meters : 0}%`;
-    const bar = h("div", { class: "progress", title: `${a.read} read, ${a.skipped} skipped, ${a.missing} missing` });
+    const bar = h("div", { class: "progress", title: t("{read} read, {skipped} skipped, {missing} missing", a) });
     for (const [kind, n] of [["read", a.read], ["skipped", a.skipped], ["missing", a.missing]]) {
       const seg = h("span", { class: `seg seg-${kind}` });
       seg.style.width = share(n);
@@ -137,19 +169,20 @@ function renderAssignments() {
         },
           h("div", { class: "a-top" },
             h("span", { class: "a-route" }, a.route_code),
-            h("span", { class: `badge status-${a.status}` }, a.status)),
+            h("span", { class: `badge status-${a.status}` }, label(ASSIGNMENT_LABELS, a.status))),
           a.route_name && a.route_name !== a.route_code ? h("div", { class: "a-name" }, a.route_name) : null,
           h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
           bar,
           h("dl", { class: "figures" },
-            figure("meters", a.meters),
-            figure("read", a.read, "read"),
-            figure("skipped", a.skipped, "skipped"),
-            figure("missing", a.missing, "missing"),
-            figure("walked", metres(a.distance_walked_m))),
+            figure(t("meters"), a.meters),
+            figure(t("read"), a.read, "read"),
+            figure(t("skipped"), a.skipped, "skipped"),
+            figure(t("missing"), a.missing, "missing"),
+            figure(t("walked"), metres(a.distance_walked_m))),
           h("div", { class: "a-flags" },
-            h("span", { class: "muted" }, "Open flags"),
-            SEVERITIES.map((s) => h("span", { class: `chip sev-${s}` + (a.flagged[s] ? "" : " zero") }, `${a.flagged[s]} ${s}`))))),
+            h("span", { class: "muted" }, t("Open flags")),
+            SEVERITIES.map((s) => h("span", { class: `chip sev-${s}` + (a.flagged[s] ? "" : " zero"), "data-severity": s },
+              `${a.flagged[s]} ${SEVERITY_LABELS[s]}`))))),
     );
   }
 }
@@ -184,9 +217,15 @@ function renderDetail(fit) {
   const d = state.detail;
   const a = d.assignment;
   $("assignment-title").textContent = routeTitle(a);
-  const read = a.first_read_at ? `read ${timeSpan(a.first_read_at, a.last_read_at)}` : "nothing read yet";
+  const read = a.first_read_at ? t("read {span}", { span: timeSpan(a.first_read_at, a.last_read_at) }) : t("nothing read yet");
   $("assignment-sub").replaceChildren(
-    ...[`cycle ${a.cycle}`, `reader ${a.reader}`, `window ${windowText(a.window_start, a.window_end)}`, read, `walked ${metres(a.distance_walked_m)}`]
+    ...[
+      t("cycle {cycle}", { cycle: a.cycle }),
+      t("reader {reader}", { reader: a.reader }),
+      t("window {window}", { window: windowText(a.window_start, a.window_end) }),
+      read,
+      t("walked {distance}", { distance: metres(a.distance_walked_m) }),
+    ]
       .map((text) => h("span", { class: "sub-item" }, text)),
   );
   $("exports").hidden = false;
@@ -319,8 +358,8 @@ function renderLegend() {
       dot.style.background = STATE_COLOURS[s];
       return h("div", { class: "legend-row", "data-state": s }, dot, STATE_LABELS[s], h("span", { class: "count" }, counts[s]));
     }),
-    h("div", { class: "legend-row" }, h("span", { class: "line" }), "Track"),
-    h("div", { class: "legend-row" }, h("span", { class: "order-sample" }, "3"), "Order read"),
+    h("div", { class: "legend-row" }, h("span", { class: "line" }), t("Track")),
+    h("div", { class: "legend-row" }, h("span", { class: "order-sample" }, "3"), t("Order read")),
   );
   const old = $("legend");
   if (old) old.replaceWith(legend);
@@ -364,8 +403,8 @@ function renderFlags() {
   list.replaceChildren();
   const flags = [...state.detail.flags].sort(byRank);
   const open = flags.filter((f) => !f.review).length;
-  $("flag-count").textContent = flags.length ? `${open} open · ${flags.length} in all` : "";
-  if (!flags.length) list.append(h("li", { class: "empty" }, "No flags on this assignment."));
+  $("flag-count").textContent = flags.length ? t("{open} open · {all} in all", { open, all: flags.length }) : "";
+  if (!flags.length) list.append(h("li", { class: "empty" }, t("No flags on this assignment.")));
   const { meterId, flagId } = state.selection;
   for (const flag of flags) {
     const meter = meterById(flag.meter_id);
@@ -377,10 +416,10 @@ function renderFlags() {
       h("li", {},
         h("button", { type: "button", class: cls, "data-flag-id": flag.id, onclick: () => select(flag.meter_id, flag.id) },
           h("div", { class: "flag-top" },
-            h("span", { class: `chip sev-${flag.severity}` }, flag.severity),
-            h("span", { class: "flag-code" }, flag.code),
+            h("span", { class: `chip sev-${flag.severity}` }, label(SEVERITY_LABELS, flag.severity)),
+            h("span", { class: "flag-code", "data-code": flag.code }, label(FLAG_LABELS, flag.code)),
             reviewBadge(flag)),
-          h("div", { class: "flag-meter" }, meter ? `${meter.meter_no} · ${meter.address}` : "whole assignment"),
+          h("div", { class: "flag-meter" }, meter ? `${meter.meter_no} · ${meter.address}` : t("whole assignment")),
           h("div", { class: "flag-message" }, flag.message))),
     );
   }
@@ -389,8 +428,8 @@ function renderFlags() {
 }
 
 function reviewBadge(flag) {
-  if (!flag.review) return h("span", { class: "badge review-open" }, "open");
-  return h("span", { class: `badge review-${flag.review}` }, flag.review);
+  if (!flag.review) return h("span", { class: "badge review-open" }, t("to review"));
+  return h("span", { class: `badge review-${flag.review}` }, label(REVIEW_LABELS, flag.review));
 }
 
 /** The reading the evidence is about: the flag's, else the meter's current one. */
@@ -414,7 +453,7 @@ function renderEvidence() {
   const flag = d && d.flags.find((f) => f.id === state.selection.flagId);
   if (state.notice) box.append(h("p", { class: "notice", role: "status" }, state.notice));
   if (!meter && !flag) {
-    box.append(h("p", { class: "muted" }, "Click a flag or a meter to see the reading and its evidence."));
+    box.append(h("p", { class: "muted" }, t("Click a flag or a meter to see the reading and its evidence.")));
     return;
   }
   if (flag) box.append(flagCard(flag));
@@ -423,8 +462,8 @@ function renderEvidence() {
     const readings = d.readings.filter((r) => r.meter_id === meter.id);
     const focus = selectedReading();
     if (!readings.length) {
-      box.append(h("div", { class: "card" }, h("h3", {}, "Reading"),
-        h("p", { class: "muted" }, "No reading and no skip reason has been received for this meter.")));
+      box.append(h("div", { class: "card" }, h("h3", {}, t("Reading")),
+        h("p", { class: "muted" }, t("No reading and no skip reason has been received for this meter."))));
     }
     for (const r of readings) box.append(readingCard(r, meter, numbers.get(r.id), d.readings.length, r === focus));
     box.append(meterCard(meter));
@@ -434,11 +473,11 @@ function renderEvidence() {
 
 function flagCard(flag) {
   const out = h("p", { class: "form-error", role: "alert" });
-  const note = h("textarea", { id: "review-note", rows: 2, maxlength: 1000, placeholder: "Why: what you checked, what you found" });
+  const note = h("textarea", { id: "review-note", rows: 2, maxlength: 1000, placeholder: t("Why: what you checked, what you found") });
   const decide = (decision) => async (event) => {
     event.preventDefault();
     if (!note.value.trim()) {
-      out.textContent = "Write a note saying why.";
+      out.textContent = t("Write a note saying why.");
       return;
     }
     out.textContent = "";
@@ -448,95 +487,95 @@ function flagCard(flag) {
       out.textContent = errorText(err);
       return;
     }
-    state.notice = decision === "accepted" ? "Flag accepted: the reading stands." : "Flag rejected: the reading is marked disputed.";
+    state.notice = decision === "accepted" ? t("Flag accepted: the reading stands.") : t("Flag rejected: the reading is marked disputed.");
     await refreshAfterChange().catch(showError);
   };
   const reviewed = flag.review
     ? h("p", { class: `review-state review-${flag.review}` },
-        h("strong", {}, flag.review === "accepted" ? "Accepted" : "Rejected"), ` ${when(flag.reviewed_at)}: `, flag.review_note)
-    : h("p", { class: "review-state muted" }, "Not reviewed yet.");
+        h("strong", {}, flag.review === "accepted" ? t("Accepted") : t("Rejected")), ` ${when(flag.reviewed_at)}: `, flag.review_note)
+    : h("p", { class: "review-state muted" }, t("Not reviewed yet."));
   return h("div", { class: `card flag-card sev-border-${flag.severity}`, id: "flag-evidence", "data-flag-id": flag.id },
     h("div", { class: "card-head" },
-      h("h3", {}, h("span", { class: `chip sev-${flag.severity}` }, flag.severity), " ", flag.code),
+      h("h3", {}, h("span", { class: `chip sev-${flag.severity}` }, label(SEVERITY_LABELS, flag.severity)), " ", label(FLAG_LABELS, flag.code)),
       reviewBadge(flag)),
     h("p", { class: "flag-text" }, flag.message),
     reviewed,
     h("form", { class: "review-form", onsubmit: (e) => e.preventDefault() },
-      h("label", { for: "review-note" }, flag.review ? "Change the review" : "Review"),
+      h("label", { for: "review-note" }, flag.review ? t("Change the review") : t("Review")),
       note,
       out,
       h("div", { class: "buttons" },
-        h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, "Accept"),
-        h("button", { type: "button", class: "btn btn-reject", id: "review-reject", onclick: decide("rejected") }, "Reject")),
-      h("p", { class: "hint muted" }, "Accept: the flag is explained and the reading stands. Reject: the reading is disputed (it stays on record).")));
+        h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, t("Accept")),
+        h("button", { type: "button", class: "btn btn-reject", id: "review-reject", onclick: decide("rejected") }, t("Reject"))),
+      h("p", { class: "hint muted" }, t("Accept: the flag is explained and the reading stands. Reject: the reading is disputed (it stays on record)."))));
 }
 
 function meterCard(meter) {
   const badge = h("span", { class: `badge state-badge` }, STATE_LABELS[meter.state]);
   badge.style.background = STATE_COLOURS[meter.state];
   return h("div", { class: "card", id: "meter-evidence", "data-meter-id": meter.id },
-    h("div", { class: "card-head" }, h("h3", {}, `Meter ${meter.meter_no}`), badge),
+    h("div", { class: "card-head" }, h("h3", {}, t("Meter {meter}", { meter: meter.meter_no })), badge),
     h("dl", { class: "facts" },
-      fact("Customer", meter.customer_name),
-      fact("Account", meter.account_no),
-      fact("Address", meter.address),
-      fact("Route seq.", meter.sequence),
-      fact("Last cycle", meter.last_reading ?? "—")));
+      fact(t("Customer"), meter.customer_name),
+      fact(t("Account"), meter.account_no),
+      fact(t("Address"), meter.address),
+      fact(t("Route seq."), meter.sequence),
+      fact(t("Last cycle"), meter.last_reading ?? "—")));
 }
 
 function readingCard(r, meter, number, total, focus) {
   const facts = [];
-  if (r.value !== null) facts.push(fact("Value", h("strong", { class: "value" }, r.value)));
-  else facts.push(fact("Skipped", h("strong", {}, r.skip_code || "—")));
-  if (r.note) facts.push(fact("Note", r.note));
-  facts.push(fact("Read at", when(r.read_at)));
-  facts.push(fact("Confirmed", when(r.confirmed_at)));
+  if (r.value !== null) facts.push(fact(t("Value"), h("strong", { class: "value" }, r.value)));
+  else facts.push(fact(t("Skipped"), h("strong", { "data-skip-code": r.skip_code }, r.skip_code ? label(SKIP_LABELS, r.skip_code) : "—")));
+  if (r.note) facts.push(fact(t("Note"), r.note));
+  facts.push(fact(t("Read at"), when(r.read_at)));
+  facts.push(fact(t("Confirmed"), when(r.confirmed_at)));
   const late = new Date(r.received_at) - new Date(r.read_at);
-  facts.push(fact("Received", when(r.received_at), h("span", { class: "muted" }, ` (${duration(late)} after)`)));
+  facts.push(fact(t("Received"), when(r.received_at), h("span", { class: "muted" }, " ", t("({duration} after)", { duration: duration(late) }))));
   if (r.fix) {
     const gap = distanceM(r.fix.lat, r.fix.lon, meter.lat, meter.lon);
     const acc = r.fix.accuracy_m;
     const far = acc !== null && acc !== undefined && gap > acc;
-    facts.push(fact("Fix", `${r.fix.lat.toFixed(6)}, ${r.fix.lon.toFixed(6)}`,
-      h("span", { class: "muted" }, acc !== null && acc !== undefined ? ` ± ${metres(acc)}` : " (no accuracy)")));
-    facts.push(fact("To meter", h("span", { class: far ? "bad" : "good", id: number ? `distance-${number}` : null },
-      `${metres(gap)} ${far ? "— farther than the fix's accuracy" : "— within the fix's accuracy"}`)));
-    if (r.fix.fix_time) facts.push(fact("Fix age", `${duration(new Date(r.read_at) - new Date(r.fix.fix_time))} before the reading`));
-    facts.push(fact("Provider", r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " — mock location") : ""));
+    facts.push(fact(t("Fix"), `${r.fix.lat.toFixed(6)}, ${r.fix.lon.toFixed(6)}`,
+      h("span", { class: "muted" }, " ", acc !== null && acc !== undefined ? `± ${metres(acc)}` : t("(no accuracy)"))));
+    facts.push(fact(t("To meter"), h("span", { class: far ? "bad" : "good", id: number ? `distance-${number}` : null },
+      metres(gap), " ", far ? t("— farther than the fix's accuracy") : t("— within the fix's accuracy"))));
+    if (r.fix.fix_time) facts.push(fact(t("Fix age"), t("{duration} before the reading", { duration: duration(new Date(r.read_at) - new Date(r.fix.fix_time)) })));
+    facts.push(fact(t("Provider"), r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " ", t("— mock location")) : ""));
   } else {
-    facts.push(fact("Fix", h("span", { class: "bad" }, "none: no position recorded with this reading")));
+    facts.push(fact(t("Fix"), h("span", { class: "bad" }, t("none: no position recorded with this reading"))));
   }
   const tags = [];
-  if (r.superseded_by) tags.push(h("span", { class: "badge tag-superseded" }, "superseded by a re-read"));
-  if (r.reread_of || r.supersedes) tags.push(h("span", { class: "badge tag-reread" }, "re-read"));
-  if (r.disputed) tags.push(h("span", { class: "badge review-rejected" }, "disputed"));
+  if (r.superseded_by) tags.push(h("span", { class: "badge tag-superseded" }, t("superseded by a re-read")));
+  if (r.reread_of || r.supersedes) tags.push(h("span", { class: "badge tag-reread" }, t("re-read")));
+  if (r.disputed) tags.push(h("span", { class: "badge review-rejected" }, t("disputed")));
   return h("div", { class: "card reading-card" + (focus ? " focus" : ""), "data-reading-id": r.id },
-    h("div", { class: "card-head" }, h("h3", {}, `Reading #${number}`, h("span", { class: "muted" }, ` of ${total}`)), h("span", {}, tags)),
+    h("div", { class: "card-head" }, h("h3", {}, t("Reading #{n}", { n: number }), h("span", { class: "muted" }, " ", t("of {total}", { total }))), h("span", {}, tags)),
     h("dl", { class: "facts" }, facts));
 }
 
 function rereadCard(meter) {
   const d = state.detail;
   const orders = d.reread_orders.filter((o) => o.meter_id === meter.id);
-  const card = h("div", { class: "card", id: "reread" }, h("h3", {}, "Re-read"));
+  const card = h("div", { class: "card", id: "reread" }, h("h3", {}, t("Re-read")));
   for (const o of orders) {
     card.append(h("p", { class: "reread-order", "data-order-id": o.id },
-      h("span", { class: `badge order-${o.status}` }, o.status), " ", o.reason));
+      h("span", { class: `badge order-${o.status}` }, label(ORDER_LABELS, o.status)), " ", o.reason));
   }
   if (orders.some((o) => o.status === "open")) {
-    card.append(h("p", { class: "muted" }, "The reader's handheld gets the order on its next sync."));
+    card.append(h("p", { class: "muted" }, t("The reader's handheld gets the order on its next sync.")));
     return card;
   }
   if (d.assignment.status !== "open") {
-    card.append(h("p", { class: "muted" }, "The assignment is closed: re-reads go to an open assignment."));
+    card.append(h("p", { class: "muted" }, t("The assignment is closed: re-reads go to an open assignment.")));
     return card;
   }
-  const reason = h("input", { id: "reread-reason", maxlength: 500, placeholder: "Reason, e.g. register unchanged since last cycle" });
+  const reason = h("input", { id: "reread-reason", maxlength: 500, placeholder: t("Reason, e.g. register unchanged since last cycle") });
   const out = h("p", { class: "form-error", role: "alert" });
   const submit = async (event) => {
     event.preventDefault();
     if (!reason.value.trim()) {
-      out.textContent = "Give a reason for the re-read.";
+      out.textContent = t("Give a reason for the re-read.");
       return;
     }
     try {
@@ -548,12 +587,12 @@ function rereadCard(meter) {
       out.textContent = errorText(err);
       return;
     }
-    state.notice = `Re-read of ${meter.meter_no} ordered: the reader's handheld gets it on its next sync.`;
+    state.notice = t("Re-read of {meter} ordered: the reader's handheld gets it on its next sync.", { meter: meter.meter_no });
     await refreshAfterChange().catch(showError);
   };
   card.append(h("form", { class: "reread-form", onsubmit: submit },
     reason,
-    h("button", { type: "submit", class: "btn", id: "reread-submit" }, "Order re-read")),
+    h("button", { type: "submit", class: "btn", id: "reread-submit" }, t("Order re-read"))),
     out);
   return card;
 }
@@ -564,11 +603,13 @@ function rereadCard(meter) {
 async function closeAssignment() {
   const a = state.detail && state.detail.assignment;
   if (!a || a.status !== "open") return;
-  const unread = a.missing === 1 ? "1 meter has" : `${a.missing} meters have`;
-  const question =
-    `Close ${routeTitle(a)} (cycle ${a.cycle}, reader ${a.reader}) now?\n\n` +
-    `${unread} neither a reading nor a skip: each will be flagged as missed. ` +
-    "The reader's handheld is told the assignment is withdrawn; this cannot be undone.";
+  const unread = a.missing === 1
+    ? t("1 meter has neither a reading nor a skip: it will be flagged as missed.")
+    : t("{n} meters have neither a reading nor a skip: each will be flagged as missed.", { n: a.missing });
+  const question = [
+    t("Close {route} (cycle {cycle}, reader {reader}) now?", { route: routeTitle(a), cycle: a.cycle, reader: a.reader }),
+    [unread, t("The reader's handheld is told the assignment is withdrawn; this cannot be undone.")].join(" "),
+  ].join("\n\n");
   if (!confirm(question)) return;
   const button = $("close-assignment");
   button.disabled = true;
@@ -577,7 +618,9 @@ async function closeAssignment() {
     state.selection = { meterId: null, flagId: null };
     await refreshAfterChange();
     const missed = state.detail.flags.filter((f) => f.code === "missed").length;
-    state.notice = `Assignment closed: ${missed} meter${missed === 1 ? "" : "s"} flagged as missed.`;
+    state.notice = missed === 1
+      ? t("Assignment closed: 1 meter flagged as missed.")
+      : t("Assignment closed: {n} meters flagged as missed.", { n: missed });
     renderEvidence();
   } catch (err) {
     showError(err);
@@ -627,9 +670,9 @@ async function fetchConfig() {
 
 wire();
 startPage({
-  intro: "For supervisors and administrators: audit the reading routes of your grid.",
+  intro: t("For supervisors and administrators: audit the reading routes of your grid."),
   roles: ["supervisor", "admin"],
-  rolesText: "supervisors and administrators",
+  rolesText: t("supervisors and administrators"),
   view: "audit-view",
   prepare: fetchConfig,
   enter,

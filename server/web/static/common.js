@@ -2,15 +2,99 @@
    form; the session (tokens in sessionStorage, one device id per browser) and the API call
    that refreshes an expired access token once and retries; the DOM builder; a few formats.
    A page imports what it needs and calls startPage(). Plain ES modules, no build step.
-   Everything the API sends is put on the page as text, never as HTML. */
+   Everything the API sends is put on the page as text, never as HTML.
+   Words: every sentence goes through t("English message id"), which the server's catalogs
+   (common/locale) translate; the page is served with its language's messages in
+   #gridwalk-i18n. The language menu in the header sets a cookie and reloads the page. */
 
 export const API = "/api/v1";
 
+// ---------------------------------------------------------------- language
+
+const I18N = JSON.parse(document.getElementById("gridwalk-i18n").textContent);
+/** The page's language (a catalog's name: zh_CN, en) and its BCP 47 tag for Intl. */
+export const LANGUAGE = I18N.language;
+export const LOCALE = I18N.locale;
+/** The zone every time on the page is shown in (the server's desk_time_zone). */
+export const TIME_ZONE = I18N.time_zone;
+const LANGUAGE_COOKIE = "gridwalk_lang";
+
+/** `message` (its English text is its id) in the page's language, with {name} filled from
+    `params`. */
+export function t(message, params) {
+  const text = I18N.messages[message] || message;
+  if (!params) return text;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+/** `code`'s label in `labels` (made with t), or the code itself when it has none: a new code
+    of the server's shows as it is rather than not at all. */
+export function label(labels, code) {
+  return code in labels ? labels[code] : code;
+}
+
+function chooseLanguage(language) {
+  // A cookie, so that the server renders the page in it; a year, like any preference.
+  document.cookie = `${LANGUAGE_COOKIE}=${language}; path=/; max-age=31536000; SameSite=Lax`;
+  location.reload();
+}
+
+// ---------------------------------------------------------------- times and numbers
+
+const sameYear = (d) =>
+  new Intl.DateTimeFormat("en", { timeZone: TIME_ZONE, year: "numeric" }).format(d) ===
+  new Intl.DateTimeFormat("en", { timeZone: TIME_ZONE, year: "numeric" }).format(new Date());
+const dayFormat = (withYear) =>
+  new Intl.DateTimeFormat(LOCALE, {
+    timeZone: TIME_ZONE, weekday: "short", day: "numeric", month: "short", ...(withYear ? { year: "numeric" } : {}),
+  });
+const clockFormat = new Intl.DateTimeFormat(LOCALE, { timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const secondsFormat = new Intl.DateTimeFormat(LOCALE, {
+  timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
+const dateOnlyFormat = new Intl.DateTimeFormat(LOCALE, { timeZone: "UTC", day: "numeric", month: "short", year: "numeric" });
+
+/** The zone the page's times are in, as people say it: 北京时间 / China Standard Time. */
+export function zoneName() {
+  if (TIME_ZONE === "Asia/Shanghai") return t("China Standard Time");
+  const part = new Intl.DateTimeFormat(LOCALE, { timeZone: TIME_ZONE, timeZoneName: "short" })
+    .formatToParts(new Date()).find((p) => p.type === "timeZoneName");
+  return part ? part.value : TIME_ZONE;
+}
+
+/** A day and time in the page's zone and language ("Tue 24 Nov 14:30", "11月24日周二 14:30"),
+    with the year when it is not this year; with `zone`, the zone is named after it. */
+export function at(iso, { zone = false } = {}) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  const text = `${dayFormat(!sameYear(d)).format(d)} ${clockFormat.format(d)}`;
+  return zone ? t("{time} ({zone})", { time: text, zone: zoneName() }) : text;
+}
+
+/** A time of day to the second in the page's zone: when the page last asked. */
+export function clockTime(d) {
+  return secondsFormat.format(d);
+}
+
+/** A calendar day (a cycle window's dates are days, not instants). */
+export function day(iso) {
+  return dateOnlyFormat.format(new Date(iso));
+}
+
 /** The desk pages, and who may use each: the header links to the others the user may use. */
 const PAGES = [
-  { path: "/outages", label: "Outages", roles: ["agent", "supervisor", "admin"] },
-  { path: "/audit", label: "Route audit", roles: ["supervisor", "admin"] },
+  { path: "/outages", label: t("Outages"), roles: ["agent", "supervisor", "admin"] },
+  { path: "/audit", label: t("Route audit"), roles: ["supervisor", "admin"] },
 ];
+
+/** What each role is called on the page. */
+export const ROLES = {
+  reader: t("meter reader"),
+  crew: t("repair crew"),
+  agent: t("call-centre agent"),
+  supervisor: t("supervisor"),
+  admin: t("administrator"),
+};
 
 // ---------------------------------------------------------------- DOM
 
@@ -105,7 +189,8 @@ async function problemOf(response) {
 }
 
 async function send(path, { method = "GET", body, auth = true } = {}) {
-  const headers = { Accept: "application/json" };
+  // The API says its sentences (flags, refusals, errors it words) in the page's language.
+  const headers = { Accept: "application/json", "Accept-Language": LOCALE };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const tokens = session.tokens;
   if (auth && tokens) headers.Authorization = `Bearer ${tokens.access_token}`;
@@ -116,7 +201,7 @@ async function send(path, { method = "GET", body, auth = true } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    throw new ApiError(0, "cannot reach the server: check the network and try again", "network");
+    throw new ApiError(0, t("cannot reach the server: check the network and try again"), "network");
   }
 }
 
@@ -144,7 +229,7 @@ function refreshTokens() {
   if (!refreshing) {
     refreshing = (async () => {
       const tokens = session.tokens;
-      if (!tokens) throw new ApiError(401, "not signed in", "not_authenticated");
+      if (!tokens) throw new ApiError(401, t("not signed in"), "not_authenticated");
       const response = await send("/auth/refresh", {
         method: "POST",
         body: { refresh_token: tokens.refresh_token },
@@ -160,7 +245,7 @@ function refreshTokens() {
 }
 
 function endSession(problem) {
-  signOut(`You have been signed out: ${problem.detail}`);
+  signOut(t("You have been signed out: {reason}", { reason: problem.detail }));
   throw problem;
 }
 
@@ -174,9 +259,17 @@ export function showError(err) {
   const banner = $("banner");
   banner.replaceChildren(
     h("span", {}, errorText(err)),
-    h("button", { type: "button", class: "banner-close", "aria-label": "Dismiss", onclick: () => (banner.hidden = true) }, "×"),
+    h("button", { type: "button", class: "banner-close", "aria-label": t("Dismiss"), onclick: () => (banner.hidden = true) }, "×"),
   );
   banner.hidden = false;
+}
+
+function languageMenu() {
+  const menu = h("select", { id: "language", class: "language-menu", "aria-label": t("Language") },
+    Object.entries(I18N.languages).map(([code, name]) =>
+      h("option", { value: code, selected: code === LANGUAGE, lang: code.replace("_", "-") }, name)));
+  menu.addEventListener("change", () => chooseLanguage(menu.value));
+  return menu;
 }
 
 function frame(current) {
@@ -185,22 +278,25 @@ function frame(current) {
       h("span", { class: "brand-mark", "aria-hidden": "true" }),
       h("span", { class: "brand-name" }, "Gridwalk"),
       h("span", { class: "brand-page" }, current.label)),
-    h("div", { class: "who", id: "who", hidden: true },
-      h("nav", { class: "page-links", id: "page-links" }),
-      h("span", { class: "who-name", id: "who-name" }),
-      h("span", { class: "who-role", id: "who-role" }),
-      h("button", { type: "button", class: "btn btn-on-dark", id: "logout" }, "Log out")));
+    h("div", { class: "topbar-right" },
+      h("div", { class: "who", id: "who", hidden: true },
+        h("nav", { class: "page-links", id: "page-links" }),
+        h("span", { class: "who-name", id: "who-name" }),
+        h("span", { class: "who-role", id: "who-role" }),
+        h("button", { type: "button", class: "btn btn-on-dark", id: "logout" }, t("Log out"))),
+      // Also on the sign-in form: a person picks the language they can read before anything.
+      languageMenu()));
   const banner = h("div", { class: "banner", id: "banner", role: "alert", hidden: true });
   const login = h("main", { class: "login", id: "login-view", hidden: true },
     h("form", { class: "card login-card", id: "login-form", novalidate: true },
-      h("h1", {}, "Sign in"),
+      h("h1", {}, t("Sign in")),
       h("p", { class: "muted" }, page.intro),
-      h("label", { for: "username" }, "Username"),
+      h("label", { for: "username" }, t("Username")),
       h("input", { id: "username", name: "username", autocomplete: "username", required: true }),
-      h("label", { for: "password" }, "Password"),
+      h("label", { for: "password" }, t("Password")),
       h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true }),
       h("p", { class: "form-error", id: "login-error", role: "alert" }),
-      h("button", { type: "submit", class: "btn btn-primary btn-wide", id: "login-submit" }, "Sign in")));
+      h("button", { type: "submit", class: "btn btn-primary btn-wide", id: "login-submit" }, t("Sign in"))));
   document.body.prepend(header, banner, login);
 }
 
@@ -222,7 +318,7 @@ function signOut(message) {
 }
 
 function refusal(user) {
-  return `This page is for ${page.rolesText}; ${user.username} is a${/^[aeiou]/.test(user.role) ? "n" : ""} ${user.role}.`;
+  return t("This page is for {roles}; {user} is a {role}.", { roles: page.rolesText, user: user.username, role: label(ROLES, user.role) });
 }
 
 async function onLogin(event) {
@@ -230,12 +326,12 @@ async function onLogin(event) {
   const username = $("username").value.trim();
   const password = $("password").value;
   if (!username || !password) {
-    $("login-error").textContent = "Enter your username and password.";
+    $("login-error").textContent = t("Enter your username and password.");
     return;
   }
   const button = $("login-submit");
   button.disabled = true;
-  button.textContent = "Signing in…";
+  button.textContent = t("Signing in…");
   $("login-error").textContent = "";
   try {
     const response = await send("/auth/login", {
@@ -256,14 +352,14 @@ async function onLogin(event) {
     $("login-error").textContent = errorText(err);
   } finally {
     button.disabled = false;
-    button.textContent = "Sign in";
+    button.textContent = t("Sign in");
   }
 }
 
 async function enterWorkspace() {
   const { user } = session.tokens;
   $("who-name").textContent = user.username;
-  $("who-role").textContent = user.role;
+  $("who-role").textContent = label(ROLES, user.role);
   $("page-links").replaceChildren(
     ...PAGES.filter((p) => p.path !== location.pathname && p.roles.includes(user.role))
       .map((p) => h("a", { href: p.path, class: "page-link" }, p.label)),
@@ -289,7 +385,7 @@ export async function startPage(options) {
   const current = PAGES.find((p) => p.path === location.pathname) || { label: "" };
   frame(current);
   $("login-form").addEventListener("submit", onLogin);
-  $("logout").addEventListener("click", () => signOut("You have signed out."));
+  $("logout").addEventListener("click", () => signOut(t("You have signed out.")));
   if (page.prepare) await page.prepare();
   const tokens = session.tokens;
   if (!tokens) showLogin();

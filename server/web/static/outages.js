@@ -5,33 +5,41 @@
    Plain JS over the JSON API, no build step; the frame, the session and the API call are
    common.js's. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, api, errorText, fact, fill, h, showError, startPage } from "./common.js";
+import { $, TIME_ZONE, api, at, clockTime, errorText, fact, fill, h, label, showError, startPage, t, zoneName } from "./common.js";
 
 const BOARD_EVERY_MS = 30_000;
 const GRID_KEY = "gridwalk.outages.grid"; // the grid an agent watches, kept across sessions
 
 /** How a job of each kind is said: as a thing in progress, and as a thing reported. */
 const KINDS = {
-  fault: { label: "Fault", doing: "fault repair", noun: "fault" },
-  temporary_repair: { label: "Temporary repair", doing: "temporary repair", noun: "temporary repair" },
-  planned: { label: "Planned", doing: "planned outage", noun: "planned outage" },
-  meter_check: { label: "Meter check", doing: "meter check", noun: "meter check" },
+  fault: { label: t("Fault"), doing: t("fault repair"), noun: t("fault") },
+  temporary_repair: { label: t("Temporary repair"), doing: t("temporary repair"), noun: t("temporary repair") },
+  planned: { label: t("Planned"), doing: t("planned outage"), noun: t("planned outage") },
+  meter_check: { label: t("Meter check"), doing: t("meter check"), noun: t("meter check") },
 };
 const STATUS = {
-  created: "entered",
-  assigned: "crew dispatched",
-  started: "in progress",
-  finished: "finished",
-  cancelled: "cancelled",
+  created: t("entered"),
+  assigned: t("crew dispatched"),
+  started: t("in progress"),
+  finished: t("finished"),
+  cancelled: t("cancelled"),
 };
 const EVENTS = {
-  created: "Entered",
-  assigned: "Crew assigned",
-  started: "Started",
-  eta_changed: "New expected finish",
-  note: "Note",
-  finished: "Finished",
-  cancelled: "Cancelled",
+  created: t("Entered"),
+  assigned: t("Crew assigned"),
+  started: t("Started"),
+  eta_changed: t("New expected finish"),
+  note: t("Note"),
+  finished: t("Finished"),
+  cancelled: t("Cancelled"),
+};
+// A meter check's outcome: the handheld's own words for it.
+const CHECK_OUTCOMES = {
+  meter_ok: t("Meter accurate"),
+  meter_fast: t("Meter runs fast"),
+  meter_slow: t("Meter runs slow"),
+  meter_faulty: t("Meter faulty"),
+  inconclusive: t("Inconclusive"),
 };
 
 const state = {
@@ -47,69 +55,62 @@ const state = {
 
 // ---------------------------------------------------------------- formats
 
-const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const pad = (n) => String(n).padStart(2, "0");
-
-/** A time as an agent reads it out, in the desk's local time: "Tue 24 Nov 14:30", with the
-    year when it is not this year. Spelt out by hand, not by Intl, so that every desk's
-    browser says it the same way. */
-function at(iso) {
-  if (!iso) return "—";
-  const t = new Date(iso);
-  const year = t.getFullYear() === new Date().getFullYear() ? "" : ` ${t.getFullYear()}`;
-  return `${WEEKDAYS[t.getDay()]} ${t.getDate()} ${MONTHS[t.getMonth()]}${year} ${pad(t.getHours())}:${pad(t.getMinutes())}`;
-}
-
 /** A span of time to the minute, as said on the phone: "45 min", "2 h 10 min", "1 d 3 h". */
 function span(ms) {
   const m = Math.round(Math.abs(ms) / 60_000);
-  if (m < 1) return "under a minute";
-  if (m < 60) return `${m} min`;
-  if (m < 1440) return `${Math.floor(m / 60)} h` + (m % 60 ? ` ${m % 60} min` : "");
-  return `${Math.floor(m / 1440)} d` + (Math.floor((m % 1440) / 60) ? ` ${Math.floor((m % 1440) / 60)} h` : "");
+  if (m < 1) return t("under a minute");
+  if (m < 60) return t("{m} min", { m });
+  const [d, h] = [Math.floor(m / 1440), Math.floor((m % 1440) / 60)];
+  if (m < 1440) return m % 60 ? t("{h} h {m} min", { h: Math.floor(m / 60), m: m % 60 }) : t("{h} h", { h: Math.floor(m / 60) });
+  return h ? t("{d} d {h} h", { d, h }) : t("{d} d", { d });
 }
 
 /** "in 2 h 10 min" or "overdue by 25 min", from now. */
 function fromNow(iso) {
   const ms = new Date(iso) - Date.now();
-  return ms >= 0 ? `in ${span(ms)}` : `overdue by ${span(ms)}`;
+  return ms >= 0 ? t("in {span}", { span: span(ms) }) : t("overdue by {span}", { span: span(ms) });
 }
 
-/** The desk's time zone: the times on the page are in it. */
-function timeZoneName() {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
-}
-
-function clock(t) {
-  return `${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`;
+/** An instant from a datetime-local field, read in the page's zone (not the computer's). */
+function instantOf(local) {
+  const [date, time] = local.split("T");
+  const [y, mo, d] = date.split("-").map(Number);
+  const [h, mi] = time.split(":").map(Number);
+  const asUtc = Date.UTC(y, mo - 1, d, h, mi);
+  if (!Number.isFinite(asUtc)) throw new RangeError(local);
+  // The zone's offset at (about) that instant, from what Intl says the wall clock shows there.
+  const offsetAt = (ms) => {
+    const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
+      timeZone: TIME_ZONE, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric",
+    }).formatToParts(new Date(ms)).map((p) => [p.type, Number(p.value)]));
+    return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute) - Math.floor(ms / 60_000) * 60_000;
+  };
+  const guess = asUtc - offsetAt(asUtc);
+  return new Date(asUtc - offsetAt(guess));
 }
 
 function shortId(id) {
   return String(id).slice(0, 8);
 }
 
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
 // ---------------------------------------------------------------- the answer
 
 function crewText(row) {
-  return row.crew.length ? `crew: ${row.crew.join(", ")}` : "no crew assigned yet";
+  return row.crew.length ? t("crew: {names}", { names: row.crew.join(", ") }) : t("no crew assigned yet");
 }
 
 /** One outage in words, as the agent says it to the caller. */
 function describe(row) {
   const kind = KINDS[row.kind] || { doing: row.kind, noun: row.kind };
+  const crew = crewText(row);
   let what;
-  if (row.upcoming) what = `${kind.noun} from ${at(row.planned_start)}`;
-  else if (row.status === "started") what = `${kind.doing} in progress since ${at(row.started_at)}, ${crewText(row)}`;
-  else if (row.kind === "planned") what = `${kind.noun} since ${at(row.planned_start)}, ${crewText(row)}`;
-  else if (row.status === "assigned") what = `${kind.noun} reported at ${at(row.reported_at)}, ${crewText(row)} (not started yet)`;
-  else what = `${kind.noun} reported at ${at(row.reported_at)}, ${crewText(row)}`;
-  const back = row.expected_finish ? `power expected back at ${at(row.expected_finish)}` : "no restoration time given yet";
-  return `${what}; ${back} (last update ${at(row.last_update)})`;
+  if (row.upcoming) what = t("{outage} from {time}", { outage: kind.noun, time: at(row.planned_start) });
+  else if (row.status === "started") what = t("{outage} in progress since {time}, {crew}", { outage: kind.doing, time: at(row.started_at), crew });
+  else if (row.kind === "planned") what = t("{outage} since {time}, {crew}", { outage: kind.noun, time: at(row.planned_start), crew });
+  else if (row.status === "assigned") what = t("{outage} reported at {time}, {crew} (not started yet)", { outage: kind.noun, time: at(row.reported_at), crew });
+  else what = t("{outage} reported at {time}, {crew}", { outage: kind.noun, time: at(row.reported_at), crew });
+  const back = row.expected_finish ? t("power expected back at {time}", { time: at(row.expected_finish) }) : t("no restoration time given yet");
+  return t("{what}; {back} (last update {time})", { what, back, time: at(row.last_update) });
 }
 
 /** The answer in one sentence; `where` is the place asked about ("at account R-1-A0003"). */
@@ -117,29 +118,30 @@ function sentence(rows, where) {
   const now = rows.filter((r) => !r.upcoming);
   const soon = rows.filter((r) => r.upcoming);
   if (now.length) {
-    let text = `Yes: ${describe(now[0])}.`;
-    if (now.length > 1) text += ` ${plural(now.length - 1, "more outage")} below.`;
-    if (soon.length) text += ` Also ${plural(soon.length, "planned outage")} to come.`;
-    return text;
+    const parts = [t("Yes: {outage}.", { outage: describe(now[0]) })];
+    const more = now.length - 1;
+    if (more) parts.push(more === 1 ? t("1 more outage below.") : t("{n} more outages below.", { n: more }));
+    if (soon.length) parts.push(soon.length === 1 ? t("Also 1 planned outage to come.") : t("Also {n} planned outages to come.", { n: soon.length }));
+    return parts.reduce((first, second) => t("{sentence} {next}", { sentence: first, next: second }));
   }
   if (soon.length) {
     const next = [...soon].sort((a, b) => new Date(a.planned_start) - new Date(b.planned_start))[0];
-    return `No outage now ${where}. To come: ${describe(next)}.`;
+    return t("No outage now {where}. To come: {outage}.", { where, outage: describe(next) });
   }
-  return `No outage known ${where}.`;
+  return t("No outage known {where}.", { where });
 }
 
 function outageCard(row, { compact = false } = {}) {
   const kind = KINDS[row.kind] || { label: row.kind };
   const times = [];
-  if (row.upcoming || (row.kind === "planned" && row.planned_start)) times.push(fact("Planned", at(row.planned_start)));
-  if (row.started_at) times.push(fact("Started", at(row.started_at)));
-  else if (!row.upcoming) times.push(fact("Reported", at(row.reported_at)));
-  times.push(fact("Power back", row.expected_finish
-    ? [h("strong", { class: "eta" }, at(row.expected_finish)), h("span", { class: "muted" }, ` (${fromNow(row.expected_finish)})`)]
-    : h("span", { class: "muted" }, "no time given yet")));
-  times.push(fact("Crew", row.crew.length ? row.crew.join(", ") : h("span", { class: "muted" }, "none yet")));
-  if (!compact) times.push(fact("Last update", at(row.last_update)));
+  if (row.upcoming || (row.kind === "planned" && row.planned_start)) times.push(fact(t("Planned"), at(row.planned_start)));
+  if (row.started_at) times.push(fact(t("Started"), at(row.started_at)));
+  else if (!row.upcoming) times.push(fact(t("Reported"), at(row.reported_at)));
+  times.push(fact(t("Power back"), row.expected_finish
+    ? [h("strong", { class: "eta" }, at(row.expected_finish)), h("span", { class: "muted" }, " ", t("({when})", { when: fromNow(row.expected_finish) }))]
+    : h("span", { class: "muted" }, t("no time given yet"))));
+  times.push(fact(t("Crew"), row.crew.length ? row.crew.join(", ") : h("span", { class: "muted" }, t("none yet"))));
+  if (!compact) times.push(fact(t("Last update"), at(row.last_update)));
   return h("button", {
     type: "button",
     class: `outage kind-${row.kind}` + (row.upcoming ? " upcoming" : "") + (row.job_id === state.jobId ? " selected" : ""),
@@ -149,10 +151,10 @@ function outageCard(row, { compact = false } = {}) {
     h("div", { class: "outage-top" },
       h("span", { class: `chip kind-chip kind-${row.kind}` }, kind.label),
       row.upcoming
-        ? h("span", { class: "badge badge-upcoming" }, "to come")
-        : h("span", { class: `badge job-${row.status}` }, STATUS[row.status] || row.status),
-      row.urgency === "urgent" ? h("span", { class: "badge badge-urgent" }, "urgent") : null,
-      h("span", { class: "outage-id muted" }, `job ${shortId(row.job_id)}`)),
+        ? h("span", { class: "badge badge-upcoming" }, t("to come"))
+        : h("span", { class: `badge job-${row.status}` }, label(STATUS, row.status)),
+      row.urgency === "urgent" ? h("span", { class: "badge badge-urgent" }, t("urgent")) : null,
+      h("span", { class: "outage-id muted" }, t("job {id}", { id: shortId(row.job_id) }))),
     h("div", { class: "outage-content" }, row.content),
     row.address ? h("div", { class: "outage-address muted" }, row.address) : null,
     h("dl", { class: "facts outage-facts" }, times));
@@ -165,17 +167,17 @@ function question() {
   if (state.by === "account") {
     const account = value("ask-account");
     if (account) params.set("account_no", account);
-    return { by: "account", params, where: `at account ${account}`, account };
+    return { by: "account", params, where: t("at account {account}", { account }), account };
   }
   if (state.by === "position") {
     const [lat, lon] = [value("ask-lat"), value("ask-lon")];
     if (lat) params.set("lat", lat);
     if (lon) params.set("lon", lon);
-    return { by: "position", params, where: `at ${lat}, ${lon}` };
+    return { by: "position", params, where: t("at {lat}, {lon}", { lat, lon }) };
   }
   const grid = value("ask-grid");
   if (grid) params.set("grid", grid);
-  return { by: "grid", params, where: `in grid ${grid}` };
+  return { by: "grid", params, where: t("in grid {grid}", { grid }) };
 }
 
 async function ask(event) {
@@ -209,13 +211,17 @@ function renderAnswer() {
   fill(box,
     h("p", { class: "answer-sentence", id: "answer-sentence" }, sentence(rows, asked.where)),
     h("p", { class: "answer-meta muted" },
-      `Asked ${clock(new Date())} · ${plural(rows.length, "open outage")} · times in ${timeZoneName()}`),
+      [
+        t("Asked {time}", { time: clockTime(new Date()) }),
+        rows.length === 1 ? t("1 open outage") : t("{n} open outages", { n: rows.length }),
+        t("times in {zone}", { zone: zoneName() }),
+      ].join(" · ")),
     rows.length ? h("div", { class: "outage-cards", id: "answer-rows" }, rows.map((r) => outageCard(r))) : null,
     asked.by === "account"
       ? h("div", { class: "account-tools" },
           h("button", { type: "button", class: "btn", id: "consumption-button", onclick: () => showConsumption(asked.account) },
-            "Consumption history"),
-          h("span", { class: "muted" }, "Before a meter check (申校): go through the customer's consumption first."))
+            t("Consumption history")),
+          h("span", { class: "muted" }, t("Before a meter check: go through the customer's consumption first.")))
       : null,
   );
   box.hidden = false;
@@ -246,7 +252,7 @@ async function refreshBoard() {
   const grid = $("grid-code").value.trim();
   const list = $("grid-list");
   if (!grid) {
-    list.replaceChildren(h("li", { class: "empty" }, "Enter a grid code to see its open outages."));
+    list.replaceChildren(h("li", { class: "empty" }, t("Enter a grid code to see its open outages.")));
     $("grid-status").textContent = "";
     return;
   }
@@ -262,10 +268,14 @@ async function refreshBoard() {
   fill(list,
     ...(state.board.length
       ? state.board.map((row) => h("li", {}, outageCard(row, { compact: true })))
-      : [h("li", { class: "empty" }, `No open outage in grid ${grid}.`)]),
+      : [h("li", { class: "empty" }, t("No open outage in grid {grid}.", { grid }))]),
   );
-  $("grid-status").textContent =
-    `${plural(state.board.length, "outage")}, newest first · updated ${clock(new Date())} · refreshes every ${BOARD_EVERY_MS / 1000} s`;
+  const n = state.board.length;
+  $("grid-status").textContent = [
+    n === 1 ? t("1 outage, newest first") : t("{n} outages, newest first", { n }),
+    t("updated {time}", { time: clockTime(new Date()) }),
+    t("refreshes every {s} s", { s: BOARD_EVERY_MS / 1000 }),
+  ].join(" · ");
 }
 
 function startBoard() {
@@ -315,21 +325,22 @@ function minutes(m) {
   return m === null || m === undefined ? "—" : span(m * 60_000);
 }
 
-function figure(label, took, target, met, due) {
+function figure(name, took, target, met, due) {
   let verdict;
-  if (met === true) verdict = h("span", { class: "good" }, "met");
-  else if (met === false) verdict = h("span", { class: "bad" }, took === null ? `missed: was due ${at(due)}` : "missed");
-  else verdict = h("span", { class: "muted" }, `due by ${at(due)}`);
-  return fact(label, took === null ? "not yet" : minutes(took), h("span", { class: "muted" }, ` (target ${minutes(target)}) · `), verdict);
+  if (met === true) verdict = h("span", { class: "good" }, t("met"));
+  else if (met === false) verdict = h("span", { class: "bad" }, took === null ? t("missed: was due {time}", { time: at(due) }) : t("missed"));
+  else verdict = h("span", { class: "muted" }, t("due by {time}", { time: at(due) }));
+  return fact(name, took === null ? t("not yet") : minutes(took),
+    h("span", { class: "muted" }, " ", t("(target {target})", { target: minutes(target) }), " · "), verdict);
 }
 
 function eventDetail(e) {
   const parts = [];
-  if (e.expected_finish) parts.push(`expected finish ${at(e.expected_finish)}`);
-  if (e.crew && e.crew.length) parts.push(`crew ${e.crew.join(", ")}`);
+  if (e.expected_finish) parts.push(t("expected finish {time}", { time: at(e.expected_finish) }));
+  if (e.crew && e.crew.length) parts.push(t("crew {names}", { names: e.crew.join(", ") }));
   if (e.content) parts.push(e.content);
   if (e.note) parts.push(e.note);
-  if (e.meter_check) parts.push(`meter check: ${e.meter_check.outcome || ""}`.trim());
+  if (e.meter_check) parts.push(t("meter check: {outcome}", { outcome: e.meter_check.outcome ? label(CHECK_OUTCOMES, e.meter_check.outcome) : "" }).trim());
   return parts.join(" · ");
 }
 
@@ -337,47 +348,47 @@ function renderJob(job, scroll) {
   const kind = KINDS[job.kind] || { label: job.kind };
   const r = job.response || { applies: false };
   const facts = [
-    fact("Status", h("span", { class: `badge job-${job.status}` }, STATUS[job.status] || job.status),
-      job.urgency === "urgent" ? h("span", { class: "badge badge-urgent" }, "urgent") : null),
-    fact("Crew", job.crew.length ? job.crew.join(", ") : h("span", { class: "muted" }, "none yet")),
-    fact("Address", job.address || "—"),
-    job.accounts.length ? fact("Accounts", job.accounts.join(", ")) : null,
-    job.area && job.area.radius_m ? fact("Area", `${job.area.radius_m} m around ${job.lat}, ${job.lon}`) : null,
-    fact("Grid", job.grid || "—"),
-    fact("Reported", at(job.reported_at)),
-    job.planned_start ? fact("Planned start", at(job.planned_start)) : null,
-    job.dispatched_at ? fact("Dispatched", at(job.dispatched_at)) : null,
-    fact("Started", at(job.started_at)),
-    fact("Expected finish", job.expected_finish ? at(job.expected_finish) : "—"),
-    job.finished_at ? fact("Finished", at(job.finished_at)) : null,
-    job.cancelled_at ? fact("Cancelled", at(job.cancelled_at)) : null,
-    fact("Last update", at(job.last_update)),
-    job.result_note ? fact("Result", job.result_note) : null,
+    fact(t("Status"), h("span", { class: `badge job-${job.status}` }, label(STATUS, job.status)),
+      job.urgency === "urgent" ? h("span", { class: "badge badge-urgent" }, t("urgent")) : null),
+    fact(t("Crew"), job.crew.length ? job.crew.join(", ") : h("span", { class: "muted" }, t("none yet"))),
+    fact(t("Address"), job.address || "—"),
+    job.accounts.length ? fact(t("Accounts"), job.accounts.join(", ")) : null,
+    job.area && job.area.radius_m ? fact(t("Area"), t("{radius} m around {lat}, {lon}", { radius: job.area.radius_m, lat: job.lat, lon: job.lon })) : null,
+    fact(t("Grid"), job.grid || "—"),
+    fact(t("Reported"), at(job.reported_at)),
+    job.planned_start ? fact(t("Planned start"), at(job.planned_start)) : null,
+    job.dispatched_at ? fact(t("Dispatched"), at(job.dispatched_at)) : null,
+    fact(t("Started"), at(job.started_at)),
+    fact(t("Expected finish"), job.expected_finish ? at(job.expected_finish, { zone: true }) : "—"),
+    job.finished_at ? fact(t("Finished"), at(job.finished_at)) : null,
+    job.cancelled_at ? fact(t("Cancelled"), at(job.cancelled_at)) : null,
+    fact(t("Last update"), at(job.last_update)),
+    job.result_note ? fact(t("Result"), job.result_note) : null,
   ];
   const response = r.applies
     ? h("dl", { class: "facts" },
-        figure("Arrival", r.response_min, r.response_target_min, r.response_met, r.respond_by),
-        figure("Restoration", r.restoration_min, r.restore_target_min, r.restore_met, r.restore_by))
-    : h("p", { class: "muted" }, "No response commitment: a planned outage keeps to its own plan.");
+        figure(t("Arrival"), r.response_min, r.response_target_min, r.response_met, r.respond_by),
+        figure(t("Restoration"), r.restoration_min, r.restore_target_min, r.restore_met, r.restore_by))
+    : h("p", { class: "muted" }, t("No response commitment: a planned outage keeps to its own plan."));
   const events = h("table", { class: "table events" },
-    h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "Event"), h("th", {}, "By"), h("th", {}, "Details"))),
+    h("thead", {}, h("tr", {}, h("th", {}, t("When")), h("th", {}, t("Event")), h("th", {}, t("By")), h("th", {}, t("Details")))),
     h("tbody", {}, job.events.map((e) =>
       h("tr", { "data-event": e.kind },
         h("td", { class: "nowrap" }, at(e.at)),
-        h("td", {}, EVENTS[e.kind] || e.kind),
+        h("td", {}, label(EVENTS, e.kind)),
         h("td", {}, e.by || "—"),
         h("td", {}, eventDetail(e))))));
   const card = $("job-detail");
   card.setAttribute("data-job-id", job.id);
   fill(card,
     h("div", { class: "card-head" },
-      h("h2", {}, `${kind.label} · job ${shortId(job.id)}`),
-      h("button", { type: "button", class: "btn btn-small", id: "job-detail-close", onclick: closeJob }, "Close")),
+      h("h2", {}, t("{kind} · job {id}", { kind: kind.label, id: shortId(job.id) })),
+      h("button", { type: "button", class: "btn btn-small", id: "job-detail-close", onclick: closeJob }, t("Close"))),
     h("p", { class: "job-content" }, job.content),
     h("dl", { class: "facts" }, facts),
-    h("h3", { class: "sub-head" }, "Response"),
+    h("h3", { class: "sub-head" }, t("Response")),
     response,
-    h("h3", { class: "sub-head" }, "History"),
+    h("h3", { class: "sub-head" }, t("History")),
     events,
   );
   card.hidden = false;
@@ -398,14 +409,15 @@ async function showConsumption(account) {
   const meters = body.meters.map((m) => {
     const kwh = m.history.map((row) => Number(row.consumption_kwh) || 0);
     const top = Math.max(1, ...kwh);
-    const usual = m.expected_low && m.expected_high ? ` · usual ${m.expected_low}–${m.expected_high} kWh a cycle` : "";
+    const notes = [t("multiplier ×{n}", { n: m.multiplier })];
+    if (m.expected_low && m.expected_high) notes.push(t("usual {low}–{high} kWh a cycle", { low: m.expected_low, high: m.expected_high }));
     return h("div", { class: "meter-history", "data-meter-no": m.meter_no },
-      h("h3", { class: "meter-head" }, `Meter ${m.meter_no}`, h("span", { class: "muted" }, ` · multiplier ×${m.multiplier}${usual}`)),
+      h("h3", { class: "meter-head" }, t("Meter {meter}", { meter: m.meter_no }), h("span", { class: "muted" }, ` · ${notes.join(" · ")}`)),
       m.history.length
         ? h("table", { class: "table consumption-table" },
             h("thead", {}, h("tr", {},
-              h("th", {}, "Cycle"), h("th", {}, "Read"), h("th", { class: "num" }, "Register"),
-              h("th", { class: "num" }, "kWh"), h("th", { class: "num" }, "kWh/day"), h("th", { class: "bar-cell" }, ""))),
+              h("th", {}, t("Cycle")), h("th", {}, t("Read")), h("th", { class: "num" }, t("Register")),
+              h("th", { class: "num" }, t("kWh")), h("th", { class: "num" }, t("kWh/day")), h("th", { class: "bar-cell" }, ""))),
             h("tbody", {}, m.history.map((row) => {
               const bar = h("span", { class: "bar" });
               bar.style.width = `${(100 * (Number(row.consumption_kwh) || 0)) / top}%`;
@@ -417,14 +429,14 @@ async function showConsumption(account) {
                 h("td", { class: "num" }, row.kwh_per_day ?? "—"),
                 h("td", { class: "bar-cell" }, bar));
             })))
-        : h("p", { class: "muted" }, "No readings of this meter yet."));
+        : h("p", { class: "muted" }, t("No readings of this meter yet.")));
   });
   fill(card,
     h("div", { class: "card-head" },
-      h("h2", {}, `Consumption history · ${body.account_no}`),
-      h("button", { type: "button", class: "btn btn-small", onclick: () => (card.hidden = true) }, "Close")),
+      h("h2", {}, t("Consumption history · {account}", { account: body.account_no })),
+      h("button", { type: "button", class: "btn btn-small", onclick: () => (card.hidden = true) }, t("Close"))),
     h("p", { class: "muted customer" }, `${body.customer_name} · ${body.address}`),
-    meters.length ? meters : h("p", { class: "muted" }, "No meter on this account."),
+    meters.length ? meters : h("p", { class: "muted" }, t("No meter on this account.")),
     meterCheckForm(body.account_no),
   );
   card.hidden = false;
@@ -433,8 +445,8 @@ async function showConsumption(account) {
 
 function meterCheckForm(account) {
   const content = h("textarea", { id: "check-content", rows: 2, maxlength: 2000 },
-    "Customer doubts the meter (申校): check it with the pulse lamp or a known load");
-  const crew = h("input", { id: "check-crew", maxlength: 200, placeholder: "optional: crew1, crew2" });
+    t("Customer doubts the meter: check it with the pulse lamp or a known load"));
+  const crew = h("input", { id: "check-crew", maxlength: 200, placeholder: t("optional: crew1, crew2") });
   const out = h("p", { class: "form-error", role: "alert" });
   const done = h("p", { class: "notice", role: "status", hidden: true });
   const submit = async (event) => {
@@ -446,8 +458,9 @@ function meterCheckForm(account) {
         method: "POST",
         body: { kind: "meter_check", urgency: "normal", content: content.value, accounts: [account], crew: names(crew.value) },
       });
-      done.textContent = `Meter check ordered: job ${shortId(job.id)}` +
-        (job.crew.length ? `, crew ${job.crew.join(", ")}.` : ", no crew yet.");
+      done.textContent = job.crew.length
+        ? t("Meter check ordered: job {id}, crew {names}.", { id: shortId(job.id), names: job.crew.join(", ") })
+        : t("Meter check ordered: job {id}, no crew yet.", { id: shortId(job.id) });
       done.hidden = false;
       await openJob(job.id);
     } catch (err) {
@@ -455,12 +468,12 @@ function meterCheckForm(account) {
     }
   };
   return h("form", { class: "meter-check", id: "meter-check-form", onsubmit: submit },
-    h("h3", { class: "sub-head" }, `Order a meter check for ${account}`),
-    h("label", { for: "check-content" }, "What to check"),
+    h("h3", { class: "sub-head" }, t("Order a meter check for {account}", { account })),
+    h("label", { for: "check-content" }, t("What to check")),
     content,
     h("div", { class: "row" },
-      h("div", { class: "field grow" }, h("label", { for: "check-crew" }, "Crew"), crew),
-      h("button", { type: "submit", class: "btn btn-primary", id: "check-submit" }, "Order meter check")),
+      h("div", { class: "field grow" }, h("label", { for: "check-crew" }, t("Crew")), crew),
+      h("button", { type: "submit", class: "btn btn-primary", id: "check-submit" }, t("Order meter check"))),
     out,
     done);
 }
@@ -481,16 +494,16 @@ function number(text) {
 /** What each form asks for; the fields of the area are common to both. */
 const FORMS = {
   fault: {
-    title: "Fault from a call",
-    submit: "Enter fault",
-    areas: { accounts: "Accounts", point: "Around a point" },
-    placeholder: "What the caller says, e.g. no power in the whole building since 10:30",
+    title: t("Fault from a call"),
+    submit: t("Enter fault"),
+    areas: { accounts: t("Accounts"), point: t("Around a point") },
+    placeholder: t("What the caller says, e.g. no power in the whole building since 10:30"),
   },
   planned: {
-    title: "Planned outage",
-    submit: "Enter planned outage",
-    areas: { route: "A route", accounts: "Accounts", point: "Around a point" },
-    placeholder: "e.g. transformer T-12 replaced: feeder 7 off",
+    title: t("Planned outage"),
+    submit: t("Enter planned outage"),
+    areas: { route: t("A route"), accounts: t("Accounts"), point: t("Around a point") },
+    placeholder: t("e.g. transformer T-12 replaced: feeder 7 off"),
   },
 };
 
@@ -504,13 +517,13 @@ function jobForm(kind) {
   const input = (name, attrs = {}) => h("input", { id: p + name, ...attrs });
   const area = h("select", { id: `${p}area` }, Object.entries(spec.areas).map(([k, v]) => h("option", { value: k }, v)));
   const areaFields = {
-    route: h("div", { class: "row", "data-area": "route" }, field(`${p}route`, "Route code", input("route", { maxlength: 64, placeholder: "the whole route is cut off" }), "grow")),
+    route: h("div", { class: "row", "data-area": "route" }, field(`${p}route`, t("Route code"), input("route", { maxlength: 64, placeholder: t("the whole route is cut off") }), "grow")),
     accounts: h("div", { class: "row", "data-area": "accounts" },
-      field(`${p}accounts`, "Account numbers", input("accounts", { placeholder: "separated by commas or spaces" }), "grow")),
+      field(`${p}accounts`, t("Account numbers"), input("accounts", { placeholder: t("separated by commas or spaces") }), "grow")),
     point: h("div", { class: "row", "data-area": "point" },
-      field(`${p}lat`, "Latitude", input("lat", { inputmode: "decimal", placeholder: "30.2741" })),
-      field(`${p}lon`, "Longitude", input("lon", { inputmode: "decimal", placeholder: "120.1551" })),
-      field(`${p}radius`, "Radius (m)", input("radius", { inputmode: "decimal", value: "300" }), "narrow")),
+      field(`${p}lat`, t("Latitude"), input("lat", { inputmode: "decimal", placeholder: "30.2741" })),
+      field(`${p}lon`, t("Longitude"), input("lon", { inputmode: "decimal", placeholder: "120.1551" })),
+      field(`${p}radius`, t("Radius (m)"), input("radius", { inputmode: "decimal", value: "300" }), "narrow")),
   };
   const showArea = () => {
     for (const [k, el] of Object.entries(areaFields)) el.hidden = k !== area.value;
@@ -522,17 +535,17 @@ function jobForm(kind) {
     done,
     kind === "fault"
       ? h("div", { class: "row" },
-          field(`${p}urgency`, "Urgency", h("select", { id: `${p}urgency` },
-            h("option", { value: "urgent" }, "Urgent"), h("option", { value: "normal" }, "Normal"))),
-          field(`${p}address`, "Address", input("address", { maxlength: 500, placeholder: "where the caller is" }), "grow"))
+          field(`${p}urgency`, t("Urgency"), h("select", { id: `${p}urgency` },
+            h("option", { value: "urgent" }, t("Urgent")), h("option", { value: "normal" }, t("Normal")))),
+          field(`${p}address`, t("Address"), input("address", { maxlength: 500, placeholder: t("where the caller is") }), "grow"))
       : h("div", { class: "row" },
-          field(`${p}start`, "Off from", input("start", { type: "datetime-local" }), "grow"),
-          field(`${p}finish`, "Back by", input("finish", { type: "datetime-local" }), "grow")),
-    field(`${p}content`, "What", h("textarea", { id: `${p}content`, rows: 2, maxlength: 2000, placeholder: spec.placeholder })),
-    h("div", { class: "row" }, field(`${p}area`, "Area cut off", area, "grow"),
-      kind === "planned" ? field(`${p}address`, "Address (optional)", input("address", { maxlength: 500 }), "grow") : null),
+          field(`${p}start`, t("Off from ({zone})", { zone: zoneName() }), input("start", { type: "datetime-local" }), "grow"),
+          field(`${p}finish`, t("Back by ({zone})", { zone: zoneName() }), input("finish", { type: "datetime-local" }), "grow")),
+    field(`${p}content`, t("What"), h("textarea", { id: `${p}content`, rows: 2, maxlength: 2000, placeholder: spec.placeholder })),
+    h("div", { class: "row" }, field(`${p}area`, t("Area cut off"), area, "grow"),
+      kind === "planned" ? field(`${p}address`, t("Address (optional)"), input("address", { maxlength: 500 }), "grow") : null),
     Object.values(areaFields),
-    field(`${p}crew`, "Crew (optional)", input("crew", { maxlength: 200, placeholder: "crew1, crew2" })),
+    field(`${p}crew`, t("Crew (optional)"), input("crew", { maxlength: 200, placeholder: t("crew1, crew2") })),
     out,
     h("button", { type: "submit", class: "btn btn-primary btn-wide", id: `${p}submit` }, spec.submit));
   showArea();
@@ -545,13 +558,13 @@ function jobForm(kind) {
     if (value("address")) body.address = value("address");
     if (kind === "fault") body.urgency = value("urgency");
     else {
-      // datetime-local is the desk's local time: sent as an instant.
-      const when = (name) => (value(name) ? new Date(value(name)).toISOString() : undefined);
+      // datetime-local is a wall-clock time in the page's zone (named by the field): sent as an instant.
+      const when = (name) => (value(name) ? instantOf(value(name)).toISOString() : undefined);
       try {
         body.planned_start = when("start");
         body.expected_finish = when("finish");
       } catch {
-        out.textContent = "Enter the times as a date and a time.";
+        out.textContent = t("Enter the times as a date and a time.");
         return;
       }
     }
@@ -566,8 +579,16 @@ function jobForm(kind) {
     button.disabled = true;
     try {
       const job = await api("/jobs", { method: "POST", body });
-      done.textContent = `${kind === "planned" ? "Planned outage" : "Fault"} entered: job ${shortId(job.id)}` +
-        (job.grid ? ` in grid ${job.grid}.` : ", in no grid: no grid's board shows it (name its accounts or its crew).");
+      const id = shortId(job.id);
+      if (kind === "planned") {
+        done.textContent = job.grid
+          ? t("Planned outage entered: job {id} in grid {grid}.", { id, grid: job.grid })
+          : t("Planned outage entered: job {id}, in no grid: no grid's board shows it (name its accounts or its crew).", { id });
+      } else {
+        done.textContent = job.grid
+          ? t("Fault entered: job {id} in grid {grid}.", { id, grid: job.grid })
+          : t("Fault entered: job {id}, in no grid: no grid's board shows it (name its accounts or its crew).", { id });
+      }
       done.hidden = false;
       form.reset();
       showArea();
@@ -606,7 +627,7 @@ function chooseNewJob(kind) {
 // ---------------------------------------------------------------- entering and leaving
 
 async function enter() {
-  $("tz-note").textContent = `Times in ${timeZoneName()}`;
+  $("tz-note").textContent = t("Times in {zone}", { zone: zoneName() });
   if (!$("grid-code").value) $("grid-code").value = localStorage.getItem(GRID_KEY) || "";
   startBoard();
   await refreshBoard();
@@ -649,9 +670,9 @@ function wire() {
 
 wire();
 startPage({
-  intro: "For call-centre agents: is there an outage at the caller's address, and when is power back?",
+  intro: t("For call-centre agents: is there an outage at the caller's address, and when is power back?"),
   roles: ["agent", "supervisor", "admin"],
-  rolesText: "call-centre agents, supervisors and administrators",
+  rolesText: t("call-centre agents, supervisors and administrators"),
   view: "outage-view",
   enter,
   reset,
