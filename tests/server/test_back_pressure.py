@@ -102,11 +102,10 @@ def test_a_request_that_finds_no_pooled_connection_is_answered_busy(
         tiny.dispose()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # SQLite's own write lock
 def test_sqlite_locked_beyond_the_busy_timeout_is_answered_busy(
     settings: Settings, session: Session
 ) -> None:
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock")
     make_user(session, settings, "reader1", "reader", "G1")
     quick = _settings(settings, sqlite_busy_timeout_s=0.05)
     with TestClient(create_app(quick)) as client:
@@ -208,14 +207,14 @@ class Cable:
 
 @pytest.fixture
 def cable(settings: Settings) -> Iterator[Cable]:
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL server to lose")
+    assert settings.database_url.startswith("postgresql"), "a PostgreSQL server to lose"
     url = make_url(settings.database_url)
     made = Cable(url.host or "127.0.0.1", url.port or 5432)
     yield made
     made.close()
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_postgresql_out_of_reach_answers_503_then_serves_again_when_back(
     settings: Settings, session: Session, cable: Cable
 ) -> None:
@@ -239,11 +238,10 @@ def test_postgresql_out_of_reach_answers_503_then_serves_again_when_back(
         assert client.post(PUSH, json={}, headers=headers).status_code == 200
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # its backends to terminate
 def test_postgresql_cutting_a_request_mid_transaction_answers_503_and_the_next_is_served(
     settings: Settings, session: Session
 ) -> None:
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's backends to terminate")
     name = f"gridwalk-cut-{uuid.uuid4().hex[:8]}"
     url = make_url(settings.database_url).update_query_dict({"application_name": name})
     app_engine = make_engine(url.render_as_string(hide_password=False))
