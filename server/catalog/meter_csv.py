@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from server.core.errors import Invalid
+from server.schemas.requests import control_character
 
 REQUIRED_COLUMNS = (
     "account_no",
@@ -92,8 +93,9 @@ class _Cells:
         self.errors = errors
         self.ok = True
         for column, value in cells.items():
-            if "\x00" in value:  # no text column can hold it (PostgreSQL refuses it)
-                self.fail(column, f"{column} contains a NUL character")
+            problem = control_character(value)  # a NUL no text column can hold
+            if problem:
+                self.fail(column, f"{column} {problem}")
 
     def fail(self, column: str, message: str) -> None:
         self.ok = False

@@ -1,17 +1,33 @@
-"""What every request body and text parameter must be: free of NUL characters, which no text
-column can hold (PostgreSQL refuses them, and a 500 would be the answer)."""
+"""What every request body and text parameter must be: free of NUL and the other control
+characters (no text column can hold a NUL: PostgreSQL refuses it, and a 500 would be the answer;
+the others are never typed by a person and break exports and screens)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, model_validator
 
+# C0 controls and DEL, but tab, line feed and carriage return (a note may have lines).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(text: str) -> str | None:
+    """What is wrong with `text`, in a few words naming the character, or None."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    return "contains a NUL character" if char == "\x00" else (
+        f"contains a control character (U+{ord(char):04X})"
+    )
+
 
 def _nul_in(value: Any, path: str) -> str | None:
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if control_character(value) else None
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -26,8 +42,9 @@ def _nul_in(value: Any, path: str) -> str | None:
 
 
 def _no_nul(text: str) -> str:
-    if "\x00" in text:
-        raise ValueError("contains a NUL character")
+    problem = control_character(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 
@@ -56,12 +73,19 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class RequestModel(BaseModel):
-    """A request body: a NUL character anywhere in it is refused, naming where."""
+    """A request body: a NUL or control character anywhere in it is refused, naming where."""
 
     @model_validator(mode="before")
     @classmethod
     def _no_nul_anywhere(cls, data: Any) -> Any:
         where = _nul_in(data, "")
         if where:
-            raise ValueError(f"{where} contains a NUL character")
+            raise ValueError(f"{where} {_problem_at(data, where)}")
         return data
+
+
+def _problem_at(data: Any, path: str) -> str:
+    value = data
+    for key in path.split("."):
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return control_character(value) or "contains a control character"

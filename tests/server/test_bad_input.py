@@ -37,13 +37,14 @@ def held(session: Session) -> int:
     ("bad", "field"),
     [
         ({"note": "gate\u0000locked"}, "note"),
+        ({"note": "gate\u001blocked"}, "note"),
         (
             {"read_at": "9999-12-31T23:59:00+00:00", "confirmed_at": "9999-12-31T23:59:30+00:00"},
             "read_at",
         ),
         ({"read_at": "0001-01-01T00:00:00+00:00"}, "read_at"),
     ],
-    ids=["nul-in-note", "year-9999", "year-0001"],
+    ids=["nul-in-note", "escape-in-note", "year-9999", "year-0001"],
 )
 def test_one_bad_reading_is_rejected_by_name_and_the_good_one_beside_it_is_stored(
     client: TestClient, session: Session, settings: Settings, bad: dict[str, Any], field: str
@@ -115,6 +116,21 @@ def test_a_nul_character_in_any_body_or_parameter_is_a_422_naming_it(
     for what, response in answers.items():
         assert response.status_code == 422, (what, response.status_code, response.text)
         assert "NUL" in response.text, what
+
+
+def test_other_control_characters_are_refused_by_name_and_a_notes_line_breaks_are_kept(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "agent1", "agent")
+    agent = auth(client, "agent1", "desk-agent-01")
+    job = {"kind": "fault", "urgency": "urgent", "lat": 30.27, "lon": 120.15}
+    bell = client.post("/api/v1/jobs", headers=agent, json=job | {"content": "line\u0007down"})
+    assert bell.status_code == 422
+    assert "content contains a control character (U+0007)" in bell.text
+    lines = client.post(
+        "/api/v1/jobs", headers=agent, json=job | {"content": "line down\r\n\tat the corner"}
+    )
+    assert lines.status_code == 201, lines.text
 
 
 def test_a_nul_character_in_a_csv_cell_is_named_by_line_and_column(
