@@ -15,13 +15,10 @@ from decimal import Decimal
 from functools import reduce
 from typing import Any
 
+from common.i18n import N_
+
 Gettext = Callable[[str], str]
 Params = Mapping[str, Any]
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark, translate later"
-    """Marks a message for the catalog; it is translated when the sentence is said."""
-    return message
 
 
 def english(message: str) -> str:

@@ -14,13 +14,7 @@ from decimal import Decimal
 from babel.dates import format_skeleton, format_time
 from babel.numbers import format_decimal
 
-from common.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark, translate later"
-    """Marks a message for the catalog without translating it yet (it is shown through `_`)."""
-    return message
-
+from common.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, translate
 
 _current = DEFAULT_LANGUAGE
 
@@ -114,6 +108,10 @@ REFUSALS = {
     ),
     "server_error": (
         N_("The office failed to store this record, again and again."),
+        N_("Tell the supervisor; the record stays on this handheld."),
+    ),
+    "not_storable": (
+        N_("The office's database cannot hold this record."),
         N_("Tell the supervisor; the record stays on this handheld."),
     ),
     "id_taken": (

@@ -7,16 +7,18 @@ a duplicate (same content) or `locked` (other content).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from common import clock
+from common.i18n import N_
 from server.core.changes import touched as send_again
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
@@ -43,6 +45,8 @@ PUSH_FIELDS = {"sent_at", "readings", "track_points", "job_events"}
 MAX_READINGS = 5_000
 MAX_JOB_EVENTS = 5_000
 MAX_TRACK_POINTS = 100_000
+
+logger = logging.getLogger("gridwalk")
 
 
 @dataclass(frozen=True)
@@ -172,13 +176,22 @@ def _one(
         )
     try:
         try:
-            with session.begin_nested():
-                status = store(item)
-        except IntegrityError:
-            # A concurrent push of the same outbox (the device retried mid-request) stored it
-            # first; looking again answers duplicate, locked or already_read.
-            with session.begin_nested():
-                status = store(item)
+            try:
+                with session.begin_nested():
+                    status = store(item)
+            except IntegrityError:
+                # A concurrent push of the same outbox (the device retried mid-request) stored
+                # it first; looking again answers duplicate, locked or already_read.
+                with session.begin_nested():
+                    status = store(item)
+        except (DataError, IntegrityError) as exc:
+            # The database would not hold this one item (a value beyond a column, a constraint
+            # the checks missed): its savepoint is rolled back, and the rest of the push goes on.
+            logger.warning("push item %s not storable: %s", item.id, exc.orig)
+            raise ItemRefused(
+                "not_storable", N_("The database cannot hold this record: {reason}"),
+                reason=type(exc.orig).__name__,
+            ) from None
     except ItemRefused as rej:
         return PushResult(
             id=str(item.id),

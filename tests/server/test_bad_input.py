@@ -61,6 +61,46 @@ def test_one_bad_reading_is_rejected_by_name_and_the_good_one_beside_it_is_store
     assert held(session) == 1
 
 
+def test_an_item_the_database_will_not_hold_is_rejected_alone_and_the_rest_stored(
+    client: TestClient, session: Session, settings: Settings, engine: Engine
+) -> None:
+    """Defence in depth: a constraint the server's own checks do not know of (here one added
+    for the test) refuses one reading inside its savepoint; the push still answers 200."""
+    day = reader_day(session, settings, client)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TRIGGER poison BEFORE INSERT ON readings WHEN NEW.note = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poison'); END"
+                if sqlite
+                else "ALTER TABLE readings ADD CONSTRAINT poison "
+                "CHECK (note IS DISTINCT FROM 'poison') NOT VALID"
+            )
+        )
+    try:
+        batch = [
+            reading(day.assignment.id, day.meters[0]),
+            reading(day.assignment.id, day.meters[1], note="poison"),
+            reading(day.assignment.id, day.meters[2]),
+        ]
+        response = client.post(PUSH, headers=day.headers, json={"readings": batch})
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "DROP TRIGGER poison"
+                    if sqlite
+                    else "ALTER TABLE readings DROP CONSTRAINT poison"
+                )
+            )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
+    assert results[1]["error"] == "not_storable"
+    assert held(session) == 2
+
+
 def test_json_nested_thousands_deep_is_a_400_not_a_crash(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
