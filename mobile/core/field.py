@@ -7,6 +7,7 @@ here, and what happens when a register is entered, confirmed or skipped.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from common import clock, wire
 from common.job_lifecycle import (
@@ -26,6 +28,7 @@ from common.job_lifecycle import (
     refusal,
 )
 from common.wire import Fix
+from mobile.core import db_health
 from mobile.core.language import _
 from mobile.core.location import LocationSource, TrackRecorder
 from mobile.core.route import (
@@ -38,7 +41,7 @@ from mobile.core.route import (
 )
 from mobile.core.status import FieldStatus, field_status
 from mobile.core.store import Store
-from mobile.core.sync import SyncClient, Syncer, SyncError, SyncReport
+from mobile.core.sync import SyncClient, Syncer, SyncReport
 from mobile.core.views import MeterView, ReadingView, StoreError
 
 
@@ -76,6 +79,29 @@ def parse_register(text: str) -> Decimal:
     return value
 
 
+# The store in use is always this file, and belongs to one user (its `username`): the others'
+# stores wait under users/, each with its outbox, until their owner logs in again.
+ACTIVE_STORE = "gridwalk-device.db"
+PARKED_STORES = "users"
+# What a login writes into the store: the server and who is logged in, with their tokens.
+SESSION_SETTINGS = ("server_url", "username", "role", "user_id", "access_token", "refresh_token")
+# What belongs to the handheld, not to whoever holds it: carried from store to store.
+DEVICE_SETTINGS = ("device_id", "server_url", "language", "next_meter")
+
+
+def _store_files(path: Path) -> list[Path]:
+    """A store's file and what moves with it: SQLite's -wal and -shm, and the health tally."""
+    companions = [path.with_name(path.name + suffix) for suffix in db_health.COMPANIONS]
+    return [path, *companions, db_health.tally_path(path)]
+
+
+def _move_store(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for a, b in zip(_store_files(source), _store_files(target), strict=True):
+        if a.exists():
+            os.replace(a, b)
+
+
 class FieldSession:
     """The handheld's state for the screens."""
 
@@ -89,7 +115,7 @@ class FieldSession:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.settings = settings or FieldSettings()
-        self.store = Store(self.data_dir / "gridwalk-device.db")
+        self.store = Store(self.data_dir / ACTIVE_STORE)
         self.store.prune(timedelta(days=self.settings.retention_days))
         self.recorder = TrackRecorder(
             self.store,
@@ -135,14 +161,49 @@ class FieldSession:
         return self.store.setting("role")
 
     def login(self, server_url: str, username: str, password: str) -> None:
-        """Log in (needs a link once); after that the handheld works offline."""
-        client = SyncClient(self.store, server_url=server_url)
+        """Log in (needs a link once); after that the handheld works offline. Another user
+        than the store's owner gets their own store: the owner's waits for them, unseen."""
+        # The server says yes before any store changes hands: a wrong password moves nothing.
+        probe = Store(":memory:")
+        probe.set_settings(device_id=self.store.device_id())
+        client = SyncClient(probe, server_url=server_url)
         try:
-            client.login(username, password)
-        except SyncError:
+            user = client.login(username, password)
+        finally:
             client.close()
-            raise
-        self._use(client)
+        session = {key: probe.setting(key) for key in SESSION_SETTINGS}
+        probe.close()
+        self.shutdown_sync()
+        self._hand_to(str(user["username"]))
+        self.store.set_settings(**session)
+        self._use(SyncClient(self.store))
+
+    def _parked(self, username: str) -> Path:
+        return self.data_dir / PARKED_STORES / f"{quote(username, safe='')}.db"
+
+    def _hand_to(self, username: str) -> None:
+        """Make `username`'s store the one in use: the current owner's is parked under their
+        name (their unsent records go out at their next login, never under another's token),
+        and `username`'s own comes back if it was parked."""
+        owner = self.store.setting("username")
+        if owner == username:
+            return
+        carried = {key: self.store.setting(key) for key in DEVICE_SETTINGS}
+        active = self.data_dir / ACTIVE_STORE
+        with self.recorder.paused():
+            self.store.close()
+            # A store nobody logged into holds the device's settings only (work needs a pull,
+            # a pull needs a login); it is set aside all the same, never deleted.
+            _move_store(active, self._parked(owner) if owner else self._parked(".nobody"))
+            if self._parked(username).exists():
+                _move_store(self._parked(username), active)
+            self.store = Store(active)
+            self.store.set_settings(**{k: v for k, v in carried.items() if v is not None})
+            self.recorder.store = self.store
+
+    def unsent(self) -> int:
+        """Records of this user not yet at the office (what logging out leaves waiting)."""
+        return self.store.sync_state().waiting
 
     def resume(self) -> bool:
         """After a restart: carry on with the kept server and tokens, if any."""
@@ -172,7 +233,8 @@ class FieldSession:
             self.syncer.nudge()
 
     def logout(self) -> None:
-        """Forget the tokens (the outbox stays and is sent after the next login)."""
+        """Forget the tokens. The outbox stays with its owner's store and is sent after their
+        next login; another user logging in next gets a store of their own."""
         self.store.set_settings(access_token=None, refresh_token=None)
         self.shutdown_sync()
 

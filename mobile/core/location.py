@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -272,6 +273,14 @@ class TrackRecorder:
         self.latest: Fix | None = None
         self._last_recorded: Fix | None = None
         self._lock = threading.Lock()
+        self._store_lock = threading.Lock()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No point is written while the store changes hands (a user logs in on a shared
+        handheld): the GPS thread waits, then writes to the new owner's store."""
+        with self._store_lock:
+            yield
 
     def on_location(self, fix: Fix) -> None:
         with self._lock:
@@ -287,14 +296,15 @@ class TrackRecorder:
                 if not walking and elapsed < self.interval * 6:
                     return
             self._last_recorded = fix
-        self.store.add_track_point(
-            t=fix.fix_time,
-            lat=fix.lat,
-            lon=fix.lon,
-            accuracy_m=fix.accuracy_m,
-            provider=fix.provider,
-            mock=fix.mock,
-        )
+        with self._store_lock:
+            self.store.add_track_point(
+                t=fix.fix_time,
+                lat=fix.lat,
+                lon=fix.lon,
+                accuracy_m=fix.accuracy_m,
+                provider=fix.provider,
+                mock=fix.mock,
+            )
 
     def current_fix(self, at: datetime | None = None) -> Fix | None:
         """The latest fix if it is fresh enough to stand beside a reading."""

@@ -93,6 +93,22 @@ class TodayScreen(GridwalkScreen):
         self.ids.sync_state.text += "\n" + _("Syncing...")
 
     def logout(self) -> None:
+        waiting = self.field.unsent()
+        if not waiting:
+            self._do_logout()
+            return
+        # Not lost, not anyone else's: kept for this user, sent at their next login.
+        self.app.question = ask(
+            _("Log out"),
+            _(
+                "{count} records are not at the office yet. They stay on this handheld for "
+                "{user} and are sent at {user}'s next login; no one else sees them."
+            ).format(count=waiting, user=self.field.username or ""),
+            _("Log out"),
+            self._do_logout,
+        )
+
+    def _do_logout(self) -> None:
         self.field.logout()
         self.app.show("login")
 
