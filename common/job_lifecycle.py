@@ -8,9 +8,13 @@ local copy of the job. Standard library only: it ships in the handheld's APK.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from common.i18n import N_
 
 
 class JobStatus(StrEnum):
@@ -57,10 +61,20 @@ class EventFacts:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why an event may not be applied: a stable code and a sentence for a person."""
+    """Why an event may not be applied: a stable code, and a sentence for a person kept as a
+    message of the catalog and its values, so that it is said in the reader's language."""
 
     code: str  # "illegal_transition" (wrong state) or "invalid" (something missing)
-    detail: str
+    template: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def said(self, say: Callable[[str], str] = lambda message: message) -> str:
+        """The sentence through `say` (a gettext); English, the message itself, by default."""
+        return say(self.template).format(**self.params)
+
+    @property
+    def detail(self) -> str:
+        return self.said()
 
 
 def refusal(job: JobFacts, event: EventFacts) -> Refusal | None:
@@ -69,26 +83,28 @@ def refusal(job: JobFacts, event: EventFacts) -> Refusal | None:
     if kind is JobEventKind.NOTE:
         return None
     if kind is JobEventKind.CREATED:
-        return Refusal("illegal_transition", "the job already exists")
+        return Refusal("illegal_transition", N_("The job already exists."))
     if job.status in CLOSED_STATUSES:
-        return Refusal("illegal_transition", f"job is {job.status}: no {kind} any more")
+        return Refusal("illegal_transition", N_("The job is closed: nothing more can be logged."))
     if kind is JobEventKind.ASSIGNED and not event.has_crew:
-        return Refusal("invalid", "an assigned event needs the crew")
+        return Refusal("invalid", N_("Assigning a job needs its crew."))
     if kind is JobEventKind.STARTED and job.status is JobStatus.STARTED:
-        return Refusal("illegal_transition", "job is already started")
+        return Refusal("illegal_transition", N_("The job is already started."))
     if kind is JobEventKind.ETA_CHANGED and not event.has_expected_finish:
-        return Refusal("invalid", "an eta_changed event needs expected_finish")
+        return Refusal("invalid", N_("A new expected finish needs its time."))
     if kind is JobEventKind.FINISHED:
         if job.status is not JobStatus.STARTED or job.started_at is None:
-            return Refusal("illegal_transition", "finish before start: start the job first")
+            return Refusal(
+                "illegal_transition", N_("Start the job first: it cannot finish before it starts.")
+            )
         if event.at < job.started_at:
             return Refusal(
                 "illegal_transition",
-                f"finish at {event.at.isoformat()} is before its start "
-                f"{job.started_at.isoformat()}",
+                N_("The finish ({finish}) is before the start ({start})."),
+                {"finish": event.at.isoformat(), "start": job.started_at.isoformat()},
             )
         if job.is_meter_check and not event.has_meter_check:
-            return Refusal("invalid", "a meter check is finished with its meter_check result")
+            return Refusal("invalid", N_("A meter check is finished with its result."))
     return None
 
 

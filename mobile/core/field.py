@@ -443,7 +443,7 @@ class FieldSession:
             ),
         )
         if refused is not None:
-            raise EntryError(refused.detail)
+            raise EntryError(refused.said(_))
         check = fields.pop("meter_check", None)
         try:
             result = wire.MeterCheck.from_json(check) if check is not None else None

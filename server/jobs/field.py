@@ -132,7 +132,7 @@ def _transition(session: Session, job: Job, event: JobEventIn) -> None:
         ),
     )
     if refused is not None:
-        raise ItemRefused(refused.code, refused.detail)
+        raise ItemRefused(refused.code, refused.template, **refused.params)
     if kind is JobEventKind.ASSIGNED:
         try:
             set_crew(session, job, users_named(session, event.crew or []))

@@ -50,29 +50,29 @@ def test_allowed_events_move_the_job_on(
 @pytest.mark.parametrize(
     ("job", "facts", "code", "says"),
     [
-        (JobFacts(S.FINISHED), event(K.STARTED), "illegal_transition", "no started any more"),
+        (JobFacts(S.FINISHED), event(K.STARTED), "illegal_transition", "job is closed"),
         (
             JobFacts(S.CANCELLED),
             event(K.ETA_CHANGED, has_expected_finish=True),
             "illegal_transition",
-            "job is cancelled",
+            "job is closed",
         ),
         (JobFacts(S.STARTED, NOW), event(K.STARTED), "illegal_transition", "already started"),
-        (JobFacts(S.ASSIGNED), event(K.FINISHED), "illegal_transition", "finish before start"),
+        (JobFacts(S.ASSIGNED), event(K.FINISHED), "illegal_transition", "before it starts"),
         (
             JobFacts(S.STARTED, NOW + timedelta(minutes=5)),
             event(K.FINISHED),
             "illegal_transition",
-            "is before its start",
+            "is before the start",
         ),
         (
             JobFacts(S.STARTED, NOW, is_meter_check=True),
             event(K.FINISHED),
             "invalid",
-            "meter_check result",
+            "finished with its result",
         ),
-        (JobFacts(S.CREATED), event(K.ASSIGNED), "invalid", "needs the crew"),
-        (JobFacts(S.STARTED, NOW), event(K.ETA_CHANGED), "invalid", "needs expected_finish"),
+        (JobFacts(S.CREATED), event(K.ASSIGNED), "invalid", "needs its crew"),
+        (JobFacts(S.STARTED, NOW), event(K.ETA_CHANGED), "invalid", "needs its time"),
         (JobFacts(S.ASSIGNED), event(K.CREATED), "illegal_transition", "already exists"),
     ],
 )

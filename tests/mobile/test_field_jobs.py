@@ -85,7 +85,7 @@ def test_the_handheld_refuses_offline_what_the_server_would_refuse(
     desk_and_crew: tuple[TestClient, dict[str, str], FieldSession, str], clock: Clock
 ) -> None:
     office, _, field, job_id = desk_and_crew
-    with pytest.raises(EntryError, match="finish before start"):
+    with pytest.raises(EntryError, match="cannot finish before it starts"):
         field.finish_job(job_id, "done")
     clock.advance(timedelta(minutes=5))
     field.start_job(job_id)
@@ -94,7 +94,7 @@ def test_the_handheld_refuses_offline_what_the_server_would_refuse(
     clock.advance(timedelta(minutes=30))
     field.finish_job(job_id, "fuse replaced")
     assert field.store.job(job_id).status == "finished"
-    with pytest.raises(EntryError, match="job is finished"):
+    with pytest.raises(EntryError, match="job is closed"):
         field.extend_eta(job_id, timedelta(hours=1))
     clock.advance(timedelta(minutes=1))
     field.note_job(job_id, "customer thanked the crew")  # a note is welcome at any time
