@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
+from common.i18n import accepted_language
 from server.api.routes import admin, audit, auth, jobs, sync
 from server.core.admission import RETRY_AFTER, Admission, busy, database_unavailable
 from server.core.config import Settings
@@ -68,8 +69,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
 
     @app.exception_handler(Problem)
-    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
-        body: dict[str, object] = {"detail": exc.detail, "code": exc.code, **exc.extra}
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        language = accepted_language(request.headers.get("Accept-Language")) or "en"
+        body: dict[str, object] = {"detail": exc.said_in(language), "code": exc.code, **exc.extra}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
         return JSONResponse(
             status_code=exc.status_code, content=body, headers=headers | exc.headers

@@ -17,7 +17,7 @@ from common.contract import (
     CONTRACT_VERSION_HEADER,
     SUPPORTED_CONTRACT_VERSIONS,
 )
-from common.i18n import accepted_language
+from common.i18n import N_, accepted_language
 from server.core.config import Settings
 from server.core.errors import Forbidden, Problem, Unauthorized
 from server.core.security import decode_access_token
@@ -86,23 +86,24 @@ def get_caller(
 ) -> Caller:
     if credentials is None:
         raise Unauthorized(
-            "not logged in: send 'Authorization: Bearer <access_token>'", code="not_authenticated"
+            N_("Not logged in: send 'Authorization: Bearer <access_token>'."),
+            code="not_authenticated",
         )
     try:
         claims = decode_access_token(settings, credentials.credentials)
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("access token expired: refresh it", code="token_expired") from None
+        raise Unauthorized(N_("The login has expired: refresh it."), code="token_expired") from None
     except jwt.InvalidTokenError:
-        raise Unauthorized("invalid access token", code="invalid_token") from None
+        raise Unauthorized(N_("The login is not valid."), code="invalid_token") from None
     user = session.get(User, claims.user_id)
     if user is None or not user.active or user.revoked_at is not None:
-        raise Unauthorized("this user has been revoked", code="user_revoked")
+        raise Unauthorized(N_("This user has been revoked."), code="user_revoked")
     device = session.get(Device, claims.device_id)
     if device is None or device.revoked_at is not None:
-        raise Unauthorized("this device has been revoked", code="device_revoked")
+        raise Unauthorized(N_("This handheld has been revoked."), code="device_revoked")
     if claims.generation != device.token_generation:
         raise Unauthorized(
-            "this session has ended (logged out, or its token was copied): log in again",
+            N_("This session has ended (logged out, or its login was copied): log in again."),
             code="session_ended",
         )
     return Caller(user=user, device_id=claims.device_id)
@@ -149,8 +150,11 @@ def check_client_version(
         not contract.isdigit() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
     ):
         raise UpgradeRequired(
-            f"this server speaks sync contract {CONTRACT_VERSION}, the app speaks "
-            f"{contract!r}: update the app; nothing on the device has been lost",
+            N_(
+                "This server speaks sync contract {server}, the app speaks {app}: update the "
+                "app; nothing on the handheld has been lost."
+            ),
+            params={"server": CONTRACT_VERSION, "app": repr(contract)},
             code="contract_unsupported",
             extra={"server_contract": CONTRACT_VERSION},
         )
@@ -158,8 +162,11 @@ def check_client_version(
         settings.min_app_version
     ):
         raise UpgradeRequired(
-            f"app version {app_version} is too old (at least {settings.min_app_version}): "
-            "update the app; nothing on the device has been lost",
+            N_(
+                "App version {version} is too old (at least {minimum}): update the app; "
+                "nothing on the handheld has been lost."
+            ),
+            params={"version": app_version, "minimum": settings.min_app_version},
             code="app_too_old",
             extra={"min_app_version": settings.min_app_version},
         )

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, false, true
 from sqlmodel import Session, col, delete, select, update
 
 from common import clock
+from common.i18n import N_
 from server.core.changes import log_admin_action
 from server.core.config import Settings
 from server.core.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
@@ -199,7 +200,8 @@ def _refuse_if_locked_out(
     )
     if wait:
         raise TooManyRequests(
-            f"too many failed logins: try again in {wait} seconds",
+            N_("Too many failed logins: try again in {seconds} seconds."),
+            params={"seconds": wait},
             code="too_many_attempts",
             retry_after_s=wait,
         )
@@ -240,15 +242,15 @@ def login(
         )
     if user is None or not verify_password(settings, password, user.password_hash):
         _count_failure(session, settings, username=username, address=address, now=now)
-        raise Unauthorized("wrong username or password", code="bad_credentials")
+        raise Unauthorized(N_("Wrong user name or password."), code="bad_credentials")
     session.execute(delete(LoginFailure).where(col(LoginFailure.username) == username))
     if not user.active or user.revoked_at is not None:
-        raise Unauthorized("this user has been revoked", code="user_revoked")
+        raise Unauthorized(N_("This user has been revoked."), code="user_revoked")
     device = session.get(Device, device_id)
     if device is None:
         device = Device(id=device_id, first_seen_at=now)
     elif device.revoked_at is not None:
-        raise Unauthorized("this device has been revoked", code="device_revoked")
+        raise Unauthorized(N_("This handheld has been revoked."), code="device_revoked")
     device.last_user_id = user.id
     device.last_seen_at = now
     device.app_version = app_version or device.app_version
@@ -269,18 +271,22 @@ def refresh(session: Session, settings: Settings, *, refresh_token: str) -> Toke
     ).first()
     now = clock.now()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
-        raise Unauthorized("refresh token is not valid: log in again", code="invalid_refresh")
+        raise Unauthorized(
+            N_("This login is no longer valid: log in again."), code="invalid_refresh"
+        )
     if row.used_at is not None:
         _revoke_tokens(session, user_id=row.user_id, device_id=row.device_id)
         _end_access_tokens(session, device_id=row.device_id)
         session.flush()
-        raise Unauthorized("refresh token was already used: log in again", code="refresh_reused")
+        raise Unauthorized(
+            N_("This login was used on another device: log in again."), code="refresh_reused"
+        )
     user = session.get(User, row.user_id)
     device = session.get(Device, row.device_id)
     if user is None or not user.active or user.revoked_at is not None:
-        raise Unauthorized("this user has been revoked", code="user_revoked")
+        raise Unauthorized(N_("This user has been revoked."), code="user_revoked")
     if device is None or device.revoked_at is not None:
-        raise Unauthorized("this device has been revoked", code="device_revoked")
+        raise Unauthorized(N_("This handheld has been revoked."), code="device_revoked")
     row.used_at = now
     session.add(row)
     tokens = _issue(session, settings, user, device)

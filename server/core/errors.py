@@ -28,7 +28,10 @@ class ItemRefused(Exception):  # noqa: N818 - an answer, not a failure
 
 
 class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
-    """A request the service refuses, with the HTTP status and a sentence naming what is wrong."""
+    """A request the service refuses, with the HTTP status and a sentence naming what is wrong.
+
+    When `detail` is a message of the catalog (marked N_) with its values in `params`, the
+    answer says it in the caller's language (Accept-Language); `detail` is it in English."""
 
     status_code = 400
 
@@ -39,12 +42,20 @@ class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
         code: str | None = None,
         extra: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
     ):
-        super().__init__(detail)
-        self.detail = detail
+        self.template = detail
+        self.params = params or {}
+        self.detail = detail.format(**self.params) if self.params else detail
+        super().__init__(self.detail)
         self.code = code or type(self).__name__
         self.extra = extra or {}
         self.headers = headers or {}
+
+    def said_in(self, language: str) -> str:
+        """The sentence in `language`; as it is when the catalog does not hold it."""
+        said = translations(language).gettext(self.template)
+        return said.format(**self.params) if self.params else said
 
 
 class NotFound(Problem):
@@ -76,10 +87,13 @@ class TooManyRequests(Problem):
 
     status_code = 429
 
-    def __init__(self, detail: str, *, code: str, retry_after_s: int):
+    def __init__(
+        self, detail: str, *, code: str, retry_after_s: int, params: dict[str, Any] | None = None
+    ):
         super().__init__(
             detail,
             code=code,
             extra={"retry_after_s": retry_after_s},
             headers={"Retry-After": str(retry_after_s)},
+            params=params,
         )

@@ -183,7 +183,7 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     sign_in(browser, base, password="not-the-password")
     wait(browser, lambda d: d.find_element(By.ID, "login-error").text)
     screenshot(browser, f"audit-login-{backend(settings)}")
-    assert browser.find_element(By.ID, "login-error").text == "wrong username or password"
+    assert browser.find_element(By.ID, "login-error").text == "Wrong user name or password."
     assert [e.split(" - ", 1)[0] for e in js_errors(browser)] == [f"{base}/api/v1/auth/login"]
     sign_in(browser, base)
     wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "sup1")

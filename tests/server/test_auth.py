@@ -61,8 +61,16 @@ def test_wrong_password_and_unknown_user_get_the_same_401(
     ]
     assert [a.status_code for a in answers] == [401, 401]
     assert (
-        answers[0].json()["detail"] == answers[1].json()["detail"] == "wrong username or password"
+        answers[0].json()["detail"] == answers[1].json()["detail"] == "Wrong user name or password."
     )
+    # Said in the language the handheld or page asks for; the code stays the same.
+    chinese = client.post(
+        "/api/v1/auth/login",
+        headers={"Accept-Language": "zh-CN"},
+        json={"username": "reader1", "password": "wrong-password", "device_id": "device-0001"},
+    )
+    assert chinese.json() | {"detail": None} == answers[0].json() | {"detail": None}
+    assert chinese.json()["detail"] == "用户名或密码错误。"
 
 
 def test_login_with_a_malformed_body_names_the_field(client: TestClient) -> None:
