@@ -43,16 +43,7 @@ log = logging.getLogger("gridwalk.device")
 COMPANIONS = ("-wal", "-shm")
 TALLY_SUFFIX = ".tally"
 # The tables recovered from a damaged file, in an order that needs no foreign key off.
-RECOVERED_TABLES = (
-    "settings",
-    "assignments",
-    "meters",
-    "readings",
-    "track_points",
-    "reread_orders",
-    "jobs",
-    "job_events",
-)
+RECOVERED_TABLES = migrations.WORK_TABLES
 MAGIC = b"SQLite format 3\x00"
 # Page sizes to try when a garbled header no longer says: SQLite's default first.
 PAGE_SIZES = (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512)

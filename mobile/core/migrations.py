@@ -211,20 +211,19 @@ MIGRATIONS: list[Migration] = [
     ("004_server_state", _m004_server_state),
 ]
 
-# The tables the migrations make, all of them there once every migration is recorded.
-TABLES = frozenset(
-    {
-        "settings",
-        "assignments",
-        "meters",
-        "readings",
-        "track_points",
-        "reread_orders",
-        "jobs",
-        "job_events",
-        "change_counter",
-    }
+# The tables that hold the handheld's settings and work, parents before children.
+WORK_TABLES = (
+    "settings",
+    "assignments",
+    "meters",
+    "readings",
+    "track_points",
+    "reread_orders",
+    "jobs",
+    "job_events",
 )
+# The tables the migrations make, all of them there once every migration is recorded.
+TABLES = frozenset({*WORK_TABLES, "change_counter"})
 
 
 def schema_problem(tables: set[str], done: set[str]) -> str | None:

@@ -35,6 +35,13 @@ from mobile.core.views import MeterView, StoreError
 from mobile.ui.base import GridwalkScreen, ask, local_time_text, status_text
 
 
+def _what(value: Decimal | None, skip_code: str | None) -> str:
+    """A locked reading in a few words: its value, or why the meter was not read."""
+    if value is not None:
+        return _("{value} kWh").format(value=number(value))
+    return _("skipped: {reason}").format(reason=label(SKIP_LABELS, skip_code))
+
+
 class TodayScreen(GridwalkScreen):
     def on_pre_enter(self, *_args: Any) -> None:
         self.refresh()
@@ -256,13 +263,7 @@ class ReadingScreen(GridwalkScreen):
         if locked and meter is not None and meter.elsewhere:
             # Read before this handheld had the route, or on another: the office holds it.
             self.refused = False
-            what = (
-                _("{value} kWh").format(value=number(meter.reading_value))
-                if meter.reading_value is not None
-                else _("skipped: {reason}").format(
-                    reason=label(SKIP_LABELS, meter.elsewhere_skip_code)
-                )
-            )
+            what = _what(meter.reading_value, meter.elsewhere_skip_code)
             lines = [
                 _("LOCKED  {what}{sync}").format(what=what, sync=""),
                 _("Read on another handheld at {time}: the office holds it.").format(
@@ -277,13 +278,7 @@ class ReadingScreen(GridwalkScreen):
         elif locked and meter is not None:
             fresh = self.field.store.meter(meter.assignment_id, meter.id)
             reading = self.field.store.reading(fresh.reading_id) if fresh.reading_id else None
-            what = (
-                _("{value} kWh").format(value=number(reading.value))
-                if reading and reading.value is not None
-                else _("skipped: {reason}").format(reason=label(SKIP_LABELS, reading.skip_code))
-                if reading
-                else ""
-            )
+            what = _what(reading.value, reading.skip_code) if reading else ""
             sync = f"  [{label(SYNC_STATUS_LABELS, reading.sync_status)}]" if reading else ""
             lines = [
                 _("LOCKED  {what}{sync}").format(what=what, sync=sync),
