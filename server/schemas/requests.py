@@ -25,9 +25,11 @@ def control_character(text: str) -> str | None:
     )
 
 
-def _nul_in(value: Any, path: str) -> str | None:
+def _control_in(value: Any, path: str) -> tuple[str, str] | None:
+    """Where in a body the first control character is, and what it is, or None."""
     if isinstance(value, str):
-        return path if control_character(value) else None
+        problem = control_character(value)
+        return (path, problem) if problem else None
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -35,7 +37,7 @@ def _nul_in(value: Any, path: str) -> str | None:
     else:
         return None
     for key, item in items:
-        found = _nul_in(item, f"{path}.{key}" if path else str(key))
+        found = _control_in(item, f"{path}.{key}" if path else str(key))
         if found:
             return found
     return None
@@ -78,14 +80,8 @@ class RequestModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul_anywhere(cls, data: Any) -> Any:
-        where = _nul_in(data, "")
-        if where:
-            raise ValueError(f"{where} {_problem_at(data, where)}")
+        found = _control_in(data, "")
+        if found:
+            where, problem = found
+            raise ValueError(f"{where} {problem}")
         return data
-
-
-def _problem_at(data: Any, path: str) -> str:
-    value = data
-    for key in path.split("."):
-        value = value[int(key)] if isinstance(value, list) else value[key]
-    return control_character(value) or "contains a control character"

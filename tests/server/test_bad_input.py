@@ -171,6 +171,10 @@ def test_other_control_characters_are_refused_by_name_and_a_notes_line_breaks_ar
         "/api/v1/jobs", headers=agent, json=job | {"content": "line down\r\n\tat the corner"}
     )
     assert lines.status_code == 201, lines.text
+    # Found by schemathesis: a control character under an empty key in a list is named too.
+    odd = client.post("/api/v1/jobs", headers=agent, json=job | {"": ["\u001f"]})
+    assert odd.status_code == 422
+    assert "control character (U+001F)" in odd.text
 
 
 def test_a_nul_character_in_a_csv_cell_is_named_by_line_and_column(
