@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from common import clock
 from server.demo.days import honest_day
+from server.demo.utility import CITY, USERS, load_demo
 from server.main import create_app
 from server.models import Reading, TrackPoint
 from tests.conftest import LiveServer
@@ -327,3 +328,34 @@ def device_setting(data_dir: Path, key: str) -> str | None:
     except sqlite3.OperationalError:  # not made yet, or busy: ask again
         return None
     return None if row is None else str(row[0])
+
+
+def test_the_demos_r101_on_a_fresh_handheld_in_chinese(
+    display: str, live_server: LiveServer, session: Session, tmp_path: Path
+) -> None:
+    """The demo as a reader meets it: customers' names and addresses, the app's words and the
+    route's true state, in Chinese, on a handheld that has never seen the route."""
+    load_demo(session, live_server.settings)
+    session.commit()
+    shots = ARTIFACTS / "demo-zh_CN"
+    shutil.rmtree(shots, ignore_errors=True)
+    scenario = {
+        "flow": "look",
+        "lang": "zh_CN",
+        "server": live_server.url,
+        "username": "reader1",
+        "password": next(u.password for u in USERS if u.username == "reader1"),
+        "route_code": "R-101",
+        "data_dir": str(tmp_path / "device"),
+        "fixed": [30.2741, 120.1551],
+        "screenshots": str(shots),
+        "result": str(tmp_path / "result.json"),
+        "timeout": 60,
+    }
+    result = run_driver(scenario, display, tmp_path)
+    texts = result["texts"]
+    assert texts["progress"] == "共 41 户：已抄 35，未抄 2，剩余 4"
+    assert texts["first_meter"].startswith("已抄 ")
+    assert "已在另一台抄表机上" in texts["locked"]
+    assert CITY in texts["customer"]  # the customer's address, in Chinese
+    assert result["small_targets"] == []

@@ -352,7 +352,42 @@ def now_iso() -> str:
     return iso(clock.now())
 
 
-FLOWS = {"reader": reader_flow, "crew": crew_flow}
+def look_flow(h: Harness, sc: dict[str, Any]) -> Step:
+    """Log in on a fresh handheld and look at a route as the office holds it: its progress,
+    the list with its customers, and a meter read the day before on another handheld."""
+    yield from h.log_in(sc)
+    today = h.app.root.get_screen("today")
+    route_code = sc["route_code"]
+    yield lambda: any(
+        getattr(b, "assignment_id", None) and b.text.startswith(route_code)
+        for b in today.ids.work.children
+    )
+    yield 0.3
+    h.shot("02-today")
+    button = next(
+        b
+        for b in today.ids.work.children
+        if getattr(b, "assignment_id", None) and b.text.startswith(route_code)
+    )
+    h.press(button)
+    yield h.screen("route")
+    route = h.app.root.get_screen("route")
+    yield 0.5
+    h.shot("03-route")
+    h.result["texts"] = {"progress": route.ids.progress.text, "title": route.ids.title.text}
+    first = route.ids.meters.children[-1]  # the first in the route's order
+    h.result["texts"]["first_meter"] = first.text
+    h.press(first)
+    yield h.screen("reading")
+    reading = h.app.root.get_screen("reading")
+    yield lambda: reading.ids.locked.text != ""
+    yield 0.3
+    h.shot("04-read-elsewhere")
+    h.result["texts"]["locked"] = reading.ids.locked.text
+    h.result["texts"]["customer"] = reading.ids.customer.text
+
+
+FLOWS = {"reader": reader_flow, "crew": crew_flow, "look": look_flow}
 
 
 def main(scenario_path: str) -> int:
