@@ -60,6 +60,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/sync_push.py
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/overload.py --seconds 60
 
 clean:
 	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules
