@@ -10,11 +10,12 @@ import itertools
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.geo import distance_m
 from common.i18n import translations
 from common.numbers import plain
@@ -33,7 +34,11 @@ from server.models import (
     User,
 )
 
-MeterState = Literal["read", "skipped", "missing", "flagged"]
+MeterState = Literal["read", "skipped", "disputed", "not_read_yet", "missed", "flagged"]
+ReadingState = Literal["read", "skipped", "disputed"]
+# A fix this close to the meter's own coordinates was typed in or copied, not measured: real
+# GPS never lands on a surveyed point to the centimetre (distances are shown to 0.1 m).
+EXACT_FIX_M = 0.05
 SEVERITIES = ("info", "warn", "fail")
 
 
@@ -44,6 +49,8 @@ class Auditor:
 
     user: User
     language: str = "en"
+    # The zone of the assignment windows' dates (server.validation.runner.window_tz).
+    window_tz: tzinfo = UTC
 
     def may_see(self, route: Route) -> bool:
         return self.user.role == "admin" or (
@@ -115,10 +122,27 @@ def supersessions(readings: list[Reading]) -> dict[uuid.UUID, uuid.UUID]:
     return {r.supersedes: r.id for r in readings if r.supersedes is not None}
 
 
+def window_closed(assignment: Assignment, tz: tzinfo) -> bool:
+    """Closed, or its last day (a local date) is over: an unread meter is missed, not late."""
+    return assignment.status != "open" or clock.now().astimezone(tz).date() > assignment.window_end
+
+
+def is_disputed(flags: list[Flag]) -> bool:
+    """A supervisor upheld one of the reading's flags: it stays on record, disputed."""
+    return any(f.review == "rejected" for f in flags)
+
+
+def reading_state(reading: Reading, flags: list[Flag]) -> ReadingState:
+    if is_disputed(flags):
+        return "disputed"
+    return "read" if reading.value is not None else "skipped"
+
+
 def meter_states(
-    meters: list[Meter], readings: list[Reading], flags: list[Flag]
+    meters: list[Meter], readings: list[Reading], flags: list[Flag], closed: bool
 ) -> dict[int, MeterState]:
-    """Each meter's state on the map: flagged (open warn/fail), read, skipped, or missing."""
+    """Each meter's state on the map: flagged (open warn/fail), then its current reading's
+    state (read, skipped, disputed), else not read yet (window open) or missed (closed)."""
     replaced = supersessions(readings)
     current = {r.meter_id: r for r in readings if r.id not in replaced}
     flagged = {
@@ -126,6 +150,10 @@ def meter_states(
         for f in flags
         if f.severity in ("warn", "fail") and f.review is None and f.meter_id is not None
     }
+    by_reading: dict[uuid.UUID, list[Flag]] = {}
+    for f in flags:
+        if f.reading_id is not None:
+            by_reading.setdefault(f.reading_id, []).append(f)
     states: dict[int, MeterState] = {}
     for m in meters:
         assert m.id is not None
@@ -133,9 +161,9 @@ def meter_states(
         if m.id in flagged:
             states[m.id] = "flagged"
         elif reading is None:
-            states[m.id] = "missing"
+            states[m.id] = "missed" if closed else "not_read_yet"
         else:
-            states[m.id] = "read" if reading.value is not None else "skipped"
+            states[m.id] = reading_state(reading, by_reading.get(reading.id, []))
     return states
 
 
@@ -187,7 +215,8 @@ def reading_out(
         "reread_of": str(reading.reread_of) if reading.reread_of else None,
         "supersedes": str(reading.supersedes) if reading.supersedes else None,
         "superseded_by": str(superseded_by) if superseded_by else None,
-        "disputed": any(f.review == "rejected" for f in flags),
+        "state": reading_state(reading, flags),
+        "disputed": is_disputed(flags),
         "flags": [flag_out(f, _reviewer(f, reviewers), language) for f in flags],
     }
 
@@ -208,20 +237,26 @@ def list_assignments(
     if status is not None:
         stmt = stmt.where(Assignment.status == status)
     return [
-        _summary(session, assignment, route, cycle, reader)
+        _summary(session, assignment, route, cycle, reader, auditor.window_tz)
         for assignment, route, cycle, reader in session.exec(stmt)
     ]
 
 
 def _summary(
-    session: Session, assignment: Assignment, route: Route, cycle: Cycle, reader: User
+    session: Session,
+    assignment: Assignment,
+    route: Route,
+    cycle: Cycle,
+    reader: User,
+    tz: tzinfo,
 ) -> dict[str, Any]:
     assert assignment.id is not None
     meters = list(session.exec(select(Meter).where(Meter.route_id == route.id)))
     readings = readings_of(session, assignment.id)
     flags = _flags(session, assignment.id)
     track = track_of(session, assignment, readings)
-    states = Counter(meter_states(meters, readings, flags).values())
+    closed = window_closed(assignment, tz)
+    states = Counter(meter_states(meters, readings, flags, closed).values())
     open_flags = Counter(f.severity for f in flags if f.review is None)
     replaced = supersessions(readings)
     current = [r for r in readings if r.id not in replaced]
@@ -238,6 +273,7 @@ def _summary(
         "read": sum(1 for r in current if r.value is not None),
         "skipped": sum(1 for r in current if r.skip_code is not None),
         "missing": len(meters) - len({r.meter_id for r in current}),
+        "window_closed": closed,
         "flagged": {s: open_flags.get(s, 0) for s in SEVERITIES},
         "meters_flagged": states.get("flagged", 0),
         "first_read_at": readings[0].read_at.isoformat() if readings else None,
@@ -253,7 +289,7 @@ def assignment_summary(session: Session, *, auditor: Auditor, assignment_id: int
     reader = session.get(User, assignment.reader_id)
     assert cycle is not None
     assert reader is not None
-    return _summary(session, assignment, route, cycle, reader)
+    return _summary(session, assignment, route, cycle, reader, auditor.window_tz)
 
 
 def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
@@ -272,10 +308,10 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
     meters = [m for m, _ in rows]
     readings = readings_of(session, assignment_id)
     flags = _flags(session, assignment_id)
-    states = meter_states(meters, readings, flags)
+    states = meter_states(meters, readings, flags, window_closed(assignment, auditor.window_tz))
     track = track_of(session, assignment, readings)
     return {
-        "assignment": _summary(session, assignment, route, cycle, reader),
+        "assignment": _summary(session, assignment, route, cycle, reader, auditor.window_tz),
         "meters": [
             {
                 "id": m.id,
@@ -321,6 +357,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
 def _fix_out(reading: Reading, meter: Meter) -> dict[str, Any] | None:
     if reading.fix_lat is None or reading.fix_lon is None:
         return None
+    gap = distance_m(reading.fix_lat, reading.fix_lon, meter.lat, meter.lon)
     return {
         "lat": reading.fix_lat,
         "lon": reading.fix_lon,
@@ -329,9 +366,8 @@ def _fix_out(reading: Reading, meter: Meter) -> dict[str, Any] | None:
         "provider": reading.fix_provider,
         "mock": reading.fix_mock,
         # The number behind presence, so a supervisor need not measure it on the map.
-        "distance_to_meter_m": round(
-            distance_m(reading.fix_lat, reading.fix_lon, meter.lat, meter.lon), 1
-        ),
+        "distance_to_meter_m": round(gap, 1),
+        "exactly_on_meter": gap < EXACT_FIX_M,
     }
 
 

@@ -80,7 +80,10 @@ class AssignmentProgress(Answer):
     meters: int
     read: int
     skipped: int
-    missing: int
+    missing: int = PydanticField(description="Meters with neither a reading nor a skip")
+    window_closed: bool = PydanticField(
+        description="Closed or past its last day: an unread meter is missed, not just not read yet"
+    )
     flagged: SeverityCounts
     meters_flagged: int
     first_read_at: str | None
@@ -114,6 +117,9 @@ class FixOut(Answer):
     provider: str | None
     mock: bool | None
     distance_to_meter_m: float
+    exactly_on_meter: bool = PydanticField(
+        description="The fix sits on the meter's own coordinates: typed or copied, not measured"
+    )
 
 
 class ReadingOut(Answer):
@@ -129,6 +135,9 @@ class ReadingOut(Answer):
     reread_of: str | None
     supersedes: str | None
     superseded_by: str | None
+    state: Literal["read", "skipped", "disputed"] = PydanticField(
+        description="disputed: a supervisor upheld one of its flags (the reading stays on record)"
+    )
     disputed: bool
     flags: list[FlagOut]
 
@@ -143,7 +152,12 @@ class MeterOnMap(Answer):
     lon: float
     sequence: int
     last_reading: str | None
-    state: Literal["read", "skipped", "missing", "flagged"]
+    state: Literal["read", "skipped", "disputed", "not_read_yet", "missed", "flagged"] = (
+        PydanticField(
+            description="flagged: an open warn or fail; not_read_yet while the window is open, "
+            "missed after it closed"
+        )
+    )
 
 
 class TrackPointOut(Answer):

@@ -6,16 +6,27 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import gpxpy
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from common.clock import Clock
 from server.core.config import Settings
 from server.models import AdminLog, Flag
-from tests.factories import READ_AT, ReaderDay, auth, make_user, reader_day, reading, track_point
+from tests.factories import (
+    LOCAL,
+    READ_AT,
+    WINDOW_END,
+    ReaderDay,
+    auth,
+    make_user,
+    reader_day,
+    reading,
+    track_point,
+)
 
 AUDIT = "/api/v1/audit"
 
@@ -167,7 +178,7 @@ def test_the_detail_has_meters_with_their_state_and_the_track(
         "read",
         "flagged",
         "skipped",
-        "missing",
+        "not_read_yet",
     ]
     assert len(detail["track"]) == 14
 
@@ -196,6 +207,7 @@ def test_reviewing_a_flag_records_who_and_when_and_rejecting_disputes_the_readin
     assert response.json()["review"] == "rejected"
     readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
     assert readings[0]["disputed"] is True
+    assert readings[0]["state"] == "disputed"
     assert readings[0]["flags"][0]["reviewed_by"] == "sup1"
     assert response.json()["reviewed_by"] == "sup1"
     assert readings[0]["value"] is not None  # the reading stays
@@ -285,3 +297,82 @@ def test_exports_gpx_geojson_and_csv(
     assert [r["reading_id"] for r in rows] == [i["id"] for i in items]
     assert rows[0]["flags"] == "fail:unchanged"
     assert rows[3]["skip_code"] == "dog"
+
+
+def review(client: TestClient, sup: dict[str, str], flag_id: int | None, decision: str) -> None:
+    response = client.post(
+        f"{AUDIT}/flags/{flag_id}/review", headers=sup, json={"decision": decision, "note": "why"}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_reading_whose_flag_is_upheld_is_disputed_on_the_map_and_a_dismissed_one_stands(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    upheld = add_flag(session, day, items[0]["id"], meter_index=0)
+    dismissed = add_flag(session, day, items[1]["id"], meter_index=1)
+    review(client, sup, upheld.id, "rejected")
+    review(client, sup, dismissed.id, "accepted")
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=sup).json()
+    assert [m["state"] for m in detail["meters"][:4]] == ["disputed", "read", "read", "skipped"]
+    assert [r["state"] for r in detail["readings"]] == ["disputed", "read", "read", "skipped"]
+    # The GeoJSON export says the same.
+    geo = client.get(f"{AUDIT}/assignments/{day.assignment.id}/track.geojson", headers=sup).json()
+    states = [f["properties"]["state"] for f in geo["features"] if "state" in f["properties"]]
+    assert states[0] == "disputed"
+
+
+def test_an_unread_meter_is_not_read_yet_until_the_window_closes_then_missed(
+    client: TestClient, session: Session, settings: Settings, clock: Clock
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    walk(day, session, client)
+    url = f"{AUDIT}/assignments/{day.assignment.id}"
+
+    def last_meter() -> tuple[str, bool]:
+        # Days pass: a fresh token each time.
+        detail = client.get(url, headers=auth(client, "sup1", "sup-desk-01")).json()
+        return detail["meters"][4]["state"], detail["assignment"]["window_closed"]
+
+    assert last_meter() == ("not_read_yet", False)
+    # The window's last day is a local date: until its local midnight it is still open.
+    end_of_window = datetime.combine(WINDOW_END + timedelta(days=1), time.min, tzinfo=LOCAL)
+    clock.advance(end_of_window - timedelta(seconds=1) - clock.now())
+    assert last_meter() == ("not_read_yet", False)
+    clock.advance(timedelta(seconds=1))
+    assert last_meter() == ("missed", True)
+
+
+def test_a_closed_assignment_calls_its_unread_meters_missed(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    walk(day, session, client)
+    closed = client.post(f"{AUDIT}/assignments/{day.assignment.id}/close", headers=sup)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["window_closed"] is True
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=sup).json()
+    missed = [f for f in detail["flags"] if f["code"] == "missed"]
+    assert [f["meter_id"] for f in missed] == [day.meters[4].id]
+    review(client, sup, missed[0]["id"], "accepted")  # explained: now plainly missed
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=sup).json()
+    assert detail["meters"][4]["state"] == "missed"
+
+
+def test_a_fix_exactly_on_the_meter_is_marked_as_such_and_a_measured_one_is_not(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    exact = reading(day.assignment.id, day.meters[0], value="1100")
+    measured = reading(
+        day.assignment.id, day.meters[1], value="1101", at=READ_AT + timedelta(minutes=2)
+    )
+    measured["fix"]["lat"] = day.meters[1].lat + 0.3 / 111_200  # 30 cm off
+    push(client, day, readings=[exact, measured])
+    readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
+    assert [(r["fix"]["distance_to_meter_m"], r["fix"]["exactly_on_meter"]) for r in readings] == [
+        (0.0, True),
+        (0.3, False),
+    ]

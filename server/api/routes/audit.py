@@ -31,8 +31,11 @@ router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(400, 401, 4
 def get_auditor(
     caller: Annotated[Caller, Depends(require_role("supervisor", "admin"))],
     language: LanguageDep,
+    settings: SettingsDep,
 ) -> audit.Auditor:
-    return audit.Auditor(user=caller.user, language=language)
+    return audit.Auditor(
+        user=caller.user, language=language, window_tz=validation.window_tz(settings)
+    )
 
 
 AuditorDep = Annotated[audit.Auditor, Depends(get_auditor)]
@@ -40,7 +43,8 @@ AuditorDep = Annotated[audit.Auditor, Depends(get_auditor)]
 
 class ReviewIn(RequestModel):
     decision: Literal["accepted", "rejected"] = Field(
-        description="accepted: the flag is explained; rejected: the reading is disputed"
+        description="accepted = dismiss the flag: the reading stands; "
+        "rejected = uphold the flag: the reading is disputed (it stays on record)"
     )
     note: str = Field(min_length=1, max_length=1000)
 
