@@ -49,7 +49,14 @@ from tests.factories import (
 pytestmark = pytest.mark.real_clock
 
 AUDIT = "/api/v1/audit"
-COLOURS = {"read": "#2f9e44", "skipped": "#f08c00", "missing": "#868e96", "flagged": "#e03131"}
+COLOURS = {
+    "read": "#2f9e44",
+    "skipped": "#f08c00",
+    "disputed": "#9c36b5",
+    "not_read_yet": "#adb5bd",
+    "missed": "#343a40",
+    "flagged": "#e03131",
+}
 FAR_M = 150  # how far from its meter the far reading's fix is
 
 
@@ -73,6 +80,8 @@ class Day:
                 value=str(1100 + i),
                 at=READ_AT + timedelta(minutes=2 * i),
             )
+            if i == 1:  # a measured fix, 3 m off (the others sit exactly on their meters)
+                item["fix"]["lat"] = meter.lat + 3 / 111_200
             if i == 2:
                 item["fix"]["lat"] = meter.lat + FAR_M / 111_200
                 item["fix"]["accuracy_m"] = 8.0
@@ -199,7 +208,8 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
         for f in css(item, ".figure")
     }
     walked = figures.pop("walked")
-    assert figures == {"meters": "6", "read": "4", "skipped": "1", "missing": "1"}
+    # The window is still open: the unvisited meter is not read yet, not missed.
+    assert figures == {"meters": "6", "read": "4", "skipped": "1", "not read yet": "1"}
     assert walked == f"{summary['distance_walked_m']} m"
     assert [c.text.lower() for c in css(item, ".a-flags .chip")] == [
         f"{summary['flagged'][s]} {s}" for s in ("fail", "warn", "info")
@@ -234,7 +244,9 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert "1101" in evidence
     assert "Received" in evidence
     assert "± 6 m" in evidence
-    assert "within the fix's accuracy" in evidence
+    assert "3 m — within the fix's accuracy" in evidence
+    assert browser.find_element(By.ID, "review-accept").text == "Dismiss: the reading stands"
+    assert browser.find_element(By.ID, "review-reject").text == "Uphold: the reading is disputed"
     [selected] = css(browser, "#map path.pin.selected")
     assert {"pin-flagged", f"meter-{day.meters[1].id}"} <= set(
         (selected.get_attribute("class") or "").split()
@@ -242,20 +254,50 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert css(browser, ".flag.selected")[0].get_attribute("data-flag-id") == str(data.unchanged.id)
     screenshot(browser, f"audit-page-{backend(settings)}")
 
-    # Reject it with a note: the API has the review, and the pin shows the meter's new state.
+    # Uphold it with a note: the API has the review, and the pin shows the meter disputed.
     browser.find_element(By.ID, "review-reject").click()
     wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#flag-evidence .form-error").text)
     assert "note" in browser.find_element(By.CSS_SELECTOR, "#flag-evidence .form-error").text
     browser.find_element(By.ID, "review-note").send_keys("register photo shows 1187")
     browser.find_element(By.ID, "review-reject").click()
     wait(browser, lambda d: css(d, ".notice"))
-    assert "rejected" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+    assert browser.find_element(By.CSS_SELECTOR, ".notice").text == (
+        "Flag upheld: the reading is disputed."
+    )
     after = data.detail()
     [flag] = [f for f in after["flags"] if f["id"] == data.unchanged.id]
     assert (flag["review"], flag["review_note"]) == ("rejected", "register photo shows 1187")
     [meter] = [m for m in after["meters"] if m["id"] == day.meters[1].id]
+    [upheld] = [r for r in after["readings"] if r["id"] == data.readings[1]["id"]]
+    assert upheld["state"] == "disputed"
+    if not [f for f in after["flags"] if f["meter_id"] == meter["id"] and f["review"] is None]:
+        assert meter["state"] == "disputed"  # unless a validation runner's own flag is open
     wait(browser, lambda d: css(d, f"path.pin-{meter['state']}.meter-{meter['id']}"))
-    assert "disputed" in browser.find_element(By.ID, "evidence").text
+    assert pin_states(browser)[f"meter-{meter['id']}"] == (
+        f"{meter['state']} {COLOURS[meter['state']]}"
+    )
+    legend = {
+        row.get_attribute("data-state"): row.find_element(By.CSS_SELECTOR, ".count").text
+        for row in css(browser, "#legend .legend-row[data-state]")
+    }
+    assert legend["disputed"] == str([m["state"] for m in after["meters"]].count("disputed"))
+    assert "Disputed" in browser.find_element(By.ID, "legend").text
+    evidence = browser.find_element(By.ID, "evidence").text
+    assert "disputed" in evidence
+    assert "Upheld: the reading is disputed" in evidence
+    screenshot(browser, f"audit-page-upheld-{backend(settings)}")
+
+    # A fix exactly on its meter's coordinates is suspicious, not "within the accuracy".
+    exact_meter = day.meters[0]
+    css(browser, f"#map path.meter-{exact_meter.id}")[0].click()
+    wait(browser, lambda d: css(d, f'#meter-evidence[data-meter-id="{exact_meter.id}"]'))
+    evidence = browser.find_element(By.ID, "evidence").text
+    assert (
+        "0 m — exactly on the meter's coordinates: suspicious, "
+        "a real fix is never exactly on the meter"
+    ) in evidence
+    assert "within the fix's accuracy" not in evidence
+    screenshot(browser, f"audit-page-exact-fix-{backend(settings)}")
 
     # A pin: its most severe open flag comes up with it, highlighted in the list; the far fix
     # shows as too far; order a re-read.
@@ -448,6 +490,7 @@ def test_closing_an_assignment_after_a_confirm_flags_its_unread_meters_as_missed
     assert browser.find_element(By.ID, "close-assignment").is_displayed() is False
     [item] = css(browser, f'[data-assignment-id="{data.assignment_id}"]')
     assert "closed" in item.text.lower()
+    assert "missed meters\n1" in item.text
     screenshot(browser, f"audit-page-closed-{backend(settings)}")
     assert js_errors(browser) == []
 
@@ -485,7 +528,7 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
             "电表",
             "已抄",
             "未抄",
-            "漏抄",
+            "待抄",
             "行程",
         ]
 
@@ -501,6 +544,8 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         assert "（北京时间）" in evidence
         assert "超出定位精度" in evidence
         assert "下达复抄" in evidence
+        assert browser.find_element(By.ID, "review-accept").text == "排除疑点：读数有效"
+        assert browser.find_element(By.ID, "review-reject").text == "确认疑点：读数有争议"
         # The skipped meter's reason is the handheld's word for it, not its code.
         skipped = data.day.meters[4]
         css(browser, f"#map path.meter-{skipped.id}")[0].click()

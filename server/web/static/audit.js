@@ -6,9 +6,25 @@
 
 import { $, LOCALE, TIME_ZONE, api, errorText, fact, h, label, showError, startPage, t, zoneName } from "./common.js";
 
-const STATES = ["read", "skipped", "missing", "flagged"];
-const STATE_COLOURS = { read: "#2f9e44", skipped: "#f08c00", missing: "#868e96", flagged: "#e03131" };
-const STATE_LABELS = { read: t("Read"), skipped: t("Skipped"), missing: t("Missing"), flagged: t("Flagged") };
+// A meter's state (server/audit/service.py MeterState): disputed is a reading a supervisor
+// upheld a flag on; an unread meter is "not read yet" until the window closes, then missed.
+const STATES = ["read", "skipped", "disputed", "not_read_yet", "missed", "flagged"];
+const STATE_COLOURS = {
+  read: "#2f9e44",
+  skipped: "#f08c00",
+  disputed: "#9c36b5",
+  not_read_yet: "#adb5bd",
+  missed: "#343a40",
+  flagged: "#e03131",
+};
+const STATE_LABELS = {
+  read: t("Read"),
+  skipped: t("Skipped"),
+  disputed: t("Disputed"),
+  not_read_yet: t("Not read yet"),
+  missed: t("Missed"),
+  flagged: t("Flagged"),
+};
 const SEVERITIES = ["fail", "warn", "info"];
 const SEVERITY_LABELS = { fail: t("fail"), warn: t("warn"), info: t("info") };
 // What each flag's code is called (common/rules/facts.py CODES); the sentence comes from the API.
@@ -38,7 +54,8 @@ const SKIP_LABELS = {
   other: t("Other reason"),
 };
 const ASSIGNMENT_LABELS = { open: t("Open"), closed: t("Closed") };
-const REVIEW_LABELS = { accepted: t("accepted"), rejected: t("rejected") };
+// The API's review values are accepted/rejected; what the supervisor did is dismiss or uphold.
+const REVIEW_LABELS = { accepted: t("dismissed"), rejected: t("upheld") };
 const ORDER_LABELS = { open: t("ordered"), done: t("done"), cancelled: t("cancelled") };
 const TRACK_COLOUR = "#1c7ed6";
 const LABEL_MIN_ZOOM = 15; // farther out, the order numbers would bury the pins
@@ -84,19 +101,6 @@ function duration(ms) {
 function metres(m) {
   if (m === null || m === undefined) return "—";
   return m < 1000 ? t("{n} m", { n: Math.round(m) }) : t("{n} km", { n: (m / 1000).toFixed(m < 10000 ? 2 : 1) });
-}
-
-/** Metres between two points: the flat-earth form of common/geo.py, for display only. */
-function distanceM(lat1, lon1, lat2, lon2) {
-  const a = 6378137.0;
-  const f = 1 / 298.257223563;
-  const e2 = f * (2 - f);
-  const rad = Math.PI / 180;
-  const phiM = ((lat1 + lat2) / 2) * rad;
-  const w = 1 - e2 * Math.sin(phiM) ** 2;
-  const n = a / Math.sqrt(w);
-  const m = (n * (1 - e2)) / w;
-  return Math.hypot(n * Math.cos(phiM) * (lon2 - lon1) * rad, m * (lat2 - lat1) * rad);
 }
 
 // ---------------------------------------------------------------- entering and leaving
@@ -151,7 +155,12 @@ function renderAssignments() {
   }
   for (const a of state.assignments) {
     const share = (n) => `${a.meters ? (100 * n) / a.meters : 0}%`;
-    const bar = h("div", { class: "progress", title: t("{read} read, {skipped} skipped, {missing} missing", a) });
+    // Unread meters are late only once the window has closed.
+    const unread = a.window_closed ? t("missed meters") : t("not read yet");
+    const title = a.window_closed
+      ? t("{read} read, {skipped} skipped, {missing} missed", a)
+      : t("{read} read, {skipped} skipped, {missing} not read yet", a);
+    const bar = h("div", { class: "progress", title });
     for (const [kind, n] of [["read", a.read], ["skipped", a.skipped], ["missing", a.missing]]) {
       const seg = h("span", { class: `seg seg-${kind}` });
       seg.style.width = share(n);
@@ -177,7 +186,7 @@ function renderAssignments() {
             figure(t("meters"), a.meters),
             figure(t("read"), a.read, "read"),
             figure(t("skipped"), a.skipped, "skipped"),
-            figure(t("missing"), a.missing, "missing"),
+            figure(unread, a.missing, "missing"),
             figure(t("walked"), metres(a.distance_walked_m))),
           h("div", { class: "a-flags" },
             h("span", { class: "muted" }, t("Open flags")),
@@ -487,12 +496,12 @@ function flagCard(flag) {
       out.textContent = errorText(err);
       return;
     }
-    state.notice = decision === "accepted" ? t("Flag accepted: the reading stands.") : t("Flag rejected: the reading is marked disputed.");
+    state.notice = decision === "accepted" ? t("Flag dismissed: the reading stands.") : t("Flag upheld: the reading is disputed.");
     await refreshAfterChange().catch(showError);
   };
   const reviewed = flag.review
     ? h("p", { class: `review-state review-${flag.review}` },
-        h("strong", {}, flag.review === "accepted" ? t("Accepted") : t("Rejected")), ` ${when(flag.reviewed_at)}: `, flag.review_note)
+        h("strong", {}, flag.review === "accepted" ? t("Dismissed: the reading stands") : t("Upheld: the reading is disputed")), ` ${when(flag.reviewed_at)}: `, flag.review_note)
     : h("p", { class: "review-state muted" }, t("Not reviewed yet."));
   return h("div", { class: `card flag-card sev-border-${flag.severity}`, id: "flag-evidence", "data-flag-id": flag.id },
     h("div", { class: "card-head" },
@@ -505,9 +514,9 @@ function flagCard(flag) {
       note,
       out,
       h("div", { class: "buttons" },
-        h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, t("Accept")),
-        h("button", { type: "button", class: "btn btn-reject", id: "review-reject", onclick: decide("rejected") }, t("Reject"))),
-      h("p", { class: "hint muted" }, t("Accept: the flag is explained and the reading stands. Reject: the reading is disputed (it stays on record)."))));
+        h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, t("Dismiss: the reading stands")),
+        h("button", { type: "button", class: "btn btn-reject", id: "review-reject", onclick: decide("rejected") }, t("Uphold: the reading is disputed"))),
+      h("p", { class: "hint muted" }, t("A disputed reading stays on record."))));
 }
 
 function meterCard(meter) {
@@ -533,13 +542,16 @@ function readingCard(r, meter, number, total, focus) {
   const late = new Date(r.received_at) - new Date(r.read_at);
   facts.push(fact(t("Received"), when(r.received_at), h("span", { class: "muted" }, " ", t("({duration} after)", { duration: duration(late) }))));
   if (r.fix) {
-    const gap = distanceM(r.fix.lat, r.fix.lon, meter.lat, meter.lon);
+    const gap = r.fix.distance_to_meter_m;
     const acc = r.fix.accuracy_m;
     const far = acc !== null && acc !== undefined && gap > acc;
+    const verdict = r.fix.exactly_on_meter
+      ? t("— exactly on the meter's coordinates: suspicious, a real fix is never exactly on the meter")
+      : far ? t("— farther than the fix's accuracy") : t("— within the fix's accuracy");
     facts.push(fact(t("Fix"), `${r.fix.lat.toFixed(6)}, ${r.fix.lon.toFixed(6)}`,
       h("span", { class: "muted" }, " ", acc !== null && acc !== undefined ? `± ${metres(acc)}` : t("(no accuracy)"))));
-    facts.push(fact(t("To meter"), h("span", { class: far ? "bad" : "good", id: number ? `distance-${number}` : null },
-      metres(gap), " ", far ? t("— farther than the fix's accuracy") : t("— within the fix's accuracy"))));
+    facts.push(fact(t("To meter"), h("span", { class: far || r.fix.exactly_on_meter ? "bad" : "good", id: number ? `distance-${number}` : null },
+      metres(gap), " ", verdict)));
     if (r.fix.fix_time) facts.push(fact(t("Fix age"), t("{duration} before the reading", { duration: duration(new Date(r.read_at) - new Date(r.fix.fix_time)) })));
     facts.push(fact(t("Provider"), r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " ", t("— mock location")) : ""));
   } else {
@@ -548,7 +560,7 @@ function readingCard(r, meter, number, total, focus) {
   const tags = [];
   if (r.superseded_by) tags.push(h("span", { class: "badge tag-superseded" }, t("superseded by a re-read")));
   if (r.reread_of || r.supersedes) tags.push(h("span", { class: "badge tag-reread" }, t("re-read")));
-  if (r.disputed) tags.push(h("span", { class: "badge review-rejected" }, t("disputed")));
+  if (r.state === "disputed") tags.push(h("span", { class: "badge review-rejected" }, t("disputed")));
   return h("div", { class: "card reading-card" + (focus ? " focus" : ""), "data-reading-id": r.id },
     h("div", { class: "card-head" }, h("h3", {}, t("Reading #{n}", { n: number }), h("span", { class: "muted" }, " ", t("of {total}", { total }))), h("span", {}, tags)),
     h("dl", { class: "facts" }, facts));
