@@ -327,7 +327,7 @@ def test_a_reading_whose_flag_is_upheld_is_disputed_on_the_map_and_a_dismissed_o
 def test_an_unread_meter_is_not_read_yet_until_the_window_closes_then_missed(
     client: TestClient, session: Session, settings: Settings, clock: Clock
 ) -> None:
-    day, sup = setup_day(session, settings, client)
+    day, _ = setup_day(session, settings, client)
     walk(day, session, client)
     url = f"{AUDIT}/assignments/{day.assignment.id}"
 
