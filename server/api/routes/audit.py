@@ -31,8 +31,9 @@ router = APIRouter(prefix="/audit", tags=["audit"], responses=errors(400, 401, 4
 def get_auditor(
     caller: Annotated[Caller, Depends(require_role("supervisor", "admin"))],
     language: LanguageDep,
+    settings: SettingsDep,
 ) -> audit.Auditor:
-    return audit.Auditor(user=caller.user, language=language)
+    return audit.Auditor(user=caller.user, language=language, thresholds=settings.thresholds())
 
 
 AuditorDep = Annotated[audit.Auditor, Depends(get_auditor)]

@@ -1,0 +1,78 @@
+"""Cleaning the track before judging it: each filter on a hand-made track."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import timedelta
+
+from common.geo import distance_m, offset
+from common.rules.facts import Thresholds, Track, TrackFix
+from common.rules.movement import impossible_speed
+from common.rules.track_cleaning import clean_track, walked_m
+from tests.factories import TODAY, local_time
+
+START = local_time(TODAY, 9)
+HOME = (30.25, 120.16)
+RULES = Thresholds()
+
+
+def at(
+    seconds: float,
+    north_m: float = 0.0,
+    east_m: float = 0.0,
+    accuracy_m: float | None = None,
+    provider: str = "gps",
+) -> TrackFix:
+    lat, lon = offset(*HOME, north_m, east_m)
+    return TrackFix(START + timedelta(seconds=seconds), lat, lon, accuracy_m, provider=provider)
+
+
+def test_a_network_fix_a_tenth_of_a_second_after_a_gps_fix_is_not_impossible_speed() -> None:
+    # The issue's logger: 59 m in 0.12 s reads as 1,811 km/h.
+    track = [at(0, accuracy_m=5.0), at(0.12, 59.0, accuracy_m=40.0, provider="network")]
+    assert impossible_speed([], {}, Track(track)) == []
+    assert clean_track(track, RULES) == track[:1]  # one instant: the finer fix is kept
+    # Without the rule (no interval, GPS standards for network fixes) it is flagged.
+    strict = Thresholds(min_judged_interval_s=0.0, network_accuracy_floor_m=0.0)
+    assert [f.code for f in impossible_speed([], {}, Track(track), strict)] == ["impossible_speed"]
+
+
+def test_a_network_fix_seconds_later_is_credited_the_network_floor() -> None:
+    track = [at(0, accuracy_m=5.0), at(3, 200.0, accuracy_m=20.0, provider="network")]
+    assert impossible_speed([], {}, Track(track)) == []
+    strict = Thresholds(network_accuracy_floor_m=0.0)
+    assert len(impossible_speed([], {}, Track(track), strict)) == 1
+
+
+def test_a_spike_that_comes_straight_back_is_dropped() -> None:
+    track = [at(0, accuracy_m=5.0), at(5, 0, 800.0, accuracy_m=5.0), at(10, 3.0, accuracy_m=5.0)]
+    assert clean_track(track, RULES) == [track[0], track[2]]
+    assert impossible_speed([], {}, Track(track)) == []
+    assert walked_m(track, RULES) == 0.0
+    # A jump that stays away is not a spike.
+    stays = [*track[:2], at(10, 0, 805.0, accuracy_m=5.0)]
+    assert clean_track(stays, RULES) == stays
+    assert len(impossible_speed([], {}, Track(stays))) == 1
+
+
+def test_a_point_coarser_than_the_limit_is_dropped() -> None:
+    track = [at(0, accuracy_m=5.0), at(5, 500.0, accuracy_m=1500.0), at(10, accuracy_m=5.0)]
+    assert clean_track(track, Thresholds(spike_m=10_000.0)) == [track[0], track[2]]
+
+
+def test_jitter_inside_a_24_m_box_walks_about_nothing() -> None:
+    # reader2 sat at home all day: the raw hops sum to kilometres.
+    rng = random.Random(12)
+    track = [
+        at(5 * i, rng.uniform(0, 24), rng.uniform(0, 24), accuracy_m=rng.uniform(3, 15))
+        for i in range(2000)
+    ]
+    raw = sum(distance_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(track))
+    assert raw > 3_000
+    assert walked_m(track, RULES) == 0.0
+
+
+def test_a_walk_down_a_street_keeps_its_length() -> None:
+    track = [at(i, 1.4 * i, accuracy_m=5.0) for i in range(1000)]  # 1.4 km at 1.4 m/s
+    assert 1_360 <= walked_m(track, RULES) <= 1_400
