@@ -72,6 +72,36 @@ def drop_spikes(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[
     yield from (p for p in (a, b) if p is not None)
 
 
+def _possible(a: TrackFix, b: TrackFix, thresholds: Thresholds) -> bool:
+    """Whether going from `a` to `b` in the time between is within max_speed_kmh, beyond the
+    two points' credited accuracy."""
+    seconds = (b.t - a.t).total_seconds()
+    slack = credited_accuracy(a, thresholds) + credited_accuracy(b, thresholds)
+    beyond = distance_m(a.lat, a.lon, b.lat, b.lon) - slack
+    return beyond <= 0 or (seconds > 0 and beyond / seconds * 3.6 <= thresholds.max_speed_kmh)
+
+
+def drop_outliers(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[TrackFix]:
+    """A -> B -> C where the step into or out of B is impossible but going straight from A to C
+    is not: B is an outlier (the first fix after a gap, a stray network fix) and is dropped. A
+    real jump stays, since from A to C is impossible too."""
+    a: TrackFix | None = None
+    b: TrackFix | None = None
+    for c in points:
+        if (
+            a is not None
+            and b is not None
+            and not (_possible(a, b, thresholds) and _possible(b, c, thresholds))
+            and _possible(a, c, thresholds)
+        ):
+            b = c  # B never happened; A stays the point before
+            continue
+        if a is not None:
+            yield a
+        a, b = b, c
+    yield from (p for p in (a, b) if p is not None)
+
+
 def drop_jitter(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[TrackFix]:
     """A point within stationary_radius_m (or its credited accuracy, if larger) of the last point
     kept is the jitter of someone standing still, not a step: it is dropped."""
@@ -85,7 +115,7 @@ def drop_jitter(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[
         yield p
 
 
-JUDGING: tuple[Filter, ...] = (drop_coarse, merge_instants, drop_spikes)
+JUDGING: tuple[Filter, ...] = (drop_coarse, merge_instants, drop_spikes, drop_outliers)
 # Jitter is not dropped for judging speed (each step's accuracy already excuses it, and an
 # anchor held still would merge a jump out and back into one); it is for walked distance.
 WALKING: tuple[Filter, ...] = (*JUDGING, drop_jitter)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
 from common.geo import distance_m, offset
-from common.rules.facts import Thresholds, Track, TrackFix
+from common.rules.facts import Thresholds, Track, TrackFix, accuracy_credit
 from common.rules.movement import impossible_speed
 from common.rules.track_cleaning import clean_track, walked_m
 from tests.factories import TODAY, local_time
@@ -105,8 +105,26 @@ def test_a_real_recorded_track_keeps_its_length_when_cleaned() -> None:
     assert 0.9 * raw <= walked <= raw  # 13.2 of 13.7 km: corners and stops, no more
 
 
-def test_a_real_recorded_track_has_one_jump_left_after_a_gap() -> None:
-    # Not cleaned yet: the first fix after a 44 s gap lies 184 m off the track it rejoins 2 s
-    # later (it does not come back to the point before the gap, so it is no spike).
-    findings = impossible_speed([], {}, Track(recorded_track()))
-    assert [f.params["at"] for f in findings] == ["2010-08-05 15:40:00 UTC"]
+def test_a_real_recorded_track_is_judged_clean() -> None:
+    # Its one jump: the first fix after a 44 s gap lies 184 m off the track it rejoins 2 s
+    # later. Raw, that step is impossible; cleaned (an outlier: from before the gap to 2 s
+    # after is a plausible walk), nothing is flagged.
+    raw = recorded_track()
+    i = next(i for i, p in enumerate(raw) if p.t == datetime(2010, 8, 5, 15, 40, tzinfo=UTC))
+    b, c = raw[i], raw[i + 1]
+    beyond = distance_m(b.lat, b.lon, c.lat, c.lon) - 2 * accuracy_credit(None, RULES)
+    assert beyond / (c.t - b.t).total_seconds() * 3.6 > RULES.max_speed_kmh
+    assert impossible_speed([], {}, Track(raw)) == []
+
+
+def test_an_outlier_is_dropped_but_a_real_jump_stays() -> None:
+    t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    a = TrackFix(t0, 30.27, 120.15, 5)
+    # 28 s later, 200 m aside (a plausible 26 km/h from A), then 2 s later back on the walk,
+    # 80 m on from A: the step out of B is impossible, A to C is a walk. B is an outlier.
+    b = TrackFix(t0 + timedelta(seconds=28), 30.27, 120.15 + 2.08e-3, 5)
+    c = TrackFix(t0 + timedelta(seconds=30), 30.27 + 7.2e-4, 120.15, 5)
+    assert clean_track([a, b, c], RULES) == [a, c]
+    # A real jump: 3 km in 30 s is impossible from A to C too, so nothing is dropped.
+    far = TrackFix(t0 + timedelta(seconds=30), 30.297, 120.15, 5)
+    assert clean_track([a, b, far], RULES) == [a, b, far]
