@@ -65,6 +65,14 @@ class Thresholds:
     order_inversion_fraction (0.3): the route counts as walked out of sequence when more than
         this fraction of pairs of meters were read in the opposite order to their sequence.
     order_min_readings (5): fewer readings than this say nothing about order.
+    min_judged_interval_s (1): track points closer in time than this are one instant (a
+        GPS-and-network logger reports both within a second); no speed is judged between them.
+    network_accuracy_floor_m (150): the least accuracy credited to a network (non-GPS) fix, so
+        it is not judged by GPS standards.
+    spike_m (50): a track point more than this from the points before and after it, which are
+        within this of each other, is a spike that came straight back, and is dropped.
+    stationary_radius_m (35): a track point within this of the last one kept is the jitter of
+        someone standing still, not a step (a 24 m box of jitter has a 34 m diagonal).
     mock_providers: location providers that are simulations, not satellites (the handheld's GPX
         replay and fixed sources, and mock apps that name themselves).
     """
@@ -82,6 +90,10 @@ class Thresholds:
     rollover_fraction: float = 0.1
     order_inversion_fraction: float = 0.3
     order_min_readings: int = 5
+    min_judged_interval_s: float = 1.0
+    network_accuracy_floor_m: float = 150.0
+    spike_m: float = 50.0
+    stationary_radius_m: float = 35.0
     mock_providers: tuple[str, ...] = ("mock", "simulated", "gpx", "replay", "fixed")
 
 

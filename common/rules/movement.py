@@ -18,10 +18,10 @@ from common.rules.facts import (
     Thresholds,
     Track,
     TrackFix,
-    accuracy_credit,
     rounded,
     utc_text,
 )
+from common.rules.track_cleaning import clean_track, credited_accuracy
 
 
 def claimed_position(
@@ -115,7 +115,8 @@ def impossible_speed(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> list[Finding]:
     """Moving faster than max_speed_kmh between consecutive readings, or between consecutive
-    track points beyond their accuracy, is flagged: one finding per reading, one per track jump."""
+    points of the cleaned track beyond their accuracy, is flagged: one finding per reading,
+    one per track jump."""
     limit = thresholds.max_speed_kmh
     findings = []
     for a, b, d in _consecutive_places(readings, meters, thresholds):
@@ -141,8 +142,8 @@ def impossible_speed(
                 b.meter_id,
             )
         )
-    for walk in track.walks():
-        findings += _track_jumps(walk, thresholds)
+    for walk in track.walks():  # judged cleaned: no jitter, spikes or sub-second pairs
+        findings += _track_jumps(clean_track(walk, thresholds), thresholds)
     return findings
 
 
@@ -184,9 +185,7 @@ def _track_jumps(walk: Sequence[TrackFix], thresholds: Thresholds) -> list[Findi
             close_run()
             continue
         d = distance_m(a.lat, a.lon, b.lat, b.lon)
-        slack = accuracy_credit(a.accuracy_m, thresholds) + accuracy_credit(
-            b.accuracy_m, thresholds
-        )
+        slack = credited_accuracy(a, thresholds) + credited_accuracy(b, thresholds)
         speed = speed_kmh(d - slack, dt) if d > slack else 0.0
         if speed > limit:
             run.append((a, b, d, dt, speed_kmh(d, dt)))

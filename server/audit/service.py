@@ -6,7 +6,6 @@ A supervisor sees only the assignments of routes in their grid; an admin sees al
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -19,7 +18,9 @@ from common import clock
 from common.geo import distance_m
 from common.i18n import translations
 from common.numbers import plain
+from common.rules.facts import DEFAULT_THRESHOLDS, Thresholds, TrackFix
 from common.rules.sentences import flag_sentence
+from common.rules.track_cleaning import walked_m as cleaned_walked_m
 from server.core.errors import Forbidden, NotFound
 from server.models import (
     Account,
@@ -45,12 +46,14 @@ SEVERITIES = ("info", "warn", "fail")
 @dataclass(frozen=True)
 class Auditor:
     """Who audits: a supervisor (limited to their grid) or an admin, and the language their
-    flags' sentences are said in (common.i18n.LANGUAGES)."""
+    flags' sentences are said in (common.i18n.LANGUAGES), with the validation's thresholds
+    (the walked distance is measured on the track as the rules clean it)."""
 
     user: User
     language: str = "en"
     # The zone of the assignment windows' dates (server.validation.runner.window_tz).
     window_tz: tzinfo = UTC
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
 
     def may_see(self, route: Route) -> bool:
         return self.user.role == "admin" or (
@@ -113,9 +116,11 @@ def _flags(session: Session, assignment_id: int) -> list[Flag]:
     )
 
 
-def walked_m(track: list[TrackPoint]) -> float:
-    """Distance along the track, in metres."""
-    return sum(distance_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(track))
+def walked_m(track: list[TrackPoint], thresholds: Thresholds) -> float:
+    """Distance along the cleaned track, in metres (jitter at home walks nowhere)."""
+    return cleaned_walked_m(
+        (TrackFix(p.t, p.lat, p.lon, p.accuracy_m, p.mock, p.provider) for p in track), thresholds
+    )
 
 
 def supersessions(readings: list[Reading]) -> dict[uuid.UUID, uuid.UUID]:
@@ -237,25 +242,25 @@ def list_assignments(
     if status is not None:
         stmt = stmt.where(Assignment.status == status)
     return [
-        _summary(session, assignment, route, cycle, reader, auditor.window_tz)
+        _summary(session, auditor, assignment, route, cycle, reader)
         for assignment, route, cycle, reader in session.exec(stmt)
     ]
 
 
 def _summary(
     session: Session,
+    auditor: Auditor,
     assignment: Assignment,
     route: Route,
     cycle: Cycle,
     reader: User,
-    tz: tzinfo,
 ) -> dict[str, Any]:
     assert assignment.id is not None
     meters = list(session.exec(select(Meter).where(Meter.route_id == route.id)))
     readings = readings_of(session, assignment.id)
     flags = _flags(session, assignment.id)
     track = track_of(session, assignment, readings)
-    closed = window_closed(assignment, tz)
+    closed = window_closed(assignment, auditor.window_tz)
     states = Counter(meter_states(meters, readings, flags, closed).values())
     open_flags = Counter(f.severity for f in flags if f.review is None)
     replaced = supersessions(readings)
@@ -278,7 +283,7 @@ def _summary(
         "meters_flagged": states.get("flagged", 0),
         "first_read_at": readings[0].read_at.isoformat() if readings else None,
         "last_read_at": readings[-1].read_at.isoformat() if readings else None,
-        "distance_walked_m": round(walked_m(track)),
+        "distance_walked_m": round(walked_m(track, auditor.thresholds)),
     }
 
 
@@ -289,7 +294,7 @@ def assignment_summary(session: Session, *, auditor: Auditor, assignment_id: int
     reader = session.get(User, assignment.reader_id)
     assert cycle is not None
     assert reader is not None
-    return _summary(session, assignment, route, cycle, reader, auditor.window_tz)
+    return _summary(session, auditor, assignment, route, cycle, reader)
 
 
 def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int) -> dict[str, Any]:
@@ -311,7 +316,7 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
     states = meter_states(meters, readings, flags, window_closed(assignment, auditor.window_tz))
     track = track_of(session, assignment, readings)
     return {
-        "assignment": _summary(session, assignment, route, cycle, reader, auditor.window_tz),
+        "assignment": _summary(session, auditor, assignment, route, cycle, reader),
         "meters": [
             {
                 "id": m.id,

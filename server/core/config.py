@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     validation_rollover_fraction: float = _RULES.rollover_fraction
     validation_order_inversion_fraction: float = _RULES.order_inversion_fraction
     validation_order_min_readings: int = _RULES.order_min_readings
+    validation_min_judged_interval_s: float = _RULES.min_judged_interval_s
+    validation_network_accuracy_floor_m: float = _RULES.network_accuracy_floor_m
+    validation_spike_m: float = _RULES.spike_m
+    validation_stationary_radius_m: float = _RULES.stationary_radius_m
     validation_mock_providers: tuple[str, ...] = _RULES.mock_providers
     validation_window_utc_offset_minutes: int = 8 * 60
 

@@ -275,11 +275,15 @@ def home_day(
 
 
 def teleport(track: Sequence[Wire], index: int, *, km: float = 5.0) -> list[Wire]:
-    """The track with point `index` moved `km` east and the point before it dropped: one jump
-    of `km` in two track steps (10 s) and back."""
-    moved = dict(track[index])
-    moved["lat"], moved["lon"] = offset(moved["lat"], moved["lon"], 0.0, km * 1000)
-    return [*track[: index - 1], moved, *track[index + 1 :]]
+    """The track with its points from `index` on moved `km` east and the point before it
+    dropped: one jump of `km` in two track steps (10 s), and the track stays there (a single
+    point that comes straight back is a spike, which the rules clean away before judging)."""
+    moved = []
+    for p in track[index:]:
+        q = dict(p)
+        q["lat"], q["lon"] = offset(q["lat"], q["lon"], 0.0, km * 1000)
+        moved.append(q)
+    return [*track[: index - 1], *moved]
 
 
 def reading_facts(

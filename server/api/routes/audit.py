@@ -34,7 +34,10 @@ def get_auditor(
     settings: SettingsDep,
 ) -> audit.Auditor:
     return audit.Auditor(
-        user=caller.user, language=language, window_tz=validation.window_tz(settings)
+        user=caller.user,
+        language=language,
+        window_tz=validation.window_tz(settings),
+        thresholds=settings.thresholds(),
     )
 
 
