@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import gettext
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "gridwalk"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -80,6 +81,15 @@ def accepted_language(header: str | None) -> str | None:
 def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalog of `language`; English (the ids themselves) when there is none."""
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
+
+
+def say(
+    template: str, params: Mapping[str, Any], gettext: Callable[[str], str] = lambda m: m
+) -> str:
+    """A catalog message (`template`, marked N_) through `gettext` (English, the message itself,
+    by default) with its values filled in; a message without values is said as it is."""
+    said = gettext(template)
+    return said.format(**params) if params else said
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark, translate later"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from common.i18n import N_
+from common.i18n import N_, say
 
 
 class JobStatus(StrEnum):
@@ -68,9 +68,9 @@ class Refusal:
     template: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def said(self, say: Callable[[str], str] = lambda message: message) -> str:
-        """The sentence through `say` (a gettext); English, the message itself, by default."""
-        return say(self.template).format(**self.params)
+    def said(self, gettext: Callable[[str], str] = lambda message: message) -> str:
+        """The sentence through `gettext`; English, the message itself, by default."""
+        return say(self.template, self.params, gettext)
 
     @property
     def detail(self) -> str:

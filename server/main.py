@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
-from common.i18n import accepted_language
+from server.api.deps import caller_language
 from server.api.routes import admin, audit, auth, jobs, sync
 from server.core.admission import RETRY_AFTER, Admission, busy, database_unavailable
 from server.core.config import Settings
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        language = accepted_language(request.headers.get("Accept-Language")) or "en"
+        language = caller_language(request.headers.get("Accept-Language"))
         body: dict[str, object] = {"detail": exc.said_in(language), "code": exc.code, **exc.extra}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
         return JSONResponse(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.i18n import translations
+from common.i18n import say, translations
 
 
 class ItemRefused(Exception):  # noqa: N818 - an answer, not a failure
@@ -18,13 +18,12 @@ class ItemRefused(Exception):  # noqa: N818 - an answer, not a failure
         self.error = error
         self.template = template
         self.params = params
-        self.detail = template.format(**params) if params else template
+        self.detail = say(template, params)
         super().__init__(self.detail)
 
     def said_in(self, language: str) -> str:
         """The sentence in `language` (English, the ids themselves, when it has no translation)."""
-        said = translations(language).gettext(self.template)
-        return said.format(**self.params) if self.params else said
+        return say(self.template, self.params, translations(language).gettext)
 
 
 class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
@@ -46,7 +45,7 @@ class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
     ):
         self.template = detail
         self.params = params or {}
-        self.detail = detail.format(**self.params) if self.params else detail
+        self.detail = say(detail, self.params)
         super().__init__(self.detail)
         self.code = code or type(self).__name__
         self.extra = extra or {}
@@ -54,8 +53,7 @@ class Problem(Exception):  # noqa: N818 - the HTTP "problem" a client is shown
 
     def said_in(self, language: str) -> str:
         """The sentence in `language`; as it is when the catalog does not hold it."""
-        said = translations(language).gettext(self.template)
-        return said.format(**self.params) if self.params else said
+        return say(self.template, self.params, translations(language).gettext)
 
 
 class NotFound(Problem):

@@ -175,23 +175,7 @@ def _one(
             id=item_id, status="rejected", error="invalid", detail=_validation_detail(exc)
         )
     try:
-        try:
-            try:
-                with session.begin_nested():
-                    status = store(item)
-            except IntegrityError:
-                # A concurrent push of the same outbox (the device retried mid-request) stored
-                # it first; looking again answers duplicate, locked or already_read.
-                with session.begin_nested():
-                    status = store(item)
-        except (DataError, IntegrityError) as exc:
-            # The database would not hold this one item (a value beyond a column, a constraint
-            # the checks missed): its savepoint is rolled back, and the rest of the push goes on.
-            logger.warning("push item %s not storable: %s", item.id, exc.orig)
-            raise ItemRefused(
-                "not_storable", N_("The database cannot hold this record: {reason}"),
-                reason=type(exc.orig).__name__,
-            ) from None
+        status = _stored(session, store, item)
     except ItemRefused as rej:
         return PushResult(
             id=str(item.id),
@@ -201,6 +185,27 @@ def _one(
             params=rej.params or None,
         )
     return PushResult(id=str(item.id), status=status)
+
+
+def _stored(session: Session, store: Any, item: ReadingIn | JobEventIn) -> str:
+    """`store(item)` in a savepoint: its answer, or ItemRefused when the database will not hold
+    it (a value beyond a column, a constraint the checks missed), the rest of the push going on."""
+    try:
+        try:
+            with session.begin_nested():
+                return str(store(item))
+        except IntegrityError:
+            # A concurrent push of the same outbox (the device retried mid-request) stored it
+            # first; looking again answers duplicate, locked or already_read.
+            with session.begin_nested():
+                return str(store(item))
+    except (DataError, IntegrityError) as exc:
+        logger.warning("push item %s not storable: %s", item.id, exc.orig)
+        raise ItemRefused(
+            "not_storable",
+            N_("The database cannot hold this record: {reason}"),
+            reason=type(exc.orig).__name__,
+        ) from None
 
 
 def _validation_detail(exc: ValidationError) -> str:
