@@ -201,6 +201,7 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     # own); what this day's data guarantees is checked besides.
     before = data.detail()
     summary = before["assignment"]
+    wait(browser, lambda d: css(d, "[data-assignment-id]"))  # the list loads after sign-in
     [item] = css(browser, "[data-assignment-id]")
     assert "R-1" in item.text
     figures = {
@@ -523,6 +524,7 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "sup1")
         assert browser.find_element(By.ID, "who-role").text == "网格长"
         assert browser.find_element(By.CSS_SELECTOR, ".pane-left h2").text == "抄表任务"
+        wait(browser, lambda d: css(d, "[data-assignment-id]"))  # the list loads after sign-in
         [item] = css(browser, "[data-assignment-id]")
         assert [f.find_element(By.TAG_NAME, "dt").text for f in css(item, ".figure")] == [
             "电表",
