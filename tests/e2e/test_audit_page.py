@@ -4,6 +4,7 @@ token."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -215,6 +216,9 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert [c.text.lower() for c in css(item, ".a-flags .chip")] == [
         f"{summary['flagged'][s]} {s}" for s in ("fail", "warn", "info")
     ]
+    # Times carry their zone: the list's named once at its head, beside its reading span.
+    assert browser.find_element(By.ID, "list-zone").text == "times in China Standard Time"
+    assert re.search(r"read .*\d\d:\d\d", item.find_element(By.CSS_SELECTOR, ".a-read").text)
 
     open_assignment(browser, data.assignment_id)
     wait(browser, lambda d: len(css(d, "#map path.pin")) == len(day.meters))
@@ -232,6 +236,10 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert legend == {s: str(list(states.values()).count(s)) for s in COLOURS}
     flags = [f.get_attribute("data-flag-id") for f in css(browser, "#flag-list .flag")]
     assert len(flags) == len(before["flags"])
+    # The flags' times (their readings') in the zone named at the pane's head.
+    assert browser.find_element(By.ID, "flag-count").text.endswith("times in China Standard Time")
+    [far_item] = css(browser, f'.flag[data-flag-id="{data.far.id}"] .flag-meter')
+    assert re.search(r"\d\d:\d\d$", far_item.text)
     assert flags.index(str(data.unchanged.id)) < flags.index(str(data.far.id))  # fail first
 
     # A flag: the reading and its evidence, and its pin highlighted.
@@ -286,6 +294,7 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     evidence = browser.find_element(By.ID, "evidence").text
     assert "disputed" in evidence
     assert "Upheld: the reading is disputed" in evidence
+    assert "(China Standard Time)" in evidence  # each quoted time with its zone
     screenshot(browser, f"audit-page-upheld-{backend(settings)}")
 
     # A fix exactly on its meter's coordinates is suspicious, not "within the accuracy".
@@ -533,6 +542,8 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
             "待抄",
             "行程",
         ]
+        assert browser.find_element(By.ID, "list-zone").text == "时间为北京时间"
+        assert "抄表时间" in item.find_element(By.CSS_SELECTOR, ".a-read").text
 
         # A flag: its code's label, its sentence said by the server in Chinese, times in 北京时间.
         open_assignment(browser, data.assignment_id)
@@ -544,6 +555,7 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         assert f"定位距电表 {far_meter.meter_no} 150米（允许30米 + 精度8米）" in card
         evidence = browser.find_element(By.ID, "evidence").text
         assert "（北京时间）" in evidence
+        assert browser.find_element(By.ID, "flag-count").text.endswith("时间为北京时间")
         assert "超出定位精度" in evidence
         assert "下达复抄" in evidence
         assert browser.find_element(By.ID, "review-accept").text == "排除疑点：读数有效"

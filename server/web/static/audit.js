@@ -4,7 +4,7 @@
    Leaflet is optional: without it the lists and the evidence still work, and the map area
    says what is missing. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, LOCALE, TIME_ZONE, api, errorText, fact, h, label, showError, startPage, t, zoneName } from "./common.js";
+import { $, LOCALE, TIME_ZONE, api, at, errorText, fact, h, label, showError, startPage, t, zoneName } from "./common.js";
 
 // A meter's state (server/audit/service.py MeterState): disputed is a reading a supervisor
 // upheld a flag on; an unread meter is "not read yet" until the window closes, then missed.
@@ -74,14 +74,21 @@ const dateTime = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyl
 const dateTimeShort = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short", hourCycle: "h23", timeZone: TIME_ZONE });
 const dateOnly = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeZone: "UTC" });
 
+// A time that stands alone (the evidence, the header: what a supervisor quotes in a note or a
+// complaint) carries its zone beside it; a pane of many times (the assignments, the flags, the
+// timeline) names the zone once at its head, as the outage page does.
 function when(iso) {
   return iso ? t("{time} ({zone})", { time: dateTime.format(new Date(iso)), zone: zoneName() }) : "—";
 }
 
-function timeSpan(start, end) {
+function timesIn() {
+  return t("times in {zone}", { zone: zoneName() });
+}
+
+function timeSpan(start, end, { zone = true } = {}) {
   const [a, b] = [new Date(start), new Date(end)];
   const text = dateTimeShort.formatRange ? dateTimeShort.formatRange(a, b) : `${dateTimeShort.format(a)} – ${dateTimeShort.format(b)}`;
-  return t("{time} ({zone})", { time: text, zone: zoneName() });
+  return zone ? t("{time} ({zone})", { time: text, zone: zoneName() }) : text;
 }
 
 function windowText(start, end) {
@@ -127,6 +134,7 @@ function reset() {
   $("exports").hidden = true;
   $("close-assignment").hidden = true;
   $("flag-count").textContent = "";
+  $("list-zone").textContent = "";
   $("flag-list").replaceChildren(h("li", { class: "empty" }, t("Pick an assignment to see its flags.")));
   $("evidence").replaceChildren();
   const legend = $("legend");
@@ -149,6 +157,7 @@ async function loadAssignments() {
 function renderAssignments() {
   const list = $("assignment-list");
   list.replaceChildren();
+  $("list-zone").textContent = timesIn();
   if (!state.assignments.length) {
     list.append(h("li", { class: "empty" }, t("No assignments in your grid.")));
     return;
@@ -181,6 +190,8 @@ function renderAssignments() {
             h("span", { class: `badge status-${a.status}` }, label(ASSIGNMENT_LABELS, a.status))),
           a.route_name && a.route_name !== a.route_code ? h("div", { class: "a-name" }, a.route_name) : null,
           h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
+          h("div", { class: "a-meta a-read" },
+            a.first_read_at ? t("read {span}", { span: timeSpan(a.first_read_at, a.last_read_at, { zone: false }) }) : t("nothing read yet")),
           bar,
           h("dl", { class: "figures" },
             figure(t("meters"), a.meters),
@@ -412,7 +423,8 @@ function renderFlags() {
   list.replaceChildren();
   const flags = [...state.detail.flags].sort(byRank);
   const open = flags.filter((f) => !f.review).length;
-  $("flag-count").textContent = flags.length ? t("{open} open · {all} in all", { open, all: flags.length }) : "";
+  $("flag-count").textContent = flags.length ? [t("{open} open · {all} in all", { open, all: flags.length }), timesIn()].join(" · ") : "";
+  const readAt = new Map(state.detail.readings.map((r) => [r.id, r.read_at]));
   if (!flags.length) list.append(h("li", { class: "empty" }, t("No flags on this assignment.")));
   const { meterId, flagId } = state.selection;
   for (const flag of flags) {
@@ -428,7 +440,9 @@ function renderFlags() {
             h("span", { class: `chip sev-${flag.severity}` }, label(SEVERITY_LABELS, flag.severity)),
             h("span", { class: "flag-code", "data-code": flag.code }, label(FLAG_LABELS, flag.code)),
             reviewBadge(flag)),
-          h("div", { class: "flag-meter" }, meter ? `${meter.meter_no} · ${meter.address}` : t("whole assignment")),
+          h("div", { class: "flag-meter" },
+            [meter ? `${meter.meter_no} · ${meter.address}` : t("whole assignment"),
+              flag.reading_id && readAt.has(flag.reading_id) ? at(readAt.get(flag.reading_id)) : null].filter(Boolean).join(" · ")),
           h("div", { class: "flag-message" }, flag.message))),
     );
   }
