@@ -68,6 +68,14 @@ class SeverityCounts(Answer):
     fail: int
 
 
+class Verdict(Answer):
+    """The assignment's day in one line (common/rules/verdict.py)."""
+
+    code: Literal["nothing", "no_track", "stayed", "walked"]
+    params: dict[str, Any] = PydanticField(description="The numbers the sentence is made of")
+    message: str = PydanticField(description="The sentence in the caller's language")
+
+
 class AssignmentProgress(Answer):
     id: int
     route_code: str
@@ -89,6 +97,7 @@ class AssignmentProgress(Answer):
     first_read_at: str | None
     last_read_at: str | None
     distance_walked_m: int
+    verdict: Verdict
 
 
 class FlagOut(Answer):

@@ -219,9 +219,13 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     # Times carry their zone: the list's named once at its head, beside its reading span.
     assert browser.find_element(By.ID, "list-zone").text == "times in China Standard Time"
     assert re.search(r"read .*\d\d:\d\d", item.find_element(By.CSS_SELECTOR, ".a-read").text)
+    # The day in one line, as the server said it, in the list and the detail's header.
+    assert item.find_element(By.CSS_SELECTOR, ".a-verdict").text == summary["verdict"]["message"]
+    assert summary["verdict"]["message"].startswith("walked ")
 
     open_assignment(browser, data.assignment_id)
     wait(browser, lambda d: len(css(d, "#map path.pin")) == len(day.meters))
+    assert browser.find_element(By.ID, "assignment-verdict").text == summary["verdict"]["message"]
     states = {f"meter-{m['id']}": m["state"] for m in before["meters"]}
     assert pin_states(browser) == {k: f"{v} {COLOURS[v]}" for k, v in states.items()}
     for index, state in data.states.items():
@@ -543,6 +547,8 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
             "行程",
         ]
         assert browser.find_element(By.ID, "list-zone").text == "时间为北京时间"
+        verdict = item.find_element(By.CSS_SELECTOR, ".a-verdict").text
+        assert "沿抄表段行走" in verdict and "walked" not in verdict
         assert "抄表时间" in item.find_element(By.CSS_SELECTOR, ".a-read").text
 
         # A flag: its code's label, its sentence said by the server in Chinese, times in 北京时间.

@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import gpxpy
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -377,3 +378,48 @@ def test_a_fix_exactly_on_the_meter_is_marked_as_such_and_a_measured_one_is_not(
         (0.0, True),
         (0.3, False),
     ]
+
+
+def test_each_assignment_has_a_one_line_verdict_in_the_callers_language(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    walk(day, session, client)  # a track up the street; every fix on its meter's coordinates
+    [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+    verdict = row["verdict"]
+    assert verdict["code"] == "walked"
+    params = verdict["params"]
+    assert (params["meters"], params["done"], params["passed"], params["along"]) == (5, 4, 5, True)
+    assert (params["at_meter"], params["exact"]) == (0, 4)
+    assert params["walked_m"] == pytest.approx(row["distance_walked_m"], abs=1)
+    assert verdict["message"] == (
+        f"walked {params['walked_m']:.0f} m along the route, past 5 of 5 meters; "
+        "0 of 4 readings placed at their meter by their own fix; "
+        "4 fix(es) exactly on the meter's coordinates: typed, not measured"
+    )
+    chinese = {**sup, "Accept-Language": "zh-CN"}
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=chinese).json()
+    assert detail["assignment"]["verdict"]["message"] == (
+        f"沿抄表段行走{params['walked_m']:.0f}米，经过 5 块电表中的 5 块；"
+        "4 条示数中 0 条的定位在电表处；4 个定位恰好落在电表坐标上：系手工输入，并非实测"
+    )
+
+
+def test_a_reader_who_stayed_at_one_spot_is_said_to_have_stayed_there(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    last = day.meters[-1]
+    home = (last.lat + 1500 / 111_200, last.lon)  # 1.5 km north of the route's end
+    points = [
+        track_point(
+            READ_AT + timedelta(seconds=30 * i), lat=home[0] + (i % 3) * 0.00005, lon=home[1]
+        )
+        for i in range(361)  # three hours of jitter within 11 m
+    ]
+    push(client, day, track_points=points)
+    [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+    assert row["verdict"]["code"] == "stayed"
+    assert row["verdict"]["message"].startswith(
+        "the track stayed within 6 m of one spot, 1.5 km from the route, for 3.0 h"
+    )

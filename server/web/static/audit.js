@@ -131,6 +131,7 @@ function reset() {
   $("assignment-list").replaceChildren();
   $("assignment-title").textContent = t("Pick an assignment");
   $("assignment-sub").textContent = t("Its route, track and flags appear here.");
+  $("assignment-verdict").hidden = true;
   $("exports").hidden = true;
   $("close-assignment").hidden = true;
   $("flag-count").textContent = "";
@@ -192,6 +193,7 @@ function renderAssignments() {
           h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
           h("div", { class: "a-meta a-read" },
             a.first_read_at ? t("read {span}", { span: timeSpan(a.first_read_at, a.last_read_at, { zone: false }) }) : t("nothing read yet")),
+          h("div", { class: `a-verdict verdict-${a.verdict.code}` }, a.verdict.message),
           bar,
           h("dl", { class: "figures" },
             figure(t("meters"), a.meters),
@@ -248,6 +250,10 @@ function renderDetail(fit) {
     ]
       .map((text) => h("span", { class: "sub-item" }, text)),
   );
+  // The day in one line, as the server judged it from the cleaned track and the fixes.
+  $("assignment-verdict").textContent = a.verdict.message;
+  $("assignment-verdict").className = `verdict verdict-${a.verdict.code}`;
+  $("assignment-verdict").hidden = false;
   $("exports").hidden = false;
   $("close-assignment").hidden = a.status !== "open";
   drawMap(fit);
