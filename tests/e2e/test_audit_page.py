@@ -548,7 +548,8 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         ]
         assert browser.find_element(By.ID, "list-zone").text == "时间为北京时间"
         verdict = item.find_element(By.CSS_SELECTOR, ".a-verdict").text
-        assert "沿抄表段行走" in verdict and "walked" not in verdict
+        assert "沿抄表段行走" in verdict
+        assert "walked" not in verdict
         assert "抄表时间" in item.find_element(By.CSS_SELECTOR, ".a-read").text
 
         # A flag: its code's label, its sentence said by the server in Chinese, times in 北京时间.
