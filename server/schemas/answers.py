@@ -198,6 +198,33 @@ class AssignmentDetail(Answer):
     reread_orders: list[RereadOrderBrief]
 
 
+class TimelinePoint(Answer):
+    t: str
+    meter_id: int | None = PydanticField(description="The meter of the next reading taken")
+    distance_m: float | None = PydanticField(
+        description="From this cleaned track point to that meter (None after the last reading)"
+    )
+    speed_kmh: float | None = PydanticField(description="From the point before (None: the first)")
+
+
+class TimelineReading(Answer):
+    reading_id: str
+    t: str
+    meter_id: int
+    distance_m: float | None = PydanticField(
+        description="From the track point nearest in time to the meter (None: no point within "
+        "the rules' track window)"
+    )
+
+
+class Timeline(Answer):
+    """The day over time: distance from the cleaned track to the meter being read, speed, and
+    the readings."""
+
+    points: list[TimelinePoint]
+    readings: list[TimelineReading]
+
+
 class GeoFeature(Answer):
     type: Literal["Feature"]
     geometry: dict[str, Any]  # a LineString (the track) or a Point (a meter)

@@ -119,7 +119,7 @@ def test_a_supervisor_of_another_grid_sees_nothing_of_it(
     make_user(session, settings, "sup2", "supervisor", "G2")
     other = auth(client, "sup2", "sup-desk-02")
     assert client.get(f"{AUDIT}/assignments", headers=other).json() == []
-    for path in ("", "/flags", "/readings", "/track.gpx", "/readings.csv"):
+    for path in ("", "/flags", "/readings", "/timeline", "/track.gpx", "/readings.csv"):
         response = client.get(f"{AUDIT}/assignments/{day.assignment.id}{path}", headers=other)
         assert response.status_code == 403, path
         assert response.json()["code"] == "not_your_grid"
@@ -423,3 +423,46 @@ def test_a_reader_who_stayed_at_one_spot_is_said_to_have_stayed_there(
     assert row["verdict"]["message"].startswith(
         "the track stayed within 6 m of one spot, 1.5 km from the route, for 3.0 h"
     )
+
+
+def test_the_timeline_gives_the_distance_to_the_meter_being_read_and_the_speed(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)  # 10 m north every 30 s; meters 40 m apart
+    response = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    points = body["points"]
+    assert len(points) == 14
+    assert points[0]["t"] == READ_AT.isoformat()
+    # Walking up to the next meter read: 30 m, 20 m, 10 m, at it when it is read.
+    assert [p["meter_id"] for p in points[:5]] == [day.meters[i].id for i in (0, 1, 1, 1, 1)]
+    assert [p["distance_m"] for p in points[:5]] == pytest.approx([0, 30, 20, 10, 0], abs=0.5)
+    # After the last reading there is no meter being read.
+    assert (points[-1]["meter_id"], points[-1]["distance_m"]) == (None, None)
+    # 10 m in 30 s: 1.2 km/h, from the second point on.
+    assert points[0]["speed_kmh"] is None
+    assert [p["speed_kmh"] for p in points[1:]] == pytest.approx([1.2] * 13, abs=0.05)
+    marks = body["readings"]
+    assert [m["reading_id"] for m in marks] == [i["id"] for i in items]
+    assert [m["meter_id"] for m in marks] == [day.meters[i].id for i in range(4)]
+    assert [m["distance_m"] for m in marks] == pytest.approx([0, 0, 0, 0], abs=0.5)
+
+
+def test_a_reading_far_in_time_from_any_track_point_has_no_track_distance(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    late = reading(
+        day.assignment.id, day.meters[0], value="1100", at=READ_AT + timedelta(minutes=30)
+    )
+    push(
+        client,
+        day,
+        readings=[late],
+        track_points=[track_point(READ_AT, lat=day.meters[0].lat, lon=day.meters[0].lon)],
+    )
+    body = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup).json()
+    assert [m["distance_m"] for m in body["readings"]] == [None]
+    assert [p["meter_id"] for p in body["points"]] == [day.meters[0].id]

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from server.api.deps import Caller, LanguageDep, RowId, SessionDep, SettingsDep, require_role
-from server.audit import exports, reviews
+from server.audit import exports, reviews, timeline
 from server.audit import service as audit
 from server.schemas.answers import (
     AssignmentDetail,
@@ -19,6 +19,7 @@ from server.schemas.answers import (
     GeoTrackExport,
     ReadingOut,
     RereadOrdered,
+    Timeline,
     errors,
     file_answer,
 )
@@ -89,6 +90,12 @@ def get_readings(
 ) -> list[dict[str, Any]]:
     """Every reading held, in the order taken, with its flags and what superseded it."""
     return audit.assignment_readings(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.get("/assignments/{assignment_id}/timeline", response_model=Timeline)
+def get_timeline(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> dict[str, Any]:
+    """Distance from the cleaned track to the meter being read, and speed, over time."""
+    return timeline.assignment_timeline(session, auditor=auditor, assignment_id=assignment_id)
 
 
 @router.post("/flags/{flag_id}/review", response_model=FlagOut)
