@@ -246,6 +246,34 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert re.search(r"\d\d:\d\d$", far_item.text)
     assert flags.index(str(data.unchanged.id)) < flags.index(str(data.far.id))  # fail first
 
+    # The timeline: distance to the meter being read and speed, drawn from the server's
+    # figures, every reading marked; clicking a mark selects that reading.
+    wait(browser, lambda d: css(d, "#timeline-distance .tl-mark"))
+    timeline = client.get(
+        f"{AUDIT}/assignments/{data.assignment_id}/timeline", headers=data.sup
+    ).json()
+    assert browser.find_element(By.ID, "timeline-zone").text == "times in China Standard Time"
+    marks = [
+        m.get_attribute("data-reading-id") for m in css(browser, "#timeline-distance .tl-mark")
+    ]
+    assert marks == [m["reading_id"] for m in timeline["readings"]]
+    assert sorted(marks) == sorted(r["id"] for r in data.readings)
+    assert css(browser, "#timeline-distance path.tl-line")[0].get_attribute("d").startswith("M")
+    speed = css(browser, "#timeline-speed path.tl-line")[0].get_attribute("d")
+    assert (
+        speed.count("L") == len([p for p in timeline["points"] if p["speed_kmh"] is not None]) - 1
+    )
+    far_reading = data.readings[2]["id"]
+    css(browser, f'#timeline-distance .tl-mark[data-reading-id="{far_reading}"]')[0].click()
+    wait(browser, lambda d: css(d, f'.reading-card.focus[data-reading-id="{far_reading}"]'))
+    assert css(browser, f'#meter-evidence[data-meter-id="{day.meters[2].id}"]')
+    assert "selected" in (
+        css(browser, f'#timeline-distance .tl-mark[data-reading-id="{far_reading}"]')[0]
+        .get_attribute("class")
+        .split()
+    )
+    screenshot(browser, f"audit-page-timeline-{backend(settings)}")
+
     # A flag: the reading and its evidence, and its pin highlighted.
     css(browser, f'.flag[data-flag-id="{data.unchanged.id}"]')[0].click()
     wait(browser, lambda d: css(d, "#flag-evidence"))
@@ -563,6 +591,8 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         evidence = browser.find_element(By.ID, "evidence").text
         assert "（北京时间）" in evidence
         assert browser.find_element(By.ID, "flag-count").text.endswith("时间为北京时间")
+        assert browser.find_element(By.CSS_SELECTOR, "#timeline h3").text == "时间线"
+        assert browser.find_element(By.ID, "timeline-zone").text == "时间为北京时间"
         assert "超出定位精度" in evidence
         assert "下达复抄" in evidence
         assert browser.find_element(By.ID, "review-accept").text == "排除疑点：读数有效"
