@@ -537,6 +537,58 @@ def test_closing_an_assignment_after_a_confirm_flags_its_unread_meters_as_missed
     assert js_errors(browser) == []
 
 
+def test_like_flags_are_reviewed_together_with_one_note(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    # Another reading far from its meter: with the far one, like flags of one code.
+    data._flag(
+        session,
+        3,
+        "far_from_meter",
+        "warn",
+        {"distance_m": 90.0, "radius_m": 30.0, "accuracy_m": 6.0},
+    )
+    like = [f["id"] for f in data.detail()["flags"] if f["code"] == "far_from_meter"]
+    assert len(like) >= 2
+    base = serve(create_app(settings, engine))
+    sign_in(browser, base)
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: css(d, f'.flag[data-flag-id="{data.far.id}"]'))
+    css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+    wait(browser, lambda d: css(d, "#review-all"))
+    together = browser.find_element(By.CSS_SELECTOR, "label.review-all").text
+    assert together == (
+        f"Review all {len(like)} like this: the open “Far from the meter” flags of this assignment"
+    )
+    # A flag of a code alone on the assignment offers no such thing.
+    css(browser, f'.flag[data-flag-id="{data.unchanged.id}"]')[0].click()
+    wait(browser, lambda d: css(d, f'#flag-evidence[data-flag-id="{data.unchanged.id}"]'))
+    assert not css(browser, "#review-all")
+
+    css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+    wait(browser, lambda d: css(d, "#review-all"))
+    browser.find_element(By.ID, "review-note").send_keys("meters moved last month, survey due")
+    browser.find_element(By.ID, "review-all").click()
+    screenshot(browser, f"audit-page-review-all-{backend(settings)}")
+    browser.find_element(By.ID, "review-accept").click()
+    wait(browser, lambda d: css(d, ".notice"))
+    assert browser.find_element(By.CSS_SELECTOR, ".notice").text == (
+        f"{len(like)} flags dismissed: the readings stand."
+    )
+    after = {f["id"]: f for f in data.detail()["flags"]}
+    assert {(after[i]["review"], after[i]["review_note"]) for i in like} == {
+        ("accepted", "meters moved last month, survey due")
+    }
+    assert after[data.unchanged.id]["review"] is None
+    assert js_errors(browser) == []
+
+
 def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
     browser: Chrome,
     serve: ServeApp,

@@ -466,3 +466,78 @@ def test_a_reading_far_in_time_from_any_track_point_has_no_track_distance(
     body = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup).json()
     assert [m["distance_m"] for m in body["readings"]] == [None]
     assert [p["meter_id"] for p in body["points"]] == [day.meters[0].id]
+
+
+def bulk(
+    client: TestClient, headers: dict[str, str], ids: list[int | None], decision: str, note: str
+) -> Any:
+    return client.post(
+        f"{AUDIT}/flags/review",
+        headers=headers,
+        json={"flag_ids": ids, "decision": decision, "note": note},
+    )
+
+
+def test_like_flags_are_reviewed_together_with_one_note_and_each_is_logged(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    flags = [add_flag(session, day, items[i]["id"], meter_index=i) for i in range(3)]
+    response = bulk(client, sup, [f.id for f in flags], "accepted", "new meters, read by photo")
+    assert response.status_code == 200, response.text
+    assert [
+        (f["id"], f["review"], f["review_note"], f["reviewed_by"]) for f in response.json()
+    ] == [(f.id, "accepted", "new meters, read by photo", "sup1") for f in flags]
+    session.commit()
+    logged = session.exec(select(AdminLog).where(AdminLog.action == "flag.accepted")).all()
+    assert sorted(e.object_id for e in logged) == sorted(str(f.id) for f in flags)
+    assert {e.detail["note"] for e in logged if e.detail} == {"new meters, read by photo"}
+
+
+def test_a_bulk_review_with_a_bad_id_reviews_none_and_names_each_bad_id(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    good, upheld, same = (add_flag(session, day, items[i]["id"], meter_index=i) for i in range(3))
+    review(client, sup, upheld.id, "rejected")
+    review(client, sup, same.id, "accepted")
+    ids = [good.id, upheld.id, 99_999, same.id]
+    response = bulk(client, sup, ids, "accepted", "all explained")
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["code"] == "flags_refused"
+    assert body["detail"] == "2 of the flags cannot be reviewed together: none was reviewed"
+    assert body["errors"] == [
+        {"flag_id": upheld.id, "code": "already_reviewed", "review": "rejected"},
+        {"flag_id": 99_999, "code": "flag_not_found"},
+    ]
+    flags = {
+        f["id"]: f
+        for f in client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
+    }
+    assert flags[good.id]["review"] is None  # all or nothing
+    assert (flags[upheld.id]["review"], flags[same.id]["review_note"]) == ("rejected", "why")
+    # Only unknown ids: nothing there to review.
+    unknown = bulk(client, sup, [99_999], "accepted", "x")
+    assert (unknown.status_code, unknown.json()["errors"]) == (
+        422,
+        [{"flag_id": 99_999, "code": "flag_not_found"}],
+    )
+    # Another grid's supervisor may review none of them.
+    make_user(session, settings, "sup2", "supervisor", "G2")
+    other = auth(client, "sup2", "sup-desk-02")
+    refused = bulk(client, other, [good.id], "rejected", "not mine")
+    assert (refused.status_code, refused.json()["errors"]) == (
+        403,
+        [{"flag_id": good.id, "code": "not_your_grid"}],
+    )
+    # The same decision again keeps each flag's own note; the others get the batch's.
+    done = bulk(client, sup, [good.id, same.id], "accepted", "batch note")
+    assert done.status_code == 200, done.text
+    assert [f["review_note"] for f in done.json()] == ["batch note", "why"]
+    chinese = bulk(client, {**sup, "Accept-Language": "zh-CN"}, [99_999], "accepted", "x")
+    assert chinese.json()["detail"] == "有 1 条疑点不能一并审核：均未审核"
+    empty = bulk(client, sup, [], "accepted", "x")
+    assert empty.status_code == 422

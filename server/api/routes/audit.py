@@ -53,6 +53,12 @@ class ReviewIn(RequestModel):
     note: str = Field(min_length=1, max_length=1000)
 
 
+class BulkReviewIn(ReviewIn):
+    flag_ids: list[Annotated[int, Field(gt=0, le=MAX_ROW_ID)]] = Field(
+        min_length=1, max_length=1000, description="Like flags, reviewed together or not at all"
+    )
+
+
 class RereadIn(RequestModel):
     meter_id: int = Field(gt=0, le=MAX_ROW_ID)
     reason: str = Field(min_length=1, max_length=500)
@@ -96,6 +102,17 @@ def get_readings(
 def get_timeline(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> dict[str, Any]:
     """Distance from the cleaned track to the meter being read, and speed, over time."""
     return timeline.assignment_timeline(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.post("/flags/review", response_model=list[FlagOut])
+def review_flags(
+    body: BulkReviewIn, auditor: AuditorDep, session: SessionDep
+) -> list[dict[str, Any]]:
+    """Review like flags with one note, all or none; a refusal's `errors` names each bad id."""
+    flags = reviews.review_flags(
+        session, auditor=auditor, flag_ids=body.flag_ids, decision=body.decision, note=body.note
+    )
+    return audit.flags_out(session, flags, auditor.language)
 
 
 @router.post("/flags/{flag_id}/review", response_model=FlagOut)

@@ -515,6 +515,12 @@ function renderEvidence() {
 function flagCard(flag) {
   const out = h("p", { class: "form-error", role: "alert" });
   const note = h("textarea", { id: "review-note", rows: 2, maxlength: 1000, placeholder: t("Why: what you checked, what you found") });
+  // Open flags of the same code on this assignment (54 typed-at-home fixes are one finding
+  // to a supervisor): reviewed together with one note when asked, all or none.
+  const like = flag.review ? [] : state.detail.flags.filter((f) => f.code === flag.code && !f.review);
+  const all = like.length > 1
+    ? h("input", { type: "checkbox", id: "review-all", "data-count": like.length })
+    : null;
   const decide = (decision) => async (event) => {
     event.preventDefault();
     if (!note.value.trim()) {
@@ -522,13 +528,24 @@ function flagCard(flag) {
       return;
     }
     out.textContent = "";
+    const together = all && all.checked;
     try {
-      await api(`/audit/flags/${flag.id}/review`, { method: "POST", body: { decision, note: note.value } });
+      if (together) {
+        await api("/audit/flags/review", { method: "POST", body: { flag_ids: like.map((f) => f.id), decision, note: note.value } });
+      } else {
+        await api(`/audit/flags/${flag.id}/review`, { method: "POST", body: { decision, note: note.value } });
+      }
     } catch (err) {
       out.textContent = errorText(err);
       return;
     }
-    state.notice = decision === "accepted" ? t("Flag dismissed: the reading stands.") : t("Flag upheld: the reading is disputed.");
+    if (together) {
+      state.notice = decision === "accepted"
+        ? t("{n} flags dismissed: the readings stand.", { n: like.length })
+        : t("{n} flags upheld: the readings are disputed.", { n: like.length });
+    } else {
+      state.notice = decision === "accepted" ? t("Flag dismissed: the reading stands.") : t("Flag upheld: the reading is disputed.");
+    }
     await refreshAfterChange().catch(showError);
   };
   const reviewed = flag.review
@@ -544,6 +561,8 @@ function flagCard(flag) {
     h("form", { class: "review-form", onsubmit: (e) => e.preventDefault() },
       h("label", { for: "review-note" }, flag.review ? t("Change the review") : t("Review")),
       note,
+      all ? h("label", { class: "review-all", for: "review-all" }, all,
+        " ", t("Review all {n} like this: the open “{label}” flags of this assignment", { n: like.length, label: label(FLAG_LABELS, flag.code) })) : null,
       out,
       h("div", { class: "buttons" },
         h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, t("Dismiss: the reading stands")),
