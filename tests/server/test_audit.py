@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from common.clock import Clock
 from server.core.config import Settings
-from server.models import AdminLog, Flag
+from server.models import Account, AdminLog, Flag
 from tests.factories import (
     LOCAL,
     READ_AT,
@@ -541,3 +541,44 @@ def test_a_bulk_review_with_a_bad_id_reviews_none_and_names_each_bad_id(
     assert chinese.json()["detail"] == "有 1 条疑点不能一并审核：均未审核"
     empty = bulk(client, sup, [], "accepted", "x")
     assert empty.status_code == 422
+
+
+def test_the_csv_has_customer_address_fix_distance_and_flags_safe_in_a_spreadsheet(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    add_flag(session, day, items[0]["id"])
+    # What anyone who reaches the billing system or the handheld's note could have typed.
+    first = session.get(Account, day.meters[0].account_id)
+    second = session.get(Account, day.meters[1].account_id)
+    assert first is not None
+    assert second is not None
+    first.customer_name = '=HYPERLINK("http://evil.example","pay here")'
+    first.address = "+86 cmd|' /C calc'!A0"
+    second.customer_name = "@SUM(1+1)"
+    second.address = "-2+3"
+    session.add_all([first, second])
+    session.commit()
+    response = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings.csv", headers=sup)
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["reading_id"] for r in rows] == [i["id"] for i in items]
+    assert (rows[0]["customer_name"], rows[0]["address"]) == (
+        '\'=HYPERLINK("http://evil.example","pay here")',
+        "'+86 cmd|' /C calc'!A0",
+    )
+    assert (rows[1]["customer_name"], rows[1]["address"]) == ("'@SUM(1+1)", "'-2+3")
+    assert rows[2]["address"] == "杭州市上城区庆春路3号"  # plain text stays as it is
+    # Every cell of every row: nothing a spreadsheet would run.
+    assert not [c for r in rows for c in r.values() if c and c[0] in "=+-@\t\r"]
+    readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
+    for row, reading_out in zip(rows, readings, strict=True):
+        fix = reading_out["fix"]
+        assert (float(row["fix_lat"]), float(row["fix_lon"])) == (fix["lat"], fix["lon"])
+        assert float(row["fix_accuracy_m"]) == fix["accuracy_m"]
+        assert float(row["distance_to_meter_m"]) == fix["distance_to_meter_m"]
+        assert row["exactly_on_meter"] == ("yes" if fix["exactly_on_meter"] else "")
+    assert rows[0]["flags"] == "fail:unchanged"
+    assert rows[0]["flag_sentences"] == f"unchanged on meter {day.meters[0].meter_no}"
+    assert rows[1]["flag_sentences"] == ""
+    assert rows[3]["skip_code"] == "dog"
