@@ -589,6 +589,119 @@ def test_like_flags_are_reviewed_together_with_one_note(
     assert js_errors(browser) == []
 
 
+# What must stay clear of each other on a small desk screen: the header's parts, the
+# assignment's title, facts, verdict and actions, the panes' heads.
+LAYOUT_PARTS = (
+    ".topbar .brand",
+    "#page-links",
+    "#who-name",
+    "#who-role",
+    "#logout",
+    "#language",
+    ".pane-left .pane-head h2",
+    "#status-filter",
+    "#assignment-title",
+    "#assignment-sub",
+    "#assignment-verdict",
+    "#exports",
+    "#close-assignment",
+    ".pane-right .pane-head h2",
+    "#flag-count",
+    "#timeline",
+    ".map-wrap",
+)
+# Each part's box joined with its text's (text that overflows a squeezed box counts).
+BOXES = """
+return arguments[0].map((sel) => {
+  const el = document.querySelector(sel);
+  const r = el.getBoundingClientRect();
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  const t = range.getBoundingClientRect();
+  const box = t.width && t.height
+    ? [Math.min(r.left, t.left), Math.min(r.top, t.top),
+       Math.max(r.right, t.right), Math.max(r.bottom, t.bottom)]
+    : [r.left, r.top, r.right, r.bottom];
+  return [sel, ...box];
+});
+"""
+
+
+def overlaps(boxes: list[list[Any]]) -> list[tuple[str, str]]:
+    """Pairs of boxes that share more than a pixel of area."""
+    found = []
+    for i, (a, *ra) in enumerate(boxes):
+        for b, *rb in boxes[i + 1 :]:
+            wide = min(ra[2], rb[2]) - max(ra[0], rb[0])
+            high = min(ra[3], rb[3]) - max(ra[1], rb[1])
+            if wide > 1 and high > 1:
+                found.append((a, b))
+    return found
+
+
+@pytest.mark.parametrize("language", ["en", "zh_CN"])
+def test_at_1024_by_768_nothing_overlaps_and_close_assignment_is_in_view(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    language: str,
+) -> None:
+    data = Day(session, settings, client)
+    base = serve(create_app(settings, engine))
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1024, "height": 768, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        browser.get(f"{base}/audit")
+        js_errors(browser)
+        if language != "en":
+            choose_language(browser, language, "zh-CN")
+        sign_in(browser, base)
+        open_assignment(browser, data.assignment_id)
+        wait(browser, lambda d: css(d, "#timeline-distance .tl-mark"))
+        css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+        wait(browser, lambda d: css(d, "#flag-evidence"))
+        screenshot(browser, f"audit-page-1024x768-{language}-{backend(settings)}")
+        assert browser.execute_script("return [innerWidth, innerHeight]") == [1024, 768]
+        boxes = browser.execute_script(BOXES, list(LAYOUT_PARTS))
+        assert overlaps(boxes) == []
+        # Close assignment: whole, inside the window and its pane, and what a click there hits.
+        close = browser.find_element(By.ID, "close-assignment")
+        assert close.is_displayed()
+        left, top, right, bottom = browser.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return [r.left, r.top, r.right, r.bottom]",
+            close,
+        )
+        pane_right = browser.execute_script(
+            "return document.querySelector('.pane-map').getBoundingClientRect().right"
+        )
+        assert 0 <= left < right <= pane_right <= 1024
+        assert 0 <= top < bottom <= 768
+        hit = browser.execute_script(
+            "return document.elementFromPoint(arguments[0], arguments[1]).id",
+            (left + right) / 2,
+            (top + bottom) / 2,
+        )
+        assert hit == "close-assignment"
+        # Nothing pushes the page sideways, and the map keeps a usable size.
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 1024
+        map_box = browser.execute_script(
+            "const r = document.getElementById('map').getBoundingClientRect();"
+            "return [r.width, r.height]"
+        )
+        assert map_box[0] >= 300
+        assert map_box[1] >= 200
+        assert js_errors(browser) == []
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        browser.delete_all_cookies()
+
+
 def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
     browser: Chrome,
     serve: ServeApp,
