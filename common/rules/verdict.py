@@ -95,13 +95,16 @@ def assignment_verdict(
                 "span_s": (cleaned[-1].t - cleaned[0].t).total_seconds(),
             },
         )
+    reach = [(p, thresholds.presence_radius_m + credited_accuracy(p, thresholds)) for p in cleaned]
+    # A degree of latitude is at least 110.5 km: a point further north or south than its reach
+    # in degrees cannot pass the meter, and is skipped before the distance is measured (a day's
+    # track is thousands of points, a route tens of meters).
     passed = sum(
         1
         for m in meters
         if any(
-            distance_m(p.lat, p.lon, m.lat, m.lon)
-            <= thresholds.presence_radius_m + credited_accuracy(p, thresholds)
-            for p in cleaned
+            abs(p.lat - m.lat) * 110_500 <= r and distance_m(p.lat, p.lon, m.lat, m.lon) <= r
+            for p, r in reach
         )
     )
     return Verdict(
