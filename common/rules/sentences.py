@@ -343,10 +343,10 @@ def _placed(p: Params, _: Gettext) -> str:
 def verdict_sentence(code: str, p: Params, _: Gettext = english) -> str:
     """The one line an assignment's day comes to (common/rules/verdict.py), in the language of
     `_`: what the track did, then what the readings' fixes show, then what is suspicious."""
-    if code == "nothing":
-        return _(N_("nothing read and no track yet"))
     parts: list[str] = []
-    if code == "no_track":
+    if code == "nothing":
+        parts.append(_(N_("nothing read and no track yet")))
+    elif code == "no_track":
         parts.append(
             _(N_("no track; {done} of {meters} meters read or skipped")).format(
                 done=p["done"], meters=p["meters"]

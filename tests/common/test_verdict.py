@@ -101,6 +101,9 @@ def test_a_mock_track_is_no_track_and_says_so() -> None:
     ]
     verdict = assignment_verdict(STREET, [], track, RULES)
     assert (verdict.code, verdict.params["mock_points"]) == ("nothing", 50)
+    assert verdict_sentence(verdict.code, verdict.params) == (
+        "nothing read and no track yet; 50 track point(s) from a mock location"
+    )
 
 
 def test_a_real_recorded_walk_with_meters_along_it_is_walked_along_the_route() -> None:
