@@ -329,3 +329,61 @@ def flag_sentence(code: str, params: Params, gettext: Gettext = english) -> str:
     """The sentence of a finding of `code` with `params`, in the language of `gettext`.
     Raises KeyError for a code or a params it cannot say (a flag made by hand)."""
     return SENTENCES[code](params, gettext)
+
+
+# ------------------------------------------------------------------- an assignment's verdict
+
+
+def _placed(p: Params, _: Gettext) -> str:
+    return _(N_("{at} of {done} readings placed at their meter by their own fix")).format(
+        at=p["at_meter"], done=p["done"]
+    )
+
+
+def verdict_sentence(code: str, p: Params, _: Gettext = english) -> str:
+    """The one line an assignment's day comes to (common/rules/verdict.py), in the language of
+    `_`: what the track did, then what the readings' fixes show, then what is suspicious."""
+    parts: list[str] = []
+    if code == "nothing":
+        parts.append(_(N_("nothing read and no track yet")))
+    elif code == "no_track":
+        parts.append(
+            _(N_("no track; {done} of {meters} meters read or skipped")).format(
+                done=p["done"], meters=p["meters"]
+            )
+        )
+    elif code == "stayed":
+        template = (
+            N_("the track stayed within {spread} of one spot, {away} from the route, for {span}")
+            if p["away_m"] is not None
+            else N_("the track stayed within {spread} of one spot for {span}")
+        )
+        parts.append(
+            _(template).format(
+                spread=metres(p["spread_m"], _),
+                away=metres(p["away_m"] or 0, _),
+                span=seconds(p["span_s"], _),
+            )
+        )
+    else:
+        template = (
+            N_("walked {distance} along the route, past {passed} of {meters} meters")
+            if p["along"]
+            else N_("walked {distance}, past only {passed} of {meters} meters")
+        )
+        parts.append(
+            _(template).format(
+                distance=metres(p["walked_m"], _), passed=p["passed"], meters=p["meters"]
+            )
+        )
+    if p["done"]:
+        parts.append(_placed(p, _))
+    if p["exact"]:
+        parts.append(
+            _(N_("{n} fix(es) exactly on the meter's coordinates: typed, not measured")).format(
+                n=p["exact"]
+            )
+        )
+    if p["mock_points"]:
+        parts.append(_(N_("{n} track point(s) from a mock location")).format(n=p["mock_points"]))
+    return joined(parts, _)

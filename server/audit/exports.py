@@ -86,21 +86,44 @@ CSV_COLUMNS = (
     "reading_id",
     "meter_no",
     "account_no",
+    "customer_name",
+    "address",
     "value",
     "skip_code",
+    "note",
     "read_at",
     "received_at",
+    "fix_lat",
+    "fix_lon",
+    "fix_accuracy_m",
+    "distance_to_meter_m",
+    "exactly_on_meter",
     "superseded_by",
     "disputed",
     "flags",
+    "flag_sentences",
 )
+# A spreadsheet runs a cell that begins with one of these as a formula (=HYPERLINK(...) in a
+# customer's name, typed by anyone who can reach the billing system or the handheld's note).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str | None) -> str:
+    """Text from people (names, addresses, notes, sentences quoting them) made safe for a
+    spreadsheet: a leading formula character is escaped with an apostrophe, which the
+    spreadsheet shows as text. Numbers the export formats itself are written as they are."""
+    if not text:
+        return ""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def readings_csv(session: Session, *, auditor: Auditor, assignment_id: int) -> str:
-    """The readings with their flags, one row per reading in the order taken."""
+    """The readings, one row per reading in the order taken, with the customer and address, the
+    fix and its distance to the meter, and the flags (codes and sentences in the auditor's
+    language), safe to open in a spreadsheet."""
     _, route = audited_assignment(session, auditor, assignment_id)
-    numbers = {
-        m.id: (m.meter_no, a.account_no)
+    accounts = {
+        m.id: (m, a)
         for m, a in session.exec(
             select(Meter, Account)
             .join(Account, col(Account.id) == Meter.account_id)
@@ -113,20 +136,30 @@ def readings_csv(session: Session, *, auditor: Auditor, assignment_id: int) -> s
     for i, r in enumerate(
         assignment_readings(session, auditor=auditor, assignment_id=assignment_id), start=1
     ):
-        meter_no, account_no = numbers[r["meter_id"]]
+        meter, account = accounts[r["meter_id"]]
+        fix = r["fix"] or {}
         writer.writerow(
             [
                 i,
                 r["id"],
-                meter_no,
-                account_no,
+                cell(meter.meter_no),
+                cell(account.account_no),
+                cell(account.customer_name),
+                cell(account.address),
                 r["value"] or "",
-                r["skip_code"] or "",
+                cell(r["skip_code"]),
+                cell(r["note"]),
                 r["read_at"],
                 r["received_at"],
+                fix.get("lat", ""),
+                fix.get("lon", ""),
+                "" if fix.get("accuracy_m") is None else fix["accuracy_m"],
+                fix.get("distance_to_meter_m", ""),
+                "yes" if fix.get("exactly_on_meter") else "",
                 r["superseded_by"] or "",
                 "yes" if r["disputed"] else "",
                 "; ".join(f"{f['severity']}:{f['code']}" for f in r["flags"]),
+                cell(" | ".join(f["message"] for f in r["flags"])),
             ]
         )
     return out.getvalue()

@@ -3,16 +3,21 @@ reading disputed), a meter ordered read again (复抄)."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from typing import Any
+
+from sqlmodel import Session, col, select
 
 from common import clock
+from common.i18n import N_
 from server.audit.service import Auditor, audited_assignment, readings_of, supersessions
 from server.core.changes import log_admin_action
-from server.core.errors import Conflict, Invalid, NotFound
+from server.core.errors import Conflict, Forbidden, Invalid, NotFound, Problem
 from server.models import (
+    Assignment,
     Flag,
     Meter,
     RereadOrder,
+    Route,
 )
 
 
@@ -49,6 +54,60 @@ def review_flag(
     )
     session.flush()
     return flag
+
+
+def review_flags(
+    session: Session, *, auditor: Auditor, flag_ids: list[int], decision: str, note: str
+) -> list[Flag]:
+    """Review like flags at once with one note, all or none: every id is checked first, and
+    one bad id (unknown, not in the auditor's grid, already reviewed the other way) refuses
+    the lot, naming each bad id. A flag already reviewed the same way keeps its own note (it
+    was decided on its own); a decision the other way is changed one flag at a time, with its
+    own note, never swept along in a batch."""
+    ids = list(dict.fromkeys(flag_ids))
+    flags = {
+        f.id: f for f in session.exec(select(Flag).where(col(Flag.id).in_(ids))) if f.id is not None
+    }
+    routes: dict[int, Route | None] = {}
+    errors: list[dict[str, Any]] = []
+    for flag_id in ids:
+        flag = flags.get(flag_id)
+        if flag is None:
+            errors.append({"flag_id": flag_id, "code": "flag_not_found"})
+            continue
+        if flag.assignment_id not in routes:
+            assignment = session.get(Assignment, flag.assignment_id)
+            routes[flag.assignment_id] = (
+                session.get(Route, assignment.route_id) if assignment is not None else None
+            )
+        route = routes[flag.assignment_id]
+        if route is None or not auditor.may_see(route):
+            errors.append({"flag_id": flag_id, "code": "not_your_grid"})
+        elif flag.review is not None and flag.review != decision:
+            errors.append({"flag_id": flag_id, "code": "already_reviewed", "review": flag.review})
+    if errors:
+        # One status for the answer: what the caller may not do first, then what conflicts,
+        # then what does not exist; `errors` names every bad id whatever its kind.
+        kinds = {e["code"] for e in errors}
+        problem: type[Problem] = (
+            Forbidden
+            if "not_your_grid" in kinds
+            else Conflict
+            if "already_reviewed" in kinds
+            else Invalid
+        )
+        raise problem(
+            N_("{count} of the flags cannot be reviewed together: none was reviewed"),
+            code="flags_refused",
+            params={"count": len(errors)},
+            extra={"errors": errors},
+        )
+    return [
+        flags[i]
+        if flags[i].review == decision
+        else review_flag(session, auditor=auditor, flag_id=i, decision=decision, note=note)
+        for i in ids
+    ]
 
 
 def order_reread(

@@ -18,9 +18,10 @@ from common import clock
 from common.geo import distance_m
 from common.i18n import translations
 from common.numbers import plain
-from common.rules.facts import DEFAULT_THRESHOLDS, Thresholds, TrackFix
-from common.rules.sentences import flag_sentence
+from common.rules.facts import DEFAULT_THRESHOLDS, MeterFacts, Thresholds, TrackFix
+from common.rules.sentences import flag_sentence, verdict_sentence
 from common.rules.track_cleaning import walked_m as cleaned_walked_m
+from common.rules.verdict import EXACT_FIX_M, assignment_verdict
 from server.core.errors import Forbidden, NotFound
 from server.models import (
     Account,
@@ -34,12 +35,10 @@ from server.models import (
     TrackPoint,
     User,
 )
+from server.validation.runner import reading_facts
 
 MeterState = Literal["read", "skipped", "disputed", "not_read_yet", "missed", "flagged"]
 ReadingState = Literal["read", "skipped", "disputed"]
-# A fix this close to the meter's own coordinates was typed in or copied, not measured: real
-# GPS never lands on a surveyed point to the centimetre (distances are shown to 0.1 m).
-EXACT_FIX_M = 0.05
 SEVERITIES = ("info", "warn", "fail")
 
 
@@ -116,11 +115,34 @@ def _flags(session: Session, assignment_id: int) -> list[Flag]:
     )
 
 
+def track_fixes(track: list[TrackPoint]) -> list[TrackFix]:
+    return [TrackFix(p.t, p.lat, p.lon, p.accuracy_m, p.mock, p.provider) for p in track]
+
+
 def walked_m(track: list[TrackPoint], thresholds: Thresholds) -> float:
     """Distance along the cleaned track, in metres (jitter at home walks nowhere)."""
-    return cleaned_walked_m(
-        (TrackFix(p.t, p.lat, p.lon, p.accuracy_m, p.mock, p.provider) for p in track), thresholds
+    return cleaned_walked_m(track_fixes(track), thresholds)
+
+
+def verdict_out(
+    meters: list[Meter], readings: list[Reading], track: list[TrackPoint], auditor: Auditor
+) -> dict[str, Any]:
+    """The assignment's day in one line (common/rules/verdict.py), said in the auditor's
+    language like a flag's sentence."""
+    replaced = supersessions(readings)
+    verdict = assignment_verdict(
+        [MeterFacts(id=m.id, lat=m.lat, lon=m.lon, meter_no=m.meter_no) for m in meters if m.id],
+        [reading_facts(r, superseded=r.id in replaced) for r in readings],
+        track_fixes(track),
+        auditor.thresholds,
     )
+    return {
+        "code": verdict.code,
+        "params": verdict.params,
+        "message": verdict_sentence(
+            verdict.code, verdict.params, translations(auditor.language).gettext
+        ),
+    }
 
 
 def supersessions(readings: list[Reading]) -> dict[uuid.UUID, uuid.UUID]:
@@ -284,6 +306,7 @@ def _summary(
         "first_read_at": readings[0].read_at.isoformat() if readings else None,
         "last_read_at": readings[-1].read_at.isoformat() if readings else None,
         "distance_walked_m": round(walked_m(track, auditor.thresholds)),
+        "verdict": verdict_out(meters, readings, track, auditor),
     }
 
 

@@ -68,6 +68,14 @@ class SeverityCounts(Answer):
     fail: int
 
 
+class Verdict(Answer):
+    """The assignment's day in one line (common/rules/verdict.py)."""
+
+    code: Literal["nothing", "no_track", "stayed", "walked"]
+    params: dict[str, Any] = PydanticField(description="The numbers the sentence is made of")
+    message: str = PydanticField(description="The sentence in the caller's language")
+
+
 class AssignmentProgress(Answer):
     id: int
     route_code: str
@@ -89,6 +97,7 @@ class AssignmentProgress(Answer):
     first_read_at: str | None
     last_read_at: str | None
     distance_walked_m: int
+    verdict: Verdict
 
 
 class FlagOut(Answer):
@@ -187,6 +196,33 @@ class AssignmentDetail(Answer):
     track: list[TrackPointOut]
     flags: list[FlagOut]
     reread_orders: list[RereadOrderBrief]
+
+
+class TimelinePoint(Answer):
+    t: str
+    meter_id: int | None = PydanticField(description="The meter of the next reading taken")
+    distance_m: float | None = PydanticField(
+        description="From this cleaned track point to that meter (None after the last reading)"
+    )
+    speed_kmh: float | None = PydanticField(description="From the point before (None: the first)")
+
+
+class TimelineReading(Answer):
+    reading_id: str
+    t: str
+    meter_id: int
+    distance_m: float | None = PydanticField(
+        description="From the track point nearest in time to the meter (None: no point within "
+        "the rules' track window)"
+    )
+
+
+class Timeline(Answer):
+    """The day over time: distance from the cleaned track to the meter being read, speed, and
+    the readings."""
+
+    points: list[TimelinePoint]
+    readings: list[TimelineReading]
 
 
 class GeoFeature(Answer):

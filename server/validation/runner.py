@@ -77,7 +77,7 @@ def validate_assignment(
     ]
     rows = list(session.exec(select(Reading).where(Reading.assignment_id == assignment_id)))
     replaced = {r.supersedes for r in rows if r.supersedes is not None}
-    readings = [_reading_facts(r, superseded=r.id in replaced) for r in rows]
+    readings = [reading_facts(r, superseded=r.id in replaced) for r in rows]
 
     # The track that can witness this assignment's work: its window (through the day after, for
     # late evenings and time zones) and, around each reading, the rules' time window, of every
@@ -120,7 +120,8 @@ def validate_assignment(
     return _reconcile(session, assignment_id, {f.key: f for f in findings})
 
 
-def _reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:
+def reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:
+    """A stored reading as the rules take it (the audit's verdict takes it too)."""
     fix = None
     if r.fix_lat is not None and r.fix_lon is not None and r.fix_time is not None:
         fix = Fix(

@@ -4,6 +4,7 @@ token."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -215,9 +216,16 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert [c.text.lower() for c in css(item, ".a-flags .chip")] == [
         f"{summary['flagged'][s]} {s}" for s in ("fail", "warn", "info")
     ]
+    # Times carry their zone: the list's named once at its head, beside its reading span.
+    assert browser.find_element(By.ID, "list-zone").text == "times in China Standard Time"
+    assert re.search(r"read .*\d\d:\d\d", item.find_element(By.CSS_SELECTOR, ".a-read").text)
+    # The day in one line, as the server said it, in the list and the detail's header.
+    assert item.find_element(By.CSS_SELECTOR, ".a-verdict").text == summary["verdict"]["message"]
+    assert summary["verdict"]["message"].startswith("walked ")
 
     open_assignment(browser, data.assignment_id)
     wait(browser, lambda d: len(css(d, "#map path.pin")) == len(day.meters))
+    assert browser.find_element(By.ID, "assignment-verdict").text == summary["verdict"]["message"]
     states = {f"meter-{m['id']}": m["state"] for m in before["meters"]}
     assert pin_states(browser) == {k: f"{v} {COLOURS[v]}" for k, v in states.items()}
     for index, state in data.states.items():
@@ -232,7 +240,39 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     assert legend == {s: str(list(states.values()).count(s)) for s in COLOURS}
     flags = [f.get_attribute("data-flag-id") for f in css(browser, "#flag-list .flag")]
     assert len(flags) == len(before["flags"])
+    # The flags' times (their readings') in the zone named at the pane's head.
+    assert browser.find_element(By.ID, "flag-count").text.endswith("times in China Standard Time")
+    [far_item] = css(browser, f'.flag[data-flag-id="{data.far.id}"] .flag-meter')
+    assert re.search(r"\d\d:\d\d$", far_item.text)
     assert flags.index(str(data.unchanged.id)) < flags.index(str(data.far.id))  # fail first
+
+    # The timeline: distance to the meter being read and speed, drawn from the server's
+    # figures, every reading marked; clicking a mark selects that reading.
+    wait(browser, lambda d: css(d, "#timeline-distance .tl-mark"))
+    timeline = client.get(
+        f"{AUDIT}/assignments/{data.assignment_id}/timeline", headers=data.sup
+    ).json()
+    assert browser.find_element(By.ID, "timeline-zone").text == "times in China Standard Time"
+    marks = [
+        m.get_attribute("data-reading-id") for m in css(browser, "#timeline-distance .tl-mark")
+    ]
+    assert marks == [m["reading_id"] for m in timeline["readings"]]
+    assert sorted(marks) == sorted(r["id"] for r in data.readings)
+    assert css(browser, "#timeline-distance path.tl-line")[0].get_attribute("d").startswith("M")
+    speed = css(browser, "#timeline-speed path.tl-line")[0].get_attribute("d")
+    assert (
+        speed.count("L") == len([p for p in timeline["points"] if p["speed_kmh"] is not None]) - 1
+    )
+    far_reading = data.readings[2]["id"]
+    css(browser, f'#timeline-distance .tl-mark[data-reading-id="{far_reading}"]')[0].click()
+    wait(browser, lambda d: css(d, f'.reading-card.focus[data-reading-id="{far_reading}"]'))
+    assert css(browser, f'#meter-evidence[data-meter-id="{day.meters[2].id}"]')
+    assert "selected" in (
+        css(browser, f'#timeline-distance .tl-mark[data-reading-id="{far_reading}"]')[0]
+        .get_attribute("class")
+        .split()
+    )
+    screenshot(browser, f"audit-page-timeline-{backend(settings)}")
 
     # A flag: the reading and its evidence, and its pin highlighted.
     css(browser, f'.flag[data-flag-id="{data.unchanged.id}"]')[0].click()
@@ -286,6 +326,7 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
     evidence = browser.find_element(By.ID, "evidence").text
     assert "disputed" in evidence
     assert "Upheld: the reading is disputed" in evidence
+    assert "(China Standard Time)" in evidence  # each quoted time with its zone
     screenshot(browser, f"audit-page-upheld-{backend(settings)}")
 
     # A fix exactly on its meter's coordinates is suspicious, not "within the accuracy".
@@ -496,6 +537,171 @@ def test_closing_an_assignment_after_a_confirm_flags_its_unread_meters_as_missed
     assert js_errors(browser) == []
 
 
+def test_like_flags_are_reviewed_together_with_one_note(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    # Another reading far from its meter: with the far one, like flags of one code.
+    data._flag(
+        session,
+        3,
+        "far_from_meter",
+        "warn",
+        {"distance_m": 90.0, "radius_m": 30.0, "accuracy_m": 6.0},
+    )
+    like = [f["id"] for f in data.detail()["flags"] if f["code"] == "far_from_meter"]
+    assert len(like) >= 2
+    base = serve(create_app(settings, engine))
+    sign_in(browser, base)
+    open_assignment(browser, data.assignment_id)
+    wait(browser, lambda d: css(d, f'.flag[data-flag-id="{data.far.id}"]'))
+    css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+    wait(browser, lambda d: css(d, "#review-all"))
+    together = browser.find_element(By.CSS_SELECTOR, "label.review-all").text
+    assert together == (
+        f"Review all {len(like)} like this: the open “Far from the meter” flags of this assignment"
+    )
+    # A flag of a code alone on the assignment offers no such thing.
+    css(browser, f'.flag[data-flag-id="{data.unchanged.id}"]')[0].click()
+    wait(browser, lambda d: css(d, f'#flag-evidence[data-flag-id="{data.unchanged.id}"]'))
+    assert not css(browser, "#review-all")
+
+    css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+    wait(browser, lambda d: css(d, "#review-all"))
+    browser.find_element(By.ID, "review-note").send_keys("meters moved last month, survey due")
+    browser.find_element(By.ID, "review-all").click()
+    screenshot(browser, f"audit-page-review-all-{backend(settings)}")
+    browser.find_element(By.ID, "review-accept").click()
+    wait(browser, lambda d: css(d, ".notice"))
+    assert browser.find_element(By.CSS_SELECTOR, ".notice").text == (
+        f"{len(like)} flags dismissed: the readings stand."
+    )
+    after = {f["id"]: f for f in data.detail()["flags"]}
+    assert {(after[i]["review"], after[i]["review_note"]) for i in like} == {
+        ("accepted", "meters moved last month, survey due")
+    }
+    assert after[data.unchanged.id]["review"] is None
+    assert js_errors(browser) == []
+
+
+# What must stay clear of each other on a small desk screen: the header's parts, the
+# assignment's title, facts, verdict and actions, the panes' heads.
+LAYOUT_PARTS = (
+    ".topbar .brand",
+    "#page-links",
+    "#who-name",
+    "#who-role",
+    "#logout",
+    "#language",
+    ".pane-left .pane-head h2",
+    "#status-filter",
+    "#assignment-title",
+    "#assignment-sub",
+    "#assignment-verdict",
+    "#exports",
+    "#close-assignment",
+    ".pane-right .pane-head h2",
+    "#flag-count",
+    "#timeline",
+    ".map-wrap",
+)
+# Each part's box joined with its text's (text that overflows a squeezed box counts).
+BOXES = """
+return arguments[0].map((sel) => {
+  const el = document.querySelector(sel);
+  const r = el.getBoundingClientRect();
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  const t = range.getBoundingClientRect();
+  const box = t.width && t.height
+    ? [Math.min(r.left, t.left), Math.min(r.top, t.top),
+       Math.max(r.right, t.right), Math.max(r.bottom, t.bottom)]
+    : [r.left, r.top, r.right, r.bottom];
+  return [sel, ...box];
+});
+"""
+
+
+def overlaps(boxes: list[list[Any]]) -> list[tuple[str, str]]:
+    """Pairs of boxes that share more than a pixel of area."""
+    found = []
+    for i, (a, *ra) in enumerate(boxes):
+        for b, *rb in boxes[i + 1 :]:
+            wide = min(ra[2], rb[2]) - max(ra[0], rb[0])
+            high = min(ra[3], rb[3]) - max(ra[1], rb[1])
+            if wide > 1 and high > 1:
+                found.append((a, b))
+    return found
+
+
+@pytest.mark.parametrize("language", ["en", "zh_CN"])
+def test_at_1024_by_768_nothing_overlaps_and_close_assignment_is_in_view(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    language: str,
+) -> None:
+    data = Day(session, settings, client)
+    base = serve(create_app(settings, engine))
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1024, "height": 768, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        browser.get(f"{base}/audit")
+        js_errors(browser)
+        if language != "en":
+            choose_language(browser, language, "zh-CN")
+        sign_in(browser, base)
+        open_assignment(browser, data.assignment_id)
+        wait(browser, lambda d: css(d, "#timeline-distance .tl-mark"))
+        css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
+        wait(browser, lambda d: css(d, "#flag-evidence"))
+        screenshot(browser, f"audit-page-1024x768-{language}-{backend(settings)}")
+        assert browser.execute_script("return [innerWidth, innerHeight]") == [1024, 768]
+        boxes = browser.execute_script(BOXES, list(LAYOUT_PARTS))
+        assert overlaps(boxes) == []
+        # Close assignment: whole, inside the window and its pane, and what a click there hits.
+        close = browser.find_element(By.ID, "close-assignment")
+        assert close.is_displayed()
+        left, top, right, bottom = browser.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return [r.left, r.top, r.right, r.bottom]",
+            close,
+        )
+        pane_right = browser.execute_script(
+            "return document.querySelector('.pane-map').getBoundingClientRect().right"
+        )
+        assert 0 <= left < right <= pane_right <= 1024
+        assert 0 <= top < bottom <= 768
+        hit = browser.execute_script(
+            "return document.elementFromPoint(arguments[0], arguments[1]).id",
+            (left + right) / 2,
+            (top + bottom) / 2,
+        )
+        assert hit == "close-assignment"
+        # Nothing pushes the page sideways, and the map keeps a usable size.
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 1024
+        map_box = browser.execute_script(
+            "const r = document.getElementById('map').getBoundingClientRect();"
+            "return [r.width, r.height]"
+        )
+        assert map_box[0] >= 300
+        assert map_box[1] >= 200
+        assert js_errors(browser) == []
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        browser.delete_all_cookies()
+
+
 def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
     browser: Chrome,
     serve: ServeApp,
@@ -533,6 +739,11 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
             "待抄",
             "行程",
         ]
+        assert browser.find_element(By.ID, "list-zone").text == "时间为北京时间"
+        verdict = item.find_element(By.CSS_SELECTOR, ".a-verdict").text
+        assert "沿抄表段行走" in verdict
+        assert "walked" not in verdict
+        assert "抄表时间" in item.find_element(By.CSS_SELECTOR, ".a-read").text
 
         # A flag: its code's label, its sentence said by the server in Chinese, times in 北京时间.
         open_assignment(browser, data.assignment_id)
@@ -544,6 +755,9 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         assert f"定位距电表 {far_meter.meter_no} 150米（允许30米 + 精度8米）" in card
         evidence = browser.find_element(By.ID, "evidence").text
         assert "（北京时间）" in evidence
+        assert browser.find_element(By.ID, "flag-count").text.endswith("时间为北京时间")
+        assert browser.find_element(By.CSS_SELECTOR, "#timeline h3").text == "时间线"
+        assert browser.find_element(By.ID, "timeline-zone").text == "时间为北京时间"
         assert "超出定位精度" in evidence
         assert "下达复抄" in evidence
         assert browser.find_element(By.ID, "review-accept").text == "排除疑点：读数有效"

@@ -10,12 +10,13 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import gpxpy
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from common.clock import Clock
 from server.core.config import Settings
-from server.models import AdminLog, Flag
+from server.models import Account, AdminLog, Flag
 from tests.factories import (
     LOCAL,
     READ_AT,
@@ -118,7 +119,7 @@ def test_a_supervisor_of_another_grid_sees_nothing_of_it(
     make_user(session, settings, "sup2", "supervisor", "G2")
     other = auth(client, "sup2", "sup-desk-02")
     assert client.get(f"{AUDIT}/assignments", headers=other).json() == []
-    for path in ("", "/flags", "/readings", "/track.gpx", "/readings.csv"):
+    for path in ("", "/flags", "/readings", "/timeline", "/track.gpx", "/readings.csv"):
         response = client.get(f"{AUDIT}/assignments/{day.assignment.id}{path}", headers=other)
         assert response.status_code == 403, path
         assert response.json()["code"] == "not_your_grid"
@@ -377,3 +378,207 @@ def test_a_fix_exactly_on_the_meter_is_marked_as_such_and_a_measured_one_is_not(
         (0.0, True),
         (0.3, False),
     ]
+
+
+def test_each_assignment_has_a_one_line_verdict_in_the_callers_language(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    walk(day, session, client)  # a track up the street; every fix on its meter's coordinates
+    [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+    verdict = row["verdict"]
+    assert verdict["code"] == "walked"
+    params = verdict["params"]
+    assert (params["meters"], params["done"], params["passed"], params["along"]) == (5, 4, 5, True)
+    assert (params["at_meter"], params["exact"]) == (0, 4)
+    assert params["walked_m"] == pytest.approx(row["distance_walked_m"], abs=1)
+    assert verdict["message"] == (
+        f"walked {params['walked_m']:.0f} m along the route, past 5 of 5 meters; "
+        "0 of 4 readings placed at their meter by their own fix; "
+        "4 fix(es) exactly on the meter's coordinates: typed, not measured"
+    )
+    chinese = {**sup, "Accept-Language": "zh-CN"}
+    detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=chinese).json()
+    assert detail["assignment"]["verdict"]["message"] == (
+        f"沿抄表段行走{params['walked_m']:.0f}米，经过 5 块电表中的 5 块；"
+        "4 条示数中 0 条的定位在电表处；4 个定位恰好落在电表坐标上：系手工输入，并非实测"
+    )
+
+
+def test_a_reader_who_stayed_at_one_spot_is_said_to_have_stayed_there(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    last = day.meters[-1]
+    home = (last.lat + 1500 / 111_200, last.lon)  # 1.5 km north of the route's end
+    points = [
+        track_point(
+            READ_AT + timedelta(seconds=30 * i), lat=home[0] + (i % 3) * 0.00005, lon=home[1]
+        )
+        for i in range(361)  # three hours of jitter within 11 m
+    ]
+    push(client, day, track_points=points)
+    [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+    assert row["verdict"]["code"] == "stayed"
+    assert row["verdict"]["message"].startswith(
+        "the track stayed within 6 m of one spot, 1.5 km from the route, for 3.0 h"
+    )
+
+
+def test_the_timeline_gives_the_distance_to_the_meter_being_read_and_the_speed(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)  # 10 m north every 30 s; meters 40 m apart
+    response = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    points = body["points"]
+    assert len(points) == 14
+    assert points[0]["t"] == READ_AT.isoformat()
+    # Walking up to the next meter read: 30 m, 20 m, 10 m, at it when it is read.
+    assert [p["meter_id"] for p in points[:5]] == [day.meters[i].id for i in (0, 1, 1, 1, 1)]
+    assert [p["distance_m"] for p in points[:5]] == pytest.approx([0, 30, 20, 10, 0], abs=0.5)
+    # After the last reading there is no meter being read.
+    assert (points[-1]["meter_id"], points[-1]["distance_m"]) == (None, None)
+    # 10 m in 30 s: 1.2 km/h, from the second point on.
+    assert points[0]["speed_kmh"] is None
+    assert [p["speed_kmh"] for p in points[1:]] == pytest.approx([1.2] * 13, abs=0.05)
+    marks = body["readings"]
+    assert [m["reading_id"] for m in marks] == [i["id"] for i in items]
+    assert [m["meter_id"] for m in marks] == [day.meters[i].id for i in range(4)]
+    assert [m["distance_m"] for m in marks] == pytest.approx([0, 0, 0, 0], abs=0.5)
+
+
+def test_a_reading_far_in_time_from_any_track_point_has_no_track_distance(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    late = reading(
+        day.assignment.id, day.meters[0], value="1100", at=READ_AT + timedelta(minutes=30)
+    )
+    push(
+        client,
+        day,
+        readings=[late],
+        track_points=[track_point(READ_AT, lat=day.meters[0].lat, lon=day.meters[0].lon)],
+    )
+    body = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup).json()
+    assert [m["distance_m"] for m in body["readings"]] == [None]
+    assert [p["meter_id"] for p in body["points"]] == [day.meters[0].id]
+
+
+def bulk(
+    client: TestClient, headers: dict[str, str], ids: list[int | None], decision: str, note: str
+) -> Any:
+    return client.post(
+        f"{AUDIT}/flags/review",
+        headers=headers,
+        json={"flag_ids": ids, "decision": decision, "note": note},
+    )
+
+
+def test_like_flags_are_reviewed_together_with_one_note_and_each_is_logged(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    flags = [add_flag(session, day, items[i]["id"], meter_index=i) for i in range(3)]
+    response = bulk(client, sup, [f.id for f in flags], "accepted", "new meters, read by photo")
+    assert response.status_code == 200, response.text
+    assert [
+        (f["id"], f["review"], f["review_note"], f["reviewed_by"]) for f in response.json()
+    ] == [(f.id, "accepted", "new meters, read by photo", "sup1") for f in flags]
+    session.commit()
+    logged = session.exec(select(AdminLog).where(AdminLog.action == "flag.accepted")).all()
+    assert sorted(e.object_id for e in logged) == sorted(str(f.id) for f in flags)
+    assert {e.detail["note"] for e in logged if e.detail} == {"new meters, read by photo"}
+
+
+def test_a_bulk_review_with_a_bad_id_reviews_none_and_names_each_bad_id(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    good, upheld, same = (add_flag(session, day, items[i]["id"], meter_index=i) for i in range(3))
+    review(client, sup, upheld.id, "rejected")
+    review(client, sup, same.id, "accepted")
+    ids = [good.id, upheld.id, 99_999, same.id]
+    response = bulk(client, sup, ids, "accepted", "all explained")
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["code"] == "flags_refused"
+    assert body["detail"] == "2 of the flags cannot be reviewed together: none was reviewed"
+    assert body["errors"] == [
+        {"flag_id": upheld.id, "code": "already_reviewed", "review": "rejected"},
+        {"flag_id": 99_999, "code": "flag_not_found"},
+    ]
+    flags = {
+        f["id"]: f
+        for f in client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
+    }
+    assert flags[good.id]["review"] is None  # all or nothing
+    assert (flags[upheld.id]["review"], flags[same.id]["review_note"]) == ("rejected", "why")
+    # Only unknown ids: nothing there to review.
+    unknown = bulk(client, sup, [99_999], "accepted", "x")
+    assert (unknown.status_code, unknown.json()["errors"]) == (
+        422,
+        [{"flag_id": 99_999, "code": "flag_not_found"}],
+    )
+    # Another grid's supervisor may review none of them.
+    make_user(session, settings, "sup2", "supervisor", "G2")
+    other = auth(client, "sup2", "sup-desk-02")
+    refused = bulk(client, other, [good.id], "rejected", "not mine")
+    assert (refused.status_code, refused.json()["errors"]) == (
+        403,
+        [{"flag_id": good.id, "code": "not_your_grid"}],
+    )
+    # The same decision again keeps each flag's own note; the others get the batch's.
+    done = bulk(client, sup, [good.id, same.id], "accepted", "batch note")
+    assert done.status_code == 200, done.text
+    assert [f["review_note"] for f in done.json()] == ["batch note", "why"]
+    chinese = bulk(client, {**sup, "Accept-Language": "zh-CN"}, [99_999], "accepted", "x")
+    assert chinese.json()["detail"] == "有 1 条疑点不能一并审核：均未审核"
+    empty = bulk(client, sup, [], "accepted", "x")
+    assert empty.status_code == 422
+
+
+def test_the_csv_has_customer_address_fix_distance_and_flags_safe_in_a_spreadsheet(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    items = walk(day, session, client)
+    add_flag(session, day, items[0]["id"])
+    # What anyone who reaches the billing system or the handheld's note could have typed.
+    first = session.get(Account, day.meters[0].account_id)
+    second = session.get(Account, day.meters[1].account_id)
+    assert first is not None
+    assert second is not None
+    first.customer_name = '=HYPERLINK("http://evil.example","pay here")'
+    first.address = "+86 cmd|' /C calc'!A0"
+    second.customer_name = "@SUM(1+1)"
+    second.address = "-2+3"
+    session.add_all([first, second])
+    session.commit()
+    response = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings.csv", headers=sup)
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["reading_id"] for r in rows] == [i["id"] for i in items]
+    assert (rows[0]["customer_name"], rows[0]["address"]) == (
+        '\'=HYPERLINK("http://evil.example","pay here")',
+        "'+86 cmd|' /C calc'!A0",
+    )
+    assert (rows[1]["customer_name"], rows[1]["address"]) == ("'@SUM(1+1)", "'-2+3")
+    assert rows[2]["address"] == "杭州市上城区庆春路3号"  # plain text stays as it is
+    # Every cell of every row: nothing a spreadsheet would run.
+    assert not [c for r in rows for c in r.values() if c and c[0] in "=+-@\t\r"]
+    readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
+    for row, reading_out in zip(rows, readings, strict=True):
+        fix = reading_out["fix"]
+        assert (float(row["fix_lat"]), float(row["fix_lon"])) == (fix["lat"], fix["lon"])
+        assert float(row["fix_accuracy_m"]) == fix["accuracy_m"]
+        assert float(row["distance_to_meter_m"]) == fix["distance_to_meter_m"]
+        assert row["exactly_on_meter"] == ("yes" if fix["exactly_on_meter"] else "")
+    assert rows[0]["flags"] == "fail:unchanged"
+    assert rows[0]["flag_sentences"] == f"unchanged on meter {day.meters[0].meter_no}"
+    assert rows[1]["flag_sentences"] == ""
+    assert rows[3]["skip_code"] == "dog"

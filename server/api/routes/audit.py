@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from server.api.deps import Caller, LanguageDep, RowId, SessionDep, SettingsDep, require_role
-from server.audit import exports, reviews
+from server.audit import exports, reviews, timeline
 from server.audit import service as audit
 from server.schemas.answers import (
     AssignmentDetail,
@@ -19,6 +19,7 @@ from server.schemas.answers import (
     GeoTrackExport,
     ReadingOut,
     RereadOrdered,
+    Timeline,
     errors,
     file_answer,
 )
@@ -50,6 +51,12 @@ class ReviewIn(RequestModel):
         "rejected = uphold the flag: the reading is disputed (it stays on record)"
     )
     note: str = Field(min_length=1, max_length=1000)
+
+
+class BulkReviewIn(ReviewIn):
+    flag_ids: list[Annotated[int, Field(gt=0, le=MAX_ROW_ID)]] = Field(
+        min_length=1, max_length=1000, description="Like flags, reviewed together or not at all"
+    )
 
 
 class RereadIn(RequestModel):
@@ -89,6 +96,23 @@ def get_readings(
 ) -> list[dict[str, Any]]:
     """Every reading held, in the order taken, with its flags and what superseded it."""
     return audit.assignment_readings(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.get("/assignments/{assignment_id}/timeline", response_model=Timeline)
+def get_timeline(assignment_id: RowId, auditor: AuditorDep, session: SessionDep) -> dict[str, Any]:
+    """Distance from the cleaned track to the meter being read, and speed, over time."""
+    return timeline.assignment_timeline(session, auditor=auditor, assignment_id=assignment_id)
+
+
+@router.post("/flags/review", response_model=list[FlagOut])
+def review_flags(
+    body: BulkReviewIn, auditor: AuditorDep, session: SessionDep
+) -> list[dict[str, Any]]:
+    """Review like flags with one note, all or none; a refusal's `errors` names each bad id."""
+    flags = reviews.review_flags(
+        session, auditor=auditor, flag_ids=body.flag_ids, decision=body.decision, note=body.note
+    )
+    return audit.flags_out(session, flags, auditor.language)
 
 
 @router.post("/flags/{flag_id}/review", response_model=FlagOut)

@@ -4,7 +4,7 @@
    Leaflet is optional: without it the lists and the evidence still work, and the map area
    says what is missing. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, LOCALE, TIME_ZONE, api, errorText, fact, h, label, showError, startPage, t, zoneName } from "./common.js";
+import { $, LOCALE, TIME_ZONE, api, at, errorText, fact, h, label, showError, startPage, t, zoneName } from "./common.js";
 
 // A meter's state (server/audit/service.py MeterState): disputed is a reading a supervisor
 // upheld a flag on; an unread meter is "not read yet" until the window closes, then missed.
@@ -65,7 +65,8 @@ const state = {
   assignments: [],
   assignmentId: null,
   detail: null,
-  selection: { meterId: null, flagId: null },
+  timeline: null,
+  selection: { meterId: null, flagId: null, readingId: null },
   notice: null,
 };
 
@@ -74,14 +75,21 @@ const dateTime = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyl
 const dateTimeShort = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short", hourCycle: "h23", timeZone: TIME_ZONE });
 const dateOnly = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeZone: "UTC" });
 
+// A time that stands alone (the evidence, the header: what a supervisor quotes in a note or a
+// complaint) carries its zone beside it; a pane of many times (the assignments, the flags, the
+// timeline) names the zone once at its head, as the outage page does.
 function when(iso) {
   return iso ? t("{time} ({zone})", { time: dateTime.format(new Date(iso)), zone: zoneName() }) : "—";
 }
 
-function timeSpan(start, end) {
+function timesIn() {
+  return t("times in {zone}", { zone: zoneName() });
+}
+
+function timeSpan(start, end, { zone = true } = {}) {
   const [a, b] = [new Date(start), new Date(end)];
   const text = dateTimeShort.formatRange ? dateTimeShort.formatRange(a, b) : `${dateTimeShort.format(a)} – ${dateTimeShort.format(b)}`;
-  return t("{time} ({zone})", { time: text, zone: zoneName() });
+  return zone ? t("{time} ({zone})", { time: text, zone: zoneName() }) : text;
 }
 
 function windowText(start, end) {
@@ -114,8 +122,8 @@ async function enter() {
 
 /** On sign-out: nothing of this user's audit stays on the page for the next one to see. */
 function reset() {
-  Object.assign(state, { assignments: [], assignmentId: null, detail: null, notice: null });
-  state.selection = { meterId: null, flagId: null };
+  Object.assign(state, { assignments: [], assignmentId: null, detail: null, timeline: null, notice: null });
+  state.selection = { meterId: null, flagId: null, readingId: null };
   if (map) {
     layers.clearLayers();
     evidenceLayer.clearLayers();
@@ -124,11 +132,14 @@ function reset() {
   $("assignment-list").replaceChildren();
   $("assignment-title").textContent = t("Pick an assignment");
   $("assignment-sub").textContent = t("Its route, track and flags appear here.");
+  $("assignment-verdict").hidden = true;
   $("exports").hidden = true;
   $("close-assignment").hidden = true;
   $("flag-count").textContent = "";
+  $("list-zone").textContent = "";
   $("flag-list").replaceChildren(h("li", { class: "empty" }, t("Pick an assignment to see its flags.")));
   $("evidence").replaceChildren();
+  $("timeline").hidden = true;
   const legend = $("legend");
   if (legend) legend.remove();
 }
@@ -149,6 +160,7 @@ async function loadAssignments() {
 function renderAssignments() {
   const list = $("assignment-list");
   list.replaceChildren();
+  $("list-zone").textContent = timesIn();
   if (!state.assignments.length) {
     list.append(h("li", { class: "empty" }, t("No assignments in your grid.")));
     return;
@@ -181,6 +193,9 @@ function renderAssignments() {
             h("span", { class: `badge status-${a.status}` }, label(ASSIGNMENT_LABELS, a.status))),
           a.route_name && a.route_name !== a.route_code ? h("div", { class: "a-name" }, a.route_name) : null,
           h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
+          h("div", { class: "a-meta a-read" },
+            a.first_read_at ? t("read {span}", { span: timeSpan(a.first_read_at, a.last_read_at, { zone: false }) }) : t("nothing read yet")),
+          h("div", { class: `a-verdict verdict-${a.verdict.code}` }, a.verdict.message),
           bar,
           h("dl", { class: "figures" },
             figure(t("meters"), a.meters),
@@ -202,12 +217,15 @@ function routeTitle(a) {
 
 async function openAssignment(id) {
   state.assignmentId = id;
-  state.selection = { meterId: null, flagId: null };
+  state.selection = { meterId: null, flagId: null, readingId: null };
   state.notice = null;
   history.replaceState(null, "", `#assignment=${id}`);
   renderAssignments();
   try {
-    state.detail = await api(`/audit/assignments/${id}`);
+    [state.detail, state.timeline] = await Promise.all([
+      api(`/audit/assignments/${id}`),
+      api(`/audit/assignments/${id}/timeline`),
+    ]);
   } catch (err) {
     showError(err);
     return;
@@ -217,8 +235,10 @@ async function openAssignment(id) {
 
 /** Fetch the open assignment and the list again after a change, keeping the selection. */
 async function refreshAfterChange() {
-  const [detail] = await Promise.all([api(`/audit/assignments/${state.assignmentId}`), loadAssignments()]);
+  const id = state.assignmentId;
+  const [detail, timeline] = await Promise.all([api(`/audit/assignments/${id}`), api(`/audit/assignments/${id}/timeline`), loadAssignments()]);
   state.detail = detail;
+  state.timeline = timeline;
   renderDetail(false);
 }
 
@@ -237,8 +257,14 @@ function renderDetail(fit) {
     ]
       .map((text) => h("span", { class: "sub-item" }, text)),
   );
+  // The day in one line, as the server judged it from the cleaned track and the fixes.
+  $("assignment-verdict").textContent = a.verdict.message;
+  $("assignment-verdict").className = `verdict verdict-${a.verdict.code}`;
+  $("assignment-verdict").hidden = false;
   $("exports").hidden = false;
   $("close-assignment").hidden = a.status !== "open";
+  // The timeline and the verdict take their height first: the map is fitted to what is left.
+  renderTimeline();
   drawMap(fit);
   renderLegend();
   renderFlags();
@@ -326,6 +352,7 @@ function drawMap(fit) {
   restylePins();
   drawEvidenceLayer();
   if (fit) {
+    map.invalidateSize(); // the header and the timeline above and below it may have changed size
     // The legend sits bottom right: keep the pins clear of it.
     if (bounds.isValid()) map.fitBounds(bounds, { paddingTopLeft: [48, 48], paddingBottomRight: [190, 48], maxZoom: 18 });
     else map.setView([0, 0], 2);
@@ -396,13 +423,14 @@ function bestFlagOf(meterId) {
   return flags.length ? flags[0].id : null;
 }
 
-function select(meterId, flagId) {
-  state.selection = { meterId, flagId };
+function select(meterId, flagId, readingId = null) {
+  state.selection = { meterId, flagId, readingId };
   state.notice = null;
   restylePins();
   drawEvidenceLayer();
   renderFlags();
   renderEvidence();
+  renderTimeline();
   const pin = pins.get(meterId);
   if (pin) map.panInside(pin.getLatLng(), { padding: [60, 60] });
 }
@@ -412,7 +440,8 @@ function renderFlags() {
   list.replaceChildren();
   const flags = [...state.detail.flags].sort(byRank);
   const open = flags.filter((f) => !f.review).length;
-  $("flag-count").textContent = flags.length ? t("{open} open · {all} in all", { open, all: flags.length }) : "";
+  $("flag-count").textContent = flags.length ? [t("{open} open · {all} in all", { open, all: flags.length }), timesIn()].join(" · ") : "";
+  const readAt = new Map(state.detail.readings.map((r) => [r.id, r.read_at]));
   if (!flags.length) list.append(h("li", { class: "empty" }, t("No flags on this assignment.")));
   const { meterId, flagId } = state.selection;
   for (const flag of flags) {
@@ -428,7 +457,9 @@ function renderFlags() {
             h("span", { class: `chip sev-${flag.severity}` }, label(SEVERITY_LABELS, flag.severity)),
             h("span", { class: "flag-code", "data-code": flag.code }, label(FLAG_LABELS, flag.code)),
             reviewBadge(flag)),
-          h("div", { class: "flag-meter" }, meter ? `${meter.meter_no} · ${meter.address}` : t("whole assignment")),
+          h("div", { class: "flag-meter" },
+            [meter ? `${meter.meter_no} · ${meter.address}` : t("whole assignment"),
+              flag.reading_id && readAt.has(flag.reading_id) ? at(readAt.get(flag.reading_id)) : null].filter(Boolean).join(" · ")),
           h("div", { class: "flag-message" }, flag.message))),
     );
   }
@@ -445,6 +476,7 @@ function reviewBadge(flag) {
 function selectedReading() {
   const d = state.detail;
   if (!d) return null;
+  if (state.selection.readingId) return d.readings.find((r) => r.id === state.selection.readingId) || null;
   const flag = d.flags.find((f) => f.id === state.selection.flagId);
   if (flag && flag.reading_id) return d.readings.find((r) => r.id === flag.reading_id) || null;
   const ofMeter = d.readings.filter((r) => r.meter_id === state.selection.meterId && !r.superseded_by);
@@ -483,6 +515,12 @@ function renderEvidence() {
 function flagCard(flag) {
   const out = h("p", { class: "form-error", role: "alert" });
   const note = h("textarea", { id: "review-note", rows: 2, maxlength: 1000, placeholder: t("Why: what you checked, what you found") });
+  // Open flags of the same code on this assignment (54 typed-at-home fixes are one finding
+  // to a supervisor): reviewed together with one note when asked, all or none.
+  const like = flag.review ? [] : state.detail.flags.filter((f) => f.code === flag.code && !f.review);
+  const all = like.length > 1
+    ? h("input", { type: "checkbox", id: "review-all", "data-count": like.length })
+    : null;
   const decide = (decision) => async (event) => {
     event.preventDefault();
     if (!note.value.trim()) {
@@ -490,13 +528,24 @@ function flagCard(flag) {
       return;
     }
     out.textContent = "";
+    const together = all && all.checked;
     try {
-      await api(`/audit/flags/${flag.id}/review`, { method: "POST", body: { decision, note: note.value } });
+      if (together) {
+        await api("/audit/flags/review", { method: "POST", body: { flag_ids: like.map((f) => f.id), decision, note: note.value } });
+      } else {
+        await api(`/audit/flags/${flag.id}/review`, { method: "POST", body: { decision, note: note.value } });
+      }
     } catch (err) {
       out.textContent = errorText(err);
       return;
     }
-    state.notice = decision === "accepted" ? t("Flag dismissed: the reading stands.") : t("Flag upheld: the reading is disputed.");
+    if (together) {
+      state.notice = decision === "accepted"
+        ? t("{n} flags dismissed: the readings stand.", { n: like.length })
+        : t("{n} flags upheld: the readings are disputed.", { n: like.length });
+    } else {
+      state.notice = decision === "accepted" ? t("Flag dismissed: the reading stands.") : t("Flag upheld: the reading is disputed.");
+    }
     await refreshAfterChange().catch(showError);
   };
   const reviewed = flag.review
@@ -512,6 +561,8 @@ function flagCard(flag) {
     h("form", { class: "review-form", onsubmit: (e) => e.preventDefault() },
       h("label", { for: "review-note" }, flag.review ? t("Change the review") : t("Review")),
       note,
+      all ? h("label", { class: "review-all", for: "review-all" }, all,
+        " ", t("Review all {n} like this: the open “{label}” flags of this assignment", { n: like.length, label: label(FLAG_LABELS, flag.code) })) : null,
       out,
       h("div", { class: "buttons" },
         h("button", { type: "button", class: "btn btn-accept", id: "review-accept", onclick: decide("accepted") }, t("Dismiss: the reading stands")),
@@ -609,6 +660,145 @@ function rereadCard(meter) {
   return card;
 }
 
+// ---------------------------------------------------------------- timeline and speed
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const clockOnly = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: TIME_ZONE });
+
+/** An SVG element with attributes (on* are listeners) and children. */
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value);
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
+  return el;
+}
+
+/** A path through the values that are there; a gap (null) or a new meter lifts the pen. */
+function pathOf(points, x, y, value, breakOn) {
+  let d = "";
+  let pen = false;
+  let last = undefined;
+  for (const p of points) {
+    const v = value(p);
+    if (v === null || v === undefined) {
+      pen = false;
+      continue;
+    }
+    const key = breakOn ? breakOn(p) : null;
+    d += `${pen && key === last ? "L" : "M"}${x(p.t).toFixed(1)},${y(v).toFixed(1)}`;
+    pen = true;
+    last = key;
+  }
+  return d;
+}
+
+/** Ticks on the time axis every 5 min to 2 h, about one per 110 px. */
+function timeTicks(t0, t1, width) {
+  const steps = [5, 10, 15, 30, 60, 120, 240].map((m) => m * 60000);
+  const wanted = Math.max(1, Math.floor(width / 110));
+  const step = steps.find((s) => (t1 - t0) / s <= wanted) || steps[steps.length - 1];
+  const ticks = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
+  return ticks;
+}
+
+/** One chart: a line over time, the readings marked on it, a scale on the left. */
+function chart({ id, title, points, value, breakOn, marks, markValue, height, top, unit, t0, t1, width, axis }) {
+  const left = 64;
+  const right = 12;
+  const bottom = axis ? 18 : 4;
+  const inner = height - top - bottom;
+  const values = [...points.map(value), ...marks.map(markValue)].filter((v) => v !== null && v !== undefined);
+  const max = Math.max(unit.min, ...values);
+  const x = (iso) => left + ((new Date(iso).getTime() - t0) / Math.max(1, t1 - t0)) * (width - left - right);
+  const y = (v) => top + inner - (v / max) * inner;
+  const chosen = state.selection;
+  const children = [
+    svg("text", { x: 0, y: 11, class: "tl-title" }, title),
+    svg("text", { x: left - 6, y: top + 9, class: "tl-scale", "text-anchor": "end" }, unit.say(max)),
+    svg("text", { x: left - 6, y: top + inner, class: "tl-scale", "text-anchor": "end" }, unit.say(0)),
+    svg("line", { x1: left, x2: width - right, y1: top + inner, y2: top + inner, class: "tl-axis" }),
+    svg("path", { d: pathOf(points, x, y, value, breakOn), class: "tl-line" }),
+  ];
+  if (axis) {
+    for (const tick of timeTicks(t0, t1, width - left - right)) {
+      const at = x(new Date(tick).toISOString());
+      children.push(svg("line", { x1: at, x2: at, y1: top + inner, y2: top + inner + 3, class: "tl-axis" }));
+      children.push(svg("text", { x: at, y: height - 3, class: "tl-scale", "text-anchor": "middle" }, clockOnly.format(new Date(tick))));
+    }
+  }
+  for (const m of marks) {
+    const meter = meterById(m.meter_id);
+    const selected = chosen.readingId ? chosen.readingId === m.reading_id : chosen.meterId === m.meter_id;
+    const v = markValue(m);
+    const cx = x(m.t);
+    const mark = svg("g", {
+      class: "tl-mark" + (selected ? " selected" : ""),
+      "data-reading-id": m.reading_id,
+      onclick: () => selectReading(m),
+    },
+    svg("title", {}, t("Reading of {meter} at {time}", { meter: meter ? meter.meter_no : "—", time: when(m.t) })),
+    // A band wider than the line, so that a mark is easy to hit.
+    svg("rect", { x: cx - 6, y: top, width: 12, height: inner, class: "tl-hit" }),
+    svg("line", { x1: cx, x2: cx, y1: top, y2: top + inner, class: "tl-mark-line" }),
+    svg("circle", { cx, cy: v === null || v === undefined ? top + inner : y(v), r: selected ? 6 : 4.5, class: "tl-dot" }));
+    children.push(mark);
+  }
+  return svg("svg", { id, class: "tl-chart", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title }, children);
+}
+
+/** Clicking a reading's mark: its meter, its most severe flag, and that very reading. */
+function selectReading(mark) {
+  const flags = state.detail.flags.filter((f) => f.reading_id === mark.reading_id).sort(byRank);
+  select(mark.meter_id, flags.length ? flags[0].id : null, mark.reading_id);
+}
+
+/** Time → distance from the cleaned track to the meter being read (the next one read), with
+    the readings marked; under it the speed between cleaned points. Drawn as SVG to the box. */
+function renderTimeline() {
+  const box = $("timeline");
+  const data = state.timeline;
+  if (!data) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  const body = $("timeline-charts");
+  const times = [...data.points.map((p) => p.t), ...data.readings.map((r) => r.t)].map((iso) => new Date(iso).getTime());
+  $("timeline-zone").textContent = timesIn();
+  if (!times.length) {
+    body.replaceChildren(h("p", { class: "muted empty" }, t("No track and no readings yet.")));
+    return;
+  }
+  const t0 = Math.min(...times);
+  const t1 = Math.max(...times, t0 + 60000);
+  const width = Math.max(320, body.clientWidth || 600);
+  body.replaceChildren(
+    chart({
+      id: "timeline-distance", title: t("Distance from the track to the meter being read"),
+      points: data.points, value: (p) => p.distance_m, breakOn: (p) => p.meter_id,
+      marks: data.readings, markValue: (m) => m.distance_m,
+      height: 92, top: 16, unit: { min: 50, say: metres }, t0, t1, width, axis: false,
+    }),
+    chart({
+      id: "timeline-speed", title: t("Speed"),
+      points: data.points, value: (p) => p.speed_kmh, breakOn: null,
+      marks: data.readings, markValue: () => null,
+      height: 78, top: 16, unit: { min: 6, say: (v) => t("{n} km/h", { n: Math.round(v) }) }, t0, t1, width, axis: true,
+    }),
+  );
+}
+
+let redraw = 0;
+window.addEventListener("resize", () => {
+  cancelAnimationFrame(redraw);
+  redraw = requestAnimationFrame(renderTimeline);
+});
+
 // ---------------------------------------------------------------- closing
 
 /** Close the assignment before its window ends: what is still unread becomes `missed` (漏抄). */
@@ -627,7 +817,7 @@ async function closeAssignment() {
   button.disabled = true;
   try {
     await api(`/audit/assignments/${a.id}/close`, { method: "POST" });
-    state.selection = { meterId: null, flagId: null };
+    state.selection = { meterId: null, flagId: null, readingId: null };
     await refreshAfterChange();
     const missed = state.detail.flags.filter((f) => f.code === "missed").length;
     state.notice = missed === 1

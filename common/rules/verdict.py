@@ -1,0 +1,119 @@
+"""The verdict: what an assignment's day comes to, in one line a supervisor reads before any
+flag ("the track stayed within 24 m of one spot, 1.5 km from the route, for 8 h"). It says
+what the cleaned track and the readings' fixes show; the flags say which rule each broke."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from common.geo import distance_m
+from common.rules.facts import (
+    MeterFacts,
+    ReadingFacts,
+    Thresholds,
+    TrackFix,
+    fix_problem,
+    is_mock,
+    rounded,
+)
+from common.rules.presence import far_from_meter
+from common.rules.track_cleaning import clean_track, credited_accuracy, walked_m
+
+VerdictCode = Literal["nothing", "no_track", "stayed", "walked"]
+
+# A fix this close to the meter's own coordinates was typed in or copied, not measured: real
+# GPS never lands on a surveyed point to the centimetre (distances are shown to 0.1 m).
+EXACT_FIX_M = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The day in one line: a code and the numbers its sentence is made of."""
+
+    code: VerdictCode
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def exactly_on_meter(reading: ReadingFacts, meter: MeterFacts) -> bool:
+    fix = reading.fix
+    return fix is not None and distance_m(fix.lat, fix.lon, meter.lat, meter.lon) < EXACT_FIX_M
+
+
+def fix_at_meter(reading: ReadingFacts, meter: MeterFacts, thresholds: Thresholds) -> bool:
+    """The reading's own fix places it at the meter: fresh, not mock, within the presence rule's
+    allowance (far_from_meter says nothing), and measured, not sitting on the meter's
+    coordinates (which a real fix never does)."""
+    fix = reading.fix
+    return (
+        fix is not None
+        and fix_problem(reading, thresholds) is None
+        and not is_mock(fix.mock, fix.provider, thresholds.mock_providers)
+        and far_from_meter(reading, meter, thresholds) is None
+        and not exactly_on_meter(reading, meter)
+    )
+
+
+def assignment_verdict(
+    meters: list[MeterFacts],
+    readings: Iterable[ReadingFacts],
+    track: Iterable[TrackFix],
+    thresholds: Thresholds,
+) -> Verdict:
+    """What the day comes to: nothing yet; readings without a track; a track that never left
+    one spot (within stationary_radius_m of its middle, the jitter of someone standing still);
+    or the distance walked on the cleaned track and how many meters it passed, each with how
+    many of the current readings their own fix places at the meter."""
+    by_id = {m.id: m for m in meters}
+    current = [r for r in readings if not r.superseded and r.meter_id in by_id]
+    points = list(track)
+    real = [p for p in points if not is_mock(p.mock, p.provider, thresholds.mock_providers)]
+    counts: dict[str, Any] = {
+        "meters": len(meters),
+        "done": len(current),
+        "at_meter": sum(1 for r in current if fix_at_meter(r, by_id[r.meter_id], thresholds)),
+        "exact": sum(1 for r in current if exactly_on_meter(r, by_id[r.meter_id])),
+        "mock_points": len(points) - len(real),
+    }
+    cleaned = clean_track(real, thresholds)
+    if not cleaned:
+        return Verdict("no_track" if current else "nothing", counts)
+    # The median, not the mean: a stray point the cleaning kept does not move the spot.
+    lat = statistics.median(p.lat for p in cleaned)
+    lon = statistics.median(p.lon for p in cleaned)
+    spread = max(distance_m(lat, lon, p.lat, p.lon) for p in cleaned)
+    if spread <= thresholds.stationary_radius_m:
+        away = min((distance_m(lat, lon, m.lat, m.lon) for m in meters), default=None)
+        return Verdict(
+            "stayed",
+            {
+                **counts,
+                "spread_m": rounded(spread),
+                "away_m": None if away is None else rounded(away),
+                "span_s": (cleaned[-1].t - cleaned[0].t).total_seconds(),
+            },
+        )
+    reach = [(p, thresholds.presence_radius_m + credited_accuracy(p, thresholds)) for p in cleaned]
+    # A degree of latitude is at least 110.5 km: a point further north or south than its reach
+    # in degrees cannot pass the meter, and is skipped before the distance is measured (a day's
+    # track is thousands of points, a route tens of meters).
+    passed = sum(
+        1
+        for m in meters
+        if any(
+            abs(p.lat - m.lat) * 110_500 <= r and distance_m(p.lat, p.lon, m.lat, m.lon) <= r
+            for p, r in reach
+        )
+    )
+    return Verdict(
+        "walked",
+        {
+            **counts,
+            "walked_m": rounded(walked_m(real, thresholds)),
+            "passed": passed,
+            # Along the route: the track passed most of its meters.
+            "along": 2 * passed >= len(meters),
+        },
+    )
