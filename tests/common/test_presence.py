@@ -484,4 +484,12 @@ def test_readings_typed_while_riding_a_real_track_at_30_kmh_are_caught() -> None
         f for f in validate_route(window_of(track), meters, readings, track) if f.code in PRESENCE
     ]
     assert {f.code for f in findings} == {"no_dwell"}
-    assert {f.reading_id for f in findings} == {r.id for r in readings}
+    # Where the recording has a gap of over 10 s next to the meter, the stay is not proved
+    # short (W-009: the next point after it comes 15 s later), and nothing is invented.
+    dense = {
+        r.id
+        for r, i in zip(readings, spots, strict=True)
+        if all((track[j + 1].t - track[j].t).total_seconds() <= 10 for j in range(i - 3, i + 3))
+    }
+    assert len(dense) >= 8
+    assert {f.reading_id for f in findings} >= dense
