@@ -74,6 +74,11 @@ def mock_location(
     )
 
 
+# The codes that doubt the reader was at the meter: a reading that raised one does not teach
+# where the meter is (server/validation/learned_positions.py).
+PRESENCE_CODES = ("no_fix", "mock_location", "far_from_meter", "not_on_track", "no_dwell")
+
+
 # ------------------------------------------------------------------- where the meter may be
 
 
