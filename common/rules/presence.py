@@ -169,22 +169,16 @@ class _Witness:
     near: Nearest
 
 
-def _witnesses(
-    reading: ReadingFacts, meter: MeterFacts, track: Track, thresholds: Thresholds
-) -> list[_Witness]:
-    """The reader's track points within track_window_s of read_at that can place them (not
-    mock, not coarse), in time order, each against the meter."""
-    return [
-        _Witness(
-            p,
-            nearest_position(
-                p.lat, p.lon, accuracy_credit(p.accuracy_m, thresholds), meter, thresholds
-            ),
-        )
-        for p in track.around(reading.read_at, thresholds.track_window_s, reading.reader_id)
-        if not is_mock(p.mock, p.provider, thresholds.mock_providers)
-        and (p.accuracy_m is None or p.accuracy_m <= thresholds.max_fix_accuracy_m)
-    ]
+def _places(p: TrackFix, thresholds: Thresholds) -> bool:
+    """Whether a track point can place the reader: not mock, not coarse."""
+    return not is_mock(p.mock, p.provider, thresholds.mock_providers) and (
+        p.accuracy_m is None or p.accuracy_m <= thresholds.max_fix_accuracy_m
+    )
+
+
+def _witness(p: TrackFix, meter: MeterFacts, thresholds: Thresholds) -> _Witness:
+    credit = accuracy_credit(p.accuracy_m, thresholds)
+    return _Witness(p, nearest_position(p.lat, p.lon, credit, meter, thresholds))
 
 
 def not_on_track(
@@ -195,10 +189,17 @@ def not_on_track(
 ) -> Finding | None:
     """The reader's own (cleaned) track must pass within the allowance of the meter within
     track_window_s of read_at; the track is the witness a typed fix is not."""
-    witnesses = _witnesses(reading, meter, track, thresholds)
-    if any(w.near.beyond_m <= 0 for w in witnesses):
-        return None
-    closest = min(witnesses, key=lambda w: w.near.distance_m, default=None)
+    closest: _Witness | None = None
+    # Nearest in time first: where the reader was at read_at is most likely where they were
+    # seen near the meter, so an honest reading's search ends at once.
+    for p in track.nearest_first(reading.read_at, thresholds.track_window_s, reading.reader_id):
+        if not _places(p, thresholds):
+            continue
+        w = _witness(p, meter, thresholds)
+        if w.near.beyond_m <= 0:
+            return None
+        if closest is None or w.near.distance_m < closest.near.distance_m:
+            closest = w
     params = {
         "meter": meter.name,
         "window_s": thresholds.track_window_s,
@@ -235,7 +236,11 @@ def no_dwell(
     judged is the one containing read_at, else the nearest to it in time. Only a stay the track
     proves short is flagged: the points just outside it must be less than min_dwell_s apart
     (a sparse track, or a stay at the edge of the window, may hide a longer one)."""
-    witnesses = _witnesses(reading, meter, track, thresholds)
+    witnesses = [
+        _witness(p, meter, thresholds)
+        for p in track.around(reading.read_at, thresholds.track_window_s, reading.reader_id)
+        if _places(p, thresholds)
+    ]
     stays = _stays(witnesses)
     if not stays:
         return None  # not_on_track says it
