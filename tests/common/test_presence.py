@@ -211,22 +211,28 @@ def test_a_sparse_track_cannot_prove_a_short_stay() -> None:
 
 def test_the_stay_around_the_reading_is_judged_not_an_earlier_pass() -> None:
     drive_by = passing(30 / 3.6, 5.0)
-    # The car passed 4 minutes before; the reader came back on foot and stood there.
-    track = [
-        *(
-            replace(p, t=p.t - timedelta(minutes=4))
-            for p in drive_by
-            if abs(p.lat - HOME[0]) < 0.01
-        ),
-        *(at(s, 2.0) for s in range(-40, 41, 5)),
+    # The car passed 4 minutes before; the reader came back on foot, stood there 80 s and
+    # walked on north: the stay around the reading is the one judged.
+    earlier = [
+        replace(p, t=p.t - timedelta(minutes=4))
+        for p in drive_by
+        if p.t - timedelta(minutes=4) < START - timedelta(minutes=2)
     ]
+    track = [
+        *earlier,
+        *(at(s, 2.0) for s in range(-40, 41, 5)),
+        *(at(s, (s - 40) * 1.2) for s in range(45, 300, 5)),
+    ]
+    assert no_dwell(reading(), meter_at(), Track(earlier)) is not None  # alone, it is short
     assert no_dwell(reading(), meter_at(), Track(track)) is None
-    # Read while driving past, the earlier stay at the meter does not excuse it.
+    # Read while driving past: an earlier stay at the meter does not excuse it.
     later = [
-        *(at(s - 240, 2.0) for s in range(-40, 41, 5)),
+        *(at(s, 2.0) for s in range(-280, -199, 5)),
         *(p for p in drive_by if p.t > START - timedelta(minutes=2)),
     ]
-    assert no_dwell(reading(), meter_at(), Track(later)) is not None
+    found = no_dwell(reading(), meter_at(), Track(later))
+    assert found is not None
+    assert found.params["dwell_s"] < 10.0
 
 
 def test_one_jittery_point_outside_does_not_end_a_stay() -> None:
