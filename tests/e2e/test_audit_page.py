@@ -623,6 +623,13 @@ def test_a_meter_card_says_where_past_cycles_found_the_meter(
         assert "from the mapped position" in card
         browser.execute_script("document.getElementById('meter-evidence').scrollIntoView()")
         screenshot(browser, f"audit-page-learned-{backend(settings)}")
+        # A reading's card measures its fix against the learned position too.
+        read = day.meters[0]
+        css(browser, f"#map path.meter-{read.id}")[0].click()
+        wait(browser, lambda d: css(d, f'#meter-evidence[data-meter-id="{read.id}"]'))
+        evidence = browser.find_element(By.ID, "evidence").text
+        assert "To learned position" in evidence
+        assert int(browser.find_element(By.ID, "learned-distance-1").text.split()[0]) <= 15
 
         choose_language(browser, "zh_CN", "zh-CN")
         wait(browser, lambda d: css(d, f"#map path.meter-{meter.id}"))

@@ -574,6 +574,8 @@ function readingCard(r, meter, number, total, focus) {
       h("span", { class: "muted" }, " ", acc !== null && acc !== undefined ? `± ${metres(acc)}` : t("(no accuracy)"))));
     facts.push(fact(t("To meter"), h("span", { class: far || r.fix.exactly_on_meter ? "bad" : "good", id: number ? `distance-${number}` : null },
       metres(gap), " ", verdict)));
+    const learned = meter.learned_position;
+    if (learned) facts.push(fact(t("To learned position"), h("span", { id: number ? `learned-distance-${number}` : null }, metres(distanceMetres(r.fix.lat, r.fix.lon, learned.lat, learned.lon)))));
     if (r.fix.fix_time) facts.push(fact(t("Fix age"), t("{duration} before the reading", { duration: duration(new Date(r.read_at) - new Date(r.fix.fix_time)) })));
     facts.push(fact(t("Provider"), r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " ", t("— mock location")) : ""));
   } else {
