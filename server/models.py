@@ -197,6 +197,8 @@ class Meter(SQLModel, table=True):
     last_read_at: datetime | None = _ts(nullable=True)
     expected_low: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
     expected_high: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
+    # How far the mapped position may be off, in metres (None: the billing system does not say).
+    position_uncertainty_m: float | None = Field(default=None)
     change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
     updated_at: datetime = _created()
 

@@ -8,7 +8,14 @@ turned into the small frozen facts (facts.py); tests feed them hand-made days. `
 Decisions worth knowing:
 - Presence has two witnesses. The reading's own fix (`far_from_meter`, `no_fix`) can be typed
   or faked by an app; the track recorded around the reading (`not_on_track`) is harder to fake,
-  so it is checked on its own. Mock track points witness nothing.
+  so it is checked on its own, on the cleaned track, and must also stay near the meter long
+  enough to read it (`no_dwell`: a car driven past does not). Mock track points witness nothing.
+- `no_dwell` is its own code, not `not_on_track` with other params: the track did come to the
+  meter, and the question for the supervisor (was the reader there long enough?) and its
+  numbers (seconds, not metres) are different. It is raised only when the track proves the stay
+  short; a sparse track says nothing rather than invent a failure.
+- The meter's position is uncertain too: its mapped one plus its stated uncertainty, or the one
+  learned from past honest fixes; a position within the allowance of either passes.
 - A superseded reading (a re-read replaced it) is still checked for presence, time and movement:
   it is the record of what the reader claimed. Consumption rules apply to the current reading of
   a meter only, since a re-read exists precisely to replace a doubtful register.

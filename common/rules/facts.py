@@ -22,6 +22,7 @@ CODES = (
     "mock_location",
     "far_from_meter",
     "not_on_track",
+    "no_dwell",
     "impossible_speed",
     "too_fast",
     "outside_window",
@@ -48,6 +49,17 @@ class Thresholds:
     max_fix_age_s (120): a fix further than this from read_at was not taken at the reading.
     max_fix_accuracy_m (100): a fix or track point coarser than this places no one anywhere;
         it is also the most accuracy credited to any position.
+    min_credited_accuracy_m (10): the least accuracy credited to any position: a phone that
+        reports 1-2 m does not cover multipath off walls and the meter's own mapping error.
+    grey_zone_m (20): a fix up to this much beyond the allowance (radius + accuracy + the
+        meter's position uncertainty) is only a warning, to review; beyond it, a failure.
+    min_dwell_s (20): the track must stay within the allowance of the meter at least this long
+        around the reading (finding, reading and confirming a meter takes that; a car at
+        30 km/h crosses an 80 m allowance in under 10 s). A sparse track cannot show a short
+        stay: no_dwell is raised only when the points just outside the stay are themselves
+        less than this apart, so the stay was surely shorter.
+    learned_min_readings (3): a meter's position is learned from past cycles' fixes only when
+        at least this many readings of it raised no presence flag.
     track_window_s (300): the track must pass the meter within this many seconds either side
         of read_at; also the span searched for mock track points.
     default_track_accuracy_m (20): accuracy assumed for a track point that reports none.
@@ -80,6 +92,10 @@ class Thresholds:
     presence_radius_m: float = 30.0
     max_fix_age_s: float = 120.0
     max_fix_accuracy_m: float = 100.0
+    min_credited_accuracy_m: float = 10.0
+    grey_zone_m: float = 20.0
+    min_dwell_s: float = 20.0
+    learned_min_readings: int = 3
     track_window_s: float = 300.0
     default_track_accuracy_m: float = 20.0
     max_speed_kmh: float = 120.0
@@ -104,6 +120,17 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 
 @dataclass(frozen=True)
+class LearnedPosition:
+    """Where a meter probably is, from the fixes of its past honest readings: their median,
+    how many readings, and the median distance of those fixes from it (their spread)."""
+
+    lat: float
+    lon: float
+    readings: int
+    spread_m: float
+
+
+@dataclass(frozen=True)
 class MeterFacts:
     """A meter of the route, with what last cycle left on it and its account's state."""
 
@@ -118,6 +145,9 @@ class MeterFacts:
     expected_high: Decimal | None = None  # kWh per cycle
     sequence: int = 0
     active: bool = True  # the account is occupied / in service
+    # How far the mapped position may be off (the billing system's own survey), in metres.
+    position_uncertainty_m: float = 0.0
+    learned: LearnedPosition | None = None  # from past cycles' honest fixes
 
     @property
     def name(self) -> str:
@@ -311,10 +341,11 @@ def utc_text(t: datetime) -> str:
 
 
 def accuracy_credit(accuracy_m: float | None, thresholds: Thresholds) -> float:
-    """The accuracy a position is credited with: its own, within what any position may claim."""
+    """The accuracy a position is credited with: its own, within what any position may claim
+    (at least min_credited_accuracy_m, at most max_fix_accuracy_m)."""
     if accuracy_m is None:
         accuracy_m = thresholds.default_track_accuracy_m
-    return min(accuracy_m, thresholds.max_fix_accuracy_m)
+    return min(max(accuracy_m, thresholds.min_credited_accuracy_m), thresholds.max_fix_accuracy_m)
 
 
 def fix_problem(reading: ReadingFacts, thresholds: Thresholds) -> dict[str, Any] | None:

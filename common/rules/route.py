@@ -24,8 +24,9 @@ from common.rules.facts import (
     TrackFix,
 )
 from common.rules.movement import impossible_speed, too_fast
-from common.rules.presence import far_from_meter, mock_location, no_fix, not_on_track
+from common.rules.presence import far_from_meter, mock_location, no_dwell, no_fix, not_on_track
 from common.rules.timing import clock_skew, outside_window
+from common.rules.track_cleaning import cleaned
 
 
 def validate_route(
@@ -38,6 +39,7 @@ def validate_route(
 ) -> list[Finding]:
     """Every rule on one assignment: its route's meters, its readings, its reader's track."""
     indexed = track if isinstance(track, Track) else Track(track)
+    clean = cleaned(indexed, thresholds)  # presence on the track is judged on it
     by_id = {m.id: m for m in meters}
     findings: list[Finding] = []
     for r in sorted(readings, key=lambda r: (r.read_at, r.confirmed_at, str(r.id))):
@@ -47,7 +49,8 @@ def validate_route(
             no_fix(r, meter, thresholds),
             mock_location(r, meter, indexed, thresholds),
             far_from_meter(r, meter, thresholds) if on_route else None,
-            not_on_track(r, meter, indexed, thresholds) if on_route else None,
+            not_on_track(r, meter, clean, thresholds) if on_route else None,
+            no_dwell(r, meter, clean, thresholds) if on_route else None,
             outside_window(r, meter, assignment, thresholds),
             clock_skew(r, meter, thresholds),
             negative_consumption(r, meter, thresholds),

@@ -121,13 +121,43 @@ def _mock_location(p: Params, _: Gettext) -> str:
     )
 
 
-def _far_from_meter(p: Params, _: Gettext) -> str:
-    template = N_("fix {distance} from meter {meter} (allowed {radius} + accuracy {accuracy})")
+def _allowance(p: Params, _: Gettext, accuracy_m: float | None = None) -> str:
+    """What a presence finding allowed: the radius, the position's accuracy (None: each track
+    point's own) and the meter's position uncertainty, if it has one."""
+    radius = metres(p["radius_m"], _)
+    uncertainty = p.get("uncertainty_m")
+    if accuracy_m is None and uncertainty:
+        template = N_("allowed {radius} + its accuracy + meter position {uncertainty}")
+    elif accuracy_m is None:
+        template = N_("allowed {radius} + its accuracy")
+    elif uncertainty:
+        template = N_("allowed {radius} + accuracy {accuracy} + meter position {uncertainty}")
+    else:
+        template = N_("allowed {radius} + accuracy {accuracy}")
     return _(template).format(
-        distance=metres(p["distance_m"], _),
-        meter=p["meter"],
-        radius=metres(p["radius_m"], _),
-        accuracy=metres(p["accuracy_m"], _),
+        radius=radius,
+        accuracy=metres(accuracy_m, _) if accuracy_m is not None else "",
+        uncertainty=metres(uncertainty, _) if uncertainty else "",
+    )
+
+
+def _far_from_meter(p: Params, _: Gettext) -> str:
+    allowance = _allowance(p, _, p["accuracy_m"])
+    template = (
+        N_(
+            "fix {distance} from where meter {meter} probably is, learned from past readings "
+            "({allowance})"
+        )
+        if p.get("learned")
+        else N_("fix {distance} from meter {meter} ({allowance})")
+    )
+    sentence = _(template).format(
+        distance=metres(p["distance_m"], _), meter=p["meter"], allowance=allowance
+    )
+    if p.get("grey_zone_m") is None:
+        return sentence
+    return _(N_("{sentence}: just beyond the allowance (by less than {grey}), to review")).format(
+        sentence=sentence, grey=metres(p["grey_zone_m"], _)
     )
 
 
@@ -142,13 +172,30 @@ def _not_on_track(p: Params, _: Gettext) -> str:
     return _(
         N_(
             "the track within {window} of the reading never came near meter {meter}: nearest "
-            "point {distance} away (allowed {radius} + its accuracy)"
+            "point {distance} away ({allowance})"
         )
     ).format(
         window=seconds(p["window_s"], _),
         meter=p["meter"],
         distance=metres(p["nearest_m"], _),
-        radius=metres(p["radius_m"], _),
+        allowance=_allowance(p, _),
+    )
+
+
+def _no_dwell(p: Params, _: Gettext) -> str:
+    return _(
+        N_(
+            "the track passed meter {meter} but stayed near it only {dwell} (surely less than "
+            "{at_most}) around the reading; reading a meter takes at least {needed} (nearest "
+            "point {distance}, {allowance})"
+        )
+    ).format(
+        meter=p["meter"],
+        dwell=seconds(p["dwell_s"], _),
+        at_most=seconds(p["at_most_s"], _),
+        needed=seconds(p["needed_s"], _),
+        distance=metres(p["nearest_m"], _),
+        allowance=_allowance(p, _),
     )
 
 
@@ -312,6 +359,7 @@ SENTENCES: dict[str, Callable[[Params, Gettext], str]] = {
     "mock_location": _mock_location,
     "far_from_meter": _far_from_meter,
     "not_on_track": _not_on_track,
+    "no_dwell": _no_dwell,
     "impossible_speed": _impossible_speed,
     "too_fast": _too_fast,
     "outside_window": _outside_window,

@@ -1,7 +1,9 @@
 """Cleaning a reader's track before it is judged or measured, as GPS tracking servers do
 (traccar's FilterHandler): a chain of small named filters, each a generator over the previous
-one, so the whole chain is one pass. Raw points still witness presence; only speed and walked
-distance are taken from the cleaned track (walked distance also without standing-still jitter)."""
+one, so the whole chain is one pass. Speed, presence on the track (a spike near the meter
+vouches for nothing, and neither does a stay made of them) and walked distance are judged on
+the cleaned track; walked distance also without standing-still jitter. Mock points are kept:
+the mock rule counts them."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from common.geo import distance_m
-from common.rules.facts import Thresholds, TrackFix, accuracy_credit
+from common.rules.facts import Thresholds, Track, TrackFix, accuracy_credit
 
 Filter = Callable[[Iterable[TrackFix], Thresholds], Iterator[TrackFix]]
 
@@ -129,6 +131,11 @@ def clean_track(
     for step in filters:
         cleaned = step(cleaned, thresholds)
     return list(cleaned)
+
+
+def cleaned(track: Track, thresholds: Thresholds) -> Track:
+    """Each reader's track cleaned for judging, as one Track again."""
+    return Track(p for walk in track.walks() for p in clean_track(walk, thresholds))
 
 
 def walked_m(points: Iterable[TrackFix], thresholds: Thresholds) -> float:

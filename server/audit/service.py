@@ -18,7 +18,7 @@ from common import clock
 from common.geo import distance_m
 from common.i18n import translations
 from common.numbers import plain
-from common.rules.facts import DEFAULT_THRESHOLDS, MeterFacts, Thresholds, TrackFix
+from common.rules.facts import DEFAULT_THRESHOLDS, LearnedPosition, MeterFacts, Thresholds, TrackFix
 from common.rules.sentences import flag_sentence, verdict_sentence
 from common.rules.track_cleaning import walked_m as cleaned_walked_m
 from common.rules.verdict import EXACT_FIX_M, assignment_verdict
@@ -35,6 +35,7 @@ from server.models import (
     TrackPoint,
     User,
 )
+from server.validation.learned_positions import learned_positions
 from server.validation.runner import reading_facts
 
 MeterState = Literal["read", "skipped", "disputed", "not_read_yet", "missed", "flagged"]
@@ -338,6 +339,13 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
     flags = _flags(session, assignment_id)
     states = meter_states(meters, readings, flags, window_closed(assignment, auditor.window_tz))
     track = track_of(session, assignment, readings)
+    assert route.id is not None
+    learned = learned_positions(
+        session,
+        route_id=route.id,
+        assignment_id=assignment_id,
+        thresholds=auditor.thresholds,
+    )
     return {
         "assignment": _summary(session, auditor, assignment, route, cycle, reader),
         "meters": [
@@ -352,6 +360,9 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
                 "sequence": m.sequence,
                 "last_reading": plain(m.last_reading),
                 "state": states[m.id],  # type: ignore[index]
+                "position_uncertainty_m": m.position_uncertainty_m,
+                # Where past cycles' honest fixes put it (None: too few of them).
+                "learned_position": _learned_out(learned.get(m.id) if m.id is not None else None),
             }
             for m, a in rows
         ],
@@ -379,6 +390,17 @@ def assignment_detail(session: Session, *, auditor: Auditor, assignment_id: int)
                 select(RereadOrder).where(RereadOrder.assignment_id == assignment_id)
             )
         ],
+    }
+
+
+def _learned_out(position: LearnedPosition | None) -> dict[str, Any] | None:
+    if position is None:
+        return None
+    return {
+        "lat": position.lat,
+        "lon": position.lon,
+        "readings": position.readings,
+        "spread_m": position.spread_m,
     }
 
 

@@ -146,6 +146,7 @@ def _apply(
             Meter.last_read_at,
             Meter.expected_low,
             Meter.expected_high,
+            Meter.position_uncertainty_m,
         ],
         Meter.meter_no,
         (r.meter_no for r in rows),
@@ -166,6 +167,7 @@ def _apply(
             row.last_read_at,
             row.expected_low,
             row.expected_high,
+            row.position_uncertainty_m,
         )
         old = existing.get(row.meter_no)
         if old is None:
@@ -226,6 +228,7 @@ def _meter_values(values: tuple[Any, ...]) -> dict[str, Any]:
         last_read_at,
         expected_low,
         expected_high,
+        position_uncertainty_m,
     ) = values
     return {
         "account_id": account_id,
@@ -239,6 +242,7 @@ def _meter_values(values: tuple[Any, ...]) -> dict[str, Any]:
         "last_read_at": last_read_at,
         "expected_low": expected_low,
         "expected_high": expected_high,
+        "position_uncertainty_m": position_uncertainty_m,
     }
 
 

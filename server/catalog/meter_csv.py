@@ -33,9 +33,12 @@ OPTIONAL_COLUMNS = (
     "expected_low",
     "expected_high",
     "grid_code",
+    "position_uncertainty_m",
 )
 DEFAULT_DIGITS = 6
 DEFAULT_MULTIPLIER = Decimal(1)
+# A meter's position uncertain by more than this places no one near it: the file is wrong.
+MAX_POSITION_UNCERTAINTY_M = 1000
 # Beyond this many, a list of errors helps no one (a wrong file, not a few bad rows).
 MAX_LISTED_ERRORS = 1000
 
@@ -66,6 +69,7 @@ class MeterRow:
     expected_low: Decimal | None
     expected_high: Decimal | None
     grid_code: str | None
+    position_uncertainty_m: float | None
 
 
 def _error(line: int, column: str | None, message: str) -> dict[str, Any]:
@@ -171,6 +175,16 @@ class _Cells:
             return None
         return number
 
+    def metres(self, column: str, *, limit: int) -> float | None:
+        """An optional distance in metres, 0..limit."""
+        value = self.decimal(column)
+        if value is None:
+            return None
+        if not 0 <= value <= limit:
+            self.fail(column, f"{column} {self.cells[column]} is outside 0..{limit} metres")
+            return None
+        return float(value)
+
     def timestamp(self, column: str) -> datetime | None:
         value = self.cells.get(column, "")
         if not value:
@@ -227,6 +241,7 @@ def _parse_row(cells: _Cells) -> MeterRow | None:
     grid_code = cells.cells.get("grid_code", "")
     if len(grid_code) > 32:
         cells.fail("grid_code", "grid_code is longer than 32 characters")
+    uncertainty = cells.metres("position_uncertainty_m", limit=MAX_POSITION_UNCERTAINTY_M)
     if not cells.ok:
         return None
     assert lat is not None
@@ -250,6 +265,7 @@ def _parse_row(cells: _Cells) -> MeterRow | None:
         expected_low=expected_low,
         expected_high=expected_high,
         grid_code=grid_code or None,
+        position_uncertainty_m=uncertainty,
     )
 
 

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     validation_presence_radius_m: float = _RULES.presence_radius_m
     validation_max_fix_age_s: float = _RULES.max_fix_age_s
     validation_max_fix_accuracy_m: float = _RULES.max_fix_accuracy_m
+    validation_min_credited_accuracy_m: float = _RULES.min_credited_accuracy_m
+    validation_grey_zone_m: float = _RULES.grey_zone_m
+    validation_min_dwell_s: float = _RULES.min_dwell_s
+    validation_learned_min_readings: int = _RULES.learned_min_readings
     validation_track_window_s: float = _RULES.track_window_s
     validation_default_track_accuracy_m: float = _RULES.default_track_accuracy_m
     validation_max_speed_kmh: float = _RULES.max_speed_kmh

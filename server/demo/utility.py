@@ -168,6 +168,7 @@ def demo_csv(today: date) -> str:
                 str(round(per_cycle * 0.5)),
                 str(round(per_cycle * 1.8)),
                 GRID_CODE,
+                "",  # position_uncertainty_m: the demo's map is the street it is walked on
             ]
             writer.writerow(row)
             if house == plan.second_meter_at:
@@ -193,6 +194,7 @@ def demo_csv(today: date) -> str:
                         str(round(per_cycle * 0.5)),
                         str(round(per_cycle * 1.8)),
                         GRID_CODE,
+                        "",
                     ]
                 )
     return out.getvalue()

@@ -151,6 +151,15 @@ class ReadingOut(Answer):
     flags: list[FlagOut]
 
 
+class LearnedPositionOut(Answer):
+    lat: float
+    lon: float
+    readings: int = PydanticField(description="How many past honest readings it is learned from")
+    spread_m: float = PydanticField(
+        description="The median distance of those readings' fixes from it, in metres"
+    )
+
+
 class MeterOnMap(Answer):
     id: int | None
     meter_no: str
@@ -166,6 +175,13 @@ class MeterOnMap(Answer):
             description="flagged: an open warn or fail; not_read_yet while the window is open, "
             "missed after it closed"
         )
+    )
+    position_uncertainty_m: float | None = PydanticField(
+        description="How far the mapped position may be off, as the meter import says"
+    )
+    learned_position: LearnedPositionOut | None = PydanticField(
+        description="Where the meter probably is, from the fixes of past cycles' readings that "
+        "raised no presence flag (None: fewer than the setting learned_min_readings)"
     )
 
 

@@ -20,8 +20,10 @@ def control_character(text: str) -> str | None:
     if found is None:
         return None
     char = found.group()
-    return "contains a NUL character" if char == "\x00" else (
-        f"contains a control character (U+{ord(char):04X})"
+    return (
+        "contains a NUL character"
+        if char == "\x00"
+        else (f"contains a control character (U+{ord(char):04X})")
     )
 
 

@@ -22,6 +22,7 @@ from server.core.changes import log_admin_action
 from server.core.config import Settings
 from server.core.errors import Conflict, NotFound
 from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
+from server.validation.learned_positions import learned_positions
 
 MESSAGE_MAX = 1000  # Flag.message
 
@@ -53,6 +54,12 @@ def validate_assignment(
     if assignment is None:
         raise NotFound(f"no assignment {assignment_id}", code="assignment_not_found")
 
+    learned = learned_positions(
+        session,
+        route_id=assignment.route_id,
+        assignment_id=assignment_id,
+        thresholds=thresholds,
+    )
     meters = [
         MeterFacts(
             id=m.id,
@@ -66,6 +73,8 @@ def validate_assignment(
             expected_high=m.expected_high,
             sequence=m.sequence,
             active=active,
+            position_uncertainty_m=m.position_uncertainty_m or 0.0,
+            learned=learned.get(m.id),
         )
         for m, active in session.exec(
             select(Meter, Account.active)

@@ -163,6 +163,55 @@ FLAG_PARAMS: list[tuple[str, dict[str, Any]]] = [
     ("not_on_track", {"meter": "M-1", "window_s": 300, "radius_m": 30, "nearest_m": None}),
     ("not_on_track", {"meter": "M-1", "window_s": 300, "radius_m": 30, "nearest_m": 1500.0}),
     (
+        "far_from_meter",
+        {
+            "meter": "M-1",
+            "distance_m": 75.0,
+            "radius_m": 30.0,
+            "accuracy_m": 10.0,
+            "uncertainty_m": 25.0,
+            "grey_zone_m": 20.0,
+        },
+    ),
+    (
+        "far_from_meter",
+        {"meter": "M-1", "distance_m": 90.0, "radius_m": 30.0, "accuracy_m": 10.0, "learned": True},
+    ),
+    (
+        "not_on_track",
+        {
+            "meter": "M-1",
+            "window_s": 300,
+            "radius_m": 30,
+            "nearest_m": 150.0,
+            "uncertainty_m": 25.0,
+            "learned": True,
+        },
+    ),
+    (
+        "no_dwell",
+        {
+            "meter": "M-1",
+            "dwell_s": 9.0,
+            "at_most_s": 11.0,
+            "needed_s": 20.0,
+            "nearest_m": 2.0,
+            "radius_m": 30.0,
+        },
+    ),
+    (
+        "no_dwell",
+        {
+            "meter": "M-1",
+            "dwell_s": 5.0,
+            "at_most_s": 15.0,
+            "needed_s": 20.0,
+            "nearest_m": 12.0,
+            "radius_m": 30.0,
+            "uncertainty_m": 25.0,
+        },
+    ),
+    (
         "too_fast",
         {"meter": "M-2", "previous": "M-1", "gap_s": 5.0, "distance_m": 80.0, "minimum_s": 15},
     ),

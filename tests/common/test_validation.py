@@ -212,7 +212,8 @@ def test_a_fix_far_from_the_meter_says_how_far_and_what_was_allowed() -> None:
     )
     found = far_from_meter(r, meter)
     assert found is not None
-    assert found.message == "fix 212 m from meter M-0003 (allowed 30 m + accuracy 8 m)"
+    # A reported 8 m is credited the floor of 10 m.
+    assert found.message == "fix 212 m from meter M-0003 (allowed 30 m + accuracy 10 m)"
     near = offset(meter.lat, meter.lon, 35.0, 0.0)
     assert (
         far_from_meter(r.__class__(**{**r.__dict__, "fix": Fix(*near, 8.0, START)}), meter) is None

@@ -22,6 +22,7 @@ from common import clock
 from common.rules.sentences import flag_sentence
 from server.core.config import Settings
 from server.core.security import ALGORITHM
+from server.demo.days import honest_day
 from server.main import create_app
 from server.models import Flag
 from server.web import pages
@@ -38,8 +39,11 @@ from tests.e2e.conftest import (
 from tests.factories import (
     PASSWORD,
     READ_AT,
+    WINDOW_START,
     ReaderDay,
+    assign,
     auth,
+    local_time,
     make_user,
     reader_day,
     reading,
@@ -787,3 +791,71 @@ def test_the_audit_page_switches_to_chinese_and_back_from_its_language_menu(
         screenshot(browser, f"audit-page-en-again-{backend(settings)}")
     finally:
         browser.delete_all_cookies()  # cookies are per host, not per port: the next test's too
+
+
+def test_a_meter_card_says_where_past_cycles_found_the_meter(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    data = Day(session, settings, client)
+    day = data.day
+    # Three past cycles read the route's meters, each fix a few metres off, no presence flag.
+    for k in (3, 2, 1):
+        start = WINDOW_START - timedelta(days=30 * k)
+        past = assign(session, "R-1", "reader1", f"P{k}", start, start + timedelta(days=5))
+        assert past.id is not None
+        readings, track = honest_day(
+            day.meters, local_time(start, 9), assignment_id=past.id, seed=k
+        )
+        answer = client.post(
+            "/api/v1/sync/push",
+            headers=day.headers,
+            json={"readings": readings, "track_points": track},
+        )
+        assert answer.status_code == 200, answer.text
+    meter = day.meters[5]  # the one not read this cycle
+    [learned] = [m["learned_position"] for m in data.detail()["meters"] if m["id"] == meter.id]
+    assert learned["readings"] == 3
+    base = serve(create_app(settings, engine))
+    browser.get(f"{base}/audit")
+    js_errors(browser)
+    try:
+        sign_in(browser, base)
+        wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "sup1")
+        open_assignment(browser, data.assignment_id)
+        wait(browser, lambda d: css(d, f"#map path.meter-{meter.id}"))
+        css(browser, f"#map path.meter-{meter.id}")[0].click()
+        wait(browser, lambda d: css(d, "#learned-position"))
+        position = f"{learned['lat']:.6f}, {learned['lon']:.6f}"
+        spread = f"±{round(learned['spread_m'])} m"
+        card = browser.find_element(By.ID, "meter-evidence").text
+        assert f"meter probably at {position} (from 3 readings, {spread})" in card
+        assert "from the mapped position" in card
+        browser.execute_script("document.getElementById('meter-evidence').scrollIntoView()")
+        screenshot(browser, f"audit-page-learned-{backend(settings)}")
+        # A reading's card measures its fix against the learned position too.
+        read = day.meters[0]
+        css(browser, f"#map path.meter-{read.id}")[0].click()
+        wait(browser, lambda d: css(d, f'#meter-evidence[data-meter-id="{read.id}"]'))
+        evidence = browser.find_element(By.ID, "evidence").text
+        assert "To learned position" in evidence
+        assert int(browser.find_element(By.ID, "learned-distance-1").text.split()[0]) <= 15
+
+        choose_language(browser, "zh_CN", "zh-CN")
+        wait(browser, lambda d: css(d, f"#map path.meter-{meter.id}"))
+        css(browser, f"#map path.meter-{meter.id}")[0].click()
+        wait(browser, lambda d: css(d, "#learned-position"))
+        card = browser.find_element(By.ID, "meter-evidence").text
+        assert (
+            f"电表可能在 {position}（由3次抄表定位得出，±{round(learned['spread_m'])}米）" in card
+        )
+        assert "推算表位" in card
+        browser.execute_script("document.getElementById('meter-evidence').scrollIntoView()")
+        screenshot(browser, f"audit-page-learned-zh-{backend(settings)}")
+        assert js_errors(browser) == []
+    finally:
+        browser.delete_all_cookies()

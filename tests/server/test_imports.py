@@ -288,6 +288,10 @@ def test_a_missing_required_column_is_named_once(session: Session) -> None:
         ({"last_read_at": "25/10/2026"}, "last_read_at", "ISO date"),
         ({"expected_low": "500", "expected_high": "100"}, "expected_low", "above expected_high"),
         ({"address": "Other Road 1"}, "address", "another address on line 2"),
+        ({"position_uncertainty_m": "-5"}, "position_uncertainty_m", "outside 0..1000"),
+        ({"position_uncertainty_m": "5000"}, "position_uncertainty_m", "outside 0..1000"),
+        ({"position_uncertainty_m": "about 20"}, "position_uncertainty_m", "not a number"),
+        ({"position_uncertainty_m": "nan"}, "position_uncertainty_m", "not a finite number"),
     ],
     ids=lambda v: str(v) if isinstance(v, str) else None,
 )
@@ -297,10 +301,26 @@ def test_a_bad_value_is_named_by_line_and_column(
     bad = row(1, **overrides)
     if column == "address":
         bad["account_no"] = "A0000"  # the same account as line 2, with another address
-    errors = errors_of(session, csv_text([row(0), bad]))
+    columns = (*COLUMNS, "position_uncertainty_m")
+    errors = errors_of(session, csv_text([row(0), bad], columns))
 
     assert [(e["line"], e["column"]) for e in errors] == [(3, column)]
     assert words in errors[0]["error"]
+
+
+def test_a_meters_position_uncertainty_is_kept_and_changed_by_a_later_file(
+    session: Session,
+) -> None:
+    columns = (*COLUMNS, "position_uncertainty_m")
+    imported(session, csv_text([row(0, position_uncertainty_m="25"), row(1)], columns))
+    meters = meters_by_no(session)
+    assert (meters["M0000"].position_uncertainty_m, meters["M0001"].position_uncertainty_m) == (
+        25.0,
+        None,
+    )
+    again = imported(session, csv_text([row(0, position_uncertainty_m="12.5"), row(1)], columns))
+    assert (again.meters_updated, again.unchanged) == (1, 1)
+    assert meters_by_no(session)["M0000"].position_uncertainty_m == 12.5
 
 
 def test_line_numbers_count_the_lines_of_a_quoted_value_spanning_two(session: Session) -> None:

@@ -169,10 +169,10 @@ def test_the_same_flag_reads_in_the_callers_language_with_its_numbers_as_params(
         "meter": meter,
         "distance_m": pytest.approx(143, abs=0.5),
         "radius_m": 30.0,
-        "accuracy_m": 1.0,
+        "accuracy_m": 10.0,  # the reported 1 m is credited min_credited_accuracy_m
     }
-    assert english["message"] == f"fix 143 m from meter {meter} (allowed 30 m + accuracy 1 m)"
-    assert chinese["message"] == f"定位距电表 {meter} 143米（允许30米 + 精度1米）"
+    assert english["message"] == f"fix 143 m from meter {meter} (allowed 30 m + accuracy 10 m)"
+    assert chinese["message"] == f"定位距电表 {meter} 143米（允许30米 + 精度10米）"
     # A caller that names no language gets the English kept for exports; so is the stored one.
     assert unsaid["message"] == english["message"]
     [stored] = session.exec(select(Flag).where(Flag.code == "far_from_meter")).all()

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from common.geo import distance_m
 from server.audit import reviews
 from server.audit import service as audit
 from server.core.config import Settings
@@ -29,6 +31,7 @@ from tests.factories import (
     TODAY,
     ReaderDay,
     assign,
+    auth,
     local_time,
     make_route,
     make_user,
@@ -332,3 +335,57 @@ def test_every_threshold_is_a_setting_read_from_the_environment(
     assert thresholds.max_speed_kmh == 90
     assert thresholds.mock_providers == ("mock", "gpx")
     assert Settings(validation_presence_radius_m=25).thresholds().presence_radius_m == 25
+
+
+def test_a_meter_resurveyed_80_m_off_is_found_where_past_cycles_read_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=4)
+    make_user(session, settings, "sup1", "supervisor", grid_code="G1")
+    supervisor = auth(client, "sup1", "sup-desk-01")
+    # Three past cycles read the meters where they are mapped today, with no presence flag.
+    for k in (3, 2, 1):
+        start = TODAY - timedelta(days=30 * k)
+        past = assign(session, "R-1", "reader1", f"P{k}", start, start + timedelta(days=5))
+        assert past.id is not None
+        readings, track = honest_day(
+            day.meters, local_time(start, 9), assignment_id=past.id, seed=k
+        )
+        push(client, day, readings, track)
+        assert (
+            validate_assignment(session, assignment_id=past.id, settings=settings, now=DURING) == []
+        )
+        session.commit()
+    # The billing system's new survey puts each meter 80 m east of where it is.
+    where = [
+        SimpleNamespace(
+            id=m.id,
+            lat=m.lat,
+            lon=m.lon,
+            last_reading=m.last_reading,
+            expected_low=m.expected_low,
+            expected_high=m.expected_high,
+        )
+        for m in day.meters
+    ]
+    for m in day.meters:
+        m.lon += 80 / 96_300  # metres per degree of longitude at 30.27° N
+        session.add(m)
+    session.commit()
+    readings, track = honest_day(where, START, assignment_id=aid(day))
+    push(client, day, readings, track)
+    assert validate(session, settings, day) == []
+    # Without the past cycles' fixes, the same day fails presence at every meter.
+    forgetful = settings.model_copy(update={"validation_learned_min_readings": 4})
+    flags = validate_assignment(session, assignment_id=aid(day), settings=forgetful, now=DURING)
+    session.rollback()
+    assert {(f.code, f.severity) for f in flags} >= {("far_from_meter", "fail")}
+    # The audit shows where each meter probably is.
+    answer = client.get(f"/api/v1/audit/assignments/{aid(day)}", headers=supervisor)
+    assert answer.status_code == 200, answer.text
+    detail = answer.json()
+    for meter, spot in zip(detail["meters"], where, strict=True):
+        learned = meter["learned_position"]
+        assert learned["readings"] == 3
+        assert distance_m(learned["lat"], learned["lon"], spot.lat, spot.lon) < 10
+        assert 0 < learned["spread_m"] < 15

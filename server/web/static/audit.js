@@ -33,6 +33,7 @@ const FLAG_LABELS = {
   mock_location: t("Mock location"),
   far_from_meter: t("Far from the meter"),
   not_on_track: t("Not on the track"),
+  no_dwell: t("No stop at the meter"),
   impossible_speed: t("Impossible speed"),
   too_fast: t("Too quick between meters"),
   outside_window: t("Outside the reading window"),
@@ -580,7 +581,28 @@ function meterCard(meter) {
       fact(t("Account"), meter.account_no),
       fact(t("Address"), meter.address),
       fact(t("Route seq."), meter.sequence),
-      fact(t("Last cycle"), meter.last_reading ?? "—")));
+      fact(t("Last cycle"), meter.last_reading ?? "—"),
+      meter.position_uncertainty_m ? fact(t("Mapped position"), t("± {distance}", { distance: metres(meter.position_uncertainty_m) })) : null,
+      learnedFact(meter)));
+}
+
+/** Where past cycles' honest fixes put the meter, if enough of them agree. */
+function learnedFact(meter) {
+  const p = meter.learned_position;
+  if (!p) return null;
+  const away = distanceMetres(meter.lat, meter.lon, p.lat, p.lon);
+  return fact(t("Learned position"),
+    h("span", { id: "learned-position" }, t("meter probably at {position} (from {n} readings, ±{spread})", {
+      position: `${p.lat.toFixed(6)}, ${p.lon.toFixed(6)}`, n: p.readings, spread: metres(p.spread_m),
+    })),
+    h("span", { class: "muted" }, " ", t("— {distance} from the mapped position", { distance: metres(away) })));
+}
+
+/** Metres between two points close together (the flat-earth approximation is plenty here). */
+function distanceMetres(lat1, lon1, lat2, lon2) {
+  const north = (lat2 - lat1) * 111_320;
+  const east = (lon2 - lon1) * 111_320 * Math.cos(((lat1 + lat2) / 2) * Math.PI / 180);
+  return Math.hypot(north, east);
 }
 
 function readingCard(r, meter, number, total, focus) {
@@ -603,6 +625,8 @@ function readingCard(r, meter, number, total, focus) {
       h("span", { class: "muted" }, " ", acc !== null && acc !== undefined ? `± ${metres(acc)}` : t("(no accuracy)"))));
     facts.push(fact(t("To meter"), h("span", { class: far || r.fix.exactly_on_meter ? "bad" : "good", id: number ? `distance-${number}` : null },
       metres(gap), " ", verdict)));
+    const learned = meter.learned_position;
+    if (learned) facts.push(fact(t("To learned position"), h("span", { id: number ? `learned-distance-${number}` : null }, metres(distanceMetres(r.fix.lat, r.fix.lon, learned.lat, learned.lon)))));
     if (r.fix.fix_time) facts.push(fact(t("Fix age"), t("{duration} before the reading", { duration: duration(new Date(r.read_at) - new Date(r.fix.fix_time)) })));
     facts.push(fact(t("Provider"), r.fix.provider || "—", r.fix.mock ? h("span", { class: "bad" }, " ", t("— mock location")) : ""));
   } else {
