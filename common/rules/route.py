@@ -13,9 +13,11 @@ from common.rules.consumption import (
     negative_consumption,
     unchanged,
 )
+from common.rules.copies import fix_on_meter, replayed_tracks
 from common.rules.facts import (
     DEFAULT_THRESHOLDS,
     AssignmentFacts,
+    EarlierTrack,
     Finding,
     MeterFacts,
     ReadingFacts,
@@ -35,8 +37,10 @@ def validate_route(
     track: Sequence[TrackFix] | Track,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     now: datetime | None = None,
+    earlier: Sequence[EarlierTrack] = (),
 ) -> list[Finding]:
-    """Every rule on one assignment: its route's meters, its readings, its reader's track."""
+    """Every rule on one assignment: its route's meters, its readings, its reader's track, and
+    the earlier tracks (of its readers, devices and route) its track may repeat."""
     indexed = track if isinstance(track, Track) else Track(track)
     by_id = {m.id: m for m in meters}
     findings: list[Finding] = []
@@ -61,4 +65,6 @@ def validate_route(
     findings += impossible_speed(readings, by_id, indexed, thresholds)
     findings += missed(assignment, meters, readings, now)
     findings += wrong_meter_order(meters, readings, thresholds)
+    findings += fix_on_meter(readings, by_id, assignment.tz, thresholds)
+    findings += replayed_tracks(indexed, earlier, assignment.tz, thresholds)
     return findings

@@ -1,0 +1,206 @@
+"""Positions copied rather than measured: a day's track that replays an earlier track after a
+time shift (`replayed_track`), and fixes that sit on the meter's own coordinates reading after
+reading (`fix_on_meter`). Real GPS never repeats itself to a tenth of a metre; a copy does."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, tzinfo
+
+from common.geo import distance_m
+from common.rules.facts import (
+    DEFAULT_THRESHOLDS,
+    EarlierTrack,
+    Finding,
+    MeterFacts,
+    ReadingFacts,
+    Thresholds,
+    Track,
+    TrackFix,
+    rounded,
+)
+from common.rules.movement import by_reader
+
+Step = tuple[int, int, int]  # (seconds, lat grid cells, lon grid cells)
+Run = tuple[Step, ...]
+
+# A run found more often than this in one day (a logger stepping the same metre each second down
+# a straight street) tells nothing about where it was copied from, and would cost a vote per pair.
+COMMON_RUN = 8
+SHIFTS_VERIFIED = 5  # the likeliest (track, shift) pairs measured point by point
+
+
+def _steps(points: Sequence[TrackFix], grid: float) -> list[Step | None]:
+    """Each step between consecutive points on the grid; None for a step that stays in its cell
+    (a logger holding a still position repeats that on every day)."""
+    steps: list[Step | None] = []
+    for a, b in itertools.pairwise(points):
+        dlat, dlon = round((b.lat - a.lat) / grid), round((b.lon - a.lon) / grid)
+        moved = dlat != 0 or dlon != 0
+        steps.append((round((b.t - a.t).total_seconds()), dlat, dlon) if moved else None)
+    return steps
+
+
+def _runs(steps: Sequence[Step | None], k: int) -> Iterable[tuple[int, Run]]:
+    """(index of the first point, run) for every k consecutive steps that all move."""
+    for i in range(len(steps) - k + 1):
+        run = steps[i : i + k]
+        if None not in run:
+            yield i, tuple(run)  # type: ignore[misc]
+
+
+def _shift_votes(
+    day: Sequence[TrackFix], earlier: Sequence[EarlierTrack], thresholds: Thresholds
+) -> Counter[tuple[int, int]]:
+    """How many runs of steps of `day` repeat a run of each earlier track at each time shift
+    (whole seconds, later minus earlier): a hash lookup per run, never a pair of tracks walked
+    point against point."""
+    grid, k = thresholds.replay_grid_deg, thresholds.replay_run_steps
+    index: dict[Run, list[int]] = defaultdict(list)
+    for i, run in _runs(_steps(day, grid), k):
+        index[run].append(i)
+    index = {run: starts for run, starts in index.items() if len(starts) <= COMMON_RUN}
+    first_steps = {run[0] for run in index}
+    times = [p.t.timestamp() for p in day]
+    votes: Counter[tuple[int, int]] = Counter()
+    for e, track in enumerate(earlier):
+        steps = _steps(track.points, grid)
+        for j in range(len(steps) - k + 1):
+            if steps[j] not in first_steps:  # most runs end here, before a tuple is built
+                continue
+            starts = index.get(tuple(steps[j : j + k]))  # type: ignore[arg-type]
+            if starts is None:
+                continue
+            then = track.points[j].t.timestamp()
+            for i in starts:
+                shift = round(times[i] - then)
+                if shift > 0:
+                    votes[(e, shift)] += 1
+    return votes
+
+
+def _repeated(
+    day: Sequence[TrackFix], track: EarlierTrack, shift: int, thresholds: Thresholds
+) -> tuple[int, int]:
+    """(points of `day` sitting on `track`'s point at exactly the shifted time, after one common
+    offset, within replay_tolerance_deg; points of `day` that have a point at that time)."""
+    at = {round(p.t.timestamp() * 1000): p for p in track.points}
+    pairs = []
+    for p in day:
+        q = at.get(round((p.t.timestamp() - shift) * 1000))
+        if q is not None:
+            pairs.append((p.lat - q.lat, p.lon - q.lon))
+    if not pairs:
+        return 0, 0
+    # A copy moved as a whole (onto another street) is a copy too: measured from the offset most
+    # points share, which is zero for a plain replay.
+    dlat0 = statistics.median(d for d, _ in pairs)
+    dlon0 = statistics.median(d for _, d in pairs)
+    tol = thresholds.replay_tolerance_deg
+    on = sum(1 for dlat, dlon in pairs if abs(dlat - dlat0) <= tol and abs(dlon - dlon0) <= tol)
+    return on, len(pairs)
+
+
+def replayed_track(
+    day: Sequence[TrackFix],
+    earlier: Sequence[EarlierTrack],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> tuple[EarlierTrack, int, int, int] | None:
+    """The earlier track that one reader's day (points in time order) repeats after a time
+    shift, as (track, shift in seconds, points repeated, points of the day), or None.
+
+    Runs of steps rounded to a grid are looked up in a hash to propose shifts; the likeliest
+    few are then measured point by point at the shifted instants, where a copy sits within
+    replay_tolerance_deg (rounding) and honest GPS, however often the street is walked, metres
+    away. Points dropped from or added to a copy only lose the runs and points they touch."""
+    if len(day) < thresholds.replay_min_points or not earlier:
+        return None
+    votes = _shift_votes(day, earlier, thresholds)
+    best: tuple[EarlierTrack, int, int, int] | None = None
+    for (e, shift), _ in votes.most_common(SHIFTS_VERIFIED):
+        on, found = _repeated(day, earlier[e], shift, thresholds)
+        if on < thresholds.replay_min_points or on < thresholds.replay_min_share * found:
+            continue
+        if best is None or on > best[2]:
+            best = (earlier[e], shift, on, len(day))
+    return best
+
+
+def replayed_tracks(
+    track: Track,
+    earlier: Sequence[EarlierTrack],
+    tz: tzinfo,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> list[Finding]:
+    """Each reader's local day of `track` that repeats an earlier day's track (of `earlier`, or
+    of the reader's own earlier days in `track`) is flagged: fail, since no one walks a street
+    again to a tenth of a metre at the same seconds. One finding per reader-day."""
+    findings = []
+    for walk in track.walks():
+        days: dict[date, list[TrackFix]] = defaultdict(list)
+        for p in walk:
+            days[p.t.astimezone(tz).date()].append(p)
+        reader = walk[0].reader_id if walk else None
+        own = [
+            EarlierTrack(d, ps, reader_id=reader, device_id=ps[0].device_id)
+            for d, ps in days.items()
+        ]
+        for day, points in sorted(days.items()):
+            candidates = [e for e in (*earlier, *own) if e.day < day]
+            found = replayed_track(points, candidates, thresholds)
+            if found is None:
+                continue
+            copied, shift, repeated, total = found
+            devices = {p.device_id for p in points}
+            params = {
+                "day": day.isoformat(),
+                "copied_day": copied.day.isoformat(),
+                "assignment": copied.assignment_id,
+                "shift_s": shift,
+                "repeated": repeated,
+                "points": total,
+                "reader": (copied.reader or str(copied.reader_id))
+                if copied.reader_id != reader
+                else None,
+                "device": copied.device_id if copied.device_id not in devices else None,
+            }
+            who = "" if reader is None else f"{reader}@"
+            findings.append(Finding("replayed_track", "fail", params, subject=f"replay:{who}{day}"))
+    return findings
+
+
+def fix_on_meter(
+    readings: Sequence[ReadingFacts],
+    meters: Mapping[int, MeterFacts],
+    tz: tzinfo,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> list[Finding]:
+    """Readings whose fix sits within on_meter_m of the meter's mapped position, when a reader
+    has on_meter_min_readings of them in one local day, are flagged each: fail, since a real fix
+    is metres off and one exact fix after another is a position typed or copied from the meter
+    list. A single one is left to the audit page, which calls it suspicious."""
+    findings = []
+    for walk in by_reader(readings):
+        on: dict[date, list[tuple[ReadingFacts, MeterFacts, float]]] = defaultdict(list)
+        for r in walk:
+            meter = meters.get(r.meter_id)
+            if r.fix is None or meter is None:
+                continue
+            d = distance_m(r.fix.lat, r.fix.lon, meter.lat, meter.lon)
+            if d < thresholds.on_meter_m:
+                on[r.read_at.astimezone(tz).date()].append((r, meter, d))
+        for same_day in on.values():
+            if len(same_day) < thresholds.on_meter_min_readings:
+                continue
+            for r, meter, d in same_day:
+                params = {
+                    "meter": meter.name,
+                    "distance_m": rounded(d, 2),
+                    "count": len(same_day),
+                    "limit_m": thresholds.on_meter_m,
+                }
+                findings.append(Finding("fix_on_meter", "fail", params, r.id, meter.id))
+    return findings
