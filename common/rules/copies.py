@@ -49,7 +49,7 @@ def _runs(steps: Sequence[Step | None], k: int) -> Iterable[tuple[int, Run]]:
     for i in range(len(steps) - k + 1):
         run = steps[i : i + k]
         if None not in run:
-            yield i, tuple(run)  # type: ignore[misc]
+            yield i, tuple(step for step in run if step is not None)
 
 
 def _shift_votes(
@@ -178,28 +178,37 @@ def fix_on_meter(
     tz: tzinfo,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> list[Finding]:
-    """Readings whose fix sits within on_meter_m of the meter's mapped position, when a reader
-    has on_meter_min_readings of them in one local day, are flagged each: fail, since a real fix
-    is metres off and one exact fix after another is a position typed or copied from the meter
-    list. A single one is left to the audit page, which calls it suspicious."""
+    """Fixes within on_meter_m of the meter's mapped position, reading after reading (a run of
+    on_meter_min_readings or more of one reader's consecutive readings in a local day), are
+    flagged each. Fail: an honest fix lands within 0.5 m of the mapped point about once in 130
+    readings (91 of 12,000 on simulated honest days), so three in a row about once in two million;
+    a run is a position typed or copied from the meter list. A single one is left to the audit page,
+    which calls it suspicious."""
     findings = []
     for walk in by_reader(readings):
-        on: dict[date, list[tuple[ReadingFacts, MeterFacts, float]]] = defaultdict(list)
+        runs: list[list[tuple[ReadingFacts, MeterFacts, float]]] = [[]]
+        day: date | None = None
         for r in walk:
             meter = meters.get(r.meter_id)
-            if r.fix is None or meter is None:
+            today = r.read_at.astimezone(tz).date()
+            if today != day:
+                runs.append([])  # a run is within one day
+                day = today
+            d = None
+            if r.fix is not None and meter is not None:
+                d = distance_m(r.fix.lat, r.fix.lon, meter.lat, meter.lon)
+            if meter is None or d is None or d >= thresholds.on_meter_m:
+                runs.append([])  # a measured fix (or none) ends the run
+            else:
+                runs[-1].append((r, meter, d))
+        for run in runs:
+            if len(run) < thresholds.on_meter_min_readings:
                 continue
-            d = distance_m(r.fix.lat, r.fix.lon, meter.lat, meter.lon)
-            if d < thresholds.on_meter_m:
-                on[r.read_at.astimezone(tz).date()].append((r, meter, d))
-        for same_day in on.values():
-            if len(same_day) < thresholds.on_meter_min_readings:
-                continue
-            for r, meter, d in same_day:
+            for r, meter, d in run:
                 params = {
                     "meter": meter.name,
                     "distance_m": rounded(d, 2),
-                    "count": len(same_day),
+                    "count": len(run),
                     "limit_m": thresholds.on_meter_m,
                 }
                 findings.append(Finding("fix_on_meter", "fail", params, r.id, meter.id))

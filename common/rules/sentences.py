@@ -336,7 +336,7 @@ def _fix_on_meter(p: Params, _: Gettext) -> str:
     return _(
         N_(
             "fix of meter {meter} is {distance} from the meter's coordinates, one of {count} "
-            "such fixes that day (a real fix is never within {limit} of the meter)"
+            "such fixes in a row (a real fix is seldom within {limit} of the meter)"
         )
     ).format(
         meter=p["meter"],

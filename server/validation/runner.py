@@ -11,17 +11,25 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
+from sqlalchemy import or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from common import clock
-from common.rules.facts import AssignmentFacts, Finding, MeterFacts, ReadingFacts, TrackFix
+from common.rules.facts import (
+    AssignmentFacts,
+    EarlierTrack,
+    Finding,
+    MeterFacts,
+    ReadingFacts,
+    TrackFix,
+)
 from common.rules.route import validate_route
 from common.wire import Fix
 from server.core.changes import log_admin_action
 from server.core.config import Settings
 from server.core.errors import Conflict, NotFound
-from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
+from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint, User
 
 MESSAGE_MAX = 1000  # Flag.message
 
@@ -91,12 +99,20 @@ def validate_assignment(
     readers = {assignment.reader_id} | {r.user_id for r in rows}
     track = [
         TrackFix(
-            t=t, lat=lat, lon=lon, accuracy_m=acc, mock=mock, provider=provider, reader_id=user
+            t=t,
+            lat=lat,
+            lon=lon,
+            accuracy_m=acc,
+            mock=mock,
+            provider=provider,
+            reader_id=user,
+            device_id=device,
         )
         # Columns, not ORM objects: a route-day is thousands of points.
-        for user, t, lat, lon, acc, mock, provider in session.execute(
+        for user, device, t, lat, lon, acc, mock, provider in session.execute(
             sa_select(
                 col(TrackPoint.user_id),
+                col(TrackPoint.device_id),
                 col(TrackPoint.t),
                 col(TrackPoint.lat),
                 col(TrackPoint.lon),
@@ -116,8 +132,92 @@ def validate_assignment(
         tz=tz,
         closed=assignment.status == "closed",
     )
-    findings = validate_route(facts, meters, readings, track, thresholds, now)
+    devices = {p.device_id for p in track if p.device_id} | {r.device_id for r in rows}
+    earlier = _earlier_tracks(
+        session, assignment, readers, devices, start, thresholds.replay_lookback_days, tz
+    )
+    findings = validate_route(facts, meters, readings, track, thresholds, now, earlier)
     return _reconcile(session, assignment_id, {f.key: f for f in findings})
+
+
+def _earlier_tracks(
+    session: Session,
+    assignment: Assignment,
+    readers: set[int],
+    devices: set[str],
+    before: datetime,
+    days: int,
+    tz: tzinfo,
+) -> list[EarlierTrack]:
+    """The tracks of the `days` before `before` that this assignment's track may repeat: of its
+    readers, of any reader of its route (in any cycle), and of whoever used its devices; one per
+    reader, device and local day, named with the assignment the reader had that day. Its own
+    span's earlier days are in its track already (common.rules.copies judges them too)."""
+    if days <= 0:
+        return []
+    since = before - timedelta(days=days)
+    route_readers = set(
+        session.exec(
+            select(Assignment.reader_id)
+            .where(Assignment.route_id == assignment.route_id)
+            .distinct()
+        ).all()
+    )
+    users = readers | route_readers
+    # One query; ix_track_points_user_t and ix_track_points_device_t serve its two halves.
+    who = or_(col(TrackPoint.user_id).in_(users), col(TrackPoint.device_id).in_(devices))
+    groups: dict[tuple[int, str, date], list[TrackFix]] = {}
+    for user, device, t, lat, lon, acc, mock, provider in session.execute(
+        sa_select(
+            col(TrackPoint.user_id),
+            col(TrackPoint.device_id),
+            col(TrackPoint.t),
+            col(TrackPoint.lat),
+            col(TrackPoint.lon),
+            col(TrackPoint.accuracy_m),
+            col(TrackPoint.mock),
+            col(TrackPoint.provider),
+        ).where(who, col(TrackPoint.t) >= since, col(TrackPoint.t) < before)
+    ).all():
+        point = TrackFix(t, lat, lon, acc, mock, provider, user, device)
+        groups.setdefault((user, device, t.astimezone(tz).date()), []).append(point)
+    if not groups:
+        return []
+    found = {user for user, _, _ in groups}
+    names = dict(
+        session.execute(
+            sa_select(col(User.id), col(User.username)).where(col(User.id).in_(found))
+        ).all()
+    )
+    first_day, last_day = since.astimezone(tz).date(), before.astimezone(tz).date()
+    held = session.execute(
+        sa_select(
+            col(Assignment.id),
+            col(Assignment.reader_id),
+            col(Assignment.window_start),
+            col(Assignment.window_end),
+        )
+        .where(
+            col(Assignment.reader_id).in_(found),
+            col(Assignment.window_start) <= last_day,
+            col(Assignment.window_end) >= first_day,
+        )
+        .order_by(col(Assignment.id))
+    ).all()
+    tracks = []
+    for (user, device, day), points in sorted(groups.items()):
+        walked_for = next((a for a, r, s, e in held if r == user and s <= day <= e), None)
+        tracks.append(
+            EarlierTrack(
+                day,
+                sorted(points, key=lambda p: p.t),
+                reader_id=user,
+                reader=names.get(user, ""),
+                device_id=device,
+                assignment_id=walked_for,
+            )
+        )
+    return tracks
 
 
 def _reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:

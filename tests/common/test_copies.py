@@ -134,8 +134,8 @@ def test_fixes_on_the_meter_reading_after_reading_are_flagged_each() -> None:
     assert {f.reading_id for f in found} == {r.id for r in readings}
     assert all(f.severity == "fail" for f in found)
     assert found[0].message == (
-        "fix of meter M-0001 is 0.00 m from the meter's coordinates, one of 6 such fixes that day "
-        "(a real fix is never within 0.5 m of the meter)"
+        "fix of meter M-0001 is 0.00 m from the meter's coordinates, one of 6 such fixes in a row "
+        "(a real fix is seldom within 0.5 m of the meter)"
     )
     # Two are suspicious (the audit page says so), not a flag.
     assert fix_on_meter(readings[:2], by_id, LOCAL) == []

@@ -80,10 +80,12 @@ class Day:
                 value=str(1100 + i),
                 at=READ_AT + timedelta(minutes=2 * i),
             )
-            if i == 1:  # a measured fix, 3 m off (the others sit exactly on their meters)
-                item["fix"]["lat"] = meter.lat + 3 / 111_200
+            if i == 0:  # typed exactly on its meter (the factory's fixes are a few metres off)
+                item["fix"]["lat"], item["fix"]["lon"] = meter.lat, meter.lon
+            if i == 1:  # a measured fix, 3 m north
+                item["fix"]["lat"], item["fix"]["lon"] = meter.lat + 3 / 111_200, meter.lon
             if i == 2:
-                item["fix"]["lat"] = meter.lat + FAR_M / 111_200
+                item["fix"]["lat"], item["fix"]["lon"] = meter.lat + FAR_M / 111_200, meter.lon
                 item["fix"]["accuracy_m"] = 8.0
             items.append(item)
         items.append(

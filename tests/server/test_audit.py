@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import gpxpy
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -145,8 +146,9 @@ def test_readings_come_in_the_order_taken_in_the_agreed_shape(
         "flags",
     }
     assert readings[0]["value"] == "1100"
-    # The factories' fixes are typed right at the meter.
-    assert readings[0]["fix"]["distance_to_meter_m"] == 0.0
+    # The factories' fixes are measured a few metres off the meter, as a real one is.
+    assert readings[0]["fix"]["distance_to_meter_m"] == pytest.approx(4.0, abs=0.05)
+    assert readings[0]["fix"]["exactly_on_meter"] is False
     assert readings[3]["skip_code"] == "dog"
     assert readings[3]["value"] is None
     assert [f["id"] for f in readings[0]["flags"]] == [flag.id]
@@ -367,10 +369,12 @@ def test_a_fix_exactly_on_the_meter_is_marked_as_such_and_a_measured_one_is_not(
 ) -> None:
     day, sup = setup_day(session, settings, client)
     exact = reading(day.assignment.id, day.meters[0], value="1100")
+    exact["fix"]["lat"], exact["fix"]["lon"] = day.meters[0].lat, day.meters[0].lon  # typed
     measured = reading(
         day.assignment.id, day.meters[1], value="1101", at=READ_AT + timedelta(minutes=2)
     )
-    measured["fix"]["lat"] = day.meters[1].lat + 0.3 / 111_200  # 30 cm off
+    measured["fix"]["lat"] = day.meters[1].lat + 0.3 / 111_200  # 30 cm north
+    measured["fix"]["lon"] = day.meters[1].lon
     push(client, day, readings=[exact, measured])
     readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
     assert [(r["fix"]["distance_to_meter_m"], r["fix"]["exactly_on_meter"]) for r in readings] == [
