@@ -5,7 +5,6 @@ reading (`fix_on_meter`). Real GPS never repeats itself to a tenth of a metre; a
 from __future__ import annotations
 
 import itertools
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, tzinfo
@@ -85,23 +84,27 @@ def _shift_votes(
 def _repeated(
     day: Sequence[TrackFix], track: EarlierTrack, shift: int, thresholds: Thresholds
 ) -> tuple[int, int]:
-    """(points of `day` sitting on `track`'s point at exactly the shifted time, after one common
-    offset, within replay_tolerance_deg; points of `day` that have a point at that time)."""
+    """(points of `day` that step from the point before as `track` stepped between its points
+    at exactly the shifted times, within replay_tolerance_deg at each end; points of `day` whose
+    step moved and has such a pair of points to compare with). Steps, not positions: a copy
+    moved as a whole onto another street is still a copy."""
     at = {round(p.t.timestamp() * 1000): p for p in track.points}
-    pairs = []
+    tol = 2 * thresholds.replay_tolerance_deg  # a rounding error at each end of the step
+    on = compared = 0
+    before: tuple[TrackFix, TrackFix] | None = None
     for p in day:
         q = at.get(round((p.t.timestamp() - shift) * 1000))
-        if q is not None:
-            pairs.append((p.lat - q.lat, p.lon - q.lon))
-    if not pairs:
-        return 0, 0
-    # A copy moved as a whole (onto another street) is a copy too: measured from the offset most
-    # points share, which is zero for a plain replay.
-    dlat0 = statistics.median(d for d, _ in pairs)
-    dlon0 = statistics.median(d for _, d in pairs)
-    tol = thresholds.replay_tolerance_deg
-    on = sum(1 for dlat, dlon in pairs if abs(dlat - dlat0) <= tol and abs(dlon - dlon0) <= tol)
-    return on, len(pairs)
+        if q is None:
+            continue
+        if before is not None:
+            a, b = before
+            dlat, dlon = q.lat - b.lat, q.lon - b.lon
+            if dlat != 0 or dlon != 0:  # a logger holding still repeats that every day
+                compared += 1
+                if abs(p.lat - a.lat - dlat) <= tol and abs(p.lon - a.lon - dlon) <= tol:
+                    on += 1
+        before = (p, q)
+    return on, compared
 
 
 def replayed_track(
@@ -113,9 +116,10 @@ def replayed_track(
     shift, as (track, shift in seconds, points repeated, points of the day), or None.
 
     Runs of steps rounded to a grid are looked up in a hash to propose shifts; the likeliest
-    few are then measured point by point at the shifted instants, where a copy sits within
-    replay_tolerance_deg (rounding) and honest GPS, however often the street is walked, metres
-    away. Points dropped from or added to a copy only lose the runs and points they touch."""
+    few are then measured step by step at the shifted instants, where a copy repeats each step
+    within replay_tolerance_deg (rounding) and honest GPS, however often the street is walked,
+    is metres off. Points dropped from or added to a copy only lose the runs and steps they
+    touch."""
     if len(day) < thresholds.replay_min_points or not earlier:
         return None
     votes = _shift_votes(day, earlier, thresholds)

@@ -80,11 +80,12 @@ class Thresholds:
     replay_grid_deg (1e-5): the grid (about 1 m) to which a track's steps are rounded to find
         runs of steps that repeat; rounding a copy to ~1e-6 degrees seldom moves a step across it.
     replay_run_steps (4): how many consecutive steps make a run that is looked up.
-    replay_tolerance_deg (1e-6): how far (about 0.1 m, finer than any real GPS repeats) a point
-        may sit from the earlier point it copies, after the time shift and one common offset.
-    replay_min_points (30): fewer points than this repeating an earlier track are no replay.
-    replay_min_share (0.5): the share of the points found at the shifted times of an earlier
-        track that must sit on it (a copy with a few points dropped or added still is one).
+    replay_tolerance_deg (1e-6): how far (about 0.1 m, finer than any real GPS repeats) each
+        end of a step may be from the earlier track's step at the shifted times (a copy rounded
+        to 6 decimals is within it; the copy may be moved as a whole).
+    replay_min_points (30): fewer steps than this repeating an earlier track are no replay.
+    replay_min_share (0.5): the share of the steps found at the shifted times of an earlier
+        track that must repeat it (a copy with a few points dropped or added still is one).
     on_meter_m (0.5): a fix closer than this to the meter's mapped position sits on the meter's
         coordinates: real GPS is never that exact, so the position was typed or copied.
     on_meter_min_readings (3): this many fixes on the meter in one reader's day are flagged.

@@ -311,7 +311,7 @@ def _replayed_track(p: Params, _: Gettext) -> str:
     sentence = _(
         N_(
             "the track of {day} repeats the track of {copied} shifted by {shift}: {repeated} of "
-            "its {points} points at the same places to a tenth of a metre"
+            "its {points} points moved as it moved, to a tenth of a metre"
         )
     ).format(
         day=p["day"],
