@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, tzinfo
 
 from common.geo import distance_m
@@ -16,6 +16,7 @@ from common.rules.facts import (
     Finding,
     MeterFacts,
     ReadingFacts,
+    Stamp,
     Thresholds,
     Track,
     TrackFix,
@@ -32,14 +33,22 @@ COMMON_RUN = 8
 SHIFTS_VERIFIED = 5  # the likeliest (track, shift) pairs measured point by point
 
 
-def _steps(points: Sequence[TrackFix], grid: float) -> list[Step | None]:
+def stamps(points: Iterable[TrackFix]) -> list[Stamp]:
+    """Track points as the replay rule compares them: (seconds since the epoch, lat, lon)."""
+    return [(p.t.timestamp(), p.lat, p.lon) for p in points]
+
+
+def _steps(points: Sequence[Stamp], grid: float) -> list[Step | None]:
     """Each step between consecutive points on the grid; None for a step that stays in its cell
     (a logger holding a still position repeats that on every day)."""
     steps: list[Step | None] = []
-    for a, b in itertools.pairwise(points):
-        dlat, dlon = round((b.lat - a.lat) / grid), round((b.lon - a.lon) / grid)
-        moved = dlat != 0 or dlon != 0
-        steps.append((round((b.t - a.t).total_seconds()), dlat, dlon) if moved else None)
+    append = steps.append
+    cells = 1 / grid
+    t0, lat0, lon0 = points[0] if points else (0.0, 0.0, 0.0)
+    for t, lat, lon in itertools.islice(points, 1, None):  # hot: 180,000 points a push
+        dlat, dlon = round((lat - lat0) * cells), round((lon - lon0) * cells)
+        append((round(t - t0), dlat, dlon) if dlat or dlon else None)
+        t0, lat0, lon0 = t, lat, lon
     return steps
 
 
@@ -52,7 +61,7 @@ def _runs(steps: Sequence[Step | None], k: int) -> Iterable[tuple[int, Run]]:
 
 
 def _shift_votes(
-    day: Sequence[TrackFix], earlier: Sequence[EarlierTrack], thresholds: Thresholds
+    day: Sequence[Stamp], earlier: Sequence[EarlierTrack], thresholds: Thresholds
 ) -> Counter[tuple[int, int]]:
     """How many runs of steps of `day` repeat a run of each earlier track at each time shift
     (whole seconds, later minus earlier): a hash lookup per run, never a pair of tracks walked
@@ -63,7 +72,6 @@ def _shift_votes(
         index[run].append(i)
     index = {run: starts for run, starts in index.items() if len(starts) <= COMMON_RUN}
     first_steps = {run[0] for run in index}
-    times = [p.t.timestamp() for p in day]
     votes: Counter[tuple[int, int]] = Counter()
     for e, track in enumerate(earlier):
         steps = _steps(track.points, grid)
@@ -73,37 +81,37 @@ def _shift_votes(
             starts = index.get(tuple(steps[j : j + k]))  # type: ignore[arg-type]
             if starts is None:
                 continue
-            then = track.points[j].t.timestamp()
+            then = track.points[j][0]
             for i in starts:
-                shift = round(times[i] - then)
+                shift = round(day[i][0] - then)
                 if shift > 0:
                     votes[(e, shift)] += 1
     return votes
 
 
 def _repeated(
-    day: Sequence[TrackFix], track: EarlierTrack, shift: int, thresholds: Thresholds
+    day: Sequence[Stamp], track: EarlierTrack, shift: int, thresholds: Thresholds
 ) -> tuple[int, int]:
     """(points of `day` that step from the point before as `track` stepped between its points
     at exactly the shifted times, within replay_tolerance_deg at each end; points of `day` whose
     step moved and has such a pair of points to compare with). Steps, not positions: a copy
     moved as a whole onto another street is still a copy."""
-    at = {round(p.t.timestamp() * 1000): p for p in track.points}
+    at = {round(t * 1000): (lat, lon) for t, lat, lon in track.points}
     tol = 2 * thresholds.replay_tolerance_deg  # a rounding error at each end of the step
     on = compared = 0
-    before: tuple[TrackFix, TrackFix] | None = None
-    for p in day:
-        q = at.get(round((p.t.timestamp() - shift) * 1000))
+    before: tuple[float, float, float, float] | None = None
+    for t, lat, lon in day:
+        q = at.get(round((t - shift) * 1000))
         if q is None:
             continue
         if before is not None:
-            a, b = before
-            dlat, dlon = q.lat - b.lat, q.lon - b.lon
+            a_lat, a_lon, b_lat, b_lon = before
+            dlat, dlon = q[0] - b_lat, q[1] - b_lon
             if dlat != 0 or dlon != 0:  # a logger holding still repeats that every day
                 compared += 1
-                if abs(p.lat - a.lat - dlat) <= tol and abs(p.lon - a.lon - dlon) <= tol:
+                if abs(lat - a_lat - dlat) <= tol and abs(lon - a_lon - dlon) <= tol:
                     on += 1
-        before = (p, q)
+        before = (lat, lon, *q)
     return on, compared
 
 
@@ -113,7 +121,7 @@ def replayed_track(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> tuple[EarlierTrack, int, int, int] | None:
     """The earlier track that one reader's day (points in time order) repeats after a time
-    shift, as (track, shift in seconds, points repeated, points of the day), or None.
+    shift, as (track, shift in seconds, steps repeated, points of the day), or None.
 
     Runs of steps rounded to a grid are looked up in a hash to propose shifts; the likeliest
     few are then measured step by step at the shifted instants, where a copy repeats each step
@@ -122,10 +130,11 @@ def replayed_track(
     touch."""
     if len(day) < thresholds.replay_min_points or not earlier:
         return None
-    votes = _shift_votes(day, earlier, thresholds)
+    today = stamps(day)
+    votes = _shift_votes(today, earlier, thresholds)
     best: tuple[EarlierTrack, int, int, int] | None = None
     for (e, shift), _ in votes.most_common(SHIFTS_VERIFIED):
-        on, found = _repeated(day, earlier[e], shift, thresholds)
+        on, found = _repeated(today, earlier[e], shift, thresholds)
         if on < thresholds.replay_min_points or on < thresholds.replay_min_share * found:
             continue
         if best is None or on > best[2]:
@@ -138,10 +147,16 @@ def replayed_tracks(
     earlier: Sequence[EarlierTrack],
     tz: tzinfo,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    worked: Collection[tuple[int | None, date]] | None = None,
 ) -> list[Finding]:
     """Each reader's local day of `track` that repeats an earlier day's track (of `earlier`, or
     of the reader's own earlier days in `track`) is flagged: fail, since no one walks a street
-    again to a tenth of a metre at the same seconds. One finding per reader-day."""
+    again to a tenth of a metre at the same seconds. One finding per reader-day.
+
+    worked: the (reader, local day)s to judge, those the readings were taken on (a reader of
+    None: any reader's); a day with no reading claims nothing, and the server need not judge
+    again on every push each day of a window. None: every day."""
+    judged = None if worked is None else set(worked)
     findings = []
     for walk in track.walks():
         days: dict[date, list[TrackFix]] = defaultdict(list)
@@ -149,10 +164,12 @@ def replayed_tracks(
             days[p.t.astimezone(tz).date()].append(p)
         reader = walk[0].reader_id if walk else None
         own = [
-            EarlierTrack(d, ps, reader_id=reader, device_id=ps[0].device_id)
+            EarlierTrack(d, stamps(ps), reader_id=reader, device_id=ps[0].device_id)
             for d, ps in days.items()
         ]
         for day, points in sorted(days.items()):
+            if judged is not None and not {(reader, day), (None, day)} & judged:
+                continue
             candidates = [e for e in (*earlier, *own) if e.day < day]
             found = replayed_track(points, candidates, thresholds)
             if found is None:

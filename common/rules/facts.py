@@ -180,13 +180,18 @@ class TrackFix:
     device_id: str | None = None
 
 
+Stamp = tuple[float, float, float]  # (seconds since the epoch, lat, lon)
+
+
 @dataclass(frozen=True)
 class EarlierTrack:
     """A track of an earlier local day that a day's track may repeat: one reader's points from
-    one device, in time order, and which assignment (if any) they were walked for."""
+    one device as (seconds since the epoch, lat, lon) in time order (30 days of a reader are
+    180,000 points: plain tuples, as the rows are read, not a TrackFix each), and which
+    assignment (if any) they were walked for."""
 
     day: date
-    points: Sequence[TrackFix]
+    points: Sequence[Stamp]
     reader_id: int | None = None
     reader: str = ""  # the reader's name, for the sentence
     device_id: str | None = None

@@ -66,5 +66,6 @@ def validate_route(
     findings += missed(assignment, meters, readings, now)
     findings += wrong_meter_order(meters, readings, thresholds)
     findings += fix_on_meter(readings, by_id, assignment.tz, thresholds)
-    findings += replayed_tracks(indexed, earlier, assignment.tz, thresholds)
+    worked = {(r.reader_id, r.read_at.astimezone(assignment.tz).date()) for r in readings}
+    findings += replayed_tracks(indexed, earlier, assignment.tz, thresholds, worked)
     return findings

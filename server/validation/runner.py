@@ -22,6 +22,7 @@ from common.rules.facts import (
     Finding,
     MeterFacts,
     ReadingFacts,
+    Stamp,
     TrackFix,
 )
 from common.rules.route import validate_route
@@ -32,6 +33,7 @@ from server.core.errors import Conflict, NotFound
 from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint, User
 
 MESSAGE_MAX = 1000  # Flag.message
+EPOCH_DAY = date(1970, 1, 1)
 
 
 def window_tz(settings: Settings) -> tzinfo:
@@ -166,21 +168,22 @@ def _earlier_tracks(
     users = readers | route_readers
     # One query; ix_track_points_user_t and ix_track_points_device_t serve its two halves.
     who = or_(col(TrackPoint.user_id).in_(users), col(TrackPoint.device_id).in_(devices))
-    groups: dict[tuple[int, str, date], list[TrackFix]] = {}
-    for user, device, t, lat, lon, acc, mock, provider in session.execute(
+    # Grouped by local day with the window's fixed offset: a date and a TrackFix per point would
+    # cost more than the rule itself (bench/replay.py).
+    offset_s = (tz.utcoffset(before) or timedelta()).total_seconds()
+    groups: dict[tuple[int, str, int], list[Stamp]] = {}
+    for user, device, t, lat, lon in session.execute(
         sa_select(
             col(TrackPoint.user_id),
             col(TrackPoint.device_id),
             col(TrackPoint.t),
             col(TrackPoint.lat),
             col(TrackPoint.lon),
-            col(TrackPoint.accuracy_m),
-            col(TrackPoint.mock),
-            col(TrackPoint.provider),
         ).where(who, col(TrackPoint.t) >= since, col(TrackPoint.t) < before)
     ).all():
-        point = TrackFix(t, lat, lon, acc, mock, provider, user, device)
-        groups.setdefault((user, device, t.astimezone(tz).date()), []).append(point)
+        epoch = t.timestamp()
+        key = (user, device, int((epoch + offset_s) // 86_400))
+        groups.setdefault(key, []).append((epoch, lat, lon))
     if not groups:
         return []
     found = {user for user, _, _ in groups}
@@ -205,12 +208,14 @@ def _earlier_tracks(
         .order_by(col(Assignment.id))
     ).all()
     tracks = []
-    for (user, device, day), points in sorted(groups.items()):
+    for (user, device, n), points in sorted(groups.items()):
+        day = EPOCH_DAY + timedelta(days=n)
         walked_for = next((a for a, r, s, e in held if r == user and s <= day <= e), None)
+        points.sort()
         tracks.append(
             EarlierTrack(
                 day,
-                sorted(points, key=lambda p: p.t),
+                points,
                 reader_id=user,
                 reader=names.get(user, ""),
                 device_id=device,

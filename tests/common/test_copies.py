@@ -9,7 +9,7 @@ import random
 from datetime import date, timedelta
 
 from common.geo import offset
-from common.rules.copies import fix_on_meter, replayed_track, replayed_tracks
+from common.rules.copies import fix_on_meter, replayed_track, replayed_tracks, stamps
 from common.rules.facts import EarlierTrack, Thresholds, Track, TrackFix
 from common.rules.route import validate_route
 from server.demo.days import home_day, honest_day, reading_facts, street, track_facts
@@ -33,7 +33,7 @@ def shifted(track: list[TrackFix], by: timedelta, **changes: object) -> list[Tra
 
 
 def yesterday(track: list[TrackFix], **kind: object) -> EarlierTrack:
-    return EarlierTrack(YESTERDAY, track, **kind)  # type: ignore[arg-type]
+    return EarlierTrack(YESTERDAY, stamps(track), **kind)  # type: ignore[arg-type]
 
 
 def moves(track: list[TrackFix]) -> int:
@@ -83,7 +83,7 @@ def test_a_replay_with_points_dropped_and_added_and_rounded_is_still_caught() ->
         today.append(dataclasses.replace(p, lat=round(p.lat, 6), lon=round(p.lon, 6)))
         if rng.random() < 0.05:  # an added point, between this one and the next
             today.append(dataclasses.replace(today[-1], t=p.t + timedelta(seconds=2)))
-    found = replayed_track(today, [EarlierTrack(YESTERDAY - DAY, earlier)])
+    found = replayed_track(today, [EarlierTrack(YESTERDAY - DAY, stamps(earlier))])
     assert found is not None
     _, shift, repeated, total = found
     assert shift == 2 * 86_400 + 17
@@ -110,10 +110,18 @@ def test_a_replay_of_the_readers_own_earlier_day_in_the_same_track_is_caught() -
     assert finding.subject == f"replay:1@{TODAY}"
 
 
+def test_only_the_days_readings_were_taken_on_are_judged() -> None:
+    earlier = walk()
+    track = Track([*earlier, *shifted(earlier, DAY)])
+    assert replayed_tracks(track, [], LOCAL, worked={(1, YESTERDAY)}) == []
+    assert len(replayed_tracks(track, [], LOCAL, worked={(1, TODAY)})) == 1
+    assert len(replayed_tracks(track, [], LOCAL, worked={(None, TODAY)})) == 1  # any reader's
+
+
 def test_only_earlier_days_are_copied_from() -> None:
     earlier = walk()
     today = Track(shifted(earlier, DAY))
-    assert replayed_tracks(today, [EarlierTrack(TODAY, earlier)], LOCAL) == []
+    assert replayed_tracks(today, [EarlierTrack(TODAY, stamps(earlier))], LOCAL) == []
 
 
 def test_a_logger_holding_a_still_position_on_two_days_is_no_replay() -> None:
@@ -154,6 +162,6 @@ def test_an_honest_day_has_no_fix_on_the_meter_nor_a_replay() -> None:
         reading_facts(wire),
         track_facts(track),
         RULES,
-        earlier=[EarlierTrack(YESTERDAY, track_facts(earlier))],
+        earlier=[EarlierTrack(YESTERDAY, stamps(track_facts(earlier)))],
     )
     assert findings == []

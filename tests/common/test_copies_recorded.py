@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from common.geo import offset
-from common.rules.copies import replayed_track, replayed_tracks
+from common.rules.copies import replayed_track, replayed_tracks, stamps
 from common.rules.facts import (
     AssignmentFacts,
     EarlierTrack,
@@ -95,7 +95,9 @@ def test_yesterdays_real_track_replayed_today_is_flagged_with_yesterday(name: st
     today = shifted(earlier, DAY)  # the mock flag off: nothing but the copy tells
     assert not any(p.mock for p in today)
     findings = replayed_tracks(
-        Track(today), [EarlierTrack(YESTERDAY, earlier, 1, "reader1", "device-0001", 41)], LOCAL
+        Track(today),
+        [EarlierTrack(YESTERDAY, stamps(earlier), 1, "reader1", "device-0001", 41)],
+        LOCAL,
     )
     (finding,) = findings
     assert finding.code == "replayed_track"
@@ -118,7 +120,7 @@ def test_the_whole_real_day_through_every_rule_is_flagged_replayed(name: str) ->
     today = shifted(earlier, DAY)
     meters, readings = meters_and_readings(today)
     findings = validate_route(
-        WINDOW, meters, readings, today, earlier=[EarlierTrack(YESTERDAY, earlier, 1)]
+        WINDOW, meters, readings, today, earlier=[EarlierTrack(YESTERDAY, stamps(earlier), 1)]
     )
     # The readings were taken where the track went: only the copy gives the day away.
     assert [f.code for f in findings] == ["replayed_track"]
@@ -135,7 +137,7 @@ def test_the_same_real_track_on_two_routes_by_two_readers_is_caught(name: str) -
         for lat, lon in [offset(p.lat, p.lon, 2_500.0, -1_200.0)]
     ]
     for copy in (second, moved):
-        other = EarlierTrack(YESTERDAY, first, 1, "reader1", "device-0001", 41)
+        other = EarlierTrack(YESTERDAY, stamps(first), 1, "reader1", "device-0001", 41)
         (finding,) = replayed_tracks(Track(copy), [other], LOCAL)
         assert finding.params["reader"] == "reader1"
         assert finding.params["shift_s"] == 86_400 + 47 * 60
@@ -152,7 +154,7 @@ def test_a_real_replay_rounded_with_points_dropped_is_still_caught(name: str) ->
         for p in shifted(earlier, DAY)
         if rng.random() > 0.1
     ]
-    found = replayed_track(today, [EarlierTrack(YESTERDAY, earlier)])
+    found = replayed_track(today, [EarlierTrack(YESTERDAY, stamps(earlier))])
     assert found is not None
     assert found[1] == 86_400
     assert found[2] >= 0.9 * len(today)
@@ -165,8 +167,8 @@ def test_honest_real_days_are_clean() -> None:
     for name, other in (WALKS, WALKS[::-1]):
         today = walked(name, local_time(TODAY, 9))
         candidates = [
-            EarlierTrack(YESTERDAY, rewalked(today, -DAY, seed=len(name)), 1),
-            EarlierTrack(YESTERDAY, walked(other, local_time(YESTERDAY, 8)), 1),
+            EarlierTrack(YESTERDAY, stamps(rewalked(today, -DAY, seed=len(name))), 1),
+            EarlierTrack(YESTERDAY, stamps(walked(other, local_time(YESTERDAY, 8))), 1),
         ]
         assert replayed_track(today, candidates) is None
         meters, readings = meters_and_readings(today)
