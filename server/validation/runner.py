@@ -172,7 +172,8 @@ def _earlier_tracks(
     # cost more than the rule itself (bench/replay.py).
     offset_s = (tz.utcoffset(before) or timedelta()).total_seconds()
     groups: dict[tuple[int, str, int], list[Stamp]] = {}
-    for user, device, t, lat, lon in session.execute(
+    # On the session's connection, not through the ORM's result machinery: plain rows.
+    for user, device, t, lat, lon in session.connection().execute(
         sa_select(
             col(TrackPoint.user_id),
             col(TrackPoint.device_id),
@@ -180,7 +181,7 @@ def _earlier_tracks(
             col(TrackPoint.lat),
             col(TrackPoint.lon),
         ).where(who, col(TrackPoint.t) >= since, col(TrackPoint.t) < before)
-    ).all():
+    ):
         epoch = t.timestamp()
         key = (user, device, int((epoch + offset_s) // 86_400))
         groups.setdefault(key, []).append((epoch, lat, lon))
