@@ -30,7 +30,7 @@ Run = tuple[Step, ...]
 # A run found more often than this in one day (a logger stepping the same metre each second down
 # a straight street) tells nothing about where it was copied from, and would cost a vote per pair.
 COMMON_RUN = 8
-SHIFTS_VERIFIED = 5  # the likeliest (track, shift) pairs measured point by point
+SHIFTS_VERIFIED = 5  # the likeliest (track, shift) pairs measured step by step
 
 
 def stamps(points: Iterable[TrackFix]) -> list[Stamp]:
@@ -183,14 +183,17 @@ def replayed_tracks(
                 "shift_s": shift,
                 "repeated": repeated,
                 "points": total,
-                "reader": (copied.reader or str(copied.reader_id))
-                if copied.reader_id != reader
-                else None,
+                "reader": _name(copied) if copied.reader_id != reader else None,
                 "device": copied.device_id if copied.device_id not in devices else None,
             }
             who = "" if reader is None else f"{reader}@"
             findings.append(Finding("replayed_track", "fail", params, subject=f"replay:{who}{day}"))
     return findings
+
+
+def _name(track: EarlierTrack) -> str | None:
+    """Whose the copied track is, for the sentence: the reader's name, else their id."""
+    return track.reader or (None if track.reader_id is None else str(track.reader_id))
 
 
 def fix_on_meter(

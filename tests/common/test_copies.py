@@ -73,6 +73,13 @@ def test_the_same_street_walked_honestly_twice_is_no_replay() -> None:
     assert replayed_track(again, [yesterday(first)]) is None
 
 
+def test_ten_days_of_the_same_street_walked_honestly_are_no_replay_of_one_another() -> None:
+    days = [walk(seed=10 + d, start_day=TODAY - timedelta(days=10 - d)) for d in range(10)]
+    for d, today in enumerate(days[1:], start=1):
+        earlier = [EarlierTrack(TODAY - timedelta(days=10 - e), stamps(days[e])) for e in range(d)]
+        assert replayed_track(today, earlier) is None
+
+
 def test_a_replay_with_points_dropped_and_added_and_rounded_is_still_caught() -> None:
     earlier = walk()
     rng = random.Random(4)
