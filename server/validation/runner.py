@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-from sqlalchemy import or_
+from sqlalchemy import and_, not_, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -136,7 +136,7 @@ def validate_assignment(
     )
     devices = {p.device_id for p in track if p.device_id} | {r.device_id for r in rows}
     earlier = _earlier_tracks(
-        session, assignment, readers, devices, start, thresholds.replay_lookback_days, tz
+        session, assignment, readers, devices, (start, end), thresholds.replay_lookback_days, tz
     )
     findings = validate_route(facts, meters, readings, track, thresholds, now, earlier)
     return _reconcile(session, assignment_id, {f.key: f for f in findings})
@@ -147,16 +147,18 @@ def _earlier_tracks(
     assignment: Assignment,
     readers: set[int],
     devices: set[str],
-    before: datetime,
+    span: tuple[datetime, datetime],
     days: int,
     tz: tzinfo,
 ) -> list[EarlierTrack]:
-    """The tracks of the `days` before `before` that this assignment's track may repeat: of its
-    readers, of any reader of its route (in any cycle), and of whoever used its devices; one per
-    reader, device and local day, named with the assignment the reader had that day. Its own
-    span's earlier days are in its track already (common.rules.copies judges them too)."""
+    """The tracks that this assignment's track (over `span`) may repeat, from `days` before it
+    on: of its readers, of any reader of its route (in any cycle), and of whoever used its
+    devices; one per reader, device and local day, named with the assignment the reader had
+    that day. Its readers' own points within the span are its track (common.rules.copies
+    judges its earlier days too), so they are not read twice."""
     if days <= 0:
         return []
+    before, end = span
     since = before - timedelta(days=days)
     route_readers = set(
         session.exec(
@@ -180,7 +182,12 @@ def _earlier_tracks(
             col(TrackPoint.t),
             col(TrackPoint.lat),
             col(TrackPoint.lon),
-        ).where(who, col(TrackPoint.t) >= since, col(TrackPoint.t) < before)
+        ).where(
+            who,
+            col(TrackPoint.t) >= since,
+            col(TrackPoint.t) <= end,
+            not_(and_(col(TrackPoint.user_id).in_(readers), col(TrackPoint.t) >= before)),
+        )
     ):
         epoch = t.timestamp()
         key = (user, device, int((epoch + offset_s) // 86_400))
@@ -193,7 +200,7 @@ def _earlier_tracks(
             sa_select(col(User.id), col(User.username)).where(col(User.id).in_(found))
         ).all()
     )
-    first_day, last_day = since.astimezone(tz).date(), before.astimezone(tz).date()
+    first_day, last_day = since.astimezone(tz).date(), end.astimezone(tz).date()
     held = session.execute(
         sa_select(
             col(Assignment.id),

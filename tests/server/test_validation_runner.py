@@ -406,3 +406,23 @@ def test_a_replay_of_a_previous_cycles_track_names_that_days_assignment(
     flags = validate_assignment(session, assignment_id=aid(day), settings=near, now=DURING)
     assert "replayed_track" not in codes(flags)
     session.rollback()
+
+
+def test_a_replay_of_another_readers_walk_on_a_shared_device_names_that_reader(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # reader1 walks R-1 with the handheld; the next day reader2, on R-2 with the same handheld,
+    # pushes readings with reader1's walk replayed as their own track.
+    first = reader_day(session, settings, client, n_meters=6)
+    other = reader_day(session, settings, client, username="reader2", route_code="R-2", n_meters=6)
+    readings, track = honest_day(first.meters, START, assignment_id=aid(first), seed=5)
+    push(client, first, readings, track)
+    own, _ = honest_day(other.meters, START + timedelta(days=1), assignment_id=aid(other), seed=6)
+    push(client, other, own, shifted(track, timedelta(days=1)))
+    [replay] = [f for f in validate(session, settings, other) if f.code == "replayed_track"]
+    assert replay.params is not None
+    assert replay.params["reader"] == "reader1"
+    assert replay.params["device"] is None  # the same handheld
+    assert replay.params["assignment"] == aid(first)
+    assert replay.params["copied_day"] == START.date().isoformat()
+    assert "replayed_track" not in codes(validate(session, settings, first))
