@@ -317,6 +317,8 @@ class TrackPoint(SQLModel, table=True):
 
 
 Index("ix_track_points_user_t", TrackPoint.user_id, TrackPoint.t)  # type: ignore[arg-type]
+# The earlier tracks a day may replay are looked up by device as well as by reader.
+Index("ix_track_points_device_t", TrackPoint.device_id, TrackPoint.t)  # type: ignore[arg-type]
 
 
 class Job(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from common import clock
+from common.geo import offset
 from common.rules.facts import CHINA_STANDARD_TIME
 from server.catalog import accounts, assignments
 from server.catalog.imports import ImportReport, import_meters_csv
@@ -134,9 +136,18 @@ def auth(client: TestClient, username: str, device_id: str = "device-0001") -> d
     return {"Authorization": f"Bearer {login(client, username, device_id)['access_token']}"}
 
 
+def near(meter: Meter) -> tuple[float, float]:
+    """Where a handheld's fix puts a reader standing at `meter`: a few metres off (a real fix is
+    never exactly on the meter's coordinates), in a direction set by the meter, so every run
+    is the same."""
+    bearing = (meter.id or 0) * 2.4  # radians: successive meters' fixes point different ways
+    return offset(meter.lat, meter.lon, 4.0 * math.cos(bearing), 4.0 * math.sin(bearing))
+
+
 def reading(
     assignment_id: int, meter: Meter, value: Any = "1100.5", *, at: datetime = READ_AT, **extra: Any
 ) -> dict[str, Any]:
+    lat, lon = near(meter)
     body: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "assignment_id": assignment_id,
@@ -145,8 +156,8 @@ def reading(
         "read_at": at.isoformat(),
         "confirmed_at": (at + timedelta(seconds=20)).isoformat(),
         "fix": {
-            "lat": meter.lat,
-            "lon": meter.lon,
+            "lat": lat,
+            "lon": lon,
             "accuracy_m": 6.0,
             "fix_time": (at - timedelta(seconds=2)).isoformat(),
             "provider": "gps",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
@@ -33,6 +33,8 @@ CODES = (
     "unchanged",
     "missed",
     "wrong_meter_order",
+    "replayed_track",
+    "fix_on_meter",
 )
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
@@ -85,6 +87,20 @@ class Thresholds:
         within this of each other, is a spike that came straight back, and is dropped.
     stationary_radius_m (35): a track point within this of the last one kept is the jitter of
         someone standing still, not a step (a 24 m box of jitter has a 34 m diagonal).
+    replay_lookback_days (35): how many days before a day's track the server looks for an
+        earlier track (of the same reader, device or route) that it repeats.
+    replay_grid_deg (1e-5): the grid (about 1 m) to which a track's steps are rounded to find
+        runs of steps that repeat; rounding a copy to ~1e-6 degrees seldom moves a step across it.
+    replay_run_steps (4): how many consecutive steps make a run that is looked up.
+    replay_tolerance_deg (1e-6): how far (about 0.1 m, finer than any real GPS repeats) each
+        end of a step may be from the earlier track's step at the shifted times (a copy rounded
+        to 6 decimals is within it; the copy may be moved as a whole).
+    replay_min_points (30): fewer steps than this repeating an earlier track are no replay.
+    replay_min_share (0.5): the share of the steps found at the shifted times of an earlier
+        track that must repeat it (a copy with a few points dropped or added still is one).
+    on_meter_m (0.5): a fix closer than this to the meter's mapped position sits on the meter's
+        coordinates: real GPS is never that exact, so the position was typed or copied.
+    on_meter_min_readings (3): this many fixes on the meter in one reader's day are flagged.
     mock_providers: location providers that are simulations, not satellites (the handheld's GPX
         replay and fixed sources, and mock apps that name themselves).
     """
@@ -110,6 +126,14 @@ class Thresholds:
     network_accuracy_floor_m: float = 150.0
     spike_m: float = 50.0
     stationary_radius_m: float = 35.0
+    replay_lookback_days: int = 35
+    replay_grid_deg: float = 1e-5
+    replay_run_steps: int = 4
+    replay_tolerance_deg: float = 1e-6
+    replay_min_points: int = 30
+    replay_min_share: float = 0.5
+    on_meter_m: float = 0.5
+    on_meter_min_readings: int = 3
     mock_providers: tuple[str, ...] = ("mock", "simulated", "gpx", "replay", "fixed")
 
 
@@ -183,6 +207,25 @@ class TrackFix:
     mock: bool = False
     provider: str = "gps"
     reader_id: int | None = None
+    device_id: str | None = None
+
+
+Stamp = tuple[float, float, float]  # (seconds since the epoch, lat, lon)
+
+
+@dataclass(frozen=True)
+class EarlierTrack:
+    """A track of an earlier local day that a day's track may repeat: one reader's points from
+    one device as (seconds since the epoch, lat, lon) in time order (30 days of a reader are
+    180,000 points: plain tuples, as the rows are read, not a TrackFix each), and which
+    assignment (if any) they were walked for."""
+
+    day: date
+    points: Sequence[Stamp]
+    reader_id: int | None = None
+    reader: str = ""  # the reader's name, for the sentence
+    device_id: str | None = None
+    assignment_id: int | None = None
 
 
 @dataclass(frozen=True)

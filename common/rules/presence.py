@@ -75,8 +75,16 @@ def mock_location(
 
 
 # The codes that doubt the reader was at the meter: a reading that raised one does not teach
-# where the meter is (server/validation/learned_positions.py).
-PRESENCE_CODES = ("no_fix", "mock_location", "far_from_meter", "not_on_track", "no_dwell")
+# where the meter is (server/validation/learned_positions.py). A fix typed onto the meter's
+# coordinates (fix_on_meter) would teach the mapped position back to itself.
+PRESENCE_CODES = (
+    "no_fix",
+    "mock_location",
+    "far_from_meter",
+    "not_on_track",
+    "no_dwell",
+    "fix_on_meter",
+)
 
 
 # ------------------------------------------------------------------- where the meter may be

@@ -13,9 +13,11 @@ from common.rules.consumption import (
     negative_consumption,
     unchanged,
 )
+from common.rules.copies import fix_on_meter, replayed_tracks
 from common.rules.facts import (
     DEFAULT_THRESHOLDS,
     AssignmentFacts,
+    EarlierTrack,
     Finding,
     MeterFacts,
     ReadingFacts,
@@ -36,8 +38,10 @@ def validate_route(
     track: Sequence[TrackFix] | Track,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     now: datetime | None = None,
+    earlier: Sequence[EarlierTrack] = (),
 ) -> list[Finding]:
-    """Every rule on one assignment: its route's meters, its readings, its reader's track."""
+    """Every rule on one assignment: its route's meters, its readings, its reader's track, and
+    the earlier tracks (of its readers, devices and route) its track may repeat."""
     indexed = track if isinstance(track, Track) else Track(track)
     clean = cleaned(indexed, thresholds)  # presence on the track is judged on it
     by_id = {m.id: m for m in meters}
@@ -64,4 +68,7 @@ def validate_route(
     findings += impossible_speed(readings, by_id, indexed, thresholds)
     findings += missed(assignment, meters, readings, now)
     findings += wrong_meter_order(meters, readings, thresholds)
+    findings += fix_on_meter(readings, by_id, assignment.tz, thresholds)
+    worked = {(r.reader_id, r.read_at.astimezone(assignment.tz).date()) for r in readings}
+    findings += replayed_tracks(indexed, earlier, assignment.tz, thresholds, worked)
     return findings

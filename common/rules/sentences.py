@@ -354,6 +354,45 @@ def _wrong_meter_order(p: Params, _: Gettext) -> str:
     )
 
 
+def _replayed_track(p: Params, _: Gettext) -> str:
+    sentence = _(
+        N_(
+            "the track of {day} repeats the track of {copied} shifted by {shift}: {repeated} of "
+            "its {points} points moved as it moved, to a tenth of a metre"
+        )
+    ).format(
+        day=p["day"],
+        copied=p["copied_day"],
+        shift=seconds(p["shift_s"], _),
+        repeated=f"{p['repeated']:,}",
+        points=f"{p['points']:,}",
+    )
+    whose = []
+    if p.get("assignment") is not None:
+        whose.append(_(N_("assignment {assignment}")).format(assignment=p["assignment"]))
+    if p.get("reader"):
+        whose.append(_(N_("reader {reader}")).format(reader=p["reader"]))
+    if p.get("device"):
+        whose.append(_(N_("device {device}")).format(device=p["device"]))
+    if whose:
+        sentence = _(N_("{sentence} ({whose})")).format(sentence=sentence, whose=joined(whose, _))
+    return sentence
+
+
+def _fix_on_meter(p: Params, _: Gettext) -> str:
+    return _(
+        N_(
+            "fix of meter {meter} is {distance} from the meter's coordinates, one of {count} "
+            "such fixes in a row (a real fix is seldom within {limit} of the meter)"
+        )
+    ).format(
+        meter=p["meter"],
+        distance=_(N_("{n} m")).format(n=f"{p['distance_m']:.2f}"),
+        count=p["count"],
+        limit=_(N_("{n} m")).format(n=f"{p['limit_m']:g}"),
+    )
+
+
 SENTENCES: dict[str, Callable[[Params, Gettext], str]] = {
     "no_fix": _no_fix,
     "mock_location": _mock_location,
@@ -370,6 +409,8 @@ SENTENCES: dict[str, Callable[[Params, Gettext], str]] = {
     "unchanged": _unchanged,
     "missed": _missed,
     "wrong_meter_order": _wrong_meter_order,
+    "replayed_track": _replayed_track,
+    "fix_on_meter": _fix_on_meter,
 }
 
 

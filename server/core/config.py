@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     validation_network_accuracy_floor_m: float = _RULES.network_accuracy_floor_m
     validation_spike_m: float = _RULES.spike_m
     validation_stationary_radius_m: float = _RULES.stationary_radius_m
+    validation_replay_lookback_days: int = _RULES.replay_lookback_days
+    validation_replay_grid_deg: float = _RULES.replay_grid_deg
+    validation_replay_run_steps: int = _RULES.replay_run_steps
+    validation_replay_tolerance_deg: float = _RULES.replay_tolerance_deg
+    validation_replay_min_points: int = _RULES.replay_min_points
+    validation_replay_min_share: float = _RULES.replay_min_share
+    validation_on_meter_m: float = _RULES.on_meter_m
+    validation_on_meter_min_readings: int = _RULES.on_meter_min_readings
     validation_mock_providers: tuple[str, ...] = _RULES.mock_providers
     validation_window_utc_offset_minutes: int = 8 * 60
 

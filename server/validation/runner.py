@@ -11,20 +11,30 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
+from sqlalchemy import and_, not_, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from common import clock
-from common.rules.facts import AssignmentFacts, Finding, MeterFacts, ReadingFacts, TrackFix
+from common.rules.facts import (
+    AssignmentFacts,
+    EarlierTrack,
+    Finding,
+    MeterFacts,
+    ReadingFacts,
+    Stamp,
+    TrackFix,
+)
 from common.rules.route import validate_route
 from common.wire import Fix
 from server.core.changes import log_admin_action
 from server.core.config import Settings
 from server.core.errors import Conflict, NotFound
-from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint
+from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint, User
 from server.validation.learned_positions import learned_positions
 
 MESSAGE_MAX = 1000  # Flag.message
+EPOCH_DAY = date(1970, 1, 1)
 
 
 def window_tz(settings: Settings) -> tzinfo:
@@ -100,12 +110,20 @@ def validate_assignment(
     readers = {assignment.reader_id} | {r.user_id for r in rows}
     track = [
         TrackFix(
-            t=t, lat=lat, lon=lon, accuracy_m=acc, mock=mock, provider=provider, reader_id=user
+            t=t,
+            lat=lat,
+            lon=lon,
+            accuracy_m=acc,
+            mock=mock,
+            provider=provider,
+            reader_id=user,
+            device_id=device,
         )
         # Columns, not ORM objects: a route-day is thousands of points.
-        for user, t, lat, lon, acc, mock, provider in session.execute(
+        for user, device, t, lat, lon, acc, mock, provider in session.execute(
             sa_select(
                 col(TrackPoint.user_id),
+                col(TrackPoint.device_id),
                 col(TrackPoint.t),
                 col(TrackPoint.lat),
                 col(TrackPoint.lon),
@@ -125,8 +143,103 @@ def validate_assignment(
         tz=tz,
         closed=assignment.status == "closed",
     )
-    findings = validate_route(facts, meters, readings, track, thresholds, now)
+    devices = {p.device_id for p in track if p.device_id} | {r.device_id for r in rows}
+    earlier = _earlier_tracks(
+        session, assignment, readers, devices, (start, end), thresholds.replay_lookback_days, tz
+    )
+    findings = validate_route(facts, meters, readings, track, thresholds, now, earlier)
     return _reconcile(session, assignment_id, {f.key: f for f in findings})
+
+
+def _earlier_tracks(
+    session: Session,
+    assignment: Assignment,
+    readers: set[int],
+    devices: set[str],
+    span: tuple[datetime, datetime],
+    days: int,
+    tz: tzinfo,
+) -> list[EarlierTrack]:
+    """The tracks that this assignment's track (over `span`) may repeat, from `days` before it
+    on: of its readers, of any reader of its route (in any cycle), and of whoever used its
+    devices; one per reader, device and local day, named with the assignment the reader had
+    that day. Its readers' own points within the span are its track (common.rules.copies
+    judges its earlier days too), so they are not read twice."""
+    if days <= 0:
+        return []
+    before, end = span
+    since = before - timedelta(days=days)
+    route_readers = set(
+        session.exec(
+            select(Assignment.reader_id)
+            .where(Assignment.route_id == assignment.route_id)
+            .distinct()
+        ).all()
+    )
+    users = readers | route_readers
+    # One query; ix_track_points_user_t and ix_track_points_device_t serve its two halves.
+    who = or_(col(TrackPoint.user_id).in_(users), col(TrackPoint.device_id).in_(devices))
+    # Grouped by local day with the window's fixed offset: a date and a TrackFix per point would
+    # cost more than the rule itself (bench/replay.py).
+    offset_s = (tz.utcoffset(before) or timedelta()).total_seconds()
+    groups: dict[tuple[int, str, int], list[Stamp]] = {}
+    # On the session's connection, not through the ORM's result machinery: plain rows.
+    for user, device, t, lat, lon in session.connection().execute(
+        sa_select(
+            col(TrackPoint.user_id),
+            col(TrackPoint.device_id),
+            col(TrackPoint.t),
+            col(TrackPoint.lat),
+            col(TrackPoint.lon),
+        ).where(
+            who,
+            col(TrackPoint.t) >= since,
+            col(TrackPoint.t) <= end,
+            not_(and_(col(TrackPoint.user_id).in_(readers), col(TrackPoint.t) >= before)),
+        )
+    ):
+        epoch = t.timestamp()
+        key = (user, device, int((epoch + offset_s) // 86_400))
+        groups.setdefault(key, []).append((epoch, lat, lon))
+    if not groups:
+        return []
+    found = {user for user, _, _ in groups}
+    names = dict(
+        session.execute(
+            sa_select(col(User.id), col(User.username)).where(col(User.id).in_(found))
+        ).all()
+    )
+    first_day, last_day = since.astimezone(tz).date(), end.astimezone(tz).date()
+    held = session.execute(
+        sa_select(
+            col(Assignment.id),
+            col(Assignment.reader_id),
+            col(Assignment.window_start),
+            col(Assignment.window_end),
+        )
+        .where(
+            col(Assignment.reader_id).in_(found),
+            col(Assignment.window_start) <= last_day,
+            col(Assignment.window_end) >= first_day,
+        )
+        .order_by(col(Assignment.id))
+    ).all()
+    tracks = []
+    for (user, device, n), points in sorted(groups.items()):
+        day = EPOCH_DAY + timedelta(days=n)
+        walked_for = next((a for a, r, s, e in held if r == user and s <= day <= e), None)
+        points.sort()
+        tracks.append(
+            EarlierTrack(
+                day,
+                points,
+                reader_id=user,
+                reader=names.get(user, ""),
+                device_id=device,
+                assignment_id=walked_for,
+            )
+        )
+    return tracks
 
 
 def reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:

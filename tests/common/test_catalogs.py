@@ -289,6 +289,33 @@ FLAG_PARAMS: list[tuple[str, dict[str, Any]]] = [
     ("unchanged", {"meter": "M-1", "value": "1100", "usual_kwh": "80"}),
     ("missed", {"meter": "M-1", "sequence": 3, "start": "2026-12-01", "end": "2026-12-05"}),
     ("wrong_meter_order", {"inverted": 190, "pairs": 190, "threshold": 0.3}),
+    (
+        "replayed_track",
+        {
+            "day": "2026-12-02",
+            "copied_day": "2026-12-01",
+            "assignment": None,
+            "shift_s": 86400,
+            "repeated": 5890,
+            "points": 6012,
+            "reader": None,
+            "device": None,
+        },
+    ),
+    (
+        "replayed_track",
+        {
+            "day": "2026-12-02",
+            "copied_day": "2026-11-28",
+            "assignment": 41,
+            "shift_s": 345617,
+            "repeated": 270,
+            "points": 296,
+            "reader": "reader1",
+            "device": "device-0001",
+        },
+    ),
+    ("fix_on_meter", {"meter": "M-1", "distance_m": 0.0, "count": 12, "limit_m": 0.5}),
 ]
 # English that stays in a Chinese sentence: a name of the trade.
 ENGLISH_IN_CHINESE = {"GPS"}

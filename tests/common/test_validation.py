@@ -153,7 +153,9 @@ def test_readings_typed_at_home_are_not_on_track_and_copied_registers_are_unchan
     home = offset(meters[0].lat, meters[0].lon, -600.0, 500.0)
     wire, track = home_day(meters, START, assignment_id=1, home=home, unchanged_every=3)
     readings, findings = validate(meters, wire, track)
-    assert codes(findings) == {"not_on_track": 12, "unchanged": 4}
+    # Every fix was typed onto the meter's coordinates: fix_on_meter, reading after reading.
+    assert codes(findings) == {"not_on_track": 12, "unchanged": 4, "fix_on_meter": 12}
+    assert flagged(findings, "fix_on_meter") == ids(readings)
     assert flagged(findings, "not_on_track") == ids(readings)
     copied = {r.id for r in readings if r.value == meters[r.meter_id - 1].last_reading}
     assert flagged(findings, "unchanged") == copied
@@ -272,7 +274,7 @@ def test_ten_readings_300_m_apart_within_a_minute_are_too_fast() -> None:
         t += timedelta(seconds=6)
     _, track = home_day(meters[:1], START, assignment_id=1, home=(meters[0].lat, meters[0].lon))
     readings, findings = validate(meters, wire, track)
-    assert codes(findings) == {"too_fast": 9, "not_on_track": 9}
+    assert codes(findings) == {"too_fast": 9, "not_on_track": 9, "fix_on_meter": 10}
     assert flagged(findings, "too_fast") == ids(readings[1:])
     first = next(f for f in findings if f.code == "too_fast")
     assert first.message == (

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from sqlalchemy import Engine
@@ -37,6 +39,7 @@ from tests.e2e.conftest import (
     wait,
 )
 from tests.factories import (
+    LOCAL,
     PASSWORD,
     READ_AT,
     WINDOW_START,
@@ -54,6 +57,7 @@ from tests.factories import (
 pytestmark = pytest.mark.real_clock
 
 AUDIT = "/api/v1/audit"
+DAY = timedelta(days=1)
 COLOURS = {
     "read": "#2f9e44",
     "skipped": "#f08c00",
@@ -85,10 +89,12 @@ class Day:
                 value=str(1100 + i),
                 at=READ_AT + timedelta(minutes=2 * i),
             )
-            if i == 1:  # a measured fix, 3 m off (the others sit exactly on their meters)
-                item["fix"]["lat"] = meter.lat + 3 / 111_200
+            if i == 0:  # typed exactly on its meter (the factory's fixes are a few metres off)
+                item["fix"]["lat"], item["fix"]["lon"] = meter.lat, meter.lon
+            if i == 1:  # a measured fix, 3 m north
+                item["fix"]["lat"], item["fix"]["lon"] = meter.lat + 3 / 111_200, meter.lon
             if i == 2:
-                item["fix"]["lat"] = meter.lat + FAR_M / 111_200
+                item["fix"]["lat"], item["fix"]["lon"] = meter.lat + FAR_M / 111_200, meter.lon
                 item["fix"]["accuracy_m"] = 8.0
             items.append(item)
         items.append(
@@ -856,6 +862,109 @@ def test_a_meter_card_says_where_past_cycles_found_the_meter(
         assert "推算表位" in card
         browser.execute_script("document.getElementById('meter-evidence').scrollIntoView()")
         screenshot(browser, f"audit-page-learned-zh-{backend(settings)}")
+        assert js_errors(browser) == []
+    finally:
+        browser.delete_all_cookies()
+
+
+def settled(check: Callable[[], bool]) -> bool:
+    """A check of elements a re-render may replace while it reads them: False until it holds."""
+    try:
+        return check()
+    except (StaleElementReferenceException, IndexError):
+        return False
+
+
+def flag_labels(browser: Chrome) -> list[str]:
+    return sorted(e.text for e in css(browser, "#flag-list .flag-code"))
+
+
+def select_flag(browser: Chrome, flag_id: int) -> None:
+    css(browser, f'.flag[data-flag-id="{flag_id}"]')[0].click()
+
+
+def evidence_card(browser: Chrome, flag_id: int) -> str:
+    return str(css(browser, f'#flag-evidence[data-flag-id="{flag_id}"]')[0].text)
+
+
+def test_a_replayed_track_and_fixes_typed_on_the_meters_are_shown_with_their_labels(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+) -> None:
+    # Yesterday the reader walked the route and read half of it; today the other half comes
+    # with yesterday's track replayed a day later (mock flag off) and every fix typed onto its
+    # meter's coordinates. The real runner judges both pushes.
+    day = reader_day(session, settings, client, n_meters=6)
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    assert day.assignment.id is not None
+    # The browser reads the machine's clock: yesterday is a day and an hour before it.
+    yesterday = clock.now().replace(microsecond=0) - DAY - timedelta(hours=1)
+
+    def later(stamp: str) -> str:
+        return (datetime.fromisoformat(stamp) + DAY).isoformat()
+
+    wire, track = honest_day(day.meters, yesterday, assignment_id=day.assignment.id, seed=5)
+    replay = [{**p, "t": later(p["t"])} for p in track]
+    typed = [
+        {
+            **item,
+            "read_at": later(item["read_at"]),
+            "confirmed_at": later(item["confirmed_at"]),
+            "fix": {
+                **item["fix"],
+                "lat": meter.lat,
+                "lon": meter.lon,
+                "fix_time": later(item["fix"]["fix_time"]),
+            },
+        }
+        for item, meter in zip(wire[3:], day.meters[3:], strict=True)
+    ]
+    for readings, points in ((wire[:3], track), (typed, replay)):
+        response = client.post(
+            "/api/v1/sync/push",
+            headers=day.headers,
+            json={"readings": readings, "track_points": points},
+        )
+        assert response.status_code == 200, response.text
+    sup = auth(client, "sup1", "sup-desk-01")
+    flags = client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
+    assert sorted(f["code"] for f in flags) == ["fix_on_meter"] * 3 + ["replayed_track"]
+    [replayed] = [f for f in flags if f["code"] == "replayed_track"]
+    copied = yesterday.astimezone(LOCAL).date().isoformat()
+    assert replayed["params"]["copied_day"] == copied
+
+    base = serve(create_app(settings, engine))
+    browser.get(f"{base}/audit")
+    js_errors(browser)
+    try:
+        sign_in(browser, base)
+        wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "sup1")
+        open_assignment(browser, day.assignment.id)
+        wait(browser, lambda d: len(css(d, "#flag-list .flag")) == 4)
+        labels = sorted(e.text for e in css(browser, "#flag-list .flag-code"))
+        assert labels == ["Fix exactly on the meter"] * 3 + ["Replayed track"]
+        css(browser, f'.flag[data-flag-id="{replayed["id"]}"]')[0].click()
+        wait(browser, lambda d: css(d, f'#flag-evidence[data-flag-id="{replayed["id"]}"]'))
+        card = browser.find_element(By.ID, "flag-evidence").text
+        assert f"repeats the track of {copied} shifted by 24.0 h" in card
+        screenshot(browser, f"audit-page-replayed-{backend(settings)}")
+
+        # In Chinese, from the header's menu: the page is drawn again in it (the assignment is
+        # opened again once the list is back, so no element of the English page is used).
+        choose_language(browser, "zh_CN", "zh-CN")
+        wait(browser, lambda d: settled(lambda: css(d, ".pane-left h2")[0].text == "抄表任务"))
+        wait(browser, lambda d: settled(lambda: bool(css(d, "[data-assignment-id]"))))
+        wait(browser, lambda d: settled(lambda: open_assignment(d, day.assignment.id) is None))
+        chinese = ["定位恰在电表坐标上"] * 3 + ["轨迹回放"]
+        wait(browser, lambda d: settled(lambda: flag_labels(d) == chinese))
+        wait(browser, lambda d: settled(lambda: select_flag(d, replayed["id"]) is None))
+        sentence = f"的轨迹重复了 {copied} 的轨迹（时间平移24.0小时）"
+        wait(browser, lambda d: settled(lambda: sentence in evidence_card(d, replayed["id"])))
+        screenshot(browser, f"audit-page-replayed-zh-{backend(settings)}")
         assert js_errors(browser) == []
     finally:
         browser.delete_all_cookies()

@@ -146,8 +146,9 @@ def test_readings_come_in_the_order_taken_in_the_agreed_shape(
         "flags",
     }
     assert readings[0]["value"] == "1100"
-    # The factories' fixes are typed right at the meter.
-    assert readings[0]["fix"]["distance_to_meter_m"] == 0.0
+    # The factories' fixes are measured a few metres off the meter, as a real one is.
+    assert readings[0]["fix"]["distance_to_meter_m"] == pytest.approx(4.0, abs=0.05)
+    assert readings[0]["fix"]["exactly_on_meter"] is False
     assert readings[3]["skip_code"] == "dog"
     assert readings[3]["value"] is None
     assert [f["id"] for f in readings[0]["flags"]] == [flag.id]
@@ -368,10 +369,12 @@ def test_a_fix_exactly_on_the_meter_is_marked_as_such_and_a_measured_one_is_not(
 ) -> None:
     day, sup = setup_day(session, settings, client)
     exact = reading(day.assignment.id, day.meters[0], value="1100")
+    exact["fix"]["lat"], exact["fix"]["lon"] = day.meters[0].lat, day.meters[0].lon  # typed
     measured = reading(
         day.assignment.id, day.meters[1], value="1101", at=READ_AT + timedelta(minutes=2)
     )
-    measured["fix"]["lat"] = day.meters[1].lat + 0.3 / 111_200  # 30 cm off
+    measured["fix"]["lat"] = day.meters[1].lat + 0.3 / 111_200  # 30 cm north
+    measured["fix"]["lon"] = day.meters[1].lon
     push(client, day, readings=[exact, measured])
     readings = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings", headers=sup).json()
     assert [(r["fix"]["distance_to_meter_m"], r["fix"]["exactly_on_meter"]) for r in readings] == [
@@ -384,24 +387,23 @@ def test_each_assignment_has_a_one_line_verdict_in_the_callers_language(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     day, sup = setup_day(session, settings, client)
-    walk(day, session, client)  # a track up the street; every fix on its meter's coordinates
+    walk(day, session, client)  # a track up the street; each fix a few metres off its meter
     [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
     verdict = row["verdict"]
     assert verdict["code"] == "walked"
     params = verdict["params"]
     assert (params["meters"], params["done"], params["passed"], params["along"]) == (5, 4, 5, True)
-    assert (params["at_meter"], params["exact"]) == (0, 4)
+    assert (params["at_meter"], params["exact"]) == (4, 0)
     assert params["walked_m"] == pytest.approx(row["distance_walked_m"], abs=1)
     assert verdict["message"] == (
         f"walked {params['walked_m']:.0f} m along the route, past 5 of 5 meters; "
-        "0 of 4 readings placed at their meter by their own fix; "
-        "4 fix(es) exactly on the meter's coordinates: typed, not measured"
+        "4 of 4 readings placed at their meter by their own fix"
     )
     chinese = {**sup, "Accept-Language": "zh-CN"}
     detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=chinese).json()
     assert detail["assignment"]["verdict"]["message"] == (
         f"沿抄表段行走{params['walked_m']:.0f}米，经过 5 块电表中的 5 块；"
-        "4 条示数中 0 条的定位在电表处；4 个定位恰好落在电表坐标上：系手工输入，并非实测"
+        "4 条示数中 4 条的定位在电表处"
     )
 
 

@@ -342,6 +342,8 @@ def test_the_demo_has_an_honest_day_a_day_typed_at_home_and_outages(
     assert readings["R-101"] == 37  # 41 meters, the last four not reached yet
     assert by_route["R-102"]["not_on_track"] == readings["R-102"] == 40
     assert by_route["R-102"]["unchanged"] > 0
+    # Every fix was typed onto its meter's coordinates, reading after reading.
+    assert by_route["R-102"]["fix_on_meter"] == readings["R-102"]
     jobs = {j.kind: j for j in session.exec(select(Job))}
     assert (jobs["fault"].status, jobs["planned"].status) == ("started", "created")
     assert jobs["fault"].expected_finish is not None

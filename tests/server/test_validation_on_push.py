@@ -151,6 +151,7 @@ def test_the_same_flag_reads_in_the_callers_language_with_its_numbers_as_params(
     sup = auth(client, "sup1", "sup-desk-01")
     item = reading(day.assignment.id, day.meters[0], at=MORNING)
     item["fix"]["lat"] = day.meters[0].lat + 143 / 111_200  # 143 m north of the meter
+    item["fix"]["lon"] = day.meters[0].lon
     item["fix"]["accuracy_m"] = 1.0
     push(client, day, readings=[item])
     url = f"{AUDIT}/assignments/{day.assignment.id}/flags"

@@ -106,7 +106,8 @@ def test_a_day_typed_at_home_is_flagged_reading_by_reading(
     readings, track = home_day(day.meters, START, assignment_id=aid(day), home=home)
     push(client, day, readings, track)
     flags = validate(session, settings, day)
-    assert codes(flags) == {"not_on_track": 6, "unchanged": 2}
+    # Typed fixes sit on the meters' coordinates, reading after reading.
+    assert codes(flags) == {"not_on_track": 6, "unchanged": 2, "fix_on_meter": 6}
     assert held(session, day) == flags
     by_meter = {m.id: m for m in day.meters}
     for flag in flags:
@@ -389,3 +390,96 @@ def test_a_meter_resurveyed_80_m_off_is_found_where_past_cycles_read_it(
         assert learned["readings"] == 3
         assert distance_m(learned["lat"], learned["lon"], spot.lat, spot.lon) < 10
         assert 0 < learned["spread_m"] < 15
+
+
+def shifted(track: Sequence[dict[str, Any]], by: timedelta) -> list[dict[str, Any]]:
+    """Pushed track points moved in time by `by`: a replay of them, mock flag off."""
+    return [{**p, "t": (datetime.fromisoformat(p["t"]) + by).isoformat()} for p in track]
+
+
+def test_a_day_replaying_the_day_before_is_flagged_through_the_runner(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=8)
+    first, track = honest_day(day.meters[:4], START, assignment_id=aid(day), seed=1)
+    push(client, day, first, track)
+    assert validate(session, settings, day) == []
+    # The next day's readings come with yesterday's track replayed a day later.
+    second, _ = honest_day(
+        day.meters[4:], START + timedelta(days=1), assignment_id=aid(day), seed=2
+    )
+    push(client, day, second, shifted(track, timedelta(days=1)))
+    flags = validate(session, settings, day)
+    [replay] = [f for f in flags if f.code == "replayed_track"]
+    assert replay.severity == "fail"
+    assert replay.params is not None
+    assert replay.params["copied_day"] == START.date().isoformat()
+    assert replay.params["day"] == (START.date() + timedelta(days=1)).isoformat()
+    assert replay.params["shift_s"] == 86_400
+    assert replay.params["repeated"] >= 0.95 * len(track)
+    assert replay.message.startswith(f"the track of {replay.params['day']} repeats the track of ")
+
+
+def test_an_honest_second_day_on_the_same_street_is_no_replay(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=8)
+    first, track = honest_day(day.meters, START, assignment_id=aid(day), seed=1)
+    push(client, day, first[:4], track)
+    # The same street walked again the next day, with its own GPS noise and pace.
+    _, again = honest_day(day.meters, START + timedelta(days=1), assignment_id=aid(day), seed=2)
+    push(client, day, first[4:6], again)
+    assert "replayed_track" not in codes(validate(session, settings, day))
+
+
+def test_a_replay_of_a_previous_cycles_track_names_that_days_assignment(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=6)
+    month_ago = TODAY - timedelta(days=30)
+    old = assign(
+        session,
+        day.route.code,
+        "reader1",
+        cycle=f"{month_ago:%Y-%m}-prev",
+        start=month_ago - timedelta(days=2),
+        end=month_ago + timedelta(days=2),
+    )
+    then = local_time(month_ago, 9)
+    _, track = honest_day(day.meters, then, assignment_id=aid(day), seed=3)
+    push(client, day, (), track)  # last cycle's walk, on the server since
+    readings, _ = honest_day(day.meters, START, assignment_id=aid(day), seed=4)
+    push(client, day, readings, shifted(track, START - then))
+    flags = validate(session, settings, day)
+    [replay] = [f for f in flags if f.code == "replayed_track"]
+    assert replay.params is not None
+    assert replay.params["copied_day"] == month_ago.isoformat()
+    assert replay.params["assignment"] == old.id
+    assert replay.params["shift_s"] == (START - then).total_seconds()
+    assert replay.params["reader"] is None  # the reader's own track
+    # With the look-back shorter than the month, the earlier track is not loaded.
+    near = Settings(**{**settings.model_dump(), "validation_replay_lookback_days": 20})
+    session.commit()
+    flags = validate_assignment(session, assignment_id=aid(day), settings=near, now=DURING)
+    assert "replayed_track" not in codes(flags)
+    session.rollback()
+
+
+def test_a_replay_of_another_readers_walk_on_a_shared_device_names_that_reader(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    # reader1 walks R-1 with the handheld; the next day reader2, on R-2 with the same handheld,
+    # pushes readings with reader1's walk replayed as their own track.
+    first = reader_day(session, settings, client, n_meters=6)
+    other = reader_day(session, settings, client, username="reader2", route_code="R-2", n_meters=6)
+    readings, track = honest_day(first.meters, START, assignment_id=aid(first), seed=5)
+    push(client, first, readings, track)
+    own, _ = honest_day(other.meters, START + timedelta(days=1), assignment_id=aid(other), seed=6)
+    push(client, other, own, shifted(track, timedelta(days=1)))
+    [replay] = [f for f in validate(session, settings, other) if f.code == "replayed_track"]
+    assert replay.params is not None
+    assert replay.params["reader"] == "reader1"
+    assert replay.params["device"] is None  # the same handheld
+    assert replay.params["assignment"] == aid(first)
+    assert replay.params["copied_day"] == START.date().isoformat()
+    assert "replayed_track" not in codes(validate(session, settings, first))

@@ -44,6 +44,8 @@ const FLAG_LABELS = {
   unchanged: t("Register unchanged"),
   missed: t("Missed meter"),
   wrong_meter_order: t("Out of route order"),
+  replayed_track: t("Replayed track"),
+  fix_on_meter: t("Fix exactly on the meter"),
 };
 // The reader's skip reasons (common/wire.py): the handheld's own words for them.
 const SKIP_LABELS = {
