@@ -138,9 +138,12 @@ def _cycle_id(session: Session, code: str) -> int:
 def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> Subquery:
     """One row per assignment of the cycle in scope, with its figures and status: the meters
     per route, the current readings per assignment and the open flags per assignment are each
-    one GROUP BY restricted to the cycle, joined to the assignments."""
-    in_cycle = select(A.c.id).where(A.c.cycle_id == cycle_id)
-    routes_in_cycle = select(A.c.route_id).where(A.c.cycle_id == cycle_id)
+    one GROUP BY restricted to the cycle's assignments in scope, joined to the assignments."""
+    # Each GROUP BY reads only the rows of the assignments in scope (a grid's, a reader's).
+    scoped = A.join(RT, RT.c.id == A.c.route_id).join(U, U.c.id == A.c.reader_id)
+    in_scope = [A.c.cycle_id == cycle_id, *where]
+    in_cycle = select(A.c.id).select_from(scoped).where(*in_scope)
+    routes_in_cycle = select(A.c.route_id).select_from(scoped).where(*in_scope)
     meters = (
         select(M.c.route_id, func.count().label("meters"))
         .where(M.c.route_id.in_(routes_in_cycle))
@@ -154,7 +157,8 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             R.c.assignment_id,
             func.count(R.c.value).label("read"),
             func.count(R.c.skip_code).label("skipped"),
-            func.count(R.c.meter_id.distinct()).label("done"),
+            # One current reading per meter (a re-read supersedes the one before).
+            func.count().label("done"),
         )
         .where(R.c.assignment_id.in_(in_cycle), current)
         .group_by(R.c.assignment_id)
@@ -283,9 +287,18 @@ def cycle_overview(
         total = counted[0]
         totals = {f: int(v) for f, v in zip(FIGURES, counted[1:], strict=True)}
 
-    by_status = dict(
-        session.execute(select(rows.c.status, func.count()).group_by(rows.c.status)).all()
-    )
+    # Routes per status before the status filter, and the cycle's window in scope: one query.
+    statuses = session.execute(
+        select(
+            rows.c.status,
+            func.count(),
+            func.min(rows.c.window_start),
+            func.max(rows.c.window_end),
+        ).group_by(rows.c.status)
+    ).all()
+    by_status = {row[0]: row[1] for row in statuses}
+    starts = [row[2] for row in statuses]
+    ends = [row[3] for row in statuses]
 
     reader_figures = [func.sum(rows.c[f]).label(f) for f in FIGURES]
     readers_stmt = (
@@ -306,14 +319,11 @@ def cycle_overview(
         reader_keys = [func.sum(rows.c[view.readers_sort])]
     readers_stmt = _ordered(readers_stmt, reader_keys, view.readers_order).order_by(rows.c.reader)
 
-    window = session.execute(
-        select(func.min(rows.c.window_start), func.max(rows.c.window_end))
-    ).one()
     return {
         "cycle": cycle,
         "today": day.isoformat(),
-        "window_start": window[0].isoformat() if window[0] else None,
-        "window_end": window[1].isoformat() if window[1] else None,
+        "window_start": min(starts).isoformat() if starts else None,
+        "window_end": max(ends).isoformat() if ends else None,
         "grids": _grids_in_cycle(session, auditor, cycle_id),
         "total": total,
         "totals": totals,
