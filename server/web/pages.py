@@ -1,5 +1,5 @@
-"""Pages for people at a desk: the supervisor's route audit at /audit and the call-centre
-agents' outage desk at /outages, with their static files.
+"""Pages for people at a desk: the supervisor's route audit at /audit and cycle overview at
+/cycle, and the call-centre agents' outage desk at /outages, with their static files.
 
 The pages are plain HTML and JS over the JSON API; the browser holds the tokens; what the pages
 share (the frame, the session, the look) is static/common.js and static/common.css.
@@ -168,6 +168,12 @@ def _page(name: str, settings: Settings, language: str) -> HTMLResponse:
 def audit_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse:
     """The supervisor's route audit page."""
     return _page("audit.html", settings, language)
+
+
+@router.get("/cycle")
+def cycle_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse:
+    """A whole reading cycle at a glance: routes and readers of my grid (an admin: all)."""
+    return _page("cycle.html", settings, language)
 
 
 @router.get("/outages")
