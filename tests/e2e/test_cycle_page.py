@@ -5,6 +5,7 @@ in Chinese, at a wide desk and at 1024x768."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from tests.e2e.conftest import (
     screenshot,
     wait,
 )
-from tests.factories import CYCLE, PASSWORD
+from tests.factories import CYCLE, PASSWORD, TODAY, assign, make_route
 from tests.server.test_cycle_overview import build, overview
 
 pytestmark = pytest.mark.real_clock
@@ -71,12 +72,15 @@ def test_a_supervisor_sees_the_cycle_sorts_filters_and_opens_a_route(
     engine: Engine,
 ) -> None:
     u = build(session, settings, client)
+    # R-5: its window ends today with nothing read, the last day to read it.
+    make_route(session, "R-5", 2)
+    assign(session, "R-5", "reader2", start=TODAY - timedelta(days=5), end=TODAY)
     api = overview(client, u.sup)
     base = serve(create_app(settings, engine))
     browser.set_window_size(1440, 1000)
     sign_in(browser, base, "sup1")
 
-    wait(browser, lambda d: shown_routes(d) == ["R-1", "R-2", "R-4"])
+    wait(browser, lambda d: shown_routes(d) == ["R-1", "R-2", "R-4", "R-5"])
     assert Select(browser.find_element(By.ID, "cycle-select")).first_selected_option.text == CYCLE
     # The grid menu is for those with more than one grid: a supervisor has theirs.
     assert not browser.find_element(By.ID, "grid-filter").is_displayed()
@@ -85,7 +89,7 @@ def test_a_supervisor_sees_the_cycle_sorts_filters_and_opens_a_route(
         for t in css(browser, "#totals .total")
     }
     assert (totals["routes"], totals["meters"], totals["unread"]) == (
-        "3",
+        "4",
         str(api["totals"]["meters"]),
         str(api["totals"]["unread"]),
     )
@@ -95,11 +99,20 @@ def test_a_supervisor_sees_the_cycle_sorts_filters_and_opens_a_route(
     assert "none" in classes(cell(browser, "R-4", "unread"))
     r1 = next(r for r in api["routes"] if r["route_code"] == "R-1")
     assert cell(browser, "R-1", "days_left").text == str(r1["days_left"])
+    assert "urgent" not in classes(cell(browser, "R-1", "days_left"))
+    # The last day of a window with meters unread is urgent.
+    assert cell(browser, "R-5", "days_left").text == "1"
+    assert "urgent" in classes(cell(browser, "R-5", "days_left"))
     statuses = {
         r.get_attribute("data-route"): r.find_element(By.CSS_SELECTOR, ".badge").text
         for r in css(browser, "#route-rows tr[data-route]")
     }
-    assert statuses == {"R-1": "In progress", "R-2": "Not started", "R-4": "Complete"}
+    assert statuses == {
+        "R-1": "In progress",
+        "R-2": "Not started",
+        "R-4": "Complete",
+        "R-5": "Not started",
+    }
     readers = {
         r.get_attribute("data-reader"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
         for r in css(browser, "#reader-rows tr[data-reader]")
@@ -117,20 +130,20 @@ def test_a_supervisor_sees_the_cycle_sorts_filters_and_opens_a_route(
     # Sort by clicking a header: most unread first, then again for the fewest.
     unread = '#route-head th[data-sort="unread"] button'
     css(browser, unread)[0].click()
-    wait(browser, lambda d: shown_routes(d) == ["R-2", "R-1", "R-4"])
+    wait(browser, lambda d: shown_routes(d) == ["R-2", "R-5", "R-1", "R-4"])
     assert (
         css(browser, '#route-head th[data-sort="unread"]')[0].get_attribute("aria-sort")
         == "descending"
     )
     css(browser, unread)[0].click()
-    wait(browser, lambda d: shown_routes(d) == ["R-4", "R-1", "R-2"])
+    wait(browser, lambda d: shown_routes(d) == ["R-4", "R-1", "R-5", "R-2"])
 
     # Filter by status, then by a reader's name.
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("complete")
     wait(browser, lambda d: shown_routes(d) == ["R-4"])
     Select(browser.find_element(By.ID, "status-filter")).select_by_value("")
     browser.find_element(By.ID, "reader-filter").send_keys("reader2")
-    wait(browser, lambda d: shown_routes(d) == ["R-2"])
+    wait(browser, lambda d: shown_routes(d) == ["R-5", "R-2"])
     assert [r.get_attribute("data-reader") for r in css(browser, "#reader-rows tr")] == ["reader2"]
     browser.find_element(By.ID, "reader-filter").clear()
     browser.find_element(By.ID, "reader-filter").send_keys("nobody")
