@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, Table, and_, case, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Select, Table, and_, case, func, or_, select, true
 from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session
 
@@ -150,20 +149,37 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
         .group_by(M.c.route_id)
         .subquery("meters_per_route")
     )
-    later = aliased(R)
-    current = ~exists().where(later.c.supersedes == R.c.id)
-    done = (
+    # The current readings are all the readings less the few a re-read superseded: two
+    # GROUP BYs, rather than asking of each of 300,000 readings whether a later one replaced it.
+    held = (
         select(
             R.c.assignment_id,
             func.count(R.c.value).label("read"),
             func.count(R.c.skip_code).label("skipped"),
-            # One current reading per meter (a re-read supersedes the one before).
             func.count().label("done"),
         )
-        .where(R.c.assignment_id.in_(in_cycle), current)
+        .where(R.c.assignment_id.in_(in_cycle))
         .group_by(R.c.assignment_id)
-        .subquery("done_per_assignment")
+        .subquery("readings_per_assignment")
     )
+    superseded = select(R.c.supersedes).where(R.c.supersedes.is_not(None))
+    replaced = (
+        select(
+            R.c.assignment_id,
+            func.count(R.c.value).label("read"),
+            func.count(R.c.skip_code).label("skipped"),
+            func.count().label("done"),
+        )
+        # Found from the re-reads (by the index on supersedes), which are few.
+        .where(R.c.id.in_(superseded), R.c.assignment_id.in_(in_cycle))
+        .group_by(R.c.assignment_id)
+        .subquery("superseded_per_assignment")
+    )
+
+    def current(figure: str) -> ColumnElement[int]:
+        # One current reading per meter: a re-read supersedes the one before.
+        return func.coalesce(held.c[figure], 0) - func.coalesce(replaced.c[figure], 0)
+
     flags = (
         select(
             F.c.assignment_id,
@@ -175,7 +191,7 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
         .subquery("open_flags_per_assignment")
     )
     n_meters = func.coalesce(meters.c.meters, 0)
-    n_done = func.coalesce(done.c.done, 0)
+    n_done = current("done")
     unread = n_meters - n_done
     closed = or_(A.c.status == "closed", A.c.window_end < day)
     status = case(
@@ -197,8 +213,8 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             A.c.window_end,
             closed.label("window_closed"),
             n_meters.label("meters"),
-            func.coalesce(done.c.read, 0).label("read"),
-            func.coalesce(done.c.skipped, 0).label("skipped"),
+            current("read").label("read"),
+            current("skipped").label("skipped"),
             unread.label("unread"),
             func.coalesce(flags.c.fail, 0).label("fail"),
             func.coalesce(flags.c.warn, 0).label("warn"),
@@ -209,7 +225,8 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             .join(U, U.c.id == A.c.reader_id)
             .outerjoin(G, G.c.id == RT.c.grid_id)
             .outerjoin(meters, meters.c.route_id == A.c.route_id)
-            .outerjoin(done, done.c.assignment_id == A.c.id)
+            .outerjoin(held, held.c.assignment_id == A.c.id)
+            .outerjoin(replaced, replaced.c.assignment_id == A.c.id)
             .outerjoin(flags, flags.c.assignment_id == A.c.id)
         )
         .where(A.c.cycle_id == cycle_id, *where)
@@ -287,37 +304,38 @@ def cycle_overview(
         total = counted[0]
         totals = {f: int(v) for f, v in zip(FIGURES, counted[1:], strict=True)}
 
-    # Routes per status before the status filter, and the cycle's window in scope: one query.
-    statuses = session.execute(
-        select(
-            rows.c.status,
-            func.count(),
-            func.min(rows.c.window_start),
-            func.max(rows.c.window_end),
-        ).group_by(rows.c.status)
-    ).all()
-    by_status = {row[0]: row[1] for row in statuses}
-    starts = [row[2] for row in statuses]
-    ends = [row[3] for row in statuses]
+    # The readers, in the same query the routes per status (before the status filter) and
+    # the window in scope: a reader's figures count only the routes the status filter keeps,
+    # and a reader with none of those is not shown.
+    kept = rows.c.status == view.status if view.status else true()
 
-    reader_figures = [func.sum(rows.c[f]).label(f) for f in FIGURES]
-    readers_stmt = (
-        select(
-            rows.c.reader,
-            rows.c.reader_name,
-            func.count().label("routes"),
-            *reader_figures,
-        )
-        .where(*chosen)
-        .group_by(rows.c.reader_id, rows.c.reader, rows.c.reader_name)
-    )
+    def of_kept(value: Any) -> Any:
+        return func.sum(case((kept, value), else_=0))
+
+    routes_kept = of_kept(1)
     if view.readers_sort == "reader":
         reader_keys: list[Any] = [rows.c.reader]
     elif view.readers_sort == "routes":
-        reader_keys = [func.count()]
+        reader_keys = [routes_kept]
     else:
-        reader_keys = [func.sum(rows.c[view.readers_sort])]
-    readers_stmt = _ordered(readers_stmt, reader_keys, view.readers_order).order_by(rows.c.reader)
+        reader_keys = [of_kept(rows.c[view.readers_sort])]
+    readers_stmt = _ordered(
+        select(
+            rows.c.reader,
+            rows.c.reader_name,
+            routes_kept.label("routes"),
+            *(of_kept(rows.c[f]).label(f) for f in FIGURES),
+            *(func.sum(case((rows.c.status == s, 1), else_=0)).label(s) for s in ROUTE_STATUSES),
+            func.min(rows.c.window_start).label("window_start"),
+            func.max(rows.c.window_end).label("window_end"),
+        ).group_by(rows.c.reader_id, rows.c.reader, rows.c.reader_name),
+        reader_keys,
+        view.readers_order,
+    ).order_by(rows.c.reader)
+    reader_rows = session.execute(readers_stmt).all()
+    by_status = {s: sum(int(getattr(r, s)) for r in reader_rows) for s in ROUTE_STATUSES}
+    starts = [r.window_start for r in reader_rows]
+    ends = [r.window_end for r in reader_rows]
 
     return {
         "cycle": cycle,
@@ -327,7 +345,7 @@ def cycle_overview(
         "grids": _grids_in_cycle(session, auditor, cycle_id),
         "total": total,
         "totals": totals,
-        "by_status": {s: by_status.get(s, 0) for s in ROUTE_STATUSES},
+        "by_status": by_status,
         "routes": [_route_out(r, day) for r in page_rows],
         "readers": [
             {
@@ -336,7 +354,8 @@ def cycle_overview(
                 "routes": r.routes,
                 **{f: int(getattr(r, f)) for f in FIGURES},
             }
-            for r in session.execute(readers_stmt)
+            for r in reader_rows
+            if r.routes
         ],
     }
 
