@@ -51,6 +51,7 @@ const READER_COLUMNS = [
 
 const number = new Intl.NumberFormat(LOCALE);
 const percent = new Intl.NumberFormat(LOCALE, { style: "percent", maximumFractionDigits: 1 });
+const list = new Intl.ListFormat(LOCALE, { type: "conjunction" });
 
 const state = {
   cycles: [],
@@ -164,7 +165,7 @@ function render() {
   const past = new Map(state.flags.readers.map((r) => [r.reader, r]));
   fill($("reader-rows"), ...(o.readers.length ? o.readers.map((r) => readerRow(r, past.get(r.reader))) : [emptyRow(readerColumns.length, t("No readers match."))]));
   $("flag-cycles").textContent = state.flags.cycles.length
-    ? t("fails over cycles {cycles}", { cycles: state.flags.cycles.join(", ") })
+    ? t("fails over cycles {cycles}", { cycles: list.format(state.flags.cycles) })
     : "";
 }
 
@@ -259,7 +260,7 @@ function readerRow(r, past) {
     h("td", { class: `num ${r.unread ? "unread" : "none"}` }, number.format(r.unread)),
     h("td", { class: "num" }, chip(r.fail, "fail")),
     h("td", { class: "num" }, chip(r.warn, "warn")),
-    h("td", { class: "num", "data-cell": "past-fails", title: past ? past.cycles.map((c) => `${c.cycle}: ${c.fail}`).join(", ") : null },
+    h("td", { class: "num", "data-cell": "past-fails", title: past ? list.format(past.cycles.map((c) => t("{cycle}: {fails} fails", { cycle: c.cycle, fails: c.fail }))) : null },
       past ? number.format(past.fail) : "—", rate ? h("div", { class: "sub" }, rate) : null));
 }
 
