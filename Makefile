@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/sync_push.py
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/overload.py --seconds 60
+	$(BIN)/python bench/cycle_overview.py
 
 clean:
 	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules

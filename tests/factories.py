@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+import sqlite3
+import struct
 import uuid
+import zlib
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -229,3 +234,49 @@ def imported(session: Session, text: str, **options: Any) -> ImportReport:
     report = import_meters_csv(session, text, actor_id=None, **options)
     session.commit()
     return report
+
+
+def solid_png(rgb: tuple[int, int, int], size: int = 256) -> bytes:
+    """A map tile of one colour, as PNG (made here: no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * size  # filter byte 0, then the row's pixels
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * size))
+        + chunk(b"IEND", b"")
+    )
+
+
+def make_mbtiles(path: Path, tiles: dict[tuple[int, int, int], bytes], **metadata: str) -> Path:
+    """An MBTiles file holding `tiles`, keyed by XYZ (z, x, y as a web map asks): stored by
+    TMS row, counted from the south, as the format has it."""
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
+        conn.execute(
+            "CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, "
+            "tile_data BLOB)"
+        )
+        conn.executemany(
+            "INSERT INTO metadata VALUES (?, ?)",
+            {"name": "test base map", "format": "png", **metadata}.items(),
+        )
+        conn.executemany(
+            "INSERT INTO tiles VALUES (?, ?, ?, ?)",
+            [(z, x, (1 << z) - 1 - y, data) for (z, x, y), data in tiles.items()],
+        )
+        conn.commit()
+    return path
+
+
+def tile_of(lat: float, lon: float, z: int) -> tuple[int, int]:
+    """The XYZ column and row of the web-map tile holding a point at zoom `z`."""
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y

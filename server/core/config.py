@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # still draws the track and the meters on a blank background.
     map_tile_url: str = ""
     map_tile_attribution: str = ""
+    # Or an MBTiles file of the utility's base map (a path): Gridwalk then serves its tiles
+    # itself at /tiles/{z}/{x}/{y}.png and the page uses them (server/web/tiles.py).
+    map_mbtiles: str = ""
     # The zone the desk pages show times in (an IANA name, for the browser's Intl), named on
     # the page: the call centre and the crews may not sit in the zone of the agent's computer.
     desk_time_zone: str = "Asia/Shanghai"

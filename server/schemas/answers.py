@@ -401,3 +401,93 @@ class ImportReportOut(Answer):
     routes_created: int
     routes_updated: int
     meters_moved: int
+
+
+# ------------------------------------------------------------------------ the whole cycle
+
+
+class CycleBrief(Answer):
+    cycle: str
+    window_start: str = PydanticField(description="The first day of its routes' windows")
+    window_end: str = PydanticField(description="The last day of its routes' windows")
+    routes: int
+    open: int = PydanticField(description="Routes whose assignment is still open")
+
+
+class CycleFigures(Answer):
+    meters: int
+    read: int
+    skipped: int
+    unread: int = PydanticField(description="Meters with no current reading or skip")
+    fail: int = PydanticField(description="Open (unreviewed) fail flags")
+    warn: int = PydanticField(description="Open (unreviewed) warn flags")
+
+
+class CycleRoute(CycleFigures):
+    assignment_id: int
+    route_code: str
+    route_name: str
+    grid: str | None
+    reader: str
+    reader_name: str
+    window_start: str
+    window_end: str
+    window_closed: bool
+    days_left: int = PydanticField(description="Days of the window left, today included")
+    status: Literal["not_started", "in_progress", "complete", "missed"] = PydanticField(
+        description="complete: nothing unread; missed: the window closed with meters unread"
+    )
+
+
+class CycleReader(CycleFigures):
+    reader: str
+    reader_name: str
+    routes: int
+
+
+class CycleStatusCounts(Answer):
+    not_started: int
+    in_progress: int
+    complete: int
+    missed: int
+
+
+class CycleOverview(Answer):
+    cycle: str
+    today: str = PydanticField(description="The local date days left are counted from")
+    window_start: str | None
+    window_end: str | None
+    grids: list[str] = PydanticField(description="The grids in scope with routes in the cycle")
+    total: int = PydanticField(description="Routes the filters select (the page is of these)")
+    totals: CycleFigures
+    by_status: CycleStatusCounts = PydanticField(
+        description="Routes per status, before the status filter"
+    )
+    routes: list[CycleRoute]
+    readers: list[CycleReader]
+
+
+class ReaderCycleFlags(Answer):
+    cycle: str
+    routes: int
+    readings: int
+    fail: int
+    warn: int
+    upheld: int
+
+
+class ReaderFlags(Answer):
+    reader: str
+    reader_name: str
+    routes: int
+    readings: int
+    fail: int = PydanticField(description="Fail flags not dismissed")
+    warn: int = PydanticField(description="Warn flags not dismissed")
+    upheld: int = PydanticField(description="Flags a supervisor upheld (the reading disputed)")
+    fail_per_100: float | None = PydanticField(description="Fail flags per 100 readings")
+    cycles: list[ReaderCycleFlags]
+
+
+class ReadersFlags(Answer):
+    cycles: list[str] = PydanticField(description="The cycles counted, oldest first")
+    readers: list[ReaderFlags]

@@ -1,5 +1,5 @@
-"""Pages for people at a desk: the supervisor's route audit at /audit and the call-centre
-agents' outage desk at /outages, with their static files.
+"""Pages for people at a desk: the supervisor's route audit at /audit and cycle overview at
+/cycle, and the call-centre agents' outage desk at /outages, with their static files.
 
 The pages are plain HTML and JS over the JSON API; the browser holds the tokens; what the pages
 share (the frame, the session, the look) is static/common.js and static/common.css.
@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from common.i18n import DEFAULT_LANGUAGE, LANGUAGES, accepted_language, language_of, translations
 from server.api.deps import SettingsDep
 from server.core.config import Settings
+from server.web import tiles
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,12 @@ def audit_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse
     return _page("audit.html", settings, language)
 
 
+@router.get("/cycle")
+def cycle_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse:
+    """A whole reading cycle at a glance: routes and readers of my grid (an admin: all)."""
+    return _page("cycle.html", settings, language)
+
+
 @router.get("/outages")
 def outages_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLResponse:
     """The call-centre agents' page: is there an outage here, and when is power back?"""
@@ -177,10 +184,17 @@ def outages_page(settings: SettingsDep, language: PageLanguageDep) -> HTMLRespon
 
 @router.get("/audit/config.json")
 def audit_config(settings: SettingsDep, map_library: MapLibraryDep) -> dict[str, Any]:
-    """What the page needs from the server: the base map's tiles, and whether Leaflet is here."""
+    """What the page needs from the server: the base map's tiles (our own from the MBTiles file
+    when one is set, else the configured tile server's, else none), and whether Leaflet is here."""
     return {
-        "map_tile_url": settings.map_tile_url,
-        "map_tile_attribution": settings.map_tile_attribution,
+        **(
+            tiles.base_map(settings)
+            or {
+                "map_tile_url": settings.map_tile_url,
+                "map_tile_attribution": settings.map_tile_attribution,
+                "map_tile_max_zoom": None,
+            }
+        ),
         "map_library": map_library,
     }
 
@@ -231,3 +245,4 @@ def mount(
         )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
+    app.include_router(tiles.router)

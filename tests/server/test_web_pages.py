@@ -110,6 +110,7 @@ def test_the_tile_url_reaches_the_page_and_its_server_is_let_through(tmp_path: P
         assert client.get("/audit/config.json").json() == {
             "map_tile_url": url,
             "map_tile_attribution": "© Example",
+            "map_tile_max_zoom": None,
             "map_library": (pages.LEAFLET_DIST / "leaflet.js").is_file(),
         }
         policy = client.get("/audit").headers["content-security-policy"]

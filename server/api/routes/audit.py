@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import Field
 
 from server.api.deps import Caller, LanguageDep, RowId, SessionDep, SettingsDep, require_role
-from server.audit import exports, reviews, timeline
+from server.audit import cycles, exports, reviews, timeline
 from server.audit import service as audit
 from server.schemas.answers import (
     AssignmentDetail,
     AssignmentProgress,
+    CycleBrief,
+    CycleOverview,
     FlagOut,
     GeoTrackExport,
+    ReadersFlags,
     ReadingOut,
     RereadOrdered,
     Timeline,
@@ -72,6 +75,67 @@ def list_assignments(
 ) -> list[dict[str, Any]]:
     """Assignments of my grid with their progress: read, skipped, missing, flagged, walked."""
     return audit.list_assignments(session, auditor=auditor, status=status)
+
+
+GridQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=32, description="Only this grid's routes (a grid code)"),
+]
+
+
+@router.get("/cycles", response_model=list[CycleBrief])
+def list_cycles(auditor: AuditorDep, session: SessionDep) -> list[dict[str, Any]]:
+    """The cycles with routes in my grid (an admin: the utility), newest first, with windows."""
+    return cycles.list_cycles(session, auditor=auditor)
+
+
+@router.get("/cycles/{cycle}", response_model=CycleOverview)
+def cycle_overview(
+    cycle: Annotated[str, Path(min_length=1, max_length=32, description="A cycle's code")],
+    auditor: AuditorDep,
+    session: SessionDep,
+    grid: GridQuery = None,
+    reader: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="Readers whose name holds this text"),
+    ] = None,
+    status: Annotated[cycles.RouteStatus | None, Query()] = None,
+    sort: Annotated[cycles.RouteSort, Query(description="The routes' sort key")] = "route",
+    order: Annotated[cycles.Order, Query()] = "asc",
+    limit: Annotated[int, Query(ge=1, le=1000, description="Routes per page")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    readers_sort: Annotated[cycles.ReaderSort, Query(description="The readers' sort key")] = (
+        "reader"
+    ),
+    readers_order: Annotated[cycles.Order, Query()] = "asc",
+) -> dict[str, Any]:
+    """A whole cycle at a glance: progress per route (a sorted, filtered page) and per reader,
+    with the totals of what the filters select and the days left in each window."""
+    view = cycles.CycleFilter(
+        grid=grid,
+        reader=reader,
+        status=status,
+        sort=sort,
+        order=order,
+        limit=limit,
+        offset=offset,
+        readers_sort=readers_sort,
+        readers_order=readers_order,
+    )
+    return cycles.cycle_overview(session, auditor=auditor, cycle=cycle, view=view)
+
+
+@router.get("/readers/flags", response_model=ReadersFlags)
+def readers_flags(
+    auditor: AuditorDep,
+    session: SessionDep,
+    cycles_: Annotated[
+        int, Query(alias="cycles", ge=1, le=36, description="How many recent cycles")
+    ] = 3,
+    grid: GridQuery = None,
+) -> dict[str, Any]:
+    """Flags per reader over the last cycles (who fails often); dismissed flags do not count."""
+    return cycles.reader_flags(session, auditor=auditor, cycles=cycles_, grid=grid)
 
 
 @router.get("/assignments/{assignment_id}", response_model=AssignmentDetail)

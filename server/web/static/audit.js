@@ -290,7 +290,12 @@ function ensureMap() {
   }
   map = L.map("map", { zoomSnap: 0.5, attributionControl: false });
   if (state.config.map_tile_url) {
-    L.tileLayer(state.config.map_tile_url, { maxZoom: 19, attribution: state.config.map_tile_attribution || "" }).addTo(map);
+    // Past the deepest zoom the base map holds (an MBTiles file's maxzoom), its tiles are enlarged.
+    L.tileLayer(state.config.map_tile_url, {
+      maxZoom: 19,
+      maxNativeZoom: state.config.map_tile_max_zoom || undefined,
+      attribution: state.config.map_tile_attribution || "",
+    }).addTo(map);
     L.control.attribution({ prefix: false }).addTo(map);
   } else {
     $("map").classList.add("no-tiles");

@@ -85,6 +85,7 @@ export function day(iso) {
 const PAGES = [
   { path: "/outages", label: t("Outages"), roles: ["agent", "supervisor", "admin"] },
   { path: "/audit", label: t("Route audit"), roles: ["supervisor", "admin"] },
+  { path: "/cycle", label: t("Cycle overview"), roles: ["supervisor", "admin"] },
 ];
 
 /** What each role is called on the page. */
