@@ -10,6 +10,7 @@ the transaction, except close_due_assignments, which closes each assignment in i
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from sqlalchemy import Engine, and_, delete, not_, or_
@@ -44,6 +45,7 @@ from server.models import (
 from server.validation.learned_positions import learned_positions
 
 MESSAGE_MAX = 1000  # Flag.message
+logger = logging.getLogger("gridwalk")
 EPOCH_DAY = date(1970, 1, 1)
 
 
@@ -403,7 +405,8 @@ def close_due_assignments(engine: Engine, *, settings: Settings, now: datetime) 
     """Close every open assignment whose window has ended (by the window's local date), each
     in a transaction of its own: no lock is held across the cycle, a reader's push waits for
     one assignment's close at most, and a run cut short leaves the rest open for the next run
-    to close. An assignment closed meanwhile by a supervisor is left as it is."""
+    to close. An assignment closed meanwhile by a supervisor is left as it is; one that fails is
+logged, left open and tried again on the next run."""
     today = now.astimezone(window_tz(settings)).date()
     with Session(engine) as session:
         due = session.exec(
@@ -421,6 +424,9 @@ def close_due_assignments(engine: Engine, *, settings: Settings, now: datetime) 
                 )
             except Conflict:
                 continue  # closed by hand since the list was read
+            except Exception:  # one assignment that cannot be closed must not hold up the rest
+                logger.exception("closing assignment %s failed", assignment_id)
+                continue
             session.commit()
         closed.append(assignment_id)
     return closed
