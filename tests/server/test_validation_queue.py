@@ -404,3 +404,28 @@ def test_close_due_closes_each_assignment_in_its_own_transaction(
     monkeypatch.setattr(runner, "validate_assignment", real)
     assert close_due_assignments(engine, settings=settings, now=now) == [ids[1]]
     assert statuses() == ["closed", "closed", "closed"]
+
+
+def test_the_audit_api_says_when_validation_is_pending(
+    app_client: TestClient, session: Session, queued: Settings, engine: Engine, clock: Clock
+) -> None:
+    day = reader_day(session, queued, app_client, n_meters=3)
+    make_user(session, queued, "sup1", "supervisor", "G1")
+    sup = auth(app_client, "sup1", "sup-desk-01")
+    pushed_at = clock.now()
+    home_pushed(app_client, day)
+    clock.advance(timedelta(minutes=1))
+    home_pushed(app_client, day)  # the same items again: nothing new, still pending since then
+
+    def progress() -> list[tuple[bool, str | None]]:
+        one = app_client.get(f"/api/v1/audit/assignments/{day.assignment.id}", headers=sup)
+        listed = app_client.get("/api/v1/audit/assignments", headers=sup)
+        assert one.status_code == listed.status_code == 200
+        return [
+            (a["validation_pending"], a["validation_pending_since"])
+            for a in (one.json()["assignment"], *listed.json())
+        ]
+
+    assert progress() == [(True, pushed_at.isoformat())] * 2
+    queue.drain(engine, queued)
+    assert progress() == [(False, None)] * 2
