@@ -85,6 +85,17 @@ def enqueue(session: Session, spans: Mapping[int, Span], *, now: datetime) -> No
         )
 
 
+def validate_queued(session: Session, settings: Settings) -> int:
+    """Validate every queued assignment in the caller's transaction and take it off the queue,
+    for a loader that pushes and validates as one unit of work (the demo); returns how many."""
+    items = session.exec(select(ValidationWork).order_by(col(ValidationWork.assignment_id))).all()
+    for item in items:
+        validate_assignment(session, assignment_id=item.assignment_id, settings=settings)
+        session.delete(item)
+    session.flush()
+    return len(items)
+
+
 def pending(session: Session, assignment_ids: list[int]) -> dict[int, datetime]:
     """Of `assignment_ids`, those waiting to be validated, with since when."""
     if not assignment_ids:
