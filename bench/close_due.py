@@ -105,7 +105,8 @@ def build(session: Session, settings: Settings, n_days: int, tag: str) -> list[i
                     "device_id": device,
                     "user_id": user.id,
                     "t": START + timedelta(seconds=5 * i),
-                    "lat": 30.27 + i * 1.45e-5,
+                    "lat": 30.27
+                    + i * 1.5e-5,  # at meter k (3e-4 apart) as it is read (100 s apart)
                     "lon": base_lon,
                     "accuracy_m": 5.0,
                     "received_at": START + timedelta(hours=10),
