@@ -36,6 +36,7 @@ from tests.factories import (
     reader_day,
     track_point,
 )
+from tests.server.test_cli import gridwalk
 
 MORNING = local_time(TODAY - timedelta(days=1), 9)
 HOME_OFFSET = 0.01  # about 1.4 km: every reading is far from the track
@@ -429,3 +430,33 @@ def test_the_audit_api_says_when_validation_is_pending(
     assert progress() == [(True, pushed_at.isoformat())] * 2
     queue.drain(engine, queued)
     assert progress() == [(False, None)] * 2
+
+
+def test_validate_pending_drains_the_queue_and_names_what_keeps_failing(
+    app_client: TestClient,
+    session: Session,
+    queued: Settings,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    poison = reader_day(session, queued, app_client, n_meters=3)
+    other = reader_day(
+        session, queued, app_client, username="reader2", route_code="R-2", device_id="device-2"
+    )
+    home_pushed(app_client, poison)
+    home_pushed(app_client, other)
+    real = queue.validate_assignment
+
+    def validate(session: Session, *, assignment_id: int, **kw: Any) -> list[Flag]:
+        if assignment_id == poison.assignment.id:
+            raise RuntimeError("a row the rules choke on")
+        return real(session, assignment_id=assignment_id, **kw)
+
+    monkeypatch.setattr(queue, "validate_assignment", validate)
+    result = gridwalk(db_url, "validate-pending")
+    assert result.exit_code == 0, result.output
+    assert "Validated 1 assignment(s); 1 failed this time." in result.output
+    assert f"assignment {poison.assignment.id}: 1 failed attempt(s)" in result.output
+    assert "RuntimeError: a row the rules choke on" in result.output
+    assert set(work(session)) == {poison.assignment.id}
+    assert flag_codes(session, other.assignment.id) != []
