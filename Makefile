@@ -60,6 +60,8 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/sync_push.py
 	$(BIN)/python bench/validation.py
+	$(BIN)/python bench/push_open_days.py
+	$(BIN)/python bench/close_due.py
 	$(BIN)/python bench/overload.py --seconds 60
 	$(BIN)/python bench/cycle_overview.py
 

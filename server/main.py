@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -28,6 +27,7 @@ from server.core.config import Settings
 from server.core.db import engine_for, out_of_reach
 from server.core.errors import Problem
 from server.schemas.answers import errors
+from server.validation import queue as validation_queue
 from server.validation import runner as validation
 from server.web import pages
 
@@ -43,11 +43,19 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     engine = engine or engine_for(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         closer = None
         if settings.close_due_every_minutes > 0:
             closer = asyncio.create_task(_close_due_periodically(settings, engine))
+        workers = None
+        if settings.validation_workers > 0 and not settings.validation_in_request:
+            # They drain at once what an earlier run left queued, then after each push.
+            workers = validation_queue.Workers(engine, settings)
+            workers.start()
+        app.state.validation_workers = workers
         yield
+        if workers is not None:
+            await run_in_threadpool(workers.stop)
         if closer is not None:
             closer.cancel()
             with suppress(asyncio.CancelledError):
@@ -67,6 +75,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.validation_workers = None  # until the lifespan starts them
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -173,9 +182,7 @@ async def _close_due_periodically(settings: Settings, engine: Engine) -> None:
 
 
 def _close_due(settings: Settings, engine: Engine) -> None:
-    with Session(engine) as session:
-        closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
-        session.commit()
+    closed = validation.close_due_assignments(engine, settings=settings, now=clock.now())
     if closed:
         logger.info("closed assignments whose window ended: %s", closed)
 

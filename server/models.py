@@ -459,6 +459,31 @@ class Flag(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class ValidationWork(SQLModel, table=True):
+    """An assignment waiting to be validated again, and the time span of the new data that
+    asks for it (server/validation/queue.py).
+
+    Written in the transaction that stores the data, so work is never lost and never exists
+    without its data; one row per assignment, so many pushes coalesce into one validation
+    (`version` counts them: a worker deletes the row only if none came while it validated).
+    """
+
+    __tablename__ = "validation_work"
+    assignment_id: int = Field(foreign_key="assignments.id", primary_key=True)
+    t_min: datetime = _ts()
+    t_max: datetime = _ts()
+    # Since when the assignment's flags have been waiting (the first push not yet validated).
+    pending_since: datetime = _ts()
+    version: int = Field(default=1, nullable=False)
+    attempts: int = Field(default=0, nullable=False)
+    last_error: str | None = Field(default=None, max_length=1000)
+    # Not claimable before (a failed attempt backs off); a claim older than the lease is
+    # taken to be a crashed worker's and may be claimed again.
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime(), nullable=False, index=True)
+    claimed_at: datetime | None = _ts(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=100)
+
+
 class Withdrawal(SQLModel, table=True):
     """Something a user's device held that is no longer theirs (sent in `withdrawn` on pull)."""
 

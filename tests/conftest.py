@@ -113,6 +113,11 @@ def settings(db_url: str) -> Settings:
         password_memory_kib=1024,
         # Tests close assignments themselves; a background closer would race them.
         close_due_every_minutes=0,
+        # A push's queued validation is drained at the end of its request, after its commit,
+        # by the same claim-validate-delete path the workers take: a test sees the flags when
+        # the answer arrives, with no thread racing it (tests of the workers start their own).
+        validation_workers=0,
+        validation_in_request=True,
     )
 
 

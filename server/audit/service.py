@@ -35,6 +35,7 @@ from server.models import (
     TrackPoint,
     User,
 )
+from server.validation import queue as validation_queue
 from server.validation.learned_positions import learned_positions
 from server.validation.runner import reading_facts
 
@@ -288,6 +289,7 @@ def _summary(
     open_flags = Counter(f.severity for f in flags if f.review is None)
     replaced = supersessions(readings)
     current = [r for r in readings if r.id not in replaced]
+    pending_since = validation_queue.pending(session, [assignment.id]).get(assignment.id)
     return {
         "id": assignment.id,
         "route_code": route.code,
@@ -308,6 +310,8 @@ def _summary(
         "last_read_at": readings[-1].read_at.isoformat() if readings else None,
         "distance_walked_m": round(walked_m(track, auditor.thresholds)),
         "verdict": verdict_out(meters, readings, track, auditor),
+        "validation_pending": pending_since is not None,
+        "validation_pending_since": pending_since.isoformat() if pending_since else None,
     }
 
 

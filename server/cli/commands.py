@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from common import clock
 from server.catalog import accounts, assignments, imports
@@ -37,6 +39,7 @@ from server.demo import utility as demo
 from server.demo.utility import LOCAL
 from server.models import ROLES
 from server.sync import epoch
+from server.validation import queue as validation_queue
 from server.validation import runner as validation
 
 # rich_markup_mode=None: plain help text (rich's help shows flags as `--help <bool>`).
@@ -290,8 +293,41 @@ def close_due() -> None:
     The server also does it by itself every few minutes (GRIDWALK_CLOSE_DUE_EVERY_MINUTES)."""
     settings = settings_or_fail()
     with unit_of_work(settings) as session:
-        closed = validation.close_due_assignments(session, settings=settings, now=clock.now())
+        # Each assignment is closed in a transaction of its own: no lock held across the cycle,
+        # and a run cut short is taken up by the next.
+        closed = validation.close_due_assignments(
+            _engine_of(session), settings=settings, now=clock.now()
+        )
     console().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
+
+
+def _engine_of(session: Session) -> Engine:
+    """The command's engine, checked and migrated by unit_of_work, for work done in several
+    transactions of its own."""
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    return bind
+
+
+@app.command("validate-pending")
+def validate_pending() -> None:
+    """Validate every assignment waiting in the validation queue, once, and exit.
+
+    The server does it by itself right after each push (GRIDWALK_VALIDATION_WORKERS); this is
+    for a server run without workers, or to see what is stuck: a failing assignment is tried
+    again later (with a growing wait) and named here."""
+    settings = settings_or_fail()
+    with unit_of_work(settings) as session:
+        drained = validation_queue.drain(_engine_of(session), settings)
+        stuck = validation_queue.failing(session)
+    console().print(
+        f"Validated {drained.validated} assignment(s); {drained.failed} failed this time."
+    )
+    for item in stuck:
+        console().print(
+            f"assignment {item.assignment_id}: {item.attempts} failed attempt(s), next at "
+            f"{item.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC: {escape(item.last_error or '')}"
+        )
 
 
 @app.command()

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # server answers 503 with Retry-After at once, instead of queueing requests that each hold
     # a worker thread while they wait for a connection (which is how it once stopped answering).
     db_pool_size: int = 10
-    db_max_overflow: int = 5
+    db_max_overflow: int = 6
     # How long a request waits for a pooled connection before it is answered 503 (busy).
     db_pool_timeout_s: float = 5.0
     # SQLite: how long a writer waits for the write lock before it is answered 503 (busy).
@@ -81,6 +81,21 @@ class Settings(BaseSettings):
     # How often the server closes assignments whose window has ended (0: never, e.g. in tests
     # that need a past window open); closing validates them, so missed meters get flagged.
     close_due_every_minutes: float = 10.0
+    # The validation queue (server/validation/queue.py). A push stores and answers; validation
+    # runs right after, in `validation_workers` threads of the server process (0: none, e.g.
+    # when `gridwalk validate-pending` is run by hand or another process drains the queue),
+    # woken after each push and every `validation_poll_s` seconds. `validation_in_request`
+    # drains the queue at the end of each push request instead, after its commit (the tests:
+    # flags are there when the answer is, with no worker thread racing them). A failed
+    # validation is tried again after `validation_retry_s`, doubling up to
+    # `validation_retry_max_s`; a claim older than `validation_claim_lease_s` is a crashed
+    # worker's and is taken again.
+    validation_workers: int = Field(default=1, ge=0)
+    validation_poll_s: float = Field(default=5.0, gt=0)
+    validation_in_request: bool = False
+    validation_retry_s: float = Field(default=30.0, gt=0)
+    validation_retry_max_s: float = Field(default=3600.0, gt=0)
+    validation_claim_lease_s: float = Field(default=600.0, gt=0)
     # Repair response commitments (故障抢修): arrive within, restore within, per urgency.
     job_urgent_response_minutes: float = 30
     job_urgent_restore_minutes: float = 240
@@ -170,13 +185,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _admit_no_more_than_the_pool_holds(self) -> Settings:
-        # One connection is kept for the background closer of due assignments.
+        # One connection is kept for the background closer of due assignments, one for each
+        # validation worker.
         admitted = self.max_inflight_pushes + self.max_inflight_requests
         if min(self.max_inflight_pushes, self.max_inflight_requests) < 1:
             raise ValueError("GRIDWALK_MAX_INFLIGHT_PUSHES and _REQUESTS must be at least 1")
-        if admitted + 1 > self.db_pool_size + self.db_max_overflow:
+        needed = admitted + 1 + self.validation_workers
+        if needed > self.db_pool_size + self.db_max_overflow:
             raise ValueError(
-                f"{admitted} requests admitted at once need {admitted + 1} database connections; "
-                f"the pool has {self.db_pool_size} + {self.db_max_overflow} overflow"
+                f"{admitted} requests admitted at once, the closer and "
+                f"{self.validation_workers} validation worker(s) need {needed} database "
+                f"connections; the pool has {self.db_pool_size} + {self.db_max_overflow} overflow"
             )
         return self

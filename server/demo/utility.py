@@ -29,6 +29,7 @@ from server.demo.days import home_day, honest_day
 from server.jobs.dispatch import JobDraft, create_job
 from server.models import Account, Assignment, Device, Meter, Route, User
 from server.sync.push import Pusher, push
+from server.validation import queue as validation_queue
 
 GRID_CODE = "GRID-01"
 GRID_NAME = "Riverside grid"
@@ -326,6 +327,9 @@ def _push_demo_days(session: Session, settings: Settings, *, yesterday: date) ->
             pusher=Pusher(user=reader, device_id=device_id),
             payload={"readings": readings, "track_points": track},
         )
+    # The demo is one unit of work: what its pushes queued is validated in it, so its flags are
+    # there when it is loaded, with or without a server running.
+    validation_queue.validate_queued(session, settings)
 
 
 def _demo_outages(session: Session, settings: Settings) -> None:

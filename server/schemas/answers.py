@@ -98,6 +98,12 @@ class AssignmentProgress(Answer):
     last_read_at: str | None
     distance_walked_m: int
     verdict: Verdict
+    validation_pending: bool = PydanticField(
+        description="New data waits to be validated: the flags may change within seconds"
+    )
+    validation_pending_since: str | None = PydanticField(
+        description="When the oldest data not yet validated arrived (None: none waits)"
+    )
 
 
 class FlagOut(Answer):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
@@ -28,6 +28,7 @@ from server.models import (
     TrackPoint,
     User,
 )
+from server.schemas.requests import Moment
 from server.schemas.wire import (
     JobEventIn,
     PushResponse,
@@ -39,7 +40,8 @@ from server.schemas.wire import (
 )
 from server.sync import epoch
 from server.sync.records import store_job_event, store_reading
-from server.validation.runner import affected_assignments_for_track, validate_assignment
+from server.validation import queue as validation_queue
+from server.validation.runner import affected_assignments_for_track
 
 PUSH_FIELDS = {"sent_at", "readings", "track_points", "job_events"}
 MAX_READINGS = 5_000
@@ -47,6 +49,7 @@ MAX_JOB_EVENTS = 5_000
 MAX_TRACK_POINTS = 100_000
 
 logger = logging.getLogger("gridwalk")
+_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,9 @@ class _SentAt(BaseModel):
 def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) -> PushResponse:
     """Store a pushed outbox item by item; the answer has one result per reading and event.
 
-    The assignments the push touched are validated in the same transaction, so a supervisor
-    sees the flags the moment the push lands."""
+    The assignments the new data touches are queued for validation in the same transaction
+    (server/validation/queue.py): the push answers without waiting for the rules, and the
+    work commits, or not, with its data."""
     sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload)
     received_at = clock.now()
     results = [
@@ -132,19 +136,20 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
         for raw, result in zip(raw_readings, results, strict=True)
         if result.status == "accepted"
     ]
-    touched = {int(raw["assignment_id"]) for raw in accepted}
+    touched: dict[int, validation_queue.Span] = {}
+    for raw in accepted:
+        read_at = _MOMENT.validate_python(raw["read_at"])
+        validation_queue.merge_span(touched, int(raw["assignment_id"]), read_at, read_at)
     read_meters = {int(raw["meter_id"]) for raw in accepted}
     track, span = _store_track(session, pusher, raw_points, received_at)
     if span is not None:
         # A late track batch re-validates the readings it covers.
-        touched |= affected_assignments_for_track(
+        for assignment_id in affected_assignments_for_track(
             session, user_id=pusher.user_id, t_min=span[0], t_max=span[1], settings=settings
-        )
+        ):
+            validation_queue.merge_span(touched, assignment_id, *span)
     results += _job_events_in_time_order(session, pusher, raw_events, received_at)
-    for assignment_id in sorted(touched):  # one lock order for every push
-        validate_assignment(
-            session, assignment_id=assignment_id, settings=settings, now=received_at
-        )
+    validation_queue.enqueue(session, touched, now=received_at)
     # Each meter read here goes out again in the next pull with its new state, to this handheld
     # and to any other the route is on. Stamped in the push's last flush: the change counter's
     # lock is held from there to the commit only.

@@ -4,14 +4,16 @@ Rules live in common/rules/; this module only loads facts, runs `validate_route`
 reconciles the findings with the Flag rows already held, so that a supervisor's review survives
 validating again: a finding that is still there keeps its row (its message and severity are
 brought up to date), a new one is inserted, and one no longer found is deleted unless a review
-is on record. Nothing here commits: the caller (a sync push, a close) owns the transaction.
+is on record. Nothing here commits: the caller (a worker of the validation queue, a close) owns
+the transaction, except close_due_assignments, which closes each assignment in its own.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-from sqlalchemy import and_, not_, or_
+from sqlalchemy import Engine, and_, delete, not_, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -30,10 +32,20 @@ from common.wire import Fix
 from server.core.changes import log_admin_action
 from server.core.config import Settings
 from server.core.errors import Conflict, NotFound
-from server.models import Account, Assignment, Flag, Meter, Reading, TrackPoint, User
+from server.models import (
+    Account,
+    Assignment,
+    Flag,
+    Meter,
+    Reading,
+    TrackPoint,
+    User,
+    ValidationWork,
+)
 from server.validation.learned_positions import learned_positions
 
 MESSAGE_MAX = 1000  # Flag.message
+logger = logging.getLogger("gridwalk")
 EPOCH_DAY = date(1970, 1, 1)
 
 
@@ -374,6 +386,10 @@ def close_assignment(
     session.add(assignment)
     session.flush()
     flags = validate_assignment(session, assignment_id=assignment_id, settings=settings, now=now)
+    # Validated just now with all its data: what was queued for it has nothing left to judge.
+    session.execute(
+        delete(ValidationWork).where(col(ValidationWork.assignment_id) == assignment_id)
+    )
     log_admin_action(
         session,
         actor_id=actor_id,
@@ -385,19 +401,32 @@ def close_assignment(
     return flags
 
 
-def close_due_assignments(session: Session, *, settings: Settings, now: datetime) -> list[int]:
-    """Close every open assignment whose window has ended (by the window's local date)."""
+def close_due_assignments(engine: Engine, *, settings: Settings, now: datetime) -> list[int]:
+    """Close every open assignment whose window has ended (by the window's local date), each
+    in a transaction of its own: no lock is held across the cycle, a reader's push waits for
+    one assignment's close at most, and a run cut short leaves the rest open for the next run
+    to close. An assignment closed meanwhile by a supervisor is left as it is; one that fails is
+logged, left open and tried again on the next run."""
     today = now.astimezone(window_tz(settings)).date()
-    due = session.exec(
-        select(Assignment.id)
-        .where(Assignment.status == "open", col(Assignment.window_end) < today)
-        .order_by(col(Assignment.id))
-    ).all()
+    with Session(engine) as session:
+        due = session.exec(
+            select(Assignment.id)
+            .where(Assignment.status == "open", col(Assignment.window_end) < today)
+            .order_by(col(Assignment.id))
+        ).all()
     closed = []
     for assignment_id in due:
         assert assignment_id is not None
-        close_assignment(
-            session, assignment_id=assignment_id, actor_id=None, settings=settings, now=now
-        )
+        with Session(engine) as session:
+            try:
+                close_assignment(
+                    session, assignment_id=assignment_id, actor_id=None, settings=settings, now=now
+                )
+            except Conflict:
+                continue  # closed by hand since the list was read
+            except Exception:  # one assignment that cannot be closed must not hold up the rest
+                logger.exception("closing assignment %s failed", assignment_id)
+                continue
+            session.commit()
         closed.append(assignment_id)
     return closed

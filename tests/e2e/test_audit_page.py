@@ -27,6 +27,7 @@ from server.core.security import ALGORITHM
 from server.demo.days import honest_day
 from server.main import create_app
 from server.models import Flag
+from server.validation import queue as validation_queue
 from server.web import pages
 from tests.e2e.conftest import (
     ServeApp,
@@ -965,6 +966,49 @@ def test_a_replayed_track_and_fixes_typed_on_the_meters_are_shown_with_their_lab
         sentence = f"的轨迹重复了 {copied} 的轨迹（时间平移24.0小时）"
         wait(browser, lambda d: settled(lambda: sentence in evidence_card(d, replayed["id"])))
         screenshot(browser, f"audit-page-replayed-zh-{backend(settings)}")
+        assert js_errors(browser) == []
+    finally:
+        browser.delete_all_cookies()
+
+
+@pytest.mark.parametrize("language", ["en", "zh_CN"])
+def test_validation_pending_is_shown_beside_the_flags_until_the_queue_is_drained(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    language: str,
+) -> None:
+    data = Day(session, settings, client)
+    # New data the workers have not validated yet (this app drains nothing by itself: its
+    # settings drain only at the end of a push request).
+    since = clock.now()
+    validation_queue.enqueue(session, {data.assignment_id: (READ_AT, READ_AT)}, now=since)
+    session.commit()
+    said = "validation pending" if language == "en" else "校验中"
+    base = serve(create_app(settings, engine))
+    try:
+        browser.get(f"{base}/audit")
+        js_errors(browser)
+        if language != "en":
+            choose_language(browser, language, "zh-CN")
+        sign_in(browser, base)
+        wait(browser, lambda d: css(d, "[data-assignment-id] .validation-pending"))
+        [listed] = css(browser, "[data-assignment-id] .validation-pending")
+        assert listed.text == said
+        open_assignment(browser, data.assignment_id)
+        wait(browser, lambda d: css(d, "#flag-pending .validation-pending"))
+        [beside] = css(browser, "#flag-pending .validation-pending")
+        assert beside.text == said
+        hint = beside.get_attribute("title") or ""
+        assert ("is being validated" if language == "en" else "正在校验") in hint
+        assert css(browser, f'.flag[data-flag-id="{data.far.id}"]')  # the flags held are shown
+        screenshot(browser, f"audit-page-validation-pending-{language}-{backend(settings)}")
+        # Validated: the page looks again by itself and the mark goes.
+        validation_queue.drain(engine, settings)
+        wait(browser, lambda d: not css(d, ".validation-pending"))
         assert js_errors(browser) == []
     finally:
         browser.delete_all_cookies()

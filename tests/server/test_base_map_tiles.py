@@ -24,6 +24,7 @@ def app_settings(tmp_path: Path, **extra: Any) -> Settings:
         environment="test",
         database_url=f"sqlite:///{tmp_path / 'x.db'}",
         close_due_every_minutes=0,
+        validation_workers=0,
         **extra,
     )
 

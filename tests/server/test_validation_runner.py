@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from common.geo import distance_m
@@ -247,7 +248,7 @@ def test_closing_an_assignment_flags_the_missed_meters_and_is_audited(
 
 
 def test_due_assignments_are_those_whose_window_ended_in_local_time(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, engine: Engine
 ) -> None:
     make_user(session, settings, "reader1", "reader", grid_code="G1")
     make_route(session, "R-1", 3)
@@ -257,9 +258,9 @@ def test_due_assignments_are_those_whose_window_ended_in_local_time(
     running = assign(session, "R-2", "reader1", "C-b")
     # 17:00 UTC on the window's last day is already the next day in China: it has ended.
     now = datetime.combine(ended_on, time(17), tzinfo=UTC)
-    assert close_due_assignments(session, settings=settings, now=now) == [ended.id]
+    assert close_due_assignments(engine, settings=settings, now=now) == [ended.id]
     session.commit()
-    assert close_due_assignments(session, settings=settings, now=now) == []
+    assert close_due_assignments(engine, settings=settings, now=now) == []
     statuses = {
         a.id: a.status
         for a in session.exec(select(Assignment).execution_options(populate_existing=True))

@@ -26,6 +26,7 @@ def page_settings(tmp_path: Path, **extra: Any) -> Settings:
         environment="test",
         database_url=f"sqlite:///{tmp_path / 'x.db'}",
         close_due_every_minutes=0,  # no background closer on a database with no tables
+        validation_workers=0,  # nor validation worker
         **extra,
     )
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
 
 from server.api.deps import (
     Caller,
@@ -24,6 +25,7 @@ from server.schemas.requests import Text
 from server.schemas.wire import PullResponse, PushRequest, PushResponse
 from server.sync import pull as pulling
 from server.sync import push as pushing
+from server.validation import queue as validation_queue
 
 router = APIRouter(
     prefix="/sync",
@@ -112,6 +114,7 @@ async def read_push(request: Request, settings: SettingsDep) -> Any:
     },
 )
 async def push(
+    request: Request,
     # First, so that it is solved before the caller (whose look-up opens the session).
     payload: Annotated[Any, Depends(read_push)],
     caller: FieldWorker,
@@ -121,7 +124,23 @@ async def push(
 ) -> PushResponse:
     """Store the device's outbox: one result per reading and job event, track in aggregate."""
     pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id, language=language)
-    return await run_in_threadpool(pushing.push, session, settings, pusher=pusher, payload=payload)
+    answer = await run_in_threadpool(_push_and_commit, session, settings, pusher, payload)
+    # Committed: the work the push queued is visible to the validation workers now.
+    if settings.validation_in_request:
+        await run_in_threadpool(validation_queue.drain, request.app.state.engine, settings)
+    elif request.app.state.validation_workers is not None:
+        request.app.state.validation_workers.wake()
+    return answer
+
+
+def _push_and_commit(
+    session: Session, settings: Settings, pusher: pushing.Pusher, payload: Any
+) -> PushResponse:
+    # The push's unit of work ends here, not when the handler returns (as it would for other
+    # requests), so that its queued validation can be started (or, in tests, run) after it.
+    answer = pushing.push(session, settings, pusher=pusher, payload=payload)
+    session.commit()
+    return answer
 
 
 # The push body is read by hand (gzip, per-item answers); these schemas document it at /docs.

@@ -62,6 +62,7 @@ const REVIEW_LABELS = { accepted: t("dismissed"), rejected: t("upheld") };
 const ORDER_LABELS = { open: t("ordered"), done: t("done"), cancelled: t("cancelled") };
 const TRACK_COLOUR = "#1c7ed6";
 const LABEL_MIN_ZOOM = 15; // farther out, the order numbers would bury the pins
+const PENDING_REFRESH_MS = 3000; // flags appear within seconds of a push
 
 const state = {
   config: {},
@@ -139,6 +140,7 @@ function reset() {
   $("exports").hidden = true;
   $("close-assignment").hidden = true;
   $("flag-count").textContent = "";
+  $("flag-pending").replaceChildren();
   $("list-zone").textContent = "";
   $("flag-list").replaceChildren(h("li", { class: "empty" }, t("Pick an assignment to see its flags.")));
   $("evidence").replaceChildren();
@@ -193,6 +195,7 @@ function renderAssignments() {
         },
           h("div", { class: "a-top" },
             h("span", { class: "a-route" }, a.route_code),
+            pendingBadge(a),
             h("span", { class: `badge status-${a.status}` }, label(ASSIGNMENT_LABELS, a.status))),
           a.route_name && a.route_name !== a.route_code ? h("div", { class: "a-name" }, a.route_name) : null,
           h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
@@ -212,6 +215,28 @@ function renderAssignments() {
               `${a.flagged[s]} ${SEVERITY_LABELS[s]}`))))),
     );
   }
+}
+
+// New data not yet validated: its flags are on their way (the server validates right after a
+// push, off the push's path), so the flags shown may still change.
+function pendingBadge(a) {
+  if (!a.validation_pending) return null;
+  return h("span", {
+    class: "badge validation-pending",
+    title: t("New data since {time} is being validated; the flags may still change.", { time: when(a.validation_pending_since) }),
+  }, t("validation pending"));
+}
+
+let pendingRefresh = 0;
+
+/** While the open assignment's validation is pending, look again in a few seconds. */
+function refreshWhilePending(a) {
+  clearTimeout(pendingRefresh);
+  if (!a.validation_pending) return;
+  const id = a.id;
+  pendingRefresh = setTimeout(() => {
+    if (state.assignmentId === id) refreshAfterChange().catch(showError);
+  }, PENDING_REFRESH_MS);
 }
 
 function routeTitle(a) {
@@ -272,6 +297,7 @@ function renderDetail(fit) {
   renderLegend();
   renderFlags();
   renderEvidence();
+  refreshWhilePending(a);
 }
 
 // ---------------------------------------------------------------- map
@@ -449,6 +475,7 @@ function renderFlags() {
   const flags = [...state.detail.flags].sort(byRank);
   const open = flags.filter((f) => !f.review).length;
   $("flag-count").textContent = flags.length ? [t("{open} open · {all} in all", { open, all: flags.length }), timesIn()].join(" · ") : "";
+  $("flag-pending").replaceChildren(...[pendingBadge(state.detail.assignment)].filter(Boolean));
   const readAt = new Map(state.detail.readings.map((r) => [r.id, r.read_at]));
   if (!flags.length) list.append(h("li", { class: "empty" }, t("No flags on this assignment.")));
   const { meterId, flagId } = state.selection;
