@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -142,12 +142,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def check_client_version(
     settings: SettingsDep,
+    response: Response,
     contract: Annotated[str | None, Header(alias=CONTRACT_VERSION_HEADER)] = None,
     app_version: Annotated[str | None, Header(alias=APP_VERSION_HEADER)] = None,
-) -> None:
-    """Refuse, with a sentence the app can show, a client speaking a contract we cannot serve."""
+) -> int:
+    """The contract the client speaks, which its answer is in (no header: contract 1); refuse,
+    with a sentence the app can show, a client speaking a contract we cannot serve."""
     if contract is not None and (
-        not contract.isdigit() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
+        not contract.isdecimal() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
     ):
         raise UpgradeRequired(
             N_(
@@ -170,3 +172,9 @@ def check_client_version(
             code="app_too_old",
             extra={"min_app_version": settings.min_app_version},
         )
+    spoken = int(contract) if contract is not None else 1
+    response.headers[CONTRACT_VERSION_HEADER] = str(spoken)
+    return spoken
+
+
+ContractDep = Annotated[int, Depends(check_client_version)]

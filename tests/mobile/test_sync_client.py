@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from common import clock
+from common import clock, compact
 from common.wire import Fix
 from mobile.core.route import nearest_unread
 from mobile.core.store import Store
@@ -110,7 +110,7 @@ def test_a_batch_whose_answer_was_lost_is_sent_again_and_stored_once(
     read_all(device, 4)
     batch = device.store.outbox_batch()
     # The push reaches the server, but the device dies before it records the answer.
-    device._call("POST", "/sync/push", json=batch.push.to_json())
+    device._call("POST", "/sync/push", json=compact.encode_push(batch.push))
     report = device.sync()
     assert (report.accepted, report.duplicate) == (0, 4)
     assert held(session, Reading) == 4

@@ -8,9 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
+from common import compact
+from common.contract import COMPACT_CONTRACT, CONTRACT_VERSION_HEADER
 from server.api.deps import (
     Caller,
+    ContractDep,
     LanguageDep,
     SessionDep,
     SettingsDep,
@@ -110,6 +114,9 @@ async def read_push(request: Request, settings: SettingsDep) -> Any:
             },
         }
     },
+    response_model=PushResponse,
+    description="Contract 2 (`X-Gridwalk-Contract: 2`) sends readings and the track as columns "
+    "and is answered compact (common.compact); this schema is contract 1's.",
 )
 async def push(
     # First, so that it is solved before the caller (whose look-up opens the session).
@@ -118,10 +125,21 @@ async def push(
     session: SessionDep,
     settings: SettingsDep,
     language: LanguageDep,
-) -> PushResponse:
+    contract: ContractDep,
+) -> PushResponse | JSONResponse:
     """Store the device's outbox: one result per reading and job event, track in aggregate."""
-    pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id, language=language)
-    return await run_in_threadpool(pushing.push, session, settings, pusher=pusher, payload=payload)
+    pusher = pushing.Pusher(
+        user=caller.user, device_id=caller.device_id, language=language, contract=contract
+    )
+    answer = await run_in_threadpool(
+        pushing.push, session, settings, pusher=pusher, payload=payload
+    )
+    if contract < COMPACT_CONTRACT:
+        return answer
+    return JSONResponse(
+        compact.encode_answer(answer.model_dump(mode="json")),
+        headers={CONTRACT_VERSION_HEADER: str(contract)},
+    )
 
 
 # The push body is read by hand (gzip, per-item answers); these schemas document it at /docs.
