@@ -380,7 +380,8 @@ def encode_answer(answer: dict[str, Any]) -> dict[str, Any]:
 def decode_answer(data: Any, ids: Sequence[str]) -> wire.PushAnswer:
     """A compact answer as the v1 PushAnswer, its results in the order of `ids` (what was
     pushed: readings, then job events)."""
-    return _guarded("answer", lambda: _decode_answer(data, ids))  # type: ignore[no-any-return]
+    answer: wire.PushAnswer = _guarded("answer", lambda: _decode_answer(data, ids))
+    return answer
 
 
 def _decode_answer(data: Any, ids: Sequence[str]) -> wire.PushAnswer:
@@ -409,7 +410,8 @@ def _decode_answer(data: Any, ids: Sequence[str]) -> wire.PushAnswer:
         if not isinstance(item, dict):
             raise WireError("a rejected item must be an object")
         index = item.get("index")
-        _check_int(index)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise WireError(f"rejected: index {index!r} is not an integer")
         if not 0 <= index < n:
             raise WireError(f"rejected: index {index} is outside 0..{n - 1}")
         fields = {k: v for k, v in item.items() if k != "index"}
