@@ -3,6 +3,7 @@ malformed columns are refused by name."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import uuid
@@ -122,6 +123,36 @@ def test_random_readings_round_trip_exactly(seed: int) -> None:
     sent = random_readings(rnd, rnd.choice([0, 1, 30]))
     got = compact.decode_readings(over_json(compact.encode_readings(sent)))
     assert [wire.Reading.from_json(over_json(_dumped(g))) for g in got] == sent
+
+
+def test_a_fix_the_handheld_kept_goes_as_integers_and_comes_back_the_same() -> None:
+    rnd = random.Random(5)
+    readings = [
+        dataclasses.replace(r, fix=compact.rounded_fix(r.fix) if r.fix else None)
+        for r in random_readings(rnd, 30)
+    ]
+    encoded = compact.encode_readings(readings)
+    assert all(isinstance(v, int) for v in encoded["fix"]["lat"] + encoded["fix"]["acc"] if v)
+    assert len(encoded["id_hex"]) == 32 * 30
+    got = compact.decode_readings(over_json(encoded))
+    assert [wire.Reading.from_json(over_json(_dumped(g))) for g in got] == readings
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_kept_fix_is_within_the_wires_precision_and_never_claims_better(seed: int) -> None:
+    rnd = random.Random(seed)
+    for _ in range(200):
+        fix = wire.Fix(
+            lat=rnd.uniform(-90, 90),
+            lon=rnd.uniform(-180, 180),
+            accuracy_m=rnd.choice([rnd.uniform(0, 100), 4.3, 5.0, 0.1]),
+            fix_time=START,
+        )
+        kept = compact.rounded_fix(fix)
+        assert abs(kept.lat - fix.lat) <= 0.5e-6 + 1e-12
+        assert abs(kept.lon - fix.lon) <= 0.5e-6 + 1e-12
+        assert fix.accuracy_m <= kept.accuracy_m < fix.accuracy_m + 0.1 + 1e-9
+        assert compact.rounded_fix(kept) == kept  # kept once, kept as it is
 
 
 def _dumped(item: dict[str, object]) -> dict[str, object]:
