@@ -145,9 +145,9 @@ def check_client_version(
     response: Response,
     contract: Annotated[str | None, Header(alias=CONTRACT_VERSION_HEADER)] = None,
     app_version: Annotated[str | None, Header(alias=APP_VERSION_HEADER)] = None,
-) -> int:
-    """The contract the client speaks, which its answer is in (no header: contract 1); refuse,
-    with a sentence the app can show, a client speaking a contract we cannot serve."""
+) -> None:
+    """Refuse, with a sentence the app can show, a client speaking a contract we cannot serve;
+    say in the answer which contract it is in (the client's: no header is contract 1)."""
     if contract is not None and (
         not contract.isdecimal() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
     ):
@@ -172,9 +172,14 @@ def check_client_version(
             code="app_too_old",
             extra={"min_app_version": settings.min_app_version},
         )
-    spoken = int(contract) if contract is not None else 1
-    response.headers[CONTRACT_VERSION_HEADER] = str(spoken)
-    return spoken
+    response.headers[CONTRACT_VERSION_HEADER] = str(spoken_contract(contract))
 
 
-ContractDep = Annotated[int, Depends(check_client_version)]
+def spoken_contract(
+    contract: Annotated[str | None, Header(alias=CONTRACT_VERSION_HEADER)] = None,
+) -> int:
+    """The contract the client speaks (check_client_version refused any other): its answer's."""
+    return int(contract) if contract is not None and contract.isdecimal() else 1
+
+
+ContractDep = Annotated[int, Depends(spoken_contract)]
