@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
@@ -285,3 +288,42 @@ def test_reader1_starting_fresh_on_the_demo_sees_r101_as_the_office_holds_it(
     fresh.sync()
     r101 = next(a for a in fresh.store.assignments() if a.route_code == "R-101")
     assert (r101.read, r101.skipped, r101.left) == (35, 2, 4)
+
+
+class Recording(httpx.HTTPTransport):
+    """Keeps each exchange as it went over the link: the request, the answer's headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[httpx.Request, httpx.Headers]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.seen.append((request, response.headers))
+        return response
+
+
+def test_the_handheld_speaks_contract_2_and_takes_its_answers_gzipped(
+    live_server: LiveServer, session: Session, tmp_path: Path
+) -> None:
+    make_user(session, live_server.settings, "reader1", "reader", "G1")
+    make_route(session, "R-1", 30)
+    assign(session, "R-1", "reader1")
+    link = Recording()
+    device = SyncClient(Store(tmp_path / "d.db"), server_url=live_server.url, transport=link)
+    device.login("reader1", PASSWORD)
+    device.sync()
+    ids = read_all(device, 3)
+    report = device.sync()
+    device.close()
+    device.store.close()
+    assert (report.accepted, report.points) == (3, 3)
+    assert {str(r) for r in session.exec(select(Reading.id))} == set(ids)
+    pull = next(h for r, h in link.seen if r.url.path.endswith("/sync/pull"))
+    assert pull["content-encoding"] == "gzip"
+    [push] = [(r, h) for r, h in link.seen if r.url.path.endswith("/sync/push")]
+    request, answer = push
+    assert request.headers["X-Gridwalk-Contract"] == answer["X-Gridwalk-Contract"] == "2"
+    body = json.loads(gzip.decompress(request.content))
+    assert set(body) == {"sent_at", "readings", "track", "job_events"}
+    assert body["track"]["n"] == 3
