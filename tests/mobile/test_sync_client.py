@@ -327,3 +327,37 @@ def test_the_handheld_speaks_contract_2_and_takes_its_answers_gzipped(
     body = json.loads(gzip.decompress(request.content))
     assert set(body) == {"sent_at", "readings", "track", "job_events"}
     assert body["track"]["n"] == 3
+
+
+def test_against_a_server_that_speaks_only_contract_1_the_handheld_steps_down_and_syncs(
+    device: SyncClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server not yet updated: the app is told 426 with the server's contract, which it
+    also speaks; it syncs in that one instead of asking the reader to update."""
+    from server.api import deps
+
+    monkeypatch.setattr(deps, "SUPPORTED_CONTRACT_VERSIONS", frozenset({1}))
+    monkeypatch.setattr(deps, "CONTRACT_VERSION", 1)
+    device.sync()
+    assert device.contract == 1
+    ids = read_all(device, 3)
+    report = device.sync()
+    assert (report.accepted, report.points) == (3, 3)
+    assert {str(r) for r in session.exec(select(Reading.id))} == set(ids)
+    assert device.store.sync_state().last_error is None
+
+
+def test_a_push_stepped_down_mid_sync_is_sent_again_in_contract_1(
+    device: SyncClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is rolled back between two syncs: the push refused in contract 2 goes again,
+    written in 1, and is stored."""
+    from server.api import deps
+
+    device.sync()
+    ids = read_all(device, 2)
+    monkeypatch.setattr(deps, "SUPPORTED_CONTRACT_VERSIONS", frozenset({1}))
+    monkeypatch.setattr(deps, "CONTRACT_VERSION", 1)
+    assert device.sync().accepted == 2
+    assert device.contract == 1
+    assert {str(r) for r in session.exec(select(Reading.id))} == set(ids)
