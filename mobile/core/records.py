@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from common import clock, wire
+from common.compact import rounded_fix
 from common.job_lifecycle import JobEventKind, JobStatus, status_after
 from common.wire import SKIP_CODES, Fix, iso
 from mobile.core.device_db import DeviceDb
@@ -182,7 +183,8 @@ class FieldRecords(DeviceDb):
                 note,
                 iso(read_at),
                 iso(confirmed_at),
-                json.dumps(fix.to_json()) if fix else None,
+                # At the precision contract 2 carries exactly (common.compact).
+                json.dumps(rounded_fix(fix).to_json()) if fix else None,
                 reread_of,
             )
             if draft is None:

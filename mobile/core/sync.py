@@ -24,12 +24,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from common import clock, wire
+from common import clock, compact, wire
 from common.contract import (
     API_PREFIX,
     APP_VERSION_HEADER,
+    COMPACT_CONTRACT,
     CONTRACT_VERSION,
     CONTRACT_VERSION_HEADER,
+    SUPPORTED_CONTRACT_VERSIONS,
 )
 from common.wire import iso
 from mobile import APP_VERSION
@@ -70,6 +72,10 @@ class LoginRequiredError(SyncError):
 
 class UpgradeRequiredError(SyncError):
     """The server cannot serve this app version: it must be updated; records stay on the device."""
+
+
+class _ContractChangedError(Exception):
+    """The server speaks an older contract this app also speaks: say it again in that one."""
 
 
 @dataclass
@@ -114,6 +120,9 @@ class SyncClient:
         # few requests and loses nothing.
         self._faults: dict[tuple[str, str], int] = {}
         self._not_before: datetime | None = None
+        # The newest contract this app speaks, until a server says it speaks an older one only
+        # (it was not updated yet): then that one, for this client's life.
+        self.contract = CONTRACT_VERSION
 
     def close(self) -> None:
         self._http.close()
@@ -123,7 +132,9 @@ class SyncClient:
     def _headers(self) -> dict[str, str]:
         headers = {
             APP_VERSION_HEADER: APP_VERSION,
-            CONTRACT_VERSION_HEADER: str(CONTRACT_VERSION),
+            CONTRACT_VERSION_HEADER: str(self.contract),
+            # Answers come gzipped (a route's pull ~9x smaller); httpx inflates them.
+            "Accept-Encoding": "gzip",
             # The server says its sentences (refusals, errors) in the reader's language.
             "Accept-Language": language.current().replace("_", "-"),
         }
@@ -147,6 +158,10 @@ class SyncClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         self._wait_out()
         response = self._send(method, path, **kwargs)
+        if response.status_code == 426 and self._step_down(response):
+            if path == "/sync/push":
+                raise _ContractChangedError  # its body is written in the contract
+            response = self._send(method, path, **kwargs)
         if response.status_code == 401 and _code(response) == "token_expired":
             self._refresh()
             response = self._send(method, path, **kwargs)
@@ -156,6 +171,20 @@ class SyncClient:
             if exc.retry_after:
                 self._not_before = clock.now() + timedelta(seconds=exc.retry_after)
             raise
+
+    def _step_down(self, response: httpx.Response) -> bool:
+        """Speak the server's contract from now on, if it only speaks an older one we speak."""
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        if not isinstance(body, dict) or body.get("code") != "contract_unsupported":
+            return False
+        theirs = body.get("server_contract")
+        if theirs not in SUPPORTED_CONTRACT_VERSIONS or theirs >= self.contract:
+            return False
+        self.contract = theirs
+        return True
 
     def _wait_out(self) -> None:
         """Send nothing before the time a busy server asked for (by the clock, so a test can
@@ -278,17 +307,10 @@ class SyncClient:
             )
 
     def _push_batch(self, batch: OutboxBatch, report: SyncReport) -> None:
-        push = dataclasses.replace(batch.push, sent_at=clock.now())
-        raw = gzip.compress(json.dumps(push.to_json(), separators=(",", ":")).encode())
-        answer = _read(
-            wire.PushAnswer,
-            self._call(
-                "POST",
-                "/sync/push",
-                content=raw,
-                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
-            ),
-        )
+        try:
+            answer = self._push_in(self.contract, batch)
+        except _ContractChangedError:
+            answer = self._push_in(self.contract, batch)
         self.store.record_push(batch, answer)
         statuses = [r.status for r in answer.results]
         report.pushed += len(statuses)
@@ -296,6 +318,25 @@ class SyncClient:
         report.duplicate += statuses.count("duplicate")
         report.rejected += statuses.count("rejected") + len(answer.track.rejected)
         report.points += answer.track.accepted + answer.track.duplicate
+
+    def _push_in(self, contract: int, batch: OutboxBatch) -> wire.PushAnswer:
+        """Push `batch` written in `contract`: from 2 on, readings and track as columns and the
+        answer compact (common.compact)."""
+        push = dataclasses.replace(batch.push, sent_at=clock.now())
+        compact_body = contract >= COMPACT_CONTRACT
+        body = compact.encode_push(push) if compact_body else push.to_json()
+        reply = self._call(
+            "POST",
+            "/sync/push",
+            content=gzip.compress(json.dumps(body, separators=(",", ":")).encode()),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        if not compact_body:
+            return _read(wire.PushAnswer, reply)
+        try:
+            return compact.decode_answer(reply, batch.reading_ids + batch.event_ids)
+        except wire.WireError as exc:
+            raise _not_understood(exc) from None
 
     def pull(self) -> int:
         """Pull every page of what changed since the cursor; returns the number of pages."""
@@ -401,9 +442,13 @@ def _read(shape: type[R], body: Any) -> R:
     try:
         return shape.from_json(body)
     except wire.WireError as exc:
-        raise SyncError(
-            _("The server's answer is not what this app understands: {error}").format(error=exc)
-        ) from None
+        raise _not_understood(exc) from None
+
+
+def _not_understood(exc: wire.WireError) -> SyncError:
+    return SyncError(
+        _("The server's answer is not what this app understands: {error}").format(error=exc)
+    )
 
 
 def _code(response: httpx.Response) -> str | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -142,12 +142,14 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def check_client_version(
     settings: SettingsDep,
+    response: Response,
     contract: Annotated[str | None, Header(alias=CONTRACT_VERSION_HEADER)] = None,
     app_version: Annotated[str | None, Header(alias=APP_VERSION_HEADER)] = None,
 ) -> None:
-    """Refuse, with a sentence the app can show, a client speaking a contract we cannot serve."""
+    """Refuse, with a sentence the app can show, a client speaking a contract we cannot serve;
+    say in the answer which contract it is in (the client's: no header is contract 1)."""
     if contract is not None and (
-        not contract.isdigit() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
+        not contract.isdecimal() or int(contract) not in SUPPORTED_CONTRACT_VERSIONS
     ):
         raise UpgradeRequired(
             N_(
@@ -170,3 +172,14 @@ def check_client_version(
             code="app_too_old",
             extra={"min_app_version": settings.min_app_version},
         )
+    response.headers[CONTRACT_VERSION_HEADER] = str(spoken_contract(contract))
+
+
+def spoken_contract(
+    contract: Annotated[str | None, Header(alias=CONTRACT_VERSION_HEADER)] = None,
+) -> int:
+    """The contract the client speaks (check_client_version refused any other): its answer's."""
+    return int(contract) if contract is not None and contract.isdecimal() else 1
+
+
+ContractDep = Annotated[int, Depends(spoken_contract)]

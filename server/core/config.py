@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_push_bytes: int = 4 * 1024 * 1024
     max_push_inflated_bytes: int = 32 * 1024 * 1024
     max_import_bytes: int = 64 * 1024 * 1024
+    # Answers at least this long are gzipped for a client that accepts it (a pull of a route
+    # shrinks ~9x); below it the gzip header and the CPU cost more than the bytes saved.
+    gzip_min_bytes: int = 500
     pull_page_size: int = 500
     # Back-pressure. Each admitted API request holds at most one database connection, so the
     # requests let in at once (pushes plus the rest) never outnumber the pool: beyond them the

@@ -17,8 +17,10 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
-from common import clock
+from common import clock, compact
+from common.contract import COMPACT_CONTRACT
 from common.i18n import N_
+from common.wire import WireError
 from server.core.changes import touched as send_again
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
@@ -44,6 +46,8 @@ from server.validation import queue as validation_queue
 from server.validation.runner import affected_assignments_for_track
 
 PUSH_FIELDS = {"sent_at", "readings", "track_points", "job_events"}
+# Contract 2: readings and the track as columns (common.compact), job events as in v1.
+COMPACT_PUSH_FIELDS = {"sent_at", "readings", "track", "job_events"}
 MAX_READINGS = 5_000
 MAX_JOB_EVENTS = 5_000
 MAX_TRACK_POINTS = 100_000
@@ -59,6 +63,7 @@ class Pusher:
     user: User
     device_id: str
     language: str = "en"  # of the refusals' sentences (common.i18n.LANGUAGES)
+    contract: int = 1  # the sync contract its body is in (common.contract)
 
     @property
     def user_id(self) -> int:
@@ -66,20 +71,37 @@ class Pusher:
         return self.user.id
 
 
-def parse_envelope(payload: Any) -> tuple[datetime | None, list[Any], list[Any], list[Any]]:
-    """Check the push body's outer shape; items are checked one by one later."""
+def parse_envelope(
+    payload: Any, contract: int = 1
+) -> tuple[datetime | None, list[Any], list[Any], list[Any]]:
+    """Check the push body's outer shape; items are checked one by one later. A compact body
+    (contract 2) is decoded here into the same item lists as a v1 body's."""
+    fields = COMPACT_PUSH_FIELDS if contract >= COMPACT_CONTRACT else PUSH_FIELDS
     if not isinstance(payload, dict):
         raise Invalid(
-            "push body must be a JSON object with readings, track_points, job_events",
+            f"push body must be a JSON object with {', '.join(sorted(fields - {'sent_at'}))}",
             code="invalid_body",
         )
-    unknown = sorted(set(payload) - PUSH_FIELDS)
+    unknown = sorted(set(payload) - fields)
     if unknown:
         raise Invalid(
             f"unknown field(s) in push body: {', '.join(unknown)}",
             code="invalid_body",
             extra={"field": unknown[0]},
         )
+    if contract >= COMPACT_CONTRACT:
+        # The counts the columns declare are checked before any item is made of them.
+        for name, limit in (("readings", MAX_READINGS), ("track", MAX_TRACK_POINTS)):
+            if _declared(payload.get(name)) > limit:
+                raise TooLarge(
+                    f"{name} has {_declared(payload[name])} items; at most {limit} per push",
+                    code="too_many_items",
+                    extra={"field": name},
+                )
+        try:
+            payload = compact.decode_push(payload)
+        except WireError as exc:
+            raise Invalid(f"compact push body: {exc}", code="invalid_body") from None
     lists: list[list[Any]] = []
     for name, limit in (
         ("readings", MAX_READINGS),
@@ -109,6 +131,12 @@ def parse_envelope(payload: Any) -> tuple[datetime | None, list[Any], list[Any],
     return sent_at, lists[0], lists[1], lists[2]
 
 
+def _declared(columns: Any) -> int:
+    """The count a compact column set declares (checked before it is decoded)."""
+    n = columns.get("n") if isinstance(columns, dict) else None
+    return n if isinstance(n, int) else 0
+
+
 class _SentAt(BaseModel):
     sent_at: AwareDatetime
 
@@ -119,7 +147,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
     The assignments the new data touches are queued for validation in the same transaction
     (server/validation/queue.py): the push answers without waiting for the rules, and the
     work commits, or not, with its data."""
-    sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload)
+    sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload, pusher.contract)
     received_at = clock.now()
     results = [
         _one(

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from common import clock
+from common import clock, compact
 from common.wire import Fix
 from mobile.core.route import nearest_unread
 from mobile.core.store import Store
@@ -110,7 +113,7 @@ def test_a_batch_whose_answer_was_lost_is_sent_again_and_stored_once(
     read_all(device, 4)
     batch = device.store.outbox_batch()
     # The push reaches the server, but the device dies before it records the answer.
-    device._call("POST", "/sync/push", json=batch.push.to_json())
+    device._call("POST", "/sync/push", json=compact.encode_push(batch.push))
     report = device.sync()
     assert (report.accepted, report.duplicate) == (0, 4)
     assert held(session, Reading) == 4
@@ -285,3 +288,76 @@ def test_reader1_starting_fresh_on_the_demo_sees_r101_as_the_office_holds_it(
     fresh.sync()
     r101 = next(a for a in fresh.store.assignments() if a.route_code == "R-101")
     assert (r101.read, r101.skipped, r101.left) == (35, 2, 4)
+
+
+class Recording(httpx.HTTPTransport):
+    """Keeps each exchange as it went over the link: the request, the answer's headers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[httpx.Request, httpx.Headers]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.seen.append((request, response.headers))
+        return response
+
+
+def test_the_handheld_speaks_contract_2_and_takes_its_answers_gzipped(
+    live_server: LiveServer, session: Session, tmp_path: Path
+) -> None:
+    make_user(session, live_server.settings, "reader1", "reader", "G1")
+    make_route(session, "R-1", 30)
+    assign(session, "R-1", "reader1")
+    link = Recording()
+    device = SyncClient(Store(tmp_path / "d.db"), server_url=live_server.url, transport=link)
+    device.login("reader1", PASSWORD)
+    device.sync()
+    ids = read_all(device, 3)
+    report = device.sync()
+    device.close()
+    device.store.close()
+    assert (report.accepted, report.points) == (3, 3)
+    assert {str(r) for r in session.exec(select(Reading.id))} == set(ids)
+    pull = next(h for r, h in link.seen if r.url.path.endswith("/sync/pull"))
+    assert pull["content-encoding"] == "gzip"
+    [push] = [(r, h) for r, h in link.seen if r.url.path.endswith("/sync/push")]
+    request, answer = push
+    assert request.headers["X-Gridwalk-Contract"] == answer["X-Gridwalk-Contract"] == "2"
+    body = json.loads(gzip.decompress(request.content))
+    assert set(body) == {"sent_at", "readings", "track", "job_events"}
+    assert body["track"]["n"] == 3
+
+
+def test_against_a_server_that_speaks_only_contract_1_the_handheld_steps_down_and_syncs(
+    device: SyncClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server not yet updated: the app is told 426 with the server's contract, which it
+    also speaks; it syncs in that one instead of asking the reader to update."""
+    from server.api import deps
+
+    monkeypatch.setattr(deps, "SUPPORTED_CONTRACT_VERSIONS", frozenset({1}))
+    monkeypatch.setattr(deps, "CONTRACT_VERSION", 1)
+    device.sync()
+    assert device.contract == 1
+    ids = read_all(device, 3)
+    report = device.sync()
+    assert (report.accepted, report.points) == (3, 3)
+    assert {str(r) for r in session.exec(select(Reading.id))} == set(ids)
+    assert device.store.sync_state().last_error is None
+
+
+def test_a_push_stepped_down_mid_sync_is_sent_again_in_contract_1(
+    device: SyncClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is rolled back between two syncs: the push refused in contract 2 goes again,
+    written in 1, and is stored."""
+    from server.api import deps
+
+    device.sync()
+    ids = read_all(device, 2)
+    monkeypatch.setattr(deps, "SUPPORTED_CONTRACT_VERSIONS", frozenset({1}))
+    monkeypatch.setattr(deps, "CONTRACT_VERSION", 1)
+    assert device.sync().accepted == 2
+    assert device.contract == 1
+    assert {str(r) for r in session.exec(select(Reading.id))} == set(ids)

@@ -8,10 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from common import compact
+from common.contract import COMPACT_CONTRACT, CONTRACT_VERSION_HEADER
 from server.api.deps import (
     Caller,
+    ContractDep,
     LanguageDep,
     SessionDep,
     SettingsDep,
@@ -112,6 +116,9 @@ async def read_push(request: Request, settings: SettingsDep) -> Any:
             },
         }
     },
+    response_model=PushResponse,
+    description="Contract 2 (`X-Gridwalk-Contract: 2`) sends readings and the track as columns "
+    "and is answered compact (common.compact); this schema is contract 1's.",
 )
 async def push(
     request: Request,
@@ -121,16 +128,24 @@ async def push(
     session: SessionDep,
     settings: SettingsDep,
     language: LanguageDep,
-) -> PushResponse:
+    contract: ContractDep,
+) -> PushResponse | JSONResponse:
     """Store the device's outbox: one result per reading and job event, track in aggregate."""
-    pusher = pushing.Pusher(user=caller.user, device_id=caller.device_id, language=language)
+    pusher = pushing.Pusher(
+        user=caller.user, device_id=caller.device_id, language=language, contract=contract
+    )
     answer = await run_in_threadpool(_push_and_commit, session, settings, pusher, payload)
     # Committed: the work the push queued is visible to the validation workers now.
     if settings.validation_in_request:
         await run_in_threadpool(validation_queue.drain, request.app.state.engine, settings)
     elif request.app.state.validation_workers is not None:
         request.app.state.validation_workers.wake()
-    return answer
+    if contract < COMPACT_CONTRACT:
+        return answer
+    return JSONResponse(
+        compact.encode_answer(answer.model_dump(mode="json")),
+        headers={CONTRACT_VERSION_HEADER: str(contract)},
+    )
 
 
 def _push_and_commit(
