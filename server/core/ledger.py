@@ -147,6 +147,13 @@ def append(session: OrmSession, links: Sequence[Link]) -> list[LedgerEntry]:
     return entries
 
 
+def owe(session: OrmSession, links: Sequence[Link]) -> None:
+    """Links owed at commit for rows a bulk statement stored past the ORM (the push's readings).
+    Noted once their statement succeeded, outside any savepoint that could still undo it."""
+    if links:
+        session.info.setdefault(_PENDING, []).extend(links)
+
+
 @event.listens_for(OrmSession, "after_flush")
 def _note_chained_rows(session: OrmSession, _flush: UOWTransaction) -> None:
     """A flush that stored readings or admin log rows: their links are owed at commit."""
@@ -162,7 +169,14 @@ def _append_owed_links(session: OrmSession) -> None:
     session.flush()  # what is still pending first: the chain's lock is the last one taken
     owed = session.info.pop(_PENDING, [])
     # A row whose savepoint rolled back was expunged: it was never stored, it gets no link.
-    append(session, [link_of(o) for o in owed if inspect(o).persistent])
+    append(
+        session,
+        [
+            o if isinstance(o, Link) else link_of(o)
+            for o in owed
+            if isinstance(o, Link) or inspect(o).persistent
+        ],
+    )
 
 
 @event.listens_for(OrmSession, "after_transaction_end")
