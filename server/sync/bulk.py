@@ -213,6 +213,10 @@ def _decide(
     )
 
 
+# The first value beyond n dials, for every number of dials a meter may have (3 to 12).
+_DIALS = {n: Decimal(10) ** n for n in range(0, 13)}
+
+
 def _plain(
     r: ReadingIn,
     routes: dict[int | None, tuple[int | None, int]],
@@ -229,7 +233,7 @@ def _plain(
         and route[0] == pusher.user_id
         and meter is not None
         and meter[0] == route[1]
-        and (r.value is None or r.value < Decimal(10) ** meter[1])
+        and (r.value is None or r.value < _DIALS[meter[1]])
     )
 
 
