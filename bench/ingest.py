@@ -46,6 +46,8 @@ from server.core.db import make_engine
 from server.main import create_app
 from server.models import Account, Device, Meter, Reading, Route, User
 from server.schemas.wire import ReadingIn
+from server.sync import bulk
+from server.sync.push import Pusher
 from server.sync.records import reading_hash
 
 PASSWORD = "bench-password"  # noqa: S105 - a throw-away database
@@ -278,16 +280,46 @@ def raw_reading_rows(session: Session, day: Day) -> list[dict[str, Any]]:
     return rows
 
 
+def raw_insert(engine: Engine, rows: list[dict[str, Any]]) -> float:
+    """The baseline: the rows by executemany, a transaction per batch (as a push commits)."""
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        with engine.begin() as conn:
+            conn.execute(insert(Reading), rows[i : i + BATCH])  # type: ignore[arg-type]
+    return time.perf_counter() - t0
+
+
+def stored_only(engine: Engine, days: list[Day]) -> float:
+    """The push's storing alone (check, dedup, insert, chain), in-process, a transaction per
+    batch: what is left of a push once validation is queued and the answer is compact."""
+    elapsed = 0.0
+    for day in days:
+        with Session(engine, expire_on_commit=False) as session:
+            user = session.execute(select(User).where(User.username == day.username)).scalar_one()
+            session.add(Device(id=f"store-{day.username}", last_user_id=user.id))
+            session.commit()
+            pusher = Pusher(user=user, device_id=f"store-{day.username}")
+        items = readings_of(day)
+        t0 = time.perf_counter()
+        for i in range(0, len(items), BATCH):
+            with Session(engine) as session:
+                answers = bulk.store_readings(
+                    session, pusher, items[i : i + BATCH], None, clock.now()
+                )
+                session.commit()
+            assert all(getattr(a, "status", None) == "accepted" for a in answers)
+        elapsed += time.perf_counter() - t0
+    return elapsed
+
+
 def readings_figure(engine: Engine, settings: Settings, url: str, n_meters: int) -> None:
     with Session(engine) as session:
         pushed = build(session, settings, 6, n_meters)
+        stored = build(session, settings, 6, n_meters)
         raw = build(session, settings, 6, n_meters)
         rows = [row for day in raw for row in raw_reading_rows(session, day)]
-    t0 = time.perf_counter()
-    with engine.begin() as conn:
-        for i in range(0, len(rows), BATCH):
-            conn.execute(insert(Reading), rows[i : i + BATCH])  # type: ignore[arg-type]
-    raw_s = time.perf_counter() - t0
+    raw_s = raw_insert(engine, rows)
+    store_s = stored_only(engine, stored)
     work = []
     for day in pushed:
         items = readings_of(day)
@@ -300,6 +332,9 @@ def readings_figure(engine: Engine, settings: Settings, url: str, n_meters: int)
     print(f"  pushed:                 {ours:9.0f}/s  p99 answer {p99(latencies):.2f} s")
     print(f"  raw executemany:        {theirs:9.0f}/s")
     print(f"  ratio pushed / raw:     {ours / theirs:9.2f}   (target >= 0.5; p99 <= 1 s)")
+    print(
+        f"  storing alone, 1 device:{n / store_s:9.0f}/s  ratio to raw {n / store_s / theirs:.2f}"
+    )
 
 
 def track_figure(engine: Engine, settings: Settings, url: str) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -243,13 +244,24 @@ def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.U
     them all to the per-item path, which refuses just the bad one."""
     if not rows:
         return set()
-    table = Reading.__table__  # type: ignore[attr-defined]
-    statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.id)
     try:
         with session.begin_nested():
+            if session.get_bind().dialect.name == "postgresql":
+                columns = tuple(rows[0])
+                return set(
+                    _copy_then_insert(
+                        session,
+                        "readings",
+                        columns,
+                        [tuple(row[c] for c in columns) for row in rows],
+                        returning="id",
+                    )
+                )
+            table = Reading.__table__  # type: ignore[attr-defined]
+            statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.id)
             return set(session.connection().execute(statement, rows).scalars())
-    except (DataError, IntegrityError) as exc:
-        logger.warning("push readings not storable together, one by one: %s", exc.orig)
+    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as exc:
+        logger.warning("push readings not storable together, one by one: %s", exc)
         return set()
 
 
@@ -272,10 +284,11 @@ def store_track(
             fresh[t] = point
     if not fresh:
         return result, None
+    device_id, user_id = pusher.device_id, pusher.user_id
     rows = [
         (
-            pusher.device_id,
-            pusher.user_id,
+            device_id,
+            user_id,
             t,
             p.lat,
             p.lon,
@@ -290,7 +303,10 @@ def store_track(
     # Keyed by the pusher's own (user, device, t): another user's point at t (on this device
     # id, shared or forged) makes nothing of the pusher's a duplicate.
     if session.get_bind().dialect.name == "postgresql":
-        stored = _copy_track(session, rows)
+        stored = [
+            t.astimezone(UTC)
+            for t in _copy_then_insert(session, "track_points", _TRACK_COLUMNS, rows, "t")
+        ]
     else:
         table = TrackPoint.__table__  # type: ignore[attr-defined]
         statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.t)
@@ -320,27 +336,35 @@ _TRACK_COLUMNS = (
 )
 
 
-def _copy_track(session: Session, rows: Sequence[tuple[Any, ...]]) -> list[datetime]:
-    """COPY the points into a staging table, then one INSERT … SELECT … ON CONFLICT: the
-    database's own bulk path, with the duplicates left out by the unique key."""
-    names = ", ".join(_TRACK_COLUMNS)
+def _copy_then_insert(
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    returning: str,
+) -> list[Any]:
+    """PostgreSQL: COPY the rows into a staging table, then one INSERT … SELECT … ON CONFLICT DO
+    NOTHING: the database's own bulk path, one statement whatever the number of rows (a
+    multi-row VALUES of thousands of parameters costs more to build and plan than to run). What
+    a unique key already holds is left out; the `returning` column of each row stored."""
+    # The names are this module's constants, no input of the push.
+    names = ", ".join(columns)
+    staging = f"{table}_staging"
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    # Dropped at commit; emptied first in case an earlier push of this transaction used it.
+    # The table's own column types, no constraint; dropped at commit, emptied first in case an
+    # earlier push of this transaction used it.
     cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS track_points_staging "
-        "(device_id text, user_id integer, t timestamptz, lat double precision, "
-        "lon double precision, accuracy_m double precision, speed double precision, "
-        "provider text, mock boolean, received_at timestamptz) ON COMMIT DROP"
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP "  # noqa: S608
+        f"AS SELECT {names} FROM {table} WITH NO DATA"
     )
-    cursor.execute("TRUNCATE track_points_staging")
-    with cursor.copy(f"COPY track_points_staging ({names}) FROM STDIN") as copy:
+    cursor.execute(f"TRUNCATE {staging}")
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        # The names are this module's constants, no input of the push.
-        f"INSERT INTO track_points ({names}) SELECT {names} FROM track_points_staging "  # noqa: S608
-        "ON CONFLICT (user_id, device_id, t) DO NOTHING RETURNING t"
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {returning}"
     )
-    stored = [t.astimezone(UTC) for (t,) in cursor.fetchall()]
+    stored = [value for (value,) in cursor.fetchall()]
     cursor.close()
     return stored
