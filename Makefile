@@ -59,6 +59,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/sync_push.py
+	$(BIN)/python bench/ingest.py --meters 300 --days 1,10
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/overload.py --seconds 60
 	$(BIN)/python bench/cycle_overview.py

@@ -1,7 +1,8 @@
-"""The push: a device's outbox, stored item by item.
+"""The push: a device's outbox, stored in one transaction with an answer per item.
 
-One transaction, one savepoint per item: a bad item is rejected with a reason and the rest
-stored; an item is stored whole or not at all. Readings are never updated: the same id again is
+Readings and track points are stored set-based (server.sync.bulk); what that cannot decide, and
+every job event, goes item by item, a savepoint each: a bad item is rejected with a reason and
+the rest stored; an item is stored whole or not at all. Readings are never updated: the same id again is
 a duplicate (same content) or `locked` (other content).
 """
 
