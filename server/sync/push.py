@@ -2,8 +2,8 @@
 
 Readings and track points are stored set-based (server.sync.bulk); what that cannot decide, and
 every job event, goes item by item, a savepoint each: a bad item is rejected with a reason and
-the rest stored; an item is stored whole or not at all. Readings are never updated: the same id again is
-a duplicate (same content) or `locked` (other content).
+the rest stored; an item is stored whole or not at all. Readings are never updated: the same
+id again is a duplicate (same content) or `locked` (other content).
 """
 
 from __future__ import annotations
