@@ -444,6 +444,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--meters", type=int, default=1_000, help="per device, readings figure")
     parser.add_argument("--days", default="1,10,100", help="reader-days of the growth line")
+    parser.add_argument("--growth-only", action="store_true", help="only the growth line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
@@ -455,9 +456,10 @@ def main() -> None:
         backend = engine.dialect.name
         print(f"database: {backend}")
         with Server(settings, engine) as server:
-            readings_figure(engine, settings, server, args.meters)
-            if backend == "postgresql":
-                track_figure(engine, settings, server)
+            if not args.growth_only:
+                readings_figure(engine, settings, server, args.meters)
+                if backend == "postgresql":
+                    track_figure(engine, settings, server)
             growth_figure(engine, settings, server, [int(n) for n in args.days.split(",")])
         engine.dispose()
 
