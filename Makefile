@@ -60,6 +60,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/sync_push.py
 	$(BIN)/python bench/wire.py
+	$(BIN)/python bench/ingest.py --meters 300 --days 1,10
 	$(BIN)/python bench/validation.py
 	$(BIN)/python bench/push_open_days.py
 	$(BIN)/python bench/close_due.py

@@ -112,10 +112,10 @@ def link_of(obj: Reading | AdminLog) -> Link:
     return Link(obj.action, "admin_log", str(obj.id), admin_log_row_hash(obj))
 
 
-def append(session: OrmSession, links: Sequence[Link]) -> list[LedgerEntry]:
+def append(session: OrmSession, links: Sequence[Link]) -> None:
     """Append links to the chain in this transaction (its lock is held until it ends)."""
     if not links:
-        return []
+        return
     conn = session.connection()
     # The upsert takes the head's row lock (or, on SQLite, the write lock BEGIN IMMEDIATE
     # holds already) and reserves the numbers; the head's hash is still the last link's.
@@ -128,23 +128,31 @@ def append(session: OrmSession, links: Sequence[Link]) -> list[LedgerEntry]:
         {"n": len(links), "genesis": GENESIS},
     ).one()
     now = clock.now()
-    entries = []
+    at = iso(now)
+    # Plain rows, not LedgerEntry objects: a push chains hundreds of readings, and building a
+    # model per link cost more than storing the readings.
+    rows = []
     for seq, link in enumerate(links, start=int(last_seq) - len(links) + 1):
-        entry = LedgerEntry(
-            seq=seq,
-            at=now,
-            action=link.action,
-            subject=link.subject,
-            subject_id=link.subject_id,
-            content_hash=link.content_hash,
-            prev_hash=prev,
-            hash="",
-        )
-        entry.hash = prev = entry_hash(prev, entry_content(entry))
-        entries.append(entry)
-    conn.execute(insert(LedgerEntry), [e.model_dump() for e in entries])
+        content = {
+            "seq": seq,
+            "at": at,
+            "action": link.action,
+            "subject": link.subject,
+            "subject_id": link.subject_id,
+            "content_hash": link.content_hash,
+        }
+        hash_ = entry_hash(prev, content)
+        rows.append(content | {"at": now, "prev_hash": prev, "hash": hash_})
+        prev = hash_
+    conn.execute(insert(LedgerEntry), rows)
     conn.execute(text("UPDATE ledger_head SET hash = :hash WHERE id = 1"), {"hash": prev})
-    return entries
+
+
+def owe(session: OrmSession, links: Sequence[Link]) -> None:
+    """Links owed at commit for rows a bulk statement stored past the ORM (the push's readings).
+    Noted once their statement succeeded, outside any savepoint that could still undo it."""
+    if links:
+        session.info.setdefault(_PENDING, []).extend(links)
 
 
 @event.listens_for(OrmSession, "after_flush")
@@ -162,7 +170,14 @@ def _append_owed_links(session: OrmSession) -> None:
     session.flush()  # what is still pending first: the chain's lock is the last one taken
     owed = session.info.pop(_PENDING, [])
     # A row whose savepoint rolled back was expunged: it was never stored, it gets no link.
-    append(session, [link_of(o) for o in owed if inspect(o).persistent])
+    append(
+        session,
+        [
+            o if isinstance(o, Link) else link_of(o)
+            for o in owed
+            if isinstance(o, Link) or inspect(o).persistent
+        ],
+    )
 
 
 @event.listens_for(OrmSession, "after_transaction_end")

@@ -1,19 +1,19 @@
-"""The push: a device's outbox, stored item by item.
+"""The push: a device's outbox, stored in one transaction with an answer per item.
 
-One transaction, one savepoint per item: a bad item is rejected with a reason and the rest
-stored; an item is stored whole or not at all. Readings are never updated: the same id again is
-a duplicate (same content) or `locked` (other content).
+Readings and track points are stored set-based (server.sync.bulk); what that cannot decide, and
+every job event, goes item by item, a savepoint each: a bad item is rejected with a reason and
+the rest stored; an item is stored whole or not at all. Readings are never updated: the same
+id again is a duplicate (same content) or `locked` (other content).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
@@ -27,7 +27,6 @@ from server.core.errors import Invalid, ItemRefused, TooLarge
 from server.models import (
     Device,
     Meter,
-    TrackPoint,
     User,
 )
 from server.schemas.requests import Moment
@@ -36,11 +35,8 @@ from server.schemas.wire import (
     PushResponse,
     PushResult,
     ReadingIn,
-    TrackPointIn,
-    TrackRejection,
-    TrackResult,
 )
-from server.sync import epoch
+from server.sync import bulk, epoch
 from server.sync.records import store_job_event, store_reading
 from server.validation import queue as validation_queue
 from server.validation.runner import affected_assignments_for_track
@@ -149,15 +145,23 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
     work commits, or not, with its data."""
     sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload, pusher.contract)
     received_at = clock.now()
+    # Set-based first; what only the per-item path can answer goes through it, in order.
     results = [
-        _one(
+        answer
+        if isinstance(answer, PushResult)
+        else _one(
             session,
             raw,
             ReadingIn,
             lambda item: store_reading(session, pusher, item, sent_at, received_at),
+            parsed=answer,
             language=pusher.language,
         )
-        for raw in raw_readings
+        for raw, answer in zip(
+            raw_readings,
+            bulk.store_readings(session, pusher, raw_readings, sent_at, received_at),
+            strict=True,
+        )
     ]
     accepted = [
         raw
@@ -169,7 +173,7 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
         read_at = _MOMENT.validate_python(raw["read_at"])
         validation_queue.merge_span(touched, int(raw["assignment_id"]), read_at, read_at)
     read_meters = {int(raw["meter_id"]) for raw in accepted}
-    track, span = _store_track(session, pusher, raw_points, received_at)
+    track, span = bulk.store_track(session, pusher, raw_points, received_at)
     if span is not None:
         # A late track batch re-validates the readings it covers.
         for assignment_id in affected_assignments_for_track(
@@ -205,7 +209,7 @@ def _one(
         item = parsed or model.model_validate(raw)
     except ValidationError as exc:
         return PushResult(
-            id=item_id, status="rejected", error="invalid", detail=_validation_detail(exc)
+            id=item_id, status="rejected", error="invalid", detail=bulk.validation_detail(exc)
         )
     try:
         status = _stored(session, store, item)
@@ -239,70 +243,6 @@ def _stored(session: Session, store: Any, item: ReadingIn | JobEventIn) -> str:
             N_("The database cannot hold this record: {reason}"),
             reason=type(exc.orig).__name__,
         ) from None
-
-
-def _validation_detail(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "item"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
-def _store_track(
-    session: Session, pusher: Pusher, raw_points: list[Any], received_at: datetime
-) -> tuple[TrackResult, tuple[datetime, datetime] | None]:
-    """Store the new points; answer in aggregate, with the time span of what was stored."""
-    result = TrackResult()
-    fresh: dict[datetime, TrackPointIn] = {}
-    for index, raw in enumerate(raw_points):
-        try:
-            point = TrackPointIn.model_validate(raw)
-        except ValidationError as exc:
-            result.rejected.append(TrackRejection(index=index, error=_validation_detail(exc)))
-            continue
-        t = point.t.astimezone(UTC)
-        if t in fresh:
-            result.duplicate += 1
-        else:
-            fresh[t] = point
-    if not fresh:
-        return result, None
-    held = set(
-        session.exec(
-            select(TrackPoint.t).where(
-                # The pusher's own points only: another user's point at t (on this device id,
-                # shared or forged) makes nothing of the pusher's a duplicate.
-                TrackPoint.user_id == pusher.user_id,
-                TrackPoint.device_id == pusher.device_id,
-                col(TrackPoint.t) >= min(fresh),
-                col(TrackPoint.t) <= max(fresh),
-            )
-        )
-    )
-    rows = [
-        {
-            "device_id": pusher.device_id,
-            "user_id": pusher.user_id,
-            "t": t,
-            "lat": p.lat,
-            "lon": p.lon,
-            "accuracy_m": p.accuracy_m,
-            "speed": p.speed,
-            "provider": p.provider,
-            "mock": p.mock,
-            "received_at": received_at,
-        }
-        for t, p in fresh.items()
-        if t not in held
-    ]
-    result.duplicate += len(fresh) - len(rows)
-    result.accepted = len(rows)
-    if not rows:
-        return result, None
-    session.execute(insert(TrackPoint), rows)
-    stored = [t for t in fresh if t not in held]
-    return result, (min(stored), max(stored))
 
 
 def _job_events_in_time_order(

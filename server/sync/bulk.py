@@ -1,0 +1,370 @@
+"""A push's readings and track points stored set-based: a few statements per push, not a few
+per item.
+
+Readings: every item is checked by pydantic first; then one look-up per table (the readings
+already held under these ids, the assignments, the meters, the meters already read) decides the
+plain cases in Python, and one `INSERT … ON CONFLICT DO NOTHING RETURNING id` stores the new
+ones. What the look-ups cannot decide (a refusal to spell out, a re-read, an id or a meter
+twice in the push, a row a concurrent push stored first) is left to the per-item path, which
+answers it in a savepoint of its own: the promises (idempotent, locked, per-item answers, one bad
+item never blocks the rest) are kept by the same code as before.
+
+Track points: `INSERT … ON CONFLICT DO NOTHING RETURNING t` (on PostgreSQL from a COPY into a
+staging table), so a point already held is a duplicate without being looked up first.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from pydantic import ValidationError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlmodel import Session, col, select
+
+from server.core import ledger
+from server.models import Assignment, Meter, Reading, TrackPoint, fix_columns
+from server.schemas.wire import PushResult, ReadingIn, TrackPointIn, TrackRejection, TrackResult
+from server.sync.records import reading_hash
+
+if TYPE_CHECKING:  # push.py imports this module: the pusher is only a type here
+    from server.sync.push import Pusher
+
+logger = logging.getLogger("gridwalk")
+
+# The per-item path answers these; the set-based path hands it the parsed item.
+Undecided = ReadingIn
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """A pydantic error as the item's answer says it (the first five problems)."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "item"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """INSERT with ON CONFLICT: both dialects spell it alike, each needs its own construct."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
+@dataclass(frozen=True)
+class _Held:
+    user_id: int
+    content_hash: str
+
+
+def store_readings(
+    session: Session,
+    pusher: Pusher,
+    raw_readings: list[Any],
+    sent_at: datetime | None,
+    received_at: datetime,
+) -> list[PushResult | Undecided]:
+    """Answer each reading, in the order sent: a PushResult, or the parsed item when only the
+    per-item path can answer it (the caller runs that path, in order, right after)."""
+    answers: list[PushResult | Undecided | None] = [None] * len(raw_readings)
+    parsed: list[tuple[int, ReadingIn]] = []
+    for index, raw in enumerate(raw_readings):
+        try:
+            parsed.append((index, ReadingIn.model_validate(raw)))
+        except ValidationError as exc:
+            raw_id = raw.get("id") if isinstance(raw, dict) else None
+            answers[index] = PushResult(
+                id=raw_id if isinstance(raw_id, str) else None,
+                status="rejected",
+                error="invalid",
+                detail=validation_detail(exc),
+            )
+    if parsed:
+        _decide(session, pusher, parsed, answers, sent_at, received_at)
+    assert all(a is not None for a in answers)
+    return [a for a in answers if a is not None]
+
+
+def _decide(
+    session: Session,
+    pusher: Pusher,
+    parsed: list[tuple[int, ReadingIn]],
+    answers: list[PushResult | Undecided | None],
+    sent_at: datetime | None,
+    received_at: datetime,
+) -> None:
+    items = [item for _, item in parsed]
+    held = {
+        r_id: _Held(user_id, content_hash)
+        for r_id, user_id, content_hash in session.exec(
+            select(Reading.id, Reading.user_id, Reading.content_hash).where(
+                col(Reading.id).in_({r.id for r in items})
+            )
+        )
+    }
+    assignment_ids = {r.assignment_id for r in items}
+    routes: dict[int | None, tuple[int | None, int]] = {
+        a_id: (reader_id, route_id)
+        for a_id, reader_id, route_id in session.exec(
+            select(Assignment.id, Assignment.reader_id, Assignment.route_id).where(
+                col(Assignment.id).in_(assignment_ids)
+            )
+        )
+    }
+    meters: dict[int | None, tuple[int, int]] = {
+        m_id: (route_id, digits)
+        for m_id, route_id, digits in session.exec(
+            select(Meter.id, Meter.route_id, Meter.digits).where(
+                col(Meter.id).in_({r.meter_id for r in items})
+            )
+        )
+    }
+    already_read = set(
+        session.exec(
+            select(Reading.assignment_id, Reading.meter_id).where(
+                col(Reading.assignment_id).in_(assignment_ids),
+                col(Reading.reread_of).is_(None),
+            )
+        ).all()
+    )
+    content = {r.id: reading_hash(r) for r in items}
+    item_at = dict(parsed)
+    rows: list[dict[str, Any]] = []
+    index_of: dict[uuid.UUID, int] = {}
+    seen_ids: set[uuid.UUID] = set()
+    claimed: set[tuple[int, int]] = set()
+    for index, r in parsed:
+        pair = (r.assignment_id, r.meter_id)
+        was = held.get(r.id)
+        if (
+            was is not None
+            and r.id not in seen_ids
+            and was.user_id == pusher.user_id
+            and was.content_hash == content[r.id]
+        ):
+            answers[index] = PushResult(id=str(r.id), status="duplicate")
+            continue
+        if (
+            r.id in seen_ids
+            or pair in claimed
+            or was is not None
+            or not _plain(r, routes, meters, pusher)
+        ):
+            # A refusal or a re-read, or an item whose answer depends on one before it in this
+            # push: the per-item path, in order. What it may store claims its meter and id, so
+            # that a later item for the same meter is decided after it, as sent.
+            answers[index] = r
+            seen_ids.add(r.id)
+            claimed.add(pair)
+            continue
+        if pair in already_read:
+            answers[index] = r  # already_read, said by the per-item path
+            seen_ids.add(r.id)
+            continue
+        seen_ids.add(r.id)
+        claimed.add(pair)
+        index_of[r.id] = index
+        rows.append(
+            {
+                "id": r.id,
+                "assignment_id": r.assignment_id,
+                "meter_id": r.meter_id,
+                "value": r.value,
+                "skip_code": r.skip_code,
+                "note": r.note,
+                "read_at": r.read_at,
+                "confirmed_at": r.confirmed_at,
+                **fix_columns(r.fix),
+                "reread_of": None,
+                "supersedes": None,
+                "user_id": pusher.user_id,
+                "device_id": pusher.device_id,
+                "sent_at": sent_at,
+                "received_at": received_at,
+                "content_hash": content[r.id],
+            }
+        )
+    stored = _insert_readings(session, rows)
+    for row in rows:
+        index = index_of[row["id"]]
+        if row["id"] in stored:
+            answers[index] = PushResult(id=str(row["id"]), status="accepted")
+        else:
+            # Not stored by this statement: a concurrent push of the same outbox stored it (or
+            # a reading of its meter) first, or the database would not hold it. The per-item
+            # path looks again and says which.
+            answers[index] = item_at[index]
+    ledger.owe(
+        session,
+        [
+            ledger.Link("reading.received", "reading", str(row["id"]), row["content_hash"])
+            for row in rows
+            if row["id"] in stored
+        ],
+    )
+
+
+# The first value beyond n dials, for every number of dials a meter may have (3 to 12).
+_DIALS = {n: Decimal(10) ** n for n in range(0, 13)}
+
+
+def _plain(
+    r: ReadingIn,
+    routes: dict[int | None, tuple[int | None, int]],
+    meters: dict[int | None, tuple[int, int]],
+    pusher: Pusher,
+) -> bool:
+    """A first reading of a meter on the pusher's own route, within its dials: the set-based
+    path stores it. Anything else needs a refusal (or the history of a moved route) spelt out."""
+    route = routes.get(r.assignment_id)
+    meter = meters.get(r.meter_id)
+    return (
+        r.reread_of is None
+        and route is not None
+        and route[0] == pusher.user_id
+        and meter is not None
+        and meter[0] == route[1]
+        and (r.value is None or r.value < _DIALS[meter[1]])
+    )
+
+
+def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert what no row holds yet (neither the id nor the meter's first reading); the ids
+    stored. A statement the database refuses (a value beyond a column) stores none, and leaves
+    them all to the per-item path, which refuses just the bad one."""
+    if not rows:
+        return set()
+    try:
+        with session.begin_nested():
+            if session.get_bind().dialect.name == "postgresql":
+                columns = tuple(rows[0])
+                return set(
+                    _copy_then_insert(
+                        session,
+                        "readings",
+                        columns,
+                        [tuple(row[c] for c in columns) for row in rows],
+                        returning="id",
+                    )
+                )
+            table = Reading.__table__  # type: ignore[attr-defined]
+            statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.id)
+            return set(session.connection().execute(statement, rows).scalars())
+    except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as exc:
+        logger.warning("push readings not storable together, one by one: %s", exc)
+        return set()
+
+
+def store_track(
+    session: Session, pusher: Pusher, raw_points: list[Any], received_at: datetime
+) -> tuple[TrackResult, tuple[datetime, datetime] | None]:
+    """Store the new points; answer in aggregate, with the time span of what was stored."""
+    result = TrackResult()
+    fresh: dict[datetime, TrackPointIn] = {}
+    for index, raw in enumerate(raw_points):
+        try:
+            point = TrackPointIn.model_validate(raw)
+        except ValidationError as exc:
+            result.rejected.append(TrackRejection(index=index, error=validation_detail(exc)))
+            continue
+        t = point.t.astimezone(UTC)
+        if t in fresh:
+            result.duplicate += 1
+        else:
+            fresh[t] = point
+    if not fresh:
+        return result, None
+    device_id, user_id = pusher.device_id, pusher.user_id
+    rows = [
+        (
+            device_id,
+            user_id,
+            t,
+            p.lat,
+            p.lon,
+            p.accuracy_m,
+            p.speed,
+            p.provider,
+            p.mock,
+            received_at,
+        )
+        for t, p in fresh.items()
+    ]
+    # Keyed by the pusher's own (user, device, t): another user's point at t (on this device
+    # id, shared or forged) makes nothing of the pusher's a duplicate.
+    if session.get_bind().dialect.name == "postgresql":
+        stored = [
+            t.astimezone(UTC)
+            for t in _copy_then_insert(session, "track_points", _TRACK_COLUMNS, rows, "t")
+        ]
+    else:
+        table = TrackPoint.__table__  # type: ignore[attr-defined]
+        statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.t)
+        stored = list(
+            session.connection()
+            .execute(statement, [dict(zip(_TRACK_COLUMNS, row, strict=True)) for row in rows])
+            .scalars()
+        )
+    result.accepted = len(stored)
+    result.duplicate += len(fresh) - len(stored)
+    if not stored:
+        return result, None
+    return result, (min(stored), max(stored))
+
+
+_TRACK_COLUMNS = (
+    "device_id",
+    "user_id",
+    "t",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "speed",
+    "provider",
+    "mock",
+    "received_at",
+)
+
+
+def _copy_then_insert(
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    returning: str,
+) -> list[Any]:
+    """PostgreSQL: COPY the rows into a staging table, then one INSERT … SELECT … ON CONFLICT DO
+    NOTHING: the database's own bulk path, one statement whatever the number of rows (a
+    multi-row VALUES of thousands of parameters costs more to build and plan than to run). What
+    a unique key already holds is left out; the `returning` column of each row stored."""
+    # The names are this module's constants, no input of the push.
+    names = ", ".join(columns)
+    staging = f"{table}_staging"
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    # The table's own column types, no constraint; dropped at commit, emptied first in case an
+    # earlier push of this transaction used it.
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP "  # noqa: S608
+        f"AS SELECT {names} FROM {table} WITH NO DATA"
+    )
+    cursor.execute(f"TRUNCATE {staging}")
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {returning}"
+    )
+    stored = [value for (value,) in cursor.fetchall()]
+    cursor.close()
+    return stored

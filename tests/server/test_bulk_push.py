@@ -1,0 +1,218 @@
+"""The push stored set-based keeps every promise of the item-by-item push: answers in the order
+sent, a duplicate answered `duplicate`, other content under a held id `locked`, one bad item
+never blocking the rest, exactly the good items stored, each once, each chained in the ledger;
+two pushes of one outbox at once store each reading once; the body is decoded off the event
+loop."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from server.api.routes import sync as sync_routes
+from server.core.config import Settings
+from server.main import create_app
+from server.models import LedgerEntry, Reading, TrackPoint
+from server.sync import bulk
+from tests.conftest import LiveServer
+from tests.factories import (
+    READ_AT,
+    login,
+    make_route,
+    make_user,
+    meters_of,
+    reader_day,
+    reading,
+    track_point,
+)
+from tests.server.test_cli import gridwalk
+
+PUSH = "/api/v1/sync/push"
+
+
+def stored(session: Session) -> dict[str, int]:
+    """Each stored reading's id, with how many ledger links name it."""
+    session.commit()  # a fresh view of what the requests wrote
+    ids = {str(i) for i in session.exec(select(Reading.id)).all()}
+    links = session.exec(
+        select(LedgerEntry.subject_id).where(LedgerEntry.subject == "reading")
+    ).all()
+    return {i: sum(1 for s in links if s == i) for i in ids}
+
+
+def test_a_batch_mixing_new_duplicate_conflicting_and_bad_items_is_answered_in_order(
+    client: TestClient, session: Session, settings: Settings, db_url: str
+) -> None:
+    day = reader_day(session, settings, client, n_meters=6)
+    other_route = make_route(session, "R-2", 1)
+    a = day.assignment.id
+    held = reading(a, day.meters[0])
+    first = client.post(PUSH, headers=day.headers, json={"readings": [held]})
+    assert first.json()["results"][0]["status"] == "accepted"
+
+    new = reading(a, day.meters[1])
+    new_twice = dict(new)
+    other_content = held | {"value": "2222.5"}
+    invalid = reading(a, day.meters[2]) | {"value": None}
+    read_again = reading(a, day.meters[0])  # a new id for a meter already read
+    beyond_dials = reading(a, day.meters[3], value="1000000")  # 7 digits on 6 dials
+    off_route = reading(a, meters_of(session, other_route)[0])
+    unknown = reading(999_999, day.meters[4])
+    second_of_new = reading(a, day.meters[1])  # the meter the new item just read
+    new_too = reading(a, day.meters[5], value=None, skip_code="no_access")
+    batch = [
+        new,
+        held,
+        other_content,
+        invalid,
+        read_again,
+        beyond_dials,
+        new_twice,
+        off_route,
+        unknown,
+        second_of_new,
+        new_too,
+    ]
+    response = client.post(PUSH, headers=day.headers, json={"readings": batch})
+    assert response.status_code == 200, response.text
+    answers = [(r["id"], r["status"], r["error"]) for r in response.json()["results"]]
+    assert answers == [
+        (new["id"], "accepted", None),
+        (held["id"], "duplicate", None),
+        (held["id"], "rejected", "locked"),
+        (invalid["id"], "rejected", "invalid"),
+        (read_again["id"], "rejected", "already_read"),
+        (beyond_dials["id"], "rejected", "value_exceeds_dials"),
+        (new["id"], "duplicate", None),
+        (off_route["id"], "rejected", "meter_not_on_route"),
+        (unknown["id"], "rejected", "unknown_assignment"),
+        (second_of_new["id"], "rejected", "already_read"),
+        (new_too["id"], "accepted", None),
+    ]
+    # Exactly the good ones, each once and each chained once; the chain still verifies.
+    assert stored(session) == {held["id"]: 1, new["id"]: 1, new_too["id"]: 1}
+    skip = session.get_one(Reading, uuid.UUID(new_too["id"]))
+    assert (skip.value, skip.skip_code) == (None, "no_access")
+    result = gridwalk(db_url, "verify")
+    assert result.exit_code == 0, result.output
+
+
+def test_the_same_batch_again_is_all_duplicates_and_stores_nothing(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client)
+    batch = [reading(day.assignment.id, m) for m in day.meters]
+    for expected in ("accepted", "duplicate"):
+        response = client.post(PUSH, headers=day.headers, json={"readings": batch})
+        assert [r["status"] for r in response.json()["results"]] == [expected] * len(batch)
+    assert stored(session) == {r["id"]: 1 for r in batch}
+
+
+def test_track_points_mixing_new_held_repeated_and_bad_are_counted_and_stored_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client)
+    ts = [READ_AT + timedelta(seconds=5 * i) for i in range(6)]
+    client.post(PUSH, headers=day.headers, json={"track_points": [track_point(ts[0])]})
+    points = [
+        track_point(ts[0]),  # held
+        track_point(ts[1]),
+        track_point(ts[1]),  # twice in this push
+        track_point(ts[2], lat=95.0),  # off the globe
+        *(track_point(t) for t in ts[3:]),
+    ]
+    response = client.post(PUSH, headers=day.headers, json={"track_points": points})
+    track = response.json()["track"]
+    assert (track["accepted"], track["duplicate"]) == (4, 2)
+    assert [r["index"] for r in track["rejected"]] == [3]
+    session.commit()
+    held = session.exec(select(TrackPoint.t).order_by(col(TrackPoint.t))).all()
+    assert held == [ts[0], ts[1], *ts[3:]]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_pushes_of_one_outbox_at_once_store_each_reading_once(
+    live_server: LiveServer, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both pushes look up the ids before either inserts (a barrier holds them there): both see
+    nothing held, both insert; the second waits on the first's rows, stores none of them, and
+    the per-item path answers each `duplicate`."""
+    settings = live_server.settings
+    with TestClient(create_app(settings, live_server.engine)) as office:
+        day = reader_day(session, settings, office, n_meters=20)
+        token = login(office, "reader1", device_id="device-0002")["access_token"]
+    both_looked = threading.Barrier(2, timeout=30)
+    insert = bulk._insert_readings
+
+    def insert_together(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+        both_looked.wait()
+        return insert(session, rows)
+
+    monkeypatch.setattr(bulk, "_insert_readings", insert_together)
+    batch = [reading(day.assignment.id, m) for m in day.meters]
+    answers: dict[str, list[str]] = {}
+
+    def send(headers: dict[str, str], name: str) -> None:
+        response = httpx.post(
+            live_server.url + PUSH, headers=headers, json={"readings": batch}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        answers[name] = [r["status"] for r in response.json()["results"]]
+
+    pushes = [
+        threading.Thread(target=send, args=(day.headers, "one")),
+        threading.Thread(target=send, args=({"Authorization": f"Bearer {token}"}, "two")),
+    ]
+    for thread in pushes:
+        thread.start()
+    for thread in pushes:
+        thread.join(timeout=60)
+    assert sorted(answers.values()) == [["accepted"] * 20, ["duplicate"] * 20]
+    assert stored(session) == {r["id"]: 1 for r in batch}
+
+
+def test_the_push_body_is_decoded_off_the_event_loop(
+    live_server: LiveServer, session: Session
+) -> None:
+    """While one push's body is being decoded (held here until the test lets it go), the server
+    still answers other requests: the decoding does not hold the event loop."""
+    make_user(session, live_server.settings, "reader1", "reader", "G1")
+    with TestClient(create_app(live_server.settings, live_server.engine)) as office:
+        token = login(office, "reader1")["access_token"]
+    decoding = threading.Event()
+    go_on = threading.Event()
+    decoded = sync_routes._decoded
+
+    def held_decode(body: bytes, encoding: str, settings: Settings) -> Any:
+        decoding.set()
+        assert go_on.wait(timeout=30)
+        return decoded(body, encoding, settings)
+
+    pushed: list[int] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sync_routes, "_decoded", held_decode)
+        pusher = threading.Thread(
+            target=lambda: pushed.append(
+                httpx.post(
+                    live_server.url + PUSH,
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={"readings": []},
+                    timeout=60,
+                ).status_code
+            )
+        )
+        pusher.start()
+        assert decoding.wait(timeout=30)
+        try:
+            assert httpx.get(live_server.url + "/healthz", timeout=10).status_code == 200
+        finally:
+            go_on.set()
+            pusher.join(timeout=60)
+    assert pushed == [200]
