@@ -150,7 +150,11 @@ def ask_account(browser: Chrome, account: str) -> str:
 
 
 def board_ids(browser: Chrome) -> list[str | None]:
-    return [e.get_attribute("data-job-id") for e in css(browser, "#grid-list .outage")]
+    """The board's jobs, read in one go (the board may be refreshing meanwhile)."""
+    ids: list[str | None] = browser.execute_script(
+        "return [...document.querySelectorAll('#grid-list .outage')].map((e) => e.dataset.jobId)"
+    )
+    return ids
 
 
 def test_an_agent_answers_a_caller_from_what_the_crew_logged(
@@ -535,6 +539,7 @@ def test_an_agent_finds_the_caller_by_address_and_tells_restored_estimated_and_p
     desk.crew_logs(restored, "finished", started + timedelta(seconds=2))
     job = session.get(Job, uuid.UUID(restored))
     assert job is not None
+    job.started_at = clock.now() - timedelta(hours=2)
     job.finished_at = clock.now() - timedelta(minutes=40)
     session.add(job)
     session.commit()
