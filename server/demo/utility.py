@@ -261,12 +261,11 @@ def load_demo(session: Session, settings: Settings) -> DemoCredentials:
             password=user.password,
             role=user.role,
             full_name=FULL_NAMES[user.username],
+            phone=PHONES.get(user.username),
             # The agent's grid is the one their board opens on.
             grid_code=None if user.role == "admin" else GRID_CODE,
             actor_id=admin_id,
         )
-        created.phone = PHONES.get(user.username)
-        session.add(created)
         admin_id = admin_id or created.id
     # The import commits the users with the meters.
     import_meters_csv(session, demo_csv(today), actor_id=admin_id)

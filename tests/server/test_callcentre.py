@@ -252,3 +252,27 @@ def test_login_says_the_users_own_grid_for_the_board_to_open_on(
         )
         assert body.status_code == 200, body.text
         assert body.json()["user"]["grid"] == grid
+
+
+def test_an_admin_gives_a_crew_member_a_phone_and_a_bad_one_is_refused(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    Desk(client, session, settings)
+    make_user(session, settings, "admin1", "admin")
+    admin = auth(client, "admin1", "dev-admin1")
+    body = {"password": PASSWORD, "role": "crew", "grid_code": "G1", "full_name": "刘军"}
+    made = client.post(
+        "/api/v1/admin/users",
+        headers=admin,
+        json=body | {"username": "crew3", "phone": "139 0571 0003"},
+    )
+    assert made.status_code == 201, made.text
+    session.expire_all()
+    crew3 = session.exec(select(User).where(User.username == "crew3")).one()
+    assert crew3.phone == "139 0571 0003"
+    bad = client.post(
+        "/api/v1/admin/users",
+        headers=admin,
+        json=body | {"username": "crew4", "phone": "=cmd()"},
+    )
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_phone")
