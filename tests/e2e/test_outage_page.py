@@ -503,7 +503,7 @@ def past_repairs(session: Session, desk: Desk, minutes: list[int]) -> None:
     session.commit()
 
 
-def pick_customer(browser: Chrome, typed: str, account: str) -> str:
+def pick_customer(browser: Chrome, typed: str, account: str, shot: str | None = None) -> str:
     """Type part of an address as the caller says it, pick the customer among those found;
     gives the answer's sentence."""
     browser.execute_script("document.getElementById('answer').hidden = true")
@@ -512,6 +512,8 @@ def pick_customer(browser: Chrome, typed: str, account: str) -> str:
     field.clear()
     field.send_keys(typed)
     wait(browser, lambda d: css(d, f'#customer-picks .pick[data-account="{account}"]'))
+    if shot:
+        screenshot(browser, shot)
     css(browser, f'#customer-picks .pick[data-account="{account}"]')[0].click()
     wait(browser, lambda d: d.find_element(By.ID, "answer").is_displayed())
     return answer(browser)
@@ -564,7 +566,9 @@ def test_an_agent_finds_the_caller_by_address_and_tells_restored_estimated_and_p
     wait(browser, lambda d: len(board_ids(d)) == 3)
 
     # "庆春路 2号": the caller's street and house, spaced, without city or district.
-    sentence = pick_customer(browser, "庆春路 2号", "R-1-A0001")
+    sentence = pick_customer(
+        browser, "庆春路 2号", "R-1-A0001", shot=f"outages-address-picks-{backend(settings)}"
+    )
     [row] = [r for r in desk.outages(account_no="R-1-A0001") if r["job_id"] == fault]
     assert (row["etr_source"], row["customers_affected"]) == ("history", 2)
     assert browser.find_element(By.ID, "answer-customer").text == (
@@ -617,7 +621,12 @@ def test_an_agent_finds_the_caller_by_address_and_tells_restored_estimated_and_p
     try:
         choose_language(browser, "zh_CN", "zh-CN")
         wait(browser, lambda d: d.find_element(By.ID, "who-name").text == "agent1")
-        sentence = pick_customer(browser, "上城区庆春路2", "R-1-A0001")
+        sentence = pick_customer(
+            browser,
+            "上城区庆春路2",
+            "R-1-A0001",
+            shot=f"outages-address-picks-zh-{backend(settings)}",
+        )
         assert "参照5次同类抢修" in sentence, sentence
         assert browser.find_element(By.ID, "answer-customer").text.startswith("来电客户：")
         [card] = css(browser, f'#answer-rows .outage[data-job-id="{fault}"]')
