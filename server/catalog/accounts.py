@@ -46,6 +46,12 @@ class Tokens:
     user: User
 
 
+def is_phone(text: str) -> bool:
+    """A phone number as people write it: digits, spaces and dashes, perhaps a leading +
+    (and so never a spreadsheet formula)."""
+    return re.fullmatch(r"\+?[0-9][0-9 -]{2,30}", text) is not None
+
+
 def get_or_create_grid(session: Session, *, code: str, actor_id: int | None = None) -> Grid:
     """The grid named `code`, created on first mention (naming a new code creates it)."""
     code = code.strip()
@@ -119,7 +125,7 @@ def create_user(
     if role == "supervisor" and grid is None:
         raise Invalid("a supervisor needs a grid (grid_code)", code="grid_required")
     phone = (phone or "").strip() or None
-    if phone is not None and not re.fullmatch(r"\+?[0-9][0-9 -]{2,30}", phone):
+    if phone is not None and not is_phone(phone):
         raise Invalid(f"phone {phone!r} is not a phone number", code="invalid_phone")
     user = User(
         username=username,

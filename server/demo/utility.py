@@ -174,6 +174,7 @@ def demo_csv(today: date) -> str:
                 str(round(per_cycle * 1.8)),
                 GRID_CODE,
                 "",  # position_uncertainty_m: the demo's map is the street it is walked on
+                f"1385{route_no}{house:04d}",  # made up
             ]
             writer.writerow(row)
             if house == plan.second_meter_at:
@@ -200,6 +201,7 @@ def demo_csv(today: date) -> str:
                         str(round(per_cycle * 1.8)),
                         GRID_CODE,
                         "",
+                        f"1385{route_no}{house:04d}",
                     ]
                 )
     return out.getvalue()
@@ -279,11 +281,6 @@ def load_demo(session: Session, settings: Settings) -> DemoCredentials:
             window_end=today + timedelta(days=5),
             actor_id=admin_id,
         )
-    # The billing import carries no phones yet: the demo's customers get made-up ones, for the
-    # notices of the planned outage.
-    for i, account in enumerate(session.exec(select(Account).order_by(col(Account.account_no)))):
-        account.phone = f"1385550{i:04d}"
-        session.add(account)
     _push_demo_days(session, settings, yesterday=today - timedelta(days=1))
     _demo_outages(session, settings)
     return DemoCredentials(users=USERS, created=True)

@@ -9,11 +9,14 @@ import io
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from common.clock import Clock
+from server.catalog.imports import import_meters_csv
 from server.core.config import Settings
+from server.core.errors import Invalid
 from server.models import Account, User
 from tests.factories import PASSWORD, auth, make_route, make_user
 from tests.server.test_jobs import T0, Desk, event, later
@@ -283,3 +286,25 @@ def test_an_admin_gives_a_crew_member_a_phone_and_a_bad_one_is_refused(
         json=body | {"username": "crew4", "phone": "=cmd()"},
     )
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid_phone")
+
+
+def test_the_billing_import_brings_customers_phones_and_a_file_without_them_keeps_them(
+    session: Session,
+) -> None:
+    header = "account_no,customer_name,address,meter_no,lat,lon,route_code,sequence"
+    row = "A-1,王芳,杭州市上城区庆春路1号,M-1,30.2741,120.1551,R-7,10"
+    import_meters_csv(session, f"{header},phone\n{row},13905710009\n", actor_id=None)
+    account = session.exec(select(Account).where(Account.account_no == "A-1")).one()
+    assert account.phone == "13905710009"
+    again = import_meters_csv(session, f"{header}\n{row}\n", actor_id=None)
+    assert again.accounts_updated == 0
+    session.refresh(account)
+    assert account.phone == "13905710009"
+    moved = import_meters_csv(session, f"{header},phone\n{row},0571 8765 4321\n", actor_id=None)
+    assert moved.accounts_updated == 1
+    session.refresh(account)
+    assert account.phone == "0571 8765 4321"
+    with pytest.raises(Invalid) as refused:
+        import_meters_csv(session, f"{header},phone\n{row},=HYPERLINK(1)\n", actor_id=None)
+    assert refused.value.extra is not None
+    assert [(e["line"], e["column"]) for e in refused.value.extra["errors"]] == [(2, "phone")]
