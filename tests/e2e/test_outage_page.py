@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -521,6 +522,7 @@ def pick_customer(browser: Chrome, typed: str, account: str, shot: str | None = 
 
 def test_an_agent_finds_the_caller_by_address_and_tells_restored_estimated_and_planned(
     desk_browser: Chrome,
+    downloads: Path,
     serve: ServeApp,
     client: TestClient,
     session: Session,
@@ -616,6 +618,13 @@ def test_an_agent_finds_the_caller_by_address_and_tells_restored_estimated_and_p
     ]
     assert "4 customers to notify" in browser.find_element(By.ID, "affected-list").text
     screenshot(browser, f"outages-notify-{backend(settings)}")
+    # The CSV needs the bearer token: fetched by the page and saved from a blob.
+    for old in downloads.iterdir():
+        old.unlink()
+    browser.find_element(By.ID, "affected-csv").click()
+    saved = downloads / f"outage-{planned[:8]}-customers.csv"
+    wait(browser, lambda _: saved.exists() and saved.read_text("utf-8").count("\n") == 5)
+    assert saved.read_text("utf-8").splitlines()[0] == "account_no,customer_name,address,phone"
     assert js_errors(browser) == []
 
     try:
