@@ -98,6 +98,8 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, nullable=False)
     full_name: str = Field(default="", max_length=200, nullable=False)
+    # A crew member's number, for the call-centre agent who needs to reach them.
+    phone: str | None = Field(default=None, max_length=32)
     password_hash: str = Field(max_length=255, nullable=False)
     role: str = Field(max_length=16, nullable=False)
     grid_id: int | None = Field(default=None, foreign_key="grids.id", index=True)
@@ -161,6 +163,8 @@ class Account(SQLModel, table=True):
     account_no: str = Field(max_length=64, unique=True, nullable=False)
     customer_name: str = Field(max_length=200, nullable=False)
     address: str = Field(max_length=500, nullable=False)
+    # For the notices a planned outage must send ahead (None: the billing system gave none).
+    phone: str | None = Field(default=None, max_length=32)
     active: bool = Field(default=True, nullable=False)
     created_at: datetime = _created()
     updated_at: datetime = _created()
@@ -363,6 +367,8 @@ class Job(SQLModel, table=True):
     # A meter check's (申校) field result: method, load, hours, register moved, outcome.
     meter_check: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_by: int | None = Field(default=None, foreign_key="users.id")
+    # A fault reported again soon after an outage there was restored: the earlier job.
+    follows_job_id: uuid.UUID | None = Field(default=None, foreign_key="jobs.id")
     change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
     created_at: datetime = _created()
 

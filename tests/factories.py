@@ -75,6 +75,7 @@ def make_route(
             account_no=f"{code}-A{i:04d}",
             customer_name=f"{SURNAMES[i % len(SURNAMES)]}{GIVEN_NAMES[i % len(GIVEN_NAMES)]}",
             address=f"杭州市上城区庆春路{i + 1}号",
+            phone=f"1380571{i:04d}",
         )
         session.add(account)
         session.flush()

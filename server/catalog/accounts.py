@@ -4,6 +4,7 @@ which grid's customers, jobs and outages a user may see."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,12 @@ class Tokens:
     refresh_token: str
     expires_in: int
     user: User
+
+
+def is_phone(text: str) -> bool:
+    """A phone number as people write it: digits, spaces and dashes, perhaps a leading +
+    (and so never a spreadsheet formula)."""
+    return re.fullmatch(r"\+?[0-9][0-9 -]{2,30}", text) is not None
 
 
 def get_or_create_grid(session: Session, *, code: str, actor_id: int | None = None) -> Grid:
@@ -101,6 +108,7 @@ def create_user(
     role: str,
     grid_code: str | None = None,
     full_name: str = "",
+    phone: str | None = None,
     actor_id: int | None = None,
 ) -> User:
     """A new user; a supervisor named with a grid becomes that grid's leader if it has none."""
@@ -116,9 +124,13 @@ def create_user(
     grid = _existing_grid(session, grid_code) if grid_code is not None else None
     if role == "supervisor" and grid is None:
         raise Invalid("a supervisor needs a grid (grid_code)", code="grid_required")
+    phone = (phone or "").strip() or None
+    if phone is not None and not is_phone(phone):
+        raise Invalid(f"phone {phone!r} is not a phone number", code="invalid_phone")
     user = User(
         username=username,
         full_name=full_name,
+        phone=phone,
         password_hash=hash_password(settings, password),
         role=role,
         grid_id=grid.id if grid else None,

@@ -284,10 +284,15 @@ def _upsert_routes(
 def _upsert_accounts(
     session: Session, rows: list[MeterRow], *, now: datetime, report: ImportReport
 ) -> tuple[dict[str, int], set[int]]:
-    """The id of every account the file names, and the ids of those renamed or readdressed."""
+    """The id of every account the file names, and the ids of those renamed or readdressed.
+    A phone the file gives replaces the one held; a file without one keeps it."""
     wanted = {row.account_no: (row.customer_name, row.address) for row in rows}
+    phones = {row.account_no: row.phone for row in rows if row.phone is not None}
     existing = _lookup(
-        session, [Account.id, Account.customer_name, Account.address], Account.account_no, wanted
+        session,
+        [Account.id, Account.customer_name, Account.address, Account.phone],
+        Account.account_no,
+        wanted,
     )
     ids = {account_no: found[0] for account_no, found in existing.items()}
     new = [
@@ -295,6 +300,7 @@ def _upsert_accounts(
             "account_no": account_no,
             "customer_name": name,
             "address": address,
+            "phone": phones.get(account_no),
             "active": True,
             "created_at": now,
             "updated_at": now,
@@ -314,10 +320,11 @@ def _upsert_accounts(
             "id": found[0],
             "customer_name": wanted[account_no][0],
             "address": wanted[account_no][1],
+            "phone": phones.get(account_no, found[3]),
             "updated_at": now,
         }
         for account_no, found in existing.items()
-        if found[1:] != wanted[account_no]
+        if found[1:3] != wanted[account_no] or phones.get(account_no, found[3]) != found[3]
     ]
     for chunk in _chunks(changed, BATCH_ROWS):
         session.exec(update(Account), params=list(chunk))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from server.catalog.accounts import is_phone
 from server.core.errors import Invalid
 from server.schemas.requests import control_character
 
@@ -34,6 +35,7 @@ OPTIONAL_COLUMNS = (
     "expected_high",
     "grid_code",
     "position_uncertainty_m",
+    "phone",
 )
 DEFAULT_DIGITS = 6
 DEFAULT_MULTIPLIER = Decimal(1)
@@ -70,6 +72,8 @@ class MeterRow:
     expected_high: Decimal | None
     grid_code: str | None
     position_uncertainty_m: float | None
+    # The customer's phone, for the notices of a planned outage (None: not given, kept as is).
+    phone: str | None = None
 
 
 def _error(line: int, column: str | None, message: str) -> dict[str, Any]:
@@ -242,6 +246,9 @@ def _parse_row(cells: _Cells) -> MeterRow | None:
     if len(grid_code) > 32:
         cells.fail("grid_code", "grid_code is longer than 32 characters")
     uncertainty = cells.metres("position_uncertainty_m", limit=MAX_POSITION_UNCERTAINTY_M)
+    phone = cells.cells.get("phone", "") or None
+    if phone is not None and not is_phone(phone):
+        cells.fail("phone", f"phone {phone!r} is not a phone number")
     if not cells.ok:
         return None
     assert lat is not None
@@ -266,6 +273,7 @@ def _parse_row(cells: _Cells) -> MeterRow | None:
         expected_high=expected_high,
         grid_code=grid_code or None,
         position_uncertainty_m=uncertainty,
+        phone=phone,
     )
 
 

@@ -112,6 +112,9 @@ def create_user(
         typer.Option(help="An existing grid's code (see create-grid). A supervisor needs one."),
     ] = None,
     full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
+    phone: Annotated[
+        str | None, typer.Option(help="A crew member's phone, for the call-centre agents.")
+    ] = None,
 ) -> None:
     """Create a user with a role (a supervisor of a grid without a leader becomes its leader)."""
     settings = settings_or_fail()
@@ -124,6 +127,7 @@ def create_user(
             role=role,
             grid_code=grid,
             full_name=full_name,
+            phone=phone,
         )
         console().print(
             f"Created {escape(user.role)} [bold]{escape(user.username)}[/bold]"

@@ -107,6 +107,17 @@ class Settings(BaseSettings):
     # An outage board question by position matches a job cutting off an account whose meter is
     # this close to the point asked about (an address is a house, not a meter box).
     outage_point_match_m: float = 150
+    # A restored outage stays in the board's answers this long, as "restored at 08:06": the
+    # caller whose power is still off is told it is their own installation, not "no outage".
+    outage_restored_keep_hours: float = 24
+    # Restoration estimated from history: from the last this-many finished jobs of the same kind
+    # and urgency; with fewer than min_jobs the answer says there are too few rather than guess.
+    outage_history_jobs: int = 200
+    outage_history_min_jobs: int = 5
+    # The range given around the median: the middle share of past jobs (0.8: 10th-90th pct).
+    outage_history_share: float = 0.8
+    # The most customers an address search answers with (the agent narrows as they type).
+    outage_address_matches: int = 20
     # Login rate limit: failed logins within the window, counted per user name (known or not,
     # alike) and per client address; beyond them a login is refused 429 until the oldest
     # counted failure leaves the window. A successful login clears the user name's count.

@@ -72,6 +72,11 @@ FULL_NAMES = {
     "crew2": "刘军",
     "agent": "赵敏 (95598)",
 }
+# The crews' numbers, for the agent who needs to reach them (made up: 555 is no real prefix).
+PHONES = {"crew1": "13955500001", "crew2": "13955500002"}
+# How long past urgent faults took from report to restoration, in minutes: the history the
+# board estimates an unattended fault's restoration from.
+PAST_REPAIRS_MIN = (75, 95, 110, 130, 160, 240)
 
 
 class _Street(NamedTuple):
@@ -170,6 +175,7 @@ def demo_csv(today: date) -> str:
                 str(round(per_cycle * 1.8)),
                 GRID_CODE,
                 "",  # position_uncertainty_m: the demo's map is the street it is walked on
+                f"1385{route_no}{house:04d}",  # made up
             ]
             writer.writerow(row)
             if house == plan.second_meter_at:
@@ -196,6 +202,7 @@ def demo_csv(today: date) -> str:
                         str(round(per_cycle * 1.8)),
                         GRID_CODE,
                         "",
+                        f"1385{route_no}{house:04d}",
                     ]
                 )
     return out.getvalue()
@@ -257,7 +264,9 @@ def load_demo(session: Session, settings: Settings) -> DemoCredentials:
             password=user.password,
             role=user.role,
             full_name=FULL_NAMES[user.username],
-            grid_code=None if user.role in ("admin", "agent") else GRID_CODE,
+            phone=PHONES.get(user.username),
+            # The agent's grid is the one their board opens on.
+            grid_code=None if user.role == "admin" else GRID_CODE,
             actor_id=admin_id,
         )
         admin_id = admin_id or created.id
@@ -285,6 +294,84 @@ def route_meters(session: Session, *, route_code: str) -> list[Meter]:
         raise NotFound(f"no route {route_code!r}", code="route_not_found")
     return list(
         session.exec(select(Meter).where(Meter.route_id == route.id).order_by(col(Meter.sequence)))
+    )
+
+
+def _account_numbers(session: Session, meters: list[Meter]) -> tuple[str, ...]:
+    numbers = (
+        session.exec(select(Account.account_no).where(Account.id == m.account_id)).one()
+        for m in meters
+    )
+    return tuple(dict.fromkeys(numbers))
+
+
+def _past_repairs(session: Session, agent: User, meters: list[Meter]) -> None:
+    """Urgent faults of the past weeks, restored after PAST_REPAIRS_MIN: what the estimate for
+    a fault nobody has given a time for is made from."""
+    now = clock.now().replace(microsecond=0)
+    for i, took in enumerate(PAST_REPAIRS_MIN):
+        job = create_job(
+            session,
+            creator=agent,
+            draft=JobDraft(
+                kind="fault",
+                urgency="urgent",
+                content="fuse blown in the street cabinet",
+                accounts=_account_numbers(session, meters[i : i + 1]),
+                crew=("crew2",),
+            ),
+        )
+        reported = now - timedelta(days=4 * (i + 1), hours=i)
+        job.status, job.reported_at, job.dispatched_at = "finished", reported, reported
+        job.started_at = reported + timedelta(minutes=took / 3)
+        job.finished_at = job.last_update_at = reported + timedelta(minutes=took)
+        session.add(job)
+    session.flush()
+
+
+def _restored_outage(
+    session: Session, settings: Settings, agent: User, meters: list[Meter]
+) -> None:
+    """A fault on R-101's second street crew2 restored an hour ago: its callers hear "restored
+    at …" and what to do if their own power is still off."""
+    now = clock.now().replace(microsecond=0)
+    crew = session.exec(select(User).where(User.username == "crew2")).one()
+    job = create_job(
+        session,
+        creator=agent,
+        draft=JobDraft(
+            kind="fault",
+            urgency="urgent",
+            content="overhead line down after the storm",
+            accounts=_account_numbers(session, meters),
+            crew=("crew2",),
+        ),
+    )
+    job.reported_at = now - timedelta(hours=3)
+    session.add(job)
+    device_id = "demo-handheld-crew2"
+    session.add(Device(id=device_id, last_user_id=crew.id))
+    session.flush()
+    events = [
+        ("started", now - timedelta(hours=2, minutes=30)),
+        ("finished", now - timedelta(hours=1)),
+    ]
+    push(
+        session,
+        settings,
+        pusher=Pusher(user=crew, device_id=device_id),
+        payload={
+            "job_events": [
+                {
+                    "id": str(uuid.uuid4()),
+                    "job_id": str(job.id),
+                    "kind": kind,
+                    "at": at.isoformat(),
+                    "note": "line re-strung" if kind == "finished" else None,
+                }
+                for kind, at in events
+            ]
+        },
     )
 
 
@@ -333,11 +420,16 @@ def _push_demo_days(session: Session, settings: Settings, *, yesterday: date) ->
 
 
 def _demo_outages(session: Session, settings: Settings) -> None:
-    """Outages for the agents' board: a fault crew1 is repairing now on R-101's first street,
-    and a planned transformer replacement on R-102 the day after tomorrow."""
+    """Outages for the agents' board: a fault crew1 is repairing now on R-101's first street
+    (the crew's estimate), one on R-102's first street crew2 has not reached yet (an estimate
+    from the past repairs), one on R-101's second street restored an hour ago, and a planned
+    transformer replacement on R-102 the day after tomorrow."""
     agent = session.exec(select(User).where(User.username == "agent")).one()
     crew = session.exec(select(User).where(User.username == "crew1")).one()
-    first_street = route_meters(session, route_code=ROUTES[0].code)[:6]
+    meters = route_meters(session, route_code=ROUTES[0].code)
+    first_street = meters[:6]
+    _past_repairs(session, agent, meters[20:26])
+    _restored_outage(session, settings, agent, meters[14:20])
     accounts = tuple(
         session.exec(select(Account.account_no).where(Account.id == m.account_id)).one()
         for m in first_street
@@ -381,9 +473,33 @@ def _demo_outages(session: Session, settings: Settings) -> None:
                     },
                     "expected_finish": (now + timedelta(hours=2)).isoformat(),
                 }
-            ]
+            ],
+            # Where crew1's handheld last was: at the cabinet, five minutes ago.
+            "track_points": [
+                {
+                    "t": (now - timedelta(minutes=5)).isoformat(),
+                    "lat": first_street[0].lat + 0.00004,
+                    "lon": first_street[0].lon,
+                    "accuracy_m": 8.0,
+                }
+            ],
         },
     )
+    unattended = create_job(
+        session,
+        creator=agent,
+        draft=JobDraft(
+            kind="fault",
+            urgency="urgent",
+            content="no power in the whole building since the storm",
+            accounts=_account_numbers(
+                session, route_meters(session, route_code=ROUTES[1].code)[:4]
+            ),
+            crew=("crew2",),
+        ),
+    )
+    unattended.reported_at = now - timedelta(minutes=25)
+    session.add(unattended)
     in_two_days = now.astimezone(LOCAL).date() + timedelta(days=2)
     start = datetime.combine(in_two_days, time(9, 0), tzinfo=LOCAL)
     create_job(

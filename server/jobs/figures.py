@@ -22,6 +22,7 @@ from server.models import (
     JobAccount,
     JobCrew,
     JobEvent,
+    TrackPoint,
     User,
 )
 from server.schemas.wire import JobOut
@@ -38,6 +39,42 @@ def crews(session: Session, job_ids: list[Any]) -> dict[Any, list[str]]:
     ):
         out.setdefault(job_id, []).append(username)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def crew_members(session: Session, job_ids: list[Any]) -> dict[Any, list[dict[str, Any]]]:
+    """Each job's crew by full name and phone, with their last known position and its time
+    (their handheld's latest track point)."""
+    out: dict[Any, list[dict[str, Any]]] = {}
+    if not job_ids:
+        return out
+    rows = session.exec(
+        select(JobCrew.job_id, User)
+        .join(User, col(User.id) == JobCrew.user_id)
+        .where(col(JobCrew.job_id).in_(job_ids))
+    ).all()
+    last: dict[int, dict[str, Any] | None] = {}
+    for _, user in rows:
+        if user.id in last:
+            continue
+        point = session.exec(
+            select(TrackPoint)
+            .where(TrackPoint.user_id == user.id)
+            .order_by(col(TrackPoint.t).desc())
+            .limit(1)
+        ).first()
+        last[user.id] = (  # type: ignore[index]
+            {"lat": point.lat, "lon": point.lon, "at": iso(point.t)} if point else None
+        )
+    for job_id, user in rows:
+        out.setdefault(job_id, []).append(
+            {
+                "username": user.username,
+                "full_name": user.full_name or user.username,
+                "phone": user.phone,
+                "last_position": last[user.id],  # type: ignore[index]
+            }
+        )
+    return {k: sorted(v, key=lambda m: m["username"]) for k, v in out.items()}
 
 
 def account_numbers(session: Session, job_ids: list[Any]) -> dict[Any, list[str]]:
@@ -151,6 +188,8 @@ def job_detail(
         "finish_position": _pos(job.finish_lat, job.finish_lon),
         "result_note": job.result_note,
         "meter_check": job.meter_check,
+        "crew_members": crew_members(session, [job.id]).get(job.id, []),
+        "follows_job_id": str(job.follows_job_id) if job.follows_job_id else None,
         "area": {
             "accounts": out["accounts"],
             "radius_m": job.area_radius_m,

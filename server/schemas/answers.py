@@ -310,6 +310,27 @@ class JobEventOut(Answer):
     meter_check: dict[str, Any] | None
 
 
+class LastPosition(Answer):
+    lat: float
+    lon: float
+    at: str
+
+
+class CrewMember(Answer):
+    username: str
+    full_name: str
+    phone: str | None
+    last_position: LastPosition | None = PydanticField(
+        description="The latest point of their handheld's track, and when"
+    )
+
+
+class Customer(Answer):
+    account_no: str
+    customer_name: str
+    address: str
+
+
 class JobDetail(Answer):
     id: str
     kind: str
@@ -334,6 +355,10 @@ class JobDetail(Answer):
     finish_position: Position | None
     result_note: str | None
     meter_check: dict[str, Any] | None
+    crew_members: list[CrewMember]
+    follows_job_id: str | None = PydanticField(
+        description="A fault reported again after this earlier job restored power there"
+    )
     area: JobArea
     response: ResponseFigures | NoResponseCommitment
     events: list[JobEventOut]
@@ -354,20 +379,55 @@ class OpenJob(Answer):
     response: ResponseFigures | NoResponseCommitment
 
 
+class HistoryEstimateOut(Answer):
+    jobs: int = PydanticField(description="Past finished jobs of the same kind and urgency")
+    enough: bool = PydanticField(description="False: too few to estimate from")
+    median_min: float | None = None
+    low_min: float | None = None
+    high_min: float | None = None
+    share: float | None = PydanticField(default=None, description="low-high holds this share")
+    earliest_at: str | None = None
+    latest_at: str | None = None
+
+
 class OutageRow(Answer):
     job_id: str
     kind: str
     urgency: str
     content: str
     crew: list[str]
+    crew_members: list[CrewMember]
     started_at: str | None
     expected_finish: str | None
     last_update: str | None
-    status: str
+    status: str = PydanticField(description="the job's status, or restored once finished")
+    restored_at: str | None
     address: str | None
     reported_at: str | None
     planned_start: str | None
     upcoming: bool
+    customers_affected: int = PydanticField(description="Accounts the outage cuts off")
+    follows_job_id: str | None = PydanticField(
+        description="Reported again after this earlier job restored power there"
+    )
+    customer: Customer | None = PydanticField(
+        description="For a question by account or address: the customer it is about"
+    )
+    expected_restore_at: str | None
+    etr_source: Literal["crew", "plan", "history"] | None
+    etr_history: HistoryEstimateOut | None
+
+
+class AffectedCustomer(Customer):
+    phone: str | None
+
+
+class AffectedCustomers(Answer):
+    job_id: str
+    kind: str
+    planned_start: str | None
+    expected_finish: str | None
+    customers: list[AffectedCustomer]
 
 
 class CycleConsumption(Answer):

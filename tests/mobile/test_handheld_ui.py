@@ -210,9 +210,14 @@ def test_a_crew_works_a_job_offline_through_the_screens_and_the_board_follows(
         assert started < datetime.fromisoformat(job["events"][-1]["received_at"])
         assert job["start_position"] == {"lat": 30.2742, "lon": 120.1552}
         assert job["response"]["response_met"] is True
-        assert (
-            office.get("/api/v1/outages", headers=agent, params={"account_no": "R-1-A0001"}).json()
-            == []
+        # The board now says the outage is restored, and when (it stays a day, for the caller
+        # whose own power is still off).
+        [board] = office.get(
+            "/api/v1/outages", headers=agent, params={"account_no": "R-1-A0001"}
+        ).json()
+        assert (board["job_id"], board["status"]) == (job_id, "restored")
+        assert datetime.fromisoformat(board["restored_at"]) == datetime.fromisoformat(
+            job["finished_at"]
         )
         assert len(result["screenshots"]) == 6
         assert result["small_targets"] == []

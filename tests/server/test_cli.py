@@ -344,16 +344,26 @@ def test_the_demo_has_an_honest_day_a_day_typed_at_home_and_outages(
     assert by_route["R-102"]["unchanged"] > 0
     # Every fix was typed onto its meter's coordinates, reading after reading.
     assert by_route["R-102"]["fix_on_meter"] == readings["R-102"]
-    jobs = {j.kind: j for j in session.exec(select(Job))}
-    assert (jobs["fault"].status, jobs["planned"].status) == ("started", "created")
-    assert jobs["fault"].expected_finish is not None
     board = outages.outages(
         session, settings, view=GridView(every_grid=True), now=NOW, grid="GRID-01"
     )
-    assert [(row["kind"], row["upcoming"]) for row in board] == [
-        ("planned", True),
-        ("fault", False),
+    # Newest first: the planned one entered last; a fault nobody has given a time for, estimated
+    # from the past repairs; the one crew1 is on, by their estimate; one restored an hour ago.
+    assert [(r["kind"], r["status"], r["upcoming"], r["etr_source"]) for r in board] == [
+        ("planned", "created", True, "plan"),
+        ("fault", "assigned", False, "history"),
+        ("fault", "started", False, "crew"),
+        ("fault", "restored", False, None),
     ]
+    assert board[1]["etr_history"]["jobs"] == 7  # six past repairs and the restored one
+    assert board[2]["crew_members"][0]["last_position"] is not None
+    assert {r["customers_affected"] > 0 for r in board} == {True}
+    planned = session.exec(select(Job).where(Job.kind == "planned")).one()
+    _, notified = outages.affected_customers(
+        session, view=GridView(every_grid=True), job_id=planned.id
+    )
+    assert notified
+    assert {a.phone is not None for a in notified} == {True}
 
 
 def test_walk_gpx_writes_a_walk_along_the_route_to_replay(db_url: str, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from common import clock
+from common.clock import Clock
 from server.core.config import Settings
 from server.models import Job, JobEvent
 from tests.factories import NOW, TODAY, assign, auth, make_route, make_user, meters_of, reading
@@ -77,6 +78,12 @@ class Desk:
         assert response.status_code == 200, response.text
         body: list[dict[str, Any]] = response.json()
         return body
+
+
+def later(d: Desk, clock: Clock, by: timedelta) -> None:
+    """Move the clock on; the desk logs in again (the access tokens have expired by then)."""
+    clock.advance(by)
+    d.h = {name: auth(d.client, name, f"dev-{name}-01") for name in d.h}
 
 
 def desk(client: TestClient, session: Session, settings: Settings) -> Desk:
@@ -267,8 +274,8 @@ def test_a_crew_opens_a_job_on_the_spot_offline_and_the_board_shows_it(
     assert d.push("crew1", event(str(uuid.uuid4()), "created", T0))[0]["error"] == "invalid"
 
 
-def test_the_board_answers_by_account_point_and_grid_and_forgets_finished_jobs(
-    client: TestClient, session: Session, settings: Settings
+def test_the_board_answers_by_account_point_and_grid_and_keeps_restored_jobs_a_day(
+    client: TestClient, session: Session, settings: Settings, clock: Clock
 ) -> None:
     d = desk(client, session, settings)
     by_accounts = d.create().json()["id"]
@@ -301,6 +308,14 @@ def test_the_board_answers_by_account_point_and_grid_and_forgets_finished_jobs(
     assert {r["job_id"] for r in d.board(grid="G1")} == {by_accounts, by_radius}
 
     d.push("crew1", event(by_accounts, "finished", T0 + timedelta(hours=1)))
+    later(d, clock, timedelta(hours=2))
+    [restored] = d.board(account_no="R-1-A0001")
+    assert (restored["status"], restored["etr_source"]) == ("restored", None)
+    assert datetime.fromisoformat(restored["restored_at"]) == T0 + timedelta(hours=1)
+    # Kept 24 h (outage_restored_keep_hours) after the restoration, then forgotten.
+    later(d, clock, timedelta(hours=22, minutes=59))
+    assert [r["status"] for r in d.board(account_no="R-1-A0001")] == ["restored"]
+    later(d, clock, timedelta(minutes=2))
     assert d.board(account_no="R-1-A0001") == []
     bad = client.get(
         "/api/v1/outages", headers=d.h["agent1"], params={"account_no": "R-1-A0001", "grid": "G1"}

@@ -26,6 +26,9 @@ class UserCreate(RequestModel):
     role: str
     grid_code: str | None = Field(default=None, max_length=32)
     full_name: str = Field(default="", max_length=200)
+    phone: str | None = Field(
+        default=None, max_length=32, description="for a crew member: the agents call them on it"
+    )
 
 
 class UserPublic(BaseModel):
@@ -91,6 +94,7 @@ def create_user(
         role=body.role,
         grid_code=body.grid_code,
         full_name=body.full_name,
+        phone=body.phone,
         actor_id=caller.id,
     )
     assert user.id is not None

@@ -6,10 +6,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from server.api.deps import CallerDep, SessionDep, SettingsDep, check_client_version
 from server.catalog import accounts
 from server.core.errors import Unauthorized
+from server.models import Grid
 from server.schemas.answers import errors
 from server.schemas.requests import RequestModel
 
@@ -36,6 +38,7 @@ class UserOut(BaseModel):
     id: int
     username: str
     role: str
+    grid: str | None = Field(default=None, description="The user's own grid's code")
 
 
 class TokensOut(BaseModel):
@@ -46,14 +49,17 @@ class TokensOut(BaseModel):
     user: UserOut
 
 
-def _out(tokens: accounts.Tokens) -> TokensOut:
+def _out(session: Session, tokens: accounts.Tokens) -> TokensOut:
     user = tokens.user
     assert user.id is not None
+    grid = session.get(Grid, user.grid_id) if user.grid_id is not None else None
     return TokensOut(
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
         expires_in=tokens.expires_in,
-        user=UserOut(id=user.id, username=user.username, role=user.role),
+        user=UserOut(
+            id=user.id, username=user.username, role=user.role, grid=grid.code if grid else None
+        ),
     )
 
 
@@ -77,14 +83,14 @@ def login(body: LoginIn, request: Request, session: SessionDep, settings: Settin
         if exc.code == "bad_credentials":
             session.commit()  # the failure counts towards the rate limit, though login fails
         raise
-    return _out(tokens)
+    return _out(session, tokens)
 
 
 @router.post("/refresh")
 def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokensOut:
     """Trade a refresh token for a new pair; the old one is spent."""
     try:
-        return _out(accounts.refresh(session, settings, refresh_token=body.refresh_token))
+        return _out(session, accounts.refresh(session, settings, refresh_token=body.refresh_token))
     except Unauthorized as exc:
         if exc.code == "refresh_reused":
             session.commit()  # the copied token's chain stays revoked, though this request fails

@@ -6,13 +6,23 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import AwareDatetime, Field
 
 from common import clock
 from server.api.deps import Caller, CallerDep, SessionDep, SettingsDep, require_role
 from server.catalog.accounts import grid_view
 from server.jobs import dispatch, figures, outages
-from server.schemas.answers import ConsumptionHistory, JobDetail, OpenJob, OutageRow, errors
+from server.schemas.answers import (
+    AffectedCustomers,
+    ConsumptionHistory,
+    Customer,
+    JobDetail,
+    OpenJob,
+    OutageRow,
+    errors,
+    file_answer,
+)
 from server.schemas.requests import RequestModel, Text
 from server.schemas.wire import JobKind, Latitude, Longitude, Urgency
 
@@ -77,6 +87,7 @@ def create_job(
             expected_finish=body.expected_finish,
         ),
     )
+    outages.link_to_restored(session, settings, job, clock.now())
     return figures.job_detail(session, settings, job_id=job.id, viewer=caller.user)
 
 
@@ -133,9 +144,17 @@ def list_outages(
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     grid: Annotated[Text | None, Query(max_length=32)] = None,
+    address: Annotated[
+        Text | None,
+        Query(
+            max_length=200,
+            description="an address fragment, street and house number, customer name or "
+            "account number (庆春路36 finds 杭州市上城区庆春路36号)",
+        ),
+    ] = None,
 ) -> list[dict[str, Any]]:
-    """Is there an outage at this account, this point, in this grid, and when is power back?
-    (A supervisor: in their grid.)"""
+    """Is there an outage at this account, this address, this point, in this grid, and when is
+    power back? Restored outages stay a while, as `restored`. (A supervisor: in their grid.)"""
     return outages.outages(
         session,
         settings,
@@ -145,6 +164,57 @@ def list_outages(
         lat=lat,
         lon=lon,
         grid=grid,
+        address=address,
+    )
+
+
+@router.get("/customers", response_model=list[Customer])
+def find_customers(
+    caller: Dispatcher,
+    session: SessionDep,
+    settings: SettingsDep,
+    address: Annotated[Text, Query(min_length=1, max_length=200)],
+) -> list[dict[str, Any]]:
+    """The customers an address fragment, a name or an account number finds, best first: the
+    agent picks the caller among them. (A supervisor: of their grid.)"""
+    return outages.customers(session, settings, view=grid_view(caller.user), text=address)
+
+
+@router.get("/jobs/{job_id}/customers", response_model=AffectedCustomers)
+def affected_customers(
+    job_id: uuid.UUID, caller: Dispatcher, session: SessionDep
+) -> dict[str, Any]:
+    """The customers an outage cuts off, with their phones: for the notices of a planned one."""
+    job, accounts = outages.affected_customers(session, view=grid_view(caller.user), job_id=job_id)
+    return {
+        "job_id": str(job.id),
+        "kind": job.kind,
+        "planned_start": job.planned_start.isoformat() if job.planned_start else None,
+        "expected_finish": job.expected_finish.isoformat() if job.expected_finish else None,
+        "customers": [
+            {
+                "account_no": a.account_no,
+                "customer_name": a.customer_name,
+                "address": a.address,
+                "phone": a.phone,
+            }
+            for a in accounts
+        ],
+    }
+
+
+@router.get(
+    "/jobs/{job_id}/customers.csv",
+    response_class=Response,
+    responses=file_answer("text/csv", "The affected customers as CSV, UTF-8"),
+)
+def affected_customers_csv(job_id: uuid.UUID, caller: Dispatcher, session: SessionDep) -> Response:
+    """The customers an outage cuts off, with their phones, as CSV (as the audit export is)."""
+    _, accounts = outages.affected_customers(session, view=grid_view(caller.user), job_id=job_id)
+    return Response(
+        outages.affected_customers_csv(accounts),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="outage-{job_id}-customers.csv"'},
     )
 
 

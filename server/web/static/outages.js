@@ -5,9 +5,10 @@
    Plain JS over the JSON API, no build step; the frame, the session and the API call are
    common.js's. Everything the API sends is put on the page as text, never as HTML. */
 
-import { $, TIME_ZONE, api, at, clockTime, errorText, fact, fill, h, label, showError, startPage, t, zoneName } from "./common.js";
+import { $, TIME_ZONE, api, at, clockTime, errorText, fact, fill, h, label, session, showError, startPage, t, zoneName } from "./common.js";
 
 const BOARD_EVERY_MS = 30_000;
+const SEARCH_AFTER_MS = 250; // a pause in typing before the customers are searched
 const GRID_KEY = "gridwalk.outages.grid"; // the grid an agent watches, kept across sessions
 
 /** How a job of each kind is said: as a thing in progress, and as a thing reported. */
@@ -23,6 +24,7 @@ const STATUS = {
   started: t("in progress"),
   finished: t("finished"),
   cancelled: t("cancelled"),
+  restored: t("restored"),
 };
 const EVENTS = {
   created: t("Entered"),
@@ -51,6 +53,11 @@ const state = {
   board: [],
   boardTimer: null,
   newJob: null, // the new-job form that is open
+  picks: [], // the customers the typed fragment finds
+  picked: null, // the customer the agent picked among them
+  searching: 0, // searches sent: only the last one's answer is shown
+  searchTimer: null,
+  customer: null, // the customer the answer is about, echoed to confirm who calls
 };
 
 // ---------------------------------------------------------------- formats
@@ -95,8 +102,34 @@ function shortId(id) {
 
 // ---------------------------------------------------------------- the answer
 
+/** A crew member as the agent says them: full name, and the phone to reach them. */
+function member(m) {
+  return m.phone ? t("{name} ({phone})", { name: m.full_name, phone: m.phone }) : m.full_name;
+}
+
+function crewNames(row) {
+  return (row.crew_members || []).map(member).join(", ");
+}
+
 function crewText(row) {
-  return row.crew.length ? t("crew: {names}", { names: row.crew.join(", ") }) : t("no crew assigned yet");
+  return row.crew.length ? t("crew: {names}", { names: crewNames(row) }) : t("no crew assigned yet");
+}
+
+/** When power is back, and on whose word: the crew's, the plan's, or similar past repairs'. */
+function backText(row) {
+  const time = at(row.expected_restore_at);
+  if (row.etr_source === "crew") return t("the crew expects power back at {time}", { time });
+  if (row.etr_source === "plan") return t("power expected back at {time}, as planned", { time });
+  if (row.etr_source === "history") {
+    const e = row.etr_history;
+    return t("power probably back around {time}, going by {n} similar repairs ({pct}% took {low} to {high})", {
+      time, n: e.jobs, pct: Math.round(e.share * 100), low: span(e.low_min * 60_000), high: span(e.high_min * 60_000),
+    });
+  }
+  if (row.etr_history && !row.etr_history.enough) {
+    return t("no restoration time given yet, and too few similar repairs ({n}) to estimate one", { n: row.etr_history.jobs });
+  }
+  return t("no restoration time given yet");
 }
 
 /** One outage in words, as the agent says it to the caller. */
@@ -109,20 +142,27 @@ function describe(row) {
   else if (row.kind === "planned") what = t("{outage} since {time}, {crew}", { outage: kind.noun, time: at(row.planned_start), crew });
   else if (row.status === "assigned") what = t("{outage} reported at {time}, {crew} (not started yet)", { outage: kind.noun, time: at(row.reported_at), crew });
   else what = t("{outage} reported at {time}, {crew}", { outage: kind.noun, time: at(row.reported_at), crew });
-  const back = row.expected_finish ? t("power expected back at {time}", { time: at(row.expected_finish) }) : t("no restoration time given yet");
-  return t("{what}; {back} (last update {time})", { what, back, time: at(row.last_update) });
+  return t("{what}; {back} (last update {time})", { what, back: backText(row), time: at(row.last_update) });
 }
 
 /** The answer in one sentence; `where` is the place asked about ("at account R-1-A0003"). */
 function sentence(rows, where) {
-  const now = rows.filter((r) => !r.upcoming);
+  const now = rows.filter((r) => !r.upcoming && r.status !== "restored");
   const soon = rows.filter((r) => r.upcoming);
+  const restored = rows.filter((r) => r.status === "restored");
   if (now.length) {
     const parts = [t("Yes: {outage}.", { outage: describe(now[0]) })];
     const more = now.length - 1;
     if (more) parts.push(more === 1 ? t("1 more outage below.") : t("{n} more outages below.", { n: more }));
     if (soon.length) parts.push(soon.length === 1 ? t("Also 1 planned outage to come.") : t("Also {n} planned outages to come.", { n: soon.length }));
     return parts.reduce((first, second) => t("{sentence} {next}", { sentence: first, next: second }));
+  }
+  if (restored.length) {
+    const last = [...restored].sort((a, b) => new Date(b.restored_at) - new Date(a.restored_at))[0];
+    const kind = KINDS[last.kind] || { noun: last.kind };
+    return t("No outage now {where}: the {outage} was restored at {time}. If the power is still off, it is the customer's own installation: check the main switch and the leakage breaker at the meter box, then call an electrician.", {
+      where, outage: kind.noun, time: at(last.restored_at),
+    });
   }
   if (soon.length) {
     const next = [...soon].sort((a, b) => new Date(a.planned_start) - new Date(b.planned_start))[0];
@@ -137,10 +177,10 @@ function outageCard(row, { compact = false } = {}) {
   if (row.upcoming || (row.kind === "planned" && row.planned_start)) times.push(fact(t("Planned"), at(row.planned_start)));
   if (row.started_at) times.push(fact(t("Started"), at(row.started_at)));
   else if (!row.upcoming) times.push(fact(t("Reported"), at(row.reported_at)));
-  times.push(fact(t("Power back"), row.expected_finish
-    ? [h("strong", { class: "eta" }, at(row.expected_finish)), h("span", { class: "muted" }, " ", t("({when})", { when: fromNow(row.expected_finish) }))]
-    : h("span", { class: "muted" }, t("no time given yet"))));
-  times.push(fact(t("Crew"), row.crew.length ? row.crew.join(", ") : h("span", { class: "muted" }, t("none yet"))));
+  if (row.status === "restored") times.push(fact(t("Restored"), h("strong", { class: "restored-at" }, at(row.restored_at))));
+  else times.push(fact(t("Power back"), powerBack(row)));
+  times.push(fact(t("Customers affected"), h("span", { class: "affected" }, String(row.customers_affected))));
+  times.push(fact(t("Crew"), row.crew.length ? crewNames(row) : h("span", { class: "muted" }, t("none yet"))));
   if (!compact) times.push(fact(t("Last update"), at(row.last_update)));
   return h("button", {
     type: "button",
@@ -157,7 +197,28 @@ function outageCard(row, { compact = false } = {}) {
       h("span", { class: "outage-id muted" }, t("job {id}", { id: shortId(row.job_id) }))),
     h("div", { class: "outage-content" }, row.content),
     row.address ? h("div", { class: "outage-address muted" }, row.address) : null,
+    row.follows_job_id ? h("div", { class: "outage-follows" }, t("Reported again after job {id} restored power here", { id: shortId(row.follows_job_id) })) : null,
     h("dl", { class: "facts outage-facts" }, times));
+}
+
+/** The expected restoration on a card: the time, how far off, and whose word it is. */
+function powerBack(row) {
+  if (!row.expected_restore_at) {
+    const few = row.etr_history && !row.etr_history.enough;
+    return h("span", { class: "muted" }, few ? t("no time given yet; too few similar repairs to estimate") : t("no time given yet"));
+  }
+  const source = {
+    crew: t("the crew's estimate"),
+    plan: t("as planned"),
+    history: t("estimate from similar repairs"),
+  }[row.etr_source];
+  const parts = [h("strong", { class: "eta" }, at(row.expected_restore_at)), h("span", { class: "muted" }, " ", t("({when})", { when: fromNow(row.expected_restore_at) }))];
+  if (row.etr_source === "history") {
+    const e = row.etr_history;
+    parts.push(h("span", { class: "muted" }, " ", t("between {low} and {high}", { low: at(e.earliest_at), high: at(e.latest_at) })));
+  }
+  parts.push(h("span", { class: `etr-source etr-${row.etr_source}` }, source));
+  return parts;
 }
 
 /** The question as the API takes it: empty fields are left out, so the API says what is missing. */
@@ -165,9 +226,16 @@ function question() {
   const value = (id) => $(id).value.trim();
   const params = new URLSearchParams();
   if (state.by === "account") {
-    const account = value("ask-account");
-    if (account) params.set("account_no", account);
-    return { by: "account", params, where: t("at account {account}", { account }), account };
+    const typed = value("ask-account");
+    // A customer picked, or what looks like an account number, is asked by account; anything
+    // else (a street, a house number, a name) by address.
+    const picked = state.picked && state.picked.account_no === typed ? state.picked : null;
+    if (picked || !typed || /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(typed)) {
+      if (typed) params.set("account_no", typed);
+      return { by: "account", params, where: t("at account {account}", { account: typed }), account: typed, customer: picked };
+    }
+    params.set("address", typed);
+    return { by: "address", params, where: t("at {address}", { address: typed }) };
   }
   if (state.by === "position") {
     const [lat, lon] = [value("ask-lat"), value("ask-lon")];
@@ -189,10 +257,12 @@ async function ask(event) {
   // What was open belonged to the last caller's answer.
   $("consumption").hidden = true;
   closeJob();
+  hidePicks();
   try {
-    const rows = await api(`/outages?${q.params}`);
+    const [rows, customer] = await Promise.all([api(`/outages?${q.params}`), customerOf(q)]);
     if (asking !== state.asking) return; // asked again meanwhile: that answer counts
-    Object.assign(state, { rows, asked: q });
+    const echoed = customer || (rows.find((r) => r.customer) || {}).customer || null;
+    Object.assign(state, { rows, asked: q, customer: echoed });
     renderAnswer();
   } catch (err) {
     if (asking !== state.asking) return;
@@ -203,23 +273,40 @@ async function ask(event) {
   }
 }
 
+/** The customer an account question is about, to echo to the caller (none for other questions). */
+async function customerOf(q) {
+  if (q.by !== "account" || !q.account) return null;
+  if (q.customer) return q.customer;
+  try {
+    const found = await api(`/customers?${new URLSearchParams({ address: q.account })}`);
+    return found.find((c) => c.account_no === q.account) || null;
+  } catch {
+    return null; // the outage question says what is wrong with the account
+  }
+}
+
 function renderAnswer() {
   const box = $("answer");
-  const { rows, asked } = state;
-  const yes = rows.some((r) => !r.upcoming);
-  box.className = `card answer ${yes ? "answer-yes" : "answer-no"}`;
+  const { rows, asked, customer } = state;
+  const yes = rows.some((r) => !r.upcoming && r.status !== "restored");
+  const restored = !yes && rows.some((r) => r.status === "restored");
+  box.className = `card answer ${yes ? "answer-yes" : restored ? "answer-restored" : "answer-no"}`;
   fill(box,
+    customer
+      ? h("p", { class: "answer-customer", id: "answer-customer" },
+          t("Caller: {name}, {address} (account {account})", { name: customer.customer_name, address: customer.address, account: customer.account_no }))
+      : null,
     h("p", { class: "answer-sentence", id: "answer-sentence" }, sentence(rows, asked.where)),
     h("p", { class: "answer-meta muted" },
       [
         t("Asked {time}", { time: clockTime(new Date()) }),
-        rows.length === 1 ? t("1 open outage") : t("{n} open outages", { n: rows.length }),
+        rows.length === 1 ? t("1 outage") : t("{n} outages", { n: rows.length }),
         t("times in {zone}", { zone: zoneName() }),
       ].join(" · ")),
     rows.length ? h("div", { class: "outage-cards", id: "answer-rows" }, rows.map((r) => outageCard(r))) : null,
-    asked.by === "account"
+    customer
       ? h("div", { class: "account-tools" },
-          h("button", { type: "button", class: "btn", id: "consumption-button", onclick: () => showConsumption(asked.account) },
+          h("button", { type: "button", class: "btn", id: "consumption-button", onclick: () => showConsumption(customer.account_no) },
             t("Consumption history")),
           h("span", { class: "muted" }, t("Before a meter check: go through the customer's consumption first.")))
       : null,
@@ -244,6 +331,57 @@ function chooseQuestion(by) {
   }
   const first = document.querySelector(`[data-ask-fields="${by}"] input`);
   if (first) first.focus();
+}
+
+// ---------------------------------------------------------------- finding the caller
+
+/** Search the customers as the agent types a street, a house number or a name. */
+function searchAsTyped() {
+  clearTimeout(state.searchTimer);
+  const typed = $("ask-account").value.trim();
+  state.picked = null;
+  if (typed.length < 2) {
+    hidePicks();
+    return;
+  }
+  state.searchTimer = setTimeout(async () => {
+    const searching = ++state.searching;
+    let found;
+    try {
+      found = await api(`/customers?${new URLSearchParams({ address: typed })}`);
+    } catch {
+      found = []; // the question, once asked, says what is wrong
+    }
+    if (searching !== state.searching || $("ask-account").value.trim() !== typed) return;
+    state.picks = found;
+    renderPicks(typed);
+  }, SEARCH_AFTER_MS);
+}
+
+function renderPicks(typed) {
+  const list = $("customer-picks");
+  fill(list, state.picks.length
+    ? state.picks.map((c) => h("li", {},
+        h("button", { type: "button", class: "pick", "data-account": c.account_no, onclick: () => pick(c) },
+          h("span", { class: "pick-address" }, c.address),
+          h("span", { class: "pick-name" }, c.customer_name),
+          h("span", { class: "pick-account muted" }, c.account_no))))
+    : [h("li", { class: "empty muted" }, t("No customer found for “{typed}”.", { typed }))]);
+  list.hidden = false;
+}
+
+function hidePicks() {
+  clearTimeout(state.searchTimer);
+  state.searching++;
+  $("customer-picks").hidden = true;
+}
+
+/** The agent picks the caller: the question is then about that customer's account. */
+function pick(customer) {
+  state.picked = customer;
+  $("ask-account").value = customer.account_no;
+  hidePicks();
+  $("ask-form").requestSubmit();
 }
 
 // ---------------------------------------------------------------- the grid's board
@@ -350,7 +488,15 @@ function renderJob(job, scroll) {
   const facts = [
     fact(t("Status"), h("span", { class: `badge job-${job.status}` }, label(STATUS, job.status)),
       job.urgency === "urgent" ? h("span", { class: "badge badge-urgent" }, t("urgent")) : null),
-    fact(t("Crew"), job.crew.length ? job.crew.join(", ") : h("span", { class: "muted" }, t("none yet"))),
+    fact(t("Crew"), job.crew_members.length
+      ? h("ul", { class: "crew-list" }, job.crew_members.map((m) => h("li", { "data-crew": m.username },
+          h("strong", {}, m.full_name),
+          m.phone ? h("span", { class: "crew-phone" }, " ", m.phone) : h("span", { class: "muted" }, " ", t("no phone on record")),
+          h("span", { class: "muted" }, " · ", m.last_position
+            ? t("last seen at {lat}, {lon}, {time}", { lat: m.last_position.lat.toFixed(5), lon: m.last_position.lon.toFixed(5), time: at(m.last_position.at) })
+            : t("no position from their handheld yet")))))
+      : h("span", { class: "muted" }, t("none yet"))),
+    job.follows_job_id ? fact(t("Follows"), t("job {id}, which restored power here earlier", { id: shortId(job.follows_job_id) })) : null,
     fact(t("Address"), job.address || "—"),
     job.accounts.length ? fact(t("Accounts"), job.accounts.join(", ")) : null,
     job.area && job.area.radius_m ? fact(t("Area"), t("{radius} m around {lat}, {lon}", { radius: job.area.radius_m, lat: job.lat, lon: job.lon })) : null,
@@ -386,6 +532,11 @@ function renderJob(job, scroll) {
       h("button", { type: "button", class: "btn btn-small", id: "job-detail-close", onclick: closeJob }, t("Close"))),
     h("p", { class: "job-content" }, job.content),
     h("dl", { class: "facts" }, facts),
+    job.kind === "planned"
+      ? h("div", { class: "affected-tools" },
+          h("button", { type: "button", class: "btn", id: "affected-button", onclick: () => showAffected(job.id) }, t("Customers to notify")),
+          h("div", { id: "affected-list" }))
+      : null,
     h("h3", { class: "sub-head" }, t("Response")),
     response,
     h("h3", { class: "sub-head" }, t("History")),
@@ -393,6 +544,35 @@ function renderJob(job, scroll) {
   );
   card.hidden = false;
   if (scroll) card.scrollIntoView({ block: "nearest" });
+}
+
+/** A planned outage's customers with their phones, for the notices sent ahead; as CSV too. */
+async function showAffected(jobId) {
+  let body;
+  try {
+    body = await api(`/jobs/${jobId}/customers`);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  const download = async () => {
+    try {
+      const response = await api(`/jobs/${jobId}/customers.csv`, { raw: true });
+      const link = h("a", { href: URL.createObjectURL(await response.blob()), download: `outage-${shortId(jobId)}-customers.csv` });
+      link.click();
+      URL.revokeObjectURL(link.href);
+    } catch (err) {
+      showError(err);
+    }
+  };
+  fill($("affected-list"),
+    h("div", { class: "row affected-head" },
+      h("span", {}, body.customers.length === 1 ? t("1 customer to notify") : t("{n} customers to notify", { n: body.customers.length })),
+      h("button", { type: "button", class: "btn btn-small", id: "affected-csv", onclick: download }, t("Download CSV"))),
+    h("table", { class: "table affected-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, t("Account")), h("th", {}, t("Customer")), h("th", {}, t("Address")), h("th", {}, t("Phone")))),
+      h("tbody", {}, body.customers.map((c) => h("tr", { "data-account": c.account_no },
+        h("td", {}, c.account_no), h("td", {}, c.customer_name), h("td", {}, c.address), h("td", { class: "nowrap" }, c.phone || "—"))))));
 }
 
 // ---------------------------------------------------------------- consumption and meter check
@@ -628,7 +808,8 @@ function chooseNewJob(kind) {
 
 async function enter() {
   $("tz-note").textContent = t("Times in {zone}", { zone: zoneName() });
-  if (!$("grid-code").value) $("grid-code").value = localStorage.getItem(GRID_KEY) || "";
+  // The board opens on the grid last watched here, else on the agent's own grid.
+  if (!$("grid-code").value) $("grid-code").value = localStorage.getItem(GRID_KEY) || session.tokens.user.grid || "";
   startBoard();
   await refreshBoard();
   $(state.by === "position" ? "ask-lat" : `ask-${state.by}`).focus();
@@ -637,7 +818,8 @@ async function enter() {
 /** On sign-out: nothing of this caller's or this agent's stays on the page for the next. */
 function reset() {
   stopBoard();
-  Object.assign(state, { asked: null, rows: [], jobId: null, board: [] });
+  Object.assign(state, { asked: null, rows: [], jobId: null, board: [], picks: [], picked: null, customer: null });
+  hidePicks();
   for (const id of ["answer", "consumption", "job-detail"]) {
     $(id).replaceChildren();
     $(id).hidden = true;
@@ -653,6 +835,10 @@ function reset() {
 
 function wire() {
   $("ask-form").addEventListener("submit", ask);
+  $("ask-account").addEventListener("input", searchAsTyped);
+  $("ask-account").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") hidePicks();
+  });
   for (const tab of document.querySelectorAll("[data-ask]")) {
     tab.addEventListener("click", () => chooseQuestion(tab.dataset.ask));
   }
