@@ -39,7 +39,17 @@ from server.core.config import Settings
 from server.core.db import make_engine
 from server.demo.days import honest_day
 from server.main import create_app
-from server.models import Account, Assignment, Cycle, Device, Meter, Reading, Route, TrackPoint, User
+from server.models import (
+    Account,
+    Assignment,
+    Cycle,
+    Device,
+    Meter,
+    Reading,
+    Route,
+    TrackPoint,
+    User,
+)
 from server.validation.runner import window_tz
 
 METERS_PER_ROUTE = 300
@@ -67,36 +77,75 @@ def generate(engine: Engine, settings: Settings, routes: int) -> dict[str, int]:
     with Session(engine) as session:
         accounts.get_or_create_grid(session, code="GRID-01")
         accounts.create_user(
-            session, settings, username="bench-sup", password=PASSWORD, role="supervisor",
+            session,
+            settings,
+            username="bench-sup",
+            password=PASSWORD,
+            role="supervisor",
             grid_code="GRID-01",
-        )  # fmt: skip
+        )
         session.commit()
     counts: dict[str, int] = {}
     first_user = 1_000
     with engine.begin() as conn:
         grid_id = conn.execute(text("SELECT id FROM grids WHERE code = 'GRID-01'")).scalar_one()
         bulk(
-            conn, User,
-            ("id", "username", "full_name", "password_hash", "role", "grid_id", "active", "created_at"),
-            ((first_user + r, f"reader{r:03d}", f"Reader {r:03d}", "x", "reader", grid_id, True, now)
-             for r in range(routes)),
-        )  # fmt: skip
+            conn,
+            User,
+            (
+                "id",
+                "username",
+                "full_name",
+                "password_hash",
+                "role",
+                "grid_id",
+                "active",
+                "created_at",
+            ),
+            (
+                (
+                    first_user + r,
+                    f"reader{r:03d}",
+                    f"Reader {r:03d}",
+                    "x",
+                    "reader",
+                    grid_id,
+                    True,
+                    now,
+                )
+                for r in range(routes)
+            ),
+        )
         bulk(
-            conn, Device,
+            conn,
+            Device,
             ("id", "last_user_id", "first_seen_at", "last_seen_at", "token_generation"),
             ((f"dev-{r:03d}", first_user + r, now, now, 0) for r in range(routes)),
-        )  # fmt: skip
+        )
         bulk(
-            conn, Route, ("id", "code", "name", "grid_id", "created_at"),
+            conn,
+            Route,
+            ("id", "code", "name", "grid_id", "created_at"),
             ((r + 1, f"R{r + 1:04d}", f"Route {r + 1}", grid_id, now) for r in range(routes)),
-        )  # fmt: skip
+        )
         n = routes * METERS_PER_ROUTE
         bulk(
-            conn, Account,
+            conn,
+            Account,
             ("id", "account_no", "customer_name", "address", "active", "created_at", "updated_at"),
-            ((i + 1, f"A{i + 1:07d}", f"Customer {i + 1}", f"{i + 1} Long Street", True, now, now)
-             for i in range(n)),
-        )  # fmt: skip
+            (
+                (
+                    i + 1,
+                    f"A{i + 1:07d}",
+                    f"Customer {i + 1}",
+                    f"{i + 1} Long Street",
+                    True,
+                    now,
+                    now,
+                )
+                for i in range(n)
+            ),
+        )
         meters = [
             _Meter(
                 i + 1,
@@ -107,20 +156,68 @@ def generate(engine: Engine, settings: Settings, routes: int) -> dict[str, int]:
             for i in range(n)
         ]
         counts["meters"] = bulk(
-            conn, Meter,
-            ("id", "meter_no", "account_id", "route_id", "sequence", "lat", "lon", "digits",
-             "multiplier", "change_seq", "updated_at"),
-            ((m.id, m.meter_no, m.id, (m.id - 1) // METERS_PER_ROUTE + 1,
-              (m.id - 1) % METERS_PER_ROUTE, m.lat, m.lon, 6, Decimal(1), 0, now) for m in meters),
-        )  # fmt: skip
+            conn,
+            Meter,
+            (
+                "id",
+                "meter_no",
+                "account_id",
+                "route_id",
+                "sequence",
+                "lat",
+                "lon",
+                "digits",
+                "multiplier",
+                "change_seq",
+                "updated_at",
+            ),
+            (
+                (
+                    m.id,
+                    m.meter_no,
+                    m.id,
+                    (m.id - 1) // METERS_PER_ROUTE + 1,
+                    (m.id - 1) % METERS_PER_ROUTE,
+                    m.lat,
+                    m.lon,
+                    6,
+                    Decimal(1),
+                    0,
+                    now,
+                )
+                for m in meters
+            ),
+        )
         bulk(conn, Cycle, ("id", "code", "created_at"), [(1, "BENCH-CYCLE", now)])
         counts["assignments"] = bulk(
-            conn, Assignment,
-            ("id", "route_id", "cycle_id", "reader_id", "window_start", "window_end", "status",
-             "change_seq", "created_at"),
-            ((r + 1, r + 1, 1, first_user + r, YESTERDAY - timedelta(days=1),
-              TODAY + timedelta(days=2), "open", 0, now) for r in range(routes)),
-        )  # fmt: skip
+            conn,
+            Assignment,
+            (
+                "id",
+                "route_id",
+                "cycle_id",
+                "reader_id",
+                "window_start",
+                "window_end",
+                "status",
+                "change_seq",
+                "created_at",
+            ),
+            (
+                (
+                    r + 1,
+                    r + 1,
+                    1,
+                    first_user + r,
+                    YESTERDAY - timedelta(days=1),
+                    TODAY + timedelta(days=2),
+                    "open",
+                    0,
+                    now,
+                )
+                for r in range(routes)
+            ),
+        )
         readings: list[tuple[Any, ...]] = []
         points: list[tuple[Any, ...]] = []
         for r in range(routes):
@@ -128,30 +225,81 @@ def generate(engine: Engine, settings: Settings, routes: int) -> dict[str, int]:
             wire_readings, wire_track = honest_day(day, START, assignment_id=r + 1, seed=r)
             for w in wire_readings:
                 fix = w["fix"]
-                readings.append((
-                    uuid.UUID(w["id"]), r + 1, w["meter_id"], Decimal(w["value"]), None,
-                    _t(w["read_at"]), _t(w["confirmed_at"]), fix["lat"], fix["lon"],
-                    fix["accuracy_m"], _t(fix["fix_time"]), fix["provider"], fix["mock"],
-                    first_user + r, f"dev-{r:03d}", now, "0" * 64,
-                ))  # fmt: skip
+                readings.append(
+                    (
+                        uuid.UUID(w["id"]),
+                        r + 1,
+                        w["meter_id"],
+                        Decimal(w["value"]),
+                        None,
+                        _t(w["read_at"]),
+                        _t(w["confirmed_at"]),
+                        fix["lat"],
+                        fix["lon"],
+                        fix["accuracy_m"],
+                        _t(fix["fix_time"]),
+                        fix["provider"],
+                        fix["mock"],
+                        first_user + r,
+                        f"dev-{r:03d}",
+                        now,
+                        "0" * 64,
+                    )
+                )
             points.extend(
-                (f"dev-{r:03d}", first_user + r, _t(p["t"]), p["lat"], p["lon"], p["accuracy_m"],
-                 p["provider"], p["mock"], now)
+                (
+                    f"dev-{r:03d}",
+                    first_user + r,
+                    _t(p["t"]),
+                    p["lat"],
+                    p["lon"],
+                    p["accuracy_m"],
+                    p["provider"],
+                    p["mock"],
+                    now,
+                )
                 for p in wire_track
-            )  # fmt: skip
+            )
         counts["readings"] = bulk(
-            conn, Reading,
-            ("id", "assignment_id", "meter_id", "value", "skip_code", "read_at", "confirmed_at",
-             "fix_lat", "fix_lon", "fix_accuracy_m", "fix_time", "fix_provider", "fix_mock",
-             "user_id", "device_id", "received_at", "content_hash"),
+            conn,
+            Reading,
+            (
+                "id",
+                "assignment_id",
+                "meter_id",
+                "value",
+                "skip_code",
+                "read_at",
+                "confirmed_at",
+                "fix_lat",
+                "fix_lon",
+                "fix_accuracy_m",
+                "fix_time",
+                "fix_provider",
+                "fix_mock",
+                "user_id",
+                "device_id",
+                "received_at",
+                "content_hash",
+            ),
             readings,
-        )  # fmt: skip
+        )
         counts["track_points"] = bulk(
-            conn, TrackPoint,
-            ("device_id", "user_id", "t", "lat", "lon", "accuracy_m", "provider", "mock",
-             "received_at"),
+            conn,
+            TrackPoint,
+            (
+                "device_id",
+                "user_id",
+                "t",
+                "lat",
+                "lon",
+                "accuracy_m",
+                "provider",
+                "mock",
+                "received_at",
+            ),
             points,
-        )  # fmt: skip
+        )
     return counts
 
 
