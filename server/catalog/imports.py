@@ -218,6 +218,10 @@ def _import(
         session.rollback()
         raise invalid_file(sorted(errors, key=lambda e: e["line"]))
     report_progress()
+    if conn.dialect.name == "postgresql":
+        # A temporary table has no statistics: without them the joins below are planned as
+        # if it held a few rows.
+        conn.exec_driver_sql("ANALYZE meter_import")
     report = _upsert(session, conn, stage, rows, actor_id=actor_id)
     stage.drop(conn)
     log_admin_action(
