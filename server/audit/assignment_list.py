@@ -4,10 +4,11 @@ the distance walked are computed in Python, from the track, for the page's items
 
 The verdict cleans and walks the whole track of the day (about 6,000 points; half a second of
 pure rules a route), so it is also cached in the process: each page item's inputs are
-fingerprinted in SQL (its readings, the reader's track points over the span the verdict reads,
-its route's meters, the thresholds) and a verdict is recomputed only when its fingerprint has
-changed. A new reading, a late track point, a moved meter change the fingerprint; a worker that
-restarts, or another worker process, computes its own on first sight.
+fingerprinted in SQL (its readings and its route's meters: a GROUP BY each for the page; the
+reader's track points over the span the verdict reads: an index scan each; the thresholds), and
+a verdict is recomputed only when its fingerprint has changed. A new reading, a late track
+point, a moved meter change the fingerprint; a worker that restarts, or another worker process,
+computes its own on first sight.
 """
 
 from __future__ import annotations
@@ -118,9 +119,19 @@ def _iso(value: datetime | None) -> str | None:
 
 def _verdicts(session: Session, auditor: Auditor, page: list[Any]) -> dict[int, _Cached]:
     cache = _cache(session)
+    readings = _per(session, R.c.assignment_id, [r.assignment_id for r in page],
+                    func.count(), func.max(R.c.received_at))  # fmt: skip
+    meters = _per(session, M.c.route_id, [r.route_id for r in page],
+                  func.count(), func.max(M.c.change_seq), func.max(M.c.updated_at),
+                  func.sum(M.c.lat), func.sum(M.c.lon))  # fmt: skip
     out: dict[int, _Cached] = {}
     for row in page:
-        fingerprint = _fingerprint(session, auditor, row)
+        fingerprint = (
+            readings.get(row.assignment_id),
+            meters.get(row.route_id),
+            _track_fingerprint(session, row),
+            auditor.thresholds,
+        )
         cached = cache.get(row.assignment_id)
         if cached is None or cached.fingerprint != fingerprint:
             cached = _compute(session, auditor, row.assignment_id, fingerprint)
@@ -132,34 +143,25 @@ def _verdicts(session: Session, auditor: Auditor, page: list[Any]) -> dict[int, 
     return out
 
 
-def _fingerprint(session: Session, auditor: Auditor, row: Any) -> tuple[Any, ...]:
-    """What the verdict reads, summed up by the database in two index scans: a change to any of
-    it changes the fingerprint (readings are never updated; track points only come)."""
-    readings = session.execute(
-        select(func.count(), func.max(R.c.received_at)).where(
-            R.c.assignment_id == row.assignment_id
+def _per(session: Session, key: Any, keys: list[int], *figures: Any) -> dict[int, tuple[Any, ...]]:
+    """What the verdict reads of readings or meters, summed up by the database per key of the
+    page, in one GROUP BY: a change to any of it changes the sums (readings are never updated)."""
+    rows = session.execute(select(key, *figures).where(key.in_(set(keys))).group_by(key))
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def _track_fingerprint(session: Session, row: Any) -> tuple[Any, ...]:
+    """The reader's track points over the span the verdict reads (service.track_span): points
+    only come, so their count and last id say whether any did."""
+    start, end = track_span(row.window_start, row.window_end, row.first_read_at, row.last_read_at)
+    found = session.execute(
+        select(func.count(), func.max(col(TrackPoint.id))).where(
+            col(TrackPoint.user_id) == row.reader_id,
+            col(TrackPoint.t) >= start,
+            col(TrackPoint.t) <= end,
         )
     ).one()
-    meters = session.execute(
-        select(
-            func.count(),
-            func.max(M.c.change_seq),
-            func.sum(M.c.lat),
-            func.sum(M.c.lon),
-            func.max(M.c.updated_at),
-        ).where(M.c.route_id == row.route_id)
-    ).one()
-    assignment = session.get(Assignment, row.assignment_id)
-    assert assignment is not None
-    span = track_span(assignment, row.first_read_at, row.last_read_at)
-    track = session.execute(
-        select(func.count(), func.max(col(TrackPoint.id)), func.min(col(TrackPoint.t))).where(
-            col(TrackPoint.user_id) == assignment.reader_id,
-            col(TrackPoint.t) >= span[0],
-            col(TrackPoint.t) <= span[1],
-        )
-    ).one()
-    return (tuple(readings), tuple(meters), tuple(track), auditor.thresholds)
+    return tuple(found)
 
 
 def _compute(

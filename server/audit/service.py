@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
@@ -75,15 +75,18 @@ def audited_assignment(
 
 
 def track_span(
-    assignment: Assignment, first_read_at: datetime | None, last_read_at: datetime | None
+    window_start: date,
+    window_end: date,
+    first_read_at: datetime | None,
+    last_read_at: datetime | None,
 ) -> tuple[datetime, datetime]:
     """The time span of the reader's track that belongs to this assignment's work: an hour
     either side of its readings, or its whole window when it has none."""
     if first_read_at is not None and last_read_at is not None:
         return first_read_at - timedelta(hours=1), last_read_at + timedelta(hours=1)
     # Window dates are local; a day either side covers every time zone.
-    start = datetime.combine(assignment.window_start, time.min, tzinfo=UTC)
-    end = datetime.combine(assignment.window_end, time.max, tzinfo=UTC)
+    start = datetime.combine(window_start, time.min, tzinfo=UTC)
+    end = datetime.combine(window_end, time.max, tzinfo=UTC)
     return start - timedelta(days=1), end + timedelta(days=1)
 
 
@@ -99,7 +102,12 @@ def readings_of(session: Session, assignment_id: int) -> list[Reading]:
 
 def track_of(session: Session, assignment: Assignment, readings: list[Reading]) -> list[TrackPoint]:
     times = [r.read_at for r in readings]
-    start, end = track_span(assignment, min(times, default=None), max(times, default=None))
+    start, end = track_span(
+        assignment.window_start,
+        assignment.window_end,
+        min(times, default=None),
+        max(times, default=None),
+    )
     return list(
         session.exec(
             select(TrackPoint)
