@@ -74,7 +74,9 @@ def test_the_customer_card_holds_still_while_gps_jitters_between_two_neighbours(
     jittered = nearest_unread(meters, between + 1e-5, 120.15, radius_m=25)
     assert jittered is not None
     assert jittered[0].id == 101
-    held = steady_nearest(shown, jittered, meters, between + 1e-5, 120.15, margin_m=6, radius_m=25)
+    held = steady_nearest(
+        shown, jittered, meters, between + 1e-5, 120.15, margin_m=6, radius_m=25
+    )
     assert held is not None
     assert held[0].id == 100
     # Walking on to 101 (10 m nearer to it than to 100) changes the card.

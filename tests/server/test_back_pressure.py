@@ -220,7 +220,9 @@ def test_postgresql_out_of_reach_answers_503_then_serves_again_when_back(
 ) -> None:
     make_user(session, settings, "reader1", "reader", "G1")
     via_cable = make_url(settings.database_url).set(host="127.0.0.1", port=cable.port)
-    app_settings = _settings(settings, database_url=via_cable.render_as_string(hide_password=False))
+    app_settings = _settings(
+        settings, database_url=via_cable.render_as_string(hide_password=False)
+    )
     with TestClient(create_app(app_settings)) as client:
         headers = auth(client, "reader1")
         assert client.get(PULL, headers=headers).status_code == 200

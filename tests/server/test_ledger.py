@@ -151,7 +151,9 @@ def test_verify_names_a_changed_reading_an_edited_admin_log_entry_and_a_forged_r
     review = session.exec(select(AdminLog).where(AdminLog.action == "flag.accepted")).one()
     session.commit()
     with locks_off(engine, "audit_log") as conn:
-        conn.execute(text("UPDATE audit_log SET actor_id = NULL WHERE id = :id"), {"id": review.id})
+        conn.execute(
+            text("UPDATE audit_log SET actor_id = NULL WHERE id = :id"), {"id": review.id}
+        )
     # A reading slipped in past the app (INSERT is not locked): not in the chain.
     original = session.get(Reading, changed)
     assert original is not None
