@@ -66,6 +66,8 @@ bench: setup
 	$(BIN)/python bench/close_due.py
 	$(BIN)/python bench/overload.py --seconds 60
 	$(BIN)/python bench/cycle_overview.py
+	$(BIN)/python bench/audit_list.py
+	$(BIN)/python bench/import_meters.py
 
 clean:
 	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules

@@ -135,13 +135,15 @@ def _cycle_id(session: Session, code: str) -> int:
     return cycle_id
 
 
-def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> Subquery:
-    """One row per assignment of the cycle in scope, with its figures and status: the meters
-    per route, the current readings per assignment and the open flags per assignment are each
-    one GROUP BY restricted to the cycle's assignments in scope, joined to the assignments."""
+def route_rows(where: list[ColumnElement[bool]], day: date) -> Subquery:
+    """One row per assignment in scope (`where`: a cycle, the auditor's grid, a reader...), with
+    its figures and status: the meters per route, the current readings per assignment and the
+    open flags per assignment are each one GROUP BY restricted to the assignments in scope,
+    joined to the assignments. The supervisor's list of assignments (assignment_list.py) pages
+    the same rows."""
     # Each GROUP BY reads only the rows of the assignments in scope (a grid's, a reader's).
     scoped = A.join(RT, RT.c.id == A.c.route_id).join(U, U.c.id == A.c.reader_id)
-    in_scope = [A.c.cycle_id == cycle_id, *where]
+    in_scope = where
     in_cycle = select(A.c.id).select_from(scoped).where(*in_scope)
     routes_in_cycle = select(A.c.route_id).select_from(scoped).where(*in_scope)
     meters = (
@@ -158,6 +160,8 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             func.count(R.c.value).label("read"),
             func.count(R.c.skip_code).label("skipped"),
             func.count().label("done"),
+            func.min(R.c.read_at).label("first_read_at"),
+            func.max(R.c.read_at).label("last_read_at"),
         )
         .where(R.c.assignment_id.in_(in_cycle))
         .group_by(R.c.assignment_id)
@@ -186,6 +190,11 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             F.c.assignment_id,
             func.sum(case((F.c.severity == "fail", 1), else_=0)).label("fail"),
             func.sum(case((F.c.severity == "warn", 1), else_=0)).label("warn"),
+            func.sum(case((F.c.severity == "info", 1), else_=0)).label("info"),
+            # Meters shown as flagged on the map (service.meter_states).
+            func.count(
+                func.distinct(case((F.c.severity.in_(("warn", "fail")), F.c.meter_id)))
+            ).label("meters_flagged"),
         )
         .where(F.c.assignment_id.in_(in_cycle), F.c.review.is_(None))
         .group_by(F.c.assignment_id)
@@ -204,6 +213,9 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
     return (
         select(
             A.c.id.label("assignment_id"),
+            A.c.cycle_id,
+            A.c.route_id,
+            A.c.status.label("assignment_status"),
             RT.c.code.label("route_code"),
             RT.c.name.label("route_name"),
             G.c.code.label("grid"),
@@ -219,6 +231,10 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             unread.label("unread"),
             func.coalesce(flags.c.fail, 0).label("fail"),
             func.coalesce(flags.c.warn, 0).label("warn"),
+            func.coalesce(flags.c.info, 0).label("info"),
+            func.coalesce(flags.c.meters_flagged, 0).label("meters_flagged"),
+            held.c.first_read_at,
+            held.c.last_read_at,
             status.label("status"),
         )
         .select_from(
@@ -230,7 +246,7 @@ def _route_rows(cycle_id: int, where: list[ColumnElement[bool]], day: date) -> S
             .outerjoin(replaced, replaced.c.assignment_id == A.c.id)
             .outerjoin(flags, flags.c.assignment_id == A.c.id)
         )
-        .where(A.c.cycle_id == cycle_id, *where)
+        .where(*where)
         .subquery("route_rows")
     )
 
@@ -260,7 +276,7 @@ def cycle_overview(
     where = _scope(session, auditor, view.grid)
     if view.reader:
         where.append(_reader_match(view.reader))
-    rows = _route_rows(cycle_id, where, day)
+    rows = route_rows([A.c.cycle_id == cycle_id, *where], day)
     chosen = [rows.c.status == view.status] if view.status else []
 
     # The page, with the total and the totals of every row the filters select (window

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
@@ -75,14 +75,19 @@ def audited_assignment(
     return assignment, route
 
 
-def _track_span(assignment: Assignment, readings: list[Reading]) -> tuple[datetime, datetime]:
-    """The time span of the reader's track that belongs to this assignment's work."""
-    times = [r.read_at for r in readings]
-    if times:
-        return min(times) - timedelta(hours=1), max(times) + timedelta(hours=1)
+def track_span(
+    window_start: date,
+    window_end: date,
+    first_read_at: datetime | None,
+    last_read_at: datetime | None,
+) -> tuple[datetime, datetime]:
+    """The time span of the reader's track that belongs to this assignment's work: an hour
+    either side of its readings, or its whole window when it has none."""
+    if first_read_at is not None and last_read_at is not None:
+        return first_read_at - timedelta(hours=1), last_read_at + timedelta(hours=1)
     # Window dates are local; a day either side covers every time zone.
-    start = datetime.combine(assignment.window_start, time.min, tzinfo=UTC)
-    end = datetime.combine(assignment.window_end, time.max, tzinfo=UTC)
+    start = datetime.combine(window_start, time.min, tzinfo=UTC)
+    end = datetime.combine(window_end, time.max, tzinfo=UTC)
     return start - timedelta(days=1), end + timedelta(days=1)
 
 
@@ -97,7 +102,13 @@ def readings_of(session: Session, assignment_id: int) -> list[Reading]:
 
 
 def track_of(session: Session, assignment: Assignment, readings: list[Reading]) -> list[TrackPoint]:
-    start, end = _track_span(assignment, readings)
+    times = [r.read_at for r in readings]
+    start, end = track_span(
+        assignment.window_start,
+        assignment.window_end,
+        min(times, default=None),
+        max(times, default=None),
+    )
     return list(
         session.exec(
             select(TrackPoint)
@@ -138,12 +149,14 @@ def verdict_out(
         track_fixes(track),
         auditor.thresholds,
     )
+    return verdict_said(verdict.code, verdict.params, auditor.language)
+
+
+def verdict_said(code: str, params: dict[str, Any], language: str) -> dict[str, Any]:
     return {
-        "code": verdict.code,
-        "params": verdict.params,
-        "message": verdict_sentence(
-            verdict.code, verdict.params, translations(auditor.language).gettext
-        ),
+        "code": code,
+        "params": params,
+        "message": verdict_sentence(code, params, translations(language).gettext),
     }
 
 
@@ -248,27 +261,6 @@ def reading_out(
         "disputed": is_disputed(flags),
         "flags": [flag_out(f, _reviewer(f, reviewers), language) for f in flags],
     }
-
-
-def list_assignments(
-    session: Session, *, auditor: Auditor, status: str | None = None
-) -> list[dict[str, Any]]:
-    """Assignments the auditor may see, newest window first, each with its progress."""
-    stmt = (
-        select(Assignment, Route, Cycle, User)
-        .join(Route, col(Route.id) == Assignment.route_id)
-        .join(Cycle, col(Cycle.id) == Assignment.cycle_id)
-        .join(User, col(User.id) == Assignment.reader_id)
-        .order_by(col(Assignment.window_start).desc(), col(Route.code))
-    )
-    if auditor.user.role != "admin":
-        stmt = stmt.where(Route.grid_id == auditor.user.grid_id)
-    if status is not None:
-        stmt = stmt.where(Assignment.status == status)
-    return [
-        _summary(session, auditor, assignment, route, cycle, reader)
-        for assignment, route, cycle, reader in session.exec(stmt)
-    ]
 
 
 def _summary(

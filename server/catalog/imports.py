@@ -3,37 +3,55 @@
 Each row names one meter with its account and route. The file is the truth for every meter it
 names: an optional column left empty (or absent) takes its default. Meters the file does not
 name are left alone, so a file may carry a single route.
+
+A utility's export is 150,000-300,000 rows, so the file is read as a stream and never held: each
+row is checked as it is read (meter_csv.read_meter_csv) and staged in a temporary table (COPY on
+PostgreSQL, executemany on SQLite); when every row was good, a handful of set-based statements
+join the staged rows to the tables and insert or update what differs. Memory stays bounded by the
+keys the checks compare later rows with, not by the file.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import io
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import IO, Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from common import clock
 from server.catalog.accounts import get_or_create_grid
-from server.catalog.meter_csv import (
-    MeterRow,
-    invalid_file,
-    parse_meter_csv,
-)
+from server.catalog.meter_csv import MeterRow, invalid_file, read_meter_csv
 from server.core.changes import log_admin_action, next_change_seq
-from server.core.errors import Conflict
-from server.models import Account, Assignment, Meter, Route, Withdrawal
+from server.core.errors import Conflict, Invalid
+from server.models import Account, Assignment, Grid, Meter, Route, Withdrawal
 
-# Rows written between two progress reports; also the size of each bulk statement.
-BATCH_ROWS = 1000
-# Keys per IN (...) lookup: under SQLite's and PostgreSQL's bound-parameter limits.
-LOOKUP_CHUNK = 500
-
-T = TypeVar("T")
+# Rows between two progress reports; also the size of each executemany on SQLite.
+BATCH_ROWS = 5000
+# Bytes read at a time from the file.
+READ_CHUNK = 1 << 16
 
 
 @dataclass
@@ -54,26 +72,71 @@ class ImportReport:
         return asdict(self)
 
 
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+A, AC, G, M, RT, W = (_table(m) for m in (Assignment, Account, Grid, Meter, Route, Withdrawal))
+
+# The meter's columns the file sets, in MeterRow's names.
+METER_COLUMNS = (
+    "sequence",
+    "lat",
+    "lon",
+    "digits",
+    "multiplier",
+    "last_reading",
+    "last_read_at",
+    "expected_low",
+    "expected_high",
+    "position_uncertainty_m",
+)
+
+
+def _stage_table() -> Table:
+    """The staged rows, typed as the columns they go to (the same values reach the database
+    the ORM would write), with what the upsert learns about each."""
+    return Table(
+        "meter_import",
+        MetaData(),
+        Column("line", Integer, nullable=False),
+        Column("account_no", AC.c.account_no.type),
+        Column("customer_name", AC.c.customer_name.type),
+        Column("address", AC.c.address.type),
+        Column("phone", AC.c.phone.type),
+        Column("meter_no", M.c.meter_no.type),
+        Column("route_code", RT.c.code.type),
+        Column("grid_code", G.c.code.type),
+        *(Column(name, M.c[name].type) for name in METER_COLUMNS),
+        # Filled by the upsert:
+        Column("account_id", Integer),
+        Column("route_id", Integer),
+        Column("meter_id", Integer),
+        Column("old_route_id", Integer),
+        Column("account_changed", Boolean),
+        Column("changed", Boolean),
+        prefixes=["TEMPORARY"],
+    )
+
+
+STAGED_FROM_ROW = ("line", "account_no", "customer_name", "address", "phone", "meter_no",
+                   "route_code", "grid_code", *METER_COLUMNS)  # fmt: skip
+
+
 def import_meters_csv(
     session: Session,
-    text: str,
+    source: IO[bytes] | str,
     *,
     actor_id: int | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Check every row of a meters CSV, then upsert all of them in one transaction, or none."""
-    rows, errors = parse_meter_csv(text)
-    if errors:
-        session.rollback()
-        raise invalid_file(errors)
+    """Check every row of a meters CSV (a binary stream, UTF-8, or text) as it is read and
+    stage it, then upsert all of them in one transaction, or none. `progress(done, total)` is
+    told the bytes read so far and the file's size."""
+    stream = io.BytesIO(source.encode("utf-8")) if isinstance(source, str) else source
     try:
-        report = _apply(
-            session,
-            rows,
-            actor_id=actor_id,
-            progress=progress,
-            digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        )
+        report = _import(session, stream, actor_id=actor_id, progress=progress)
         session.flush()  # another writer's same keys fail here, not at the caller's commit
     except IntegrityError:
         session.rollback()
@@ -89,277 +152,326 @@ def import_meters_csv(
     return report
 
 
-# --- writing ----------------------------------------------------------------------------------
+class _Digest(io.RawIOBase):
+    """The file as read, hashed on the way (the admin log names the file by its digest)."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.sha.update(data)
+        self.done += n
+        return n
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _size(stream: IO[bytes]) -> int:
+    if not stream.seekable():
+        return 0
+    here = stream.tell()
+    size = stream.seek(0, io.SEEK_END) - here
+    stream.seek(here)
+    return size
 
 
-def _lookup(
-    session: Session, columns: Sequence[Any], key: Any, values: Iterable[str]
-) -> dict[str, tuple[Any, ...]]:
-    """Rows whose `key` is one of `values`, keyed by it: a few queries, not one per row."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for chunk in _chunks(sorted(set(values)), LOOKUP_CHUNK):
-        for row in session.exec(select(key, *columns).where(key.in_(chunk))):
-            found[row[0]] = tuple(row[1:])
-    return found
+def _lines(counted: _Digest) -> Iterator[str]:
+    text = io.TextIOWrapper(
+        io.BufferedReader(counted, READ_CHUNK), encoding="utf-8-sig", newline=""
+    )
+    try:
+        yield from text
+    except UnicodeDecodeError:
+        raise Invalid(
+            f"file is not UTF-8 text (near byte {counted.done})", code="not_utf8"
+        ) from None
 
 
-def _apply(
+def _import(
     session: Session,
-    rows: list[MeterRow],
+    stream: IO[bytes],
     *,
     actor_id: int | None,
     progress: Callable[[int, int], None] | None,
-    digest: str,
 ) -> ImportReport:
-    now = clock.now()
-    total = len(rows)
-    report = ImportReport(rows=total)
+    conn = session.connection()
+    stage = _stage_table()
+    stage.drop(conn, checkfirst=True)  # one left by an earlier import on this connection
+    stage.create(conn)
+    total = _size(stream)
+    counted = _Digest(stream)
     if progress is not None:
         progress(0, total)
 
-    grid_ids: dict[str, int] = {}
-    for code in sorted({r.grid_code for r in rows if r.grid_code}):
-        grid = get_or_create_grid(session, code=code, actor_id=actor_id)
-        assert grid.id is not None
-        grid_ids[code] = grid.id
+    def report_progress() -> None:
+        if progress is not None:
+            progress(counted.done, max(total, counted.done))
 
-    route_ids = _upsert_routes(session, rows, grid_ids, now=now, report=report)
-    account_ids, renamed = _upsert_accounts(session, rows, now=now, report=report)
-
-    existing = _lookup(
-        session,
-        [
-            Meter.id,
-            Meter.account_id,
-            Meter.route_id,
-            Meter.sequence,
-            Meter.lat,
-            Meter.lon,
-            Meter.digits,
-            Meter.multiplier,
-            Meter.last_reading,
-            Meter.last_read_at,
-            Meter.expected_low,
-            Meter.expected_high,
-            Meter.position_uncertainty_m,
-        ],
-        Meter.meter_no,
-        (r.meter_no for r in rows),
-    )
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    moved: list[tuple[int, int]] = []  # (meter id, route it left)
-    for row in rows:
-        values = (
-            account_ids[row.account_no],
-            route_ids[row.route_code],
-            row.sequence,
-            row.lat,
-            row.lon,
-            row.digits,
-            row.multiplier,
-            row.last_reading,
-            row.last_read_at,
-            row.expected_low,
-            row.expected_high,
-            row.position_uncertainty_m,
-        )
-        old = existing.get(row.meter_no)
-        if old is None:
-            inserts.append({"meter_no": row.meter_no, **_meter_values(values)})
-        elif old[1:] != values or values[0] in renamed:
-            # The handheld shows the account's name and address with the meter, so a renamed
-            # account changes its meters too.
-            updates.append({"id": old[0], **_meter_values(values)})
-            if old[2] != values[1]:
-                moved.append((old[0], old[2]))
-        else:
-            report.unchanged += 1
-
-    if inserts or updates:
-        # One number for the whole import: a pull sees all of it or none of it.
-        seq = next_change_seq(session)
-        for batch in (inserts, updates):
-            for entry in batch:
-                entry.update(change_seq=seq, updated_at=now)
-        done = report.unchanged
-        for chunk in _chunks(inserts, BATCH_ROWS):
-            session.exec(insert(Meter), params=list(chunk))
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-        for chunk in _chunks(updates, BATCH_ROWS):
-            session.exec(update(Meter), params=list(chunk))
-            done += len(chunk)
-            if progress is not None:
-                progress(done, total)
-        _withdraw_moved(session, moved, seq=seq, now=now)
-    report.meters_created = len(inserts)
-    report.meters_updated = len(updates)
-    report.meters_moved = len(moved)
-    if progress is not None:
-        progress(total, total)
+    errors: list[dict[str, Any]] = []
+    rows = _stage(conn, stage, read_meter_csv(_lines(counted), errors), report_progress)
+    if errors:
+        stage.drop(conn)
+        session.rollback()
+        raise invalid_file(sorted(errors, key=lambda e: e["line"]))
+    report_progress()
+    if conn.dialect.name == "postgresql":
+        # A temporary table has no statistics: without them the joins below are planned as
+        # if it held a few rows.
+        conn.exec_driver_sql("ANALYZE meter_import")
+    report = _upsert(session, conn, stage, rows, actor_id=actor_id)
+    stage.drop(conn)
     log_admin_action(
         session,
         actor_id=actor_id,
         action="meters.import",
         object_type="csv",
-        object_id=digest,
+        object_id=counted.sha.hexdigest(),
         detail=report.as_dict(),
     )
     return report
 
 
-def _meter_values(values: tuple[Any, ...]) -> dict[str, Any]:
-    (
-        account_id,
-        route_id,
-        sequence,
-        lat,
-        lon,
-        digits,
-        multiplier,
-        last_reading,
-        last_read_at,
-        expected_low,
-        expected_high,
-        position_uncertainty_m,
-    ) = values
-    return {
-        "account_id": account_id,
-        "route_id": route_id,
-        "sequence": sequence,
-        "lat": lat,
-        "lon": lon,
-        "digits": digits,
-        "multiplier": multiplier,
-        "last_reading": last_reading,
-        "last_read_at": last_read_at,
-        "expected_low": expected_low,
-        "expected_high": expected_high,
-        "position_uncertainty_m": position_uncertainty_m,
-    }
+def _staged(row: MeterRow) -> tuple[Any, ...]:
+    return tuple(getattr(row, name) for name in STAGED_FROM_ROW)
 
 
-def _upsert_routes(
-    session: Session,
-    rows: list[MeterRow],
-    grid_ids: dict[str, int],
-    *,
-    now: datetime,
-    report: ImportReport,
-) -> dict[str, int]:
-    """The id of every route the file names; new ones created, changed grids set."""
-    wanted: dict[str, int | None] = {}
+def _stage(
+    conn: Connection, stage: Table, rows: Iterator[MeterRow], report: Callable[[], None]
+) -> int:
+    """Write the good rows to the staging table as they come; gives how many. Once a bad row
+    is seen nothing more is staged (nothing will be written), but the file is read to its end
+    so that every bad row is named."""
+    count = 0
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        names = ", ".join(STAGED_FROM_ROW)
+        with cursor.copy(f"COPY meter_import ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(_staged(row))
+                count += 1
+                if count % BATCH_ROWS == 0:
+                    report()
+        return count
+    statement = stage.insert()
+    batch: list[dict[str, Any]] = []
     for row in rows:
-        if row.grid_code is not None or row.route_code not in wanted:
-            wanted[row.route_code] = grid_ids[row.grid_code] if row.grid_code else None
-    existing = _lookup(session, [Route.id, Route.grid_id], Route.code, wanted)
-    ids = {code: found[0] for code, found in existing.items()}
-    new = [
-        {"code": code, "name": code, "grid_id": grid_id, "created_at": now}
-        for code, grid_id in wanted.items()
-        if code not in existing
-    ]
-    if new:
-        created = session.exec(insert(Route).returning(col(Route.code), col(Route.id)), params=new)
-        ids.update(dict(created.all()))
-    regridded = [
-        {"id": found[0], "grid_id": wanted[code]}
-        for code, found in existing.items()
-        if wanted[code] is not None and found[1] != wanted[code]
-    ]
-    if regridded:
-        session.exec(update(Route), params=regridded)
-    report.routes_created = len(new)
-    report.routes_updated = len(regridded)
-    return ids
+        batch.append(dict(zip(STAGED_FROM_ROW, _staged(row), strict=True)))
+        count += 1
+        if len(batch) == BATCH_ROWS:
+            conn.execute(statement, batch)
+            batch = []
+            report()
+    if batch:
+        conn.execute(statement, batch)
+    return count
 
 
-def _upsert_accounts(
-    session: Session, rows: list[MeterRow], *, now: datetime, report: ImportReport
-) -> tuple[dict[str, int], set[int]]:
-    """The id of every account the file names, and the ids of those renamed or readdressed.
-    A phone the file gives replaces the one held; a file without one keeps it."""
-    wanted = {row.account_no: (row.customer_name, row.address) for row in rows}
-    phones = {row.account_no: row.phone for row in rows if row.phone is not None}
-    existing = _lookup(
-        session,
-        [Account.id, Account.customer_name, Account.address, Account.phone],
-        Account.account_no,
-        wanted,
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _rows_of(conn: Connection, query: Select[Any]) -> int:
+    found: int = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    return found
+
+
+def _count(conn: Connection, stage: Table, *where: Any) -> int:
+    found: int = conn.execute(select(func.count()).select_from(stage).where(*where)).scalar_one()
+    return found
+
+
+def _upsert(
+    session: Session, conn: Connection, stage: Table, rows: int, *, actor_id: int | None
+) -> ImportReport:
+    """Join the staged rows to the tables and write what differs, a statement a step."""
+    now = clock.now()
+    st = stage.c
+    report = ImportReport(rows=rows)
+
+    # Grids are few: created one by one, each logged (accounts.get_or_create_grid).
+    codes = conn.execute(select(st.grid_code).where(st.grid_code.is_not(None)).distinct())
+    for code in sorted(codes.scalars()):
+        get_or_create_grid(session, code=code, actor_id=actor_id)
+
+    # Routes: the grid a route's rows name (the checks made them agree); none keeps its grid.
+    named = (
+        select(st.route_code, func.max(st.grid_code).label("grid_code"))
+        .group_by(st.route_code)
+        .subquery("named_routes")
     )
-    ids = {account_no: found[0] for account_no, found in existing.items()}
-    new = [
-        {
-            "account_no": account_no,
-            "customer_name": name,
-            "address": address,
-            "phone": phones.get(account_no),
-            "active": True,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for account_no, (name, address) in wanted.items()
-        if account_no not in existing
-    ]
-    if new:
-        for chunk in _chunks(new, BATCH_ROWS):
-            created = session.exec(
-                insert(Account).returning(col(Account.account_no), col(Account.id)),
-                params=list(chunk),
-            )
-            ids.update(dict(created.all()))
-    changed = [
-        {
-            "id": found[0],
-            "customer_name": wanted[account_no][0],
-            "address": wanted[account_no][1],
-            "phone": phones.get(account_no, found[3]),
-            "updated_at": now,
-        }
-        for account_no, found in existing.items()
-        if found[1:3] != wanted[account_no] or phones.get(account_no, found[3]) != found[3]
-    ]
-    for chunk in _chunks(changed, BATCH_ROWS):
-        session.exec(update(Account), params=list(chunk))
-    report.accounts_created = len(new)
-    report.accounts_updated = len(changed)
-    return ids, {entry["id"] for entry in changed}
-
-
-def _withdraw_moved(
-    session: Session, moved: list[tuple[int, int]], *, seq: int, now: datetime
-) -> None:
-    """Tell the reader of each open assignment of a route a meter left that it is gone."""
-    if not moved:
-        return
-    open_by_route: dict[int, list[tuple[int, int]]] = {}
-    for chunk in _chunks(sorted({route_id for _, route_id in moved}), LOOKUP_CHUNK):
-        stmt = select(Assignment).where(
-            col(Assignment.route_id).in_(chunk), Assignment.status == "open"
+    grid_of = select(G.c.id).where(G.c.code == named.c.grid_code).scalar_subquery()
+    wanted = (
+        select(named.c.route_code.label("code"), grid_of.label("grid_id"))
+        .select_from(named)
+        .subquery("wanted_routes")
+    )
+    regrid = (
+        update(RT)
+        .values(grid_id=wanted.c.grid_id)
+        .where(
+            RT.c.code == wanted.c.code,
+            wanted.c.grid_id.is_not(None),
+            RT.c.grid_id.is_distinct_from(wanted.c.grid_id),
         )
-        for assignment in session.exec(stmt):
-            assert assignment.id is not None
-            open_by_route.setdefault(assignment.route_id, []).append(
-                (assignment.id, assignment.reader_id)
+    )
+    report.routes_updated = conn.execute(regrid).rowcount
+    new_routes = select(
+        wanted.c.code, wanted.c.code, wanted.c.grid_id, literal(now, RT.c.created_at.type)
+    ).where(~exists().where(RT.c.code == wanted.c.code))
+    # Counted before, not by rowcount: PostgreSQL's driver gives none for INSERT ... SELECT.
+    report.routes_created = _rows_of(conn, new_routes)
+    conn.execute(insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes))
+
+    # Accounts: those whose name or address the file changes are marked first (their meters
+    # change too: the handheld shows the account's name and address with the meter).
+    account = AC.alias("account")
+    conn.execute(
+        update(stage).values(
+            account_changed=exists().where(
+                account.c.account_no == st.account_no,
+                or_(
+                    account.c.customer_name.is_distinct_from(st.customer_name),
+                    account.c.address.is_distinct_from(st.address),
+                ),
             )
-    withdrawals = [
-        {
-            "user_id": reader_id,
-            "object_type": "meter",
-            "object_id": str(meter_id),
-            "assignment_id": assignment_id,
-            "change_seq": seq,
-            "created_at": now,
+        )
+    )
+    per_account = (
+        select(
+            st.account_no,
+            func.max(st.customer_name).label("customer_name"),
+            func.max(st.address).label("address"),
+            func.max(st.phone).label("phone"),
+        )
+        .group_by(st.account_no)
+        .subquery("named_accounts")
+    )
+    report.accounts_updated = conn.execute(
+        update(AC)
+        .values(
+            customer_name=per_account.c.customer_name,
+            address=per_account.c.address,
+            # A phone the file gives replaces the one held; a file without one keeps it.
+            phone=func.coalesce(per_account.c.phone, AC.c.phone),
+            updated_at=literal(now, AC.c.updated_at.type),
+        )
+        .where(
+            AC.c.account_no == per_account.c.account_no,
+            or_(
+                AC.c.customer_name.is_distinct_from(per_account.c.customer_name),
+                AC.c.address.is_distinct_from(per_account.c.address),
+                and_(
+                    per_account.c.phone.is_not(None),
+                    AC.c.phone.is_distinct_from(per_account.c.phone),
+                ),
+            ),
+        )
+    ).rowcount
+    stamp = literal(now, AC.c.created_at.type)
+    new_accounts = select(
+        per_account.c.account_no,
+        per_account.c.customer_name,
+        per_account.c.address,
+        per_account.c.phone,
+        literal(True),
+        stamp,
+        stamp,
+    ).where(~exists().where(AC.c.account_no == per_account.c.account_no))
+    report.accounts_created = _rows_of(conn, new_accounts)
+    conn.execute(
+        insert(AC).from_select(
+            [
+                "account_no",
+                "customer_name",
+                "address",
+                "phone",
+                "active",
+                "created_at",
+                "updated_at",
+            ],
+            new_accounts,
+        )
+    )
+
+    # Meters: each staged row learns its account, route and meter (if any), then whether it
+    # changes anything.
+    meter = M.alias("meter")
+    conn.execute(
+        update(stage).values(
+            account_id=select(AC.c.id).where(AC.c.account_no == st.account_no).scalar_subquery(),
+            route_id=select(RT.c.id).where(RT.c.code == st.route_code).scalar_subquery(),
+            meter_id=select(meter.c.id).where(meter.c.meter_no == st.meter_no).scalar_subquery(),
+            old_route_id=select(meter.c.route_id)
+            .where(meter.c.meter_no == st.meter_no)
+            .scalar_subquery(),
+        )
+    )
+    differs = or_(
+        st.account_changed,
+        M.c.account_id.is_distinct_from(st.account_id),
+        M.c.route_id.is_distinct_from(st.route_id),
+        *(M.c[name].is_distinct_from(st[name]) for name in METER_COLUMNS),
+    )
+    conn.execute(
+        update(stage)
+        .values(changed=exists().where(M.c.id == st.meter_id, differs))
+        .where(st.meter_id.is_not(None))
+    )
+    creating = _count(conn, stage, st.meter_id.is_(None))
+    updating = _count(conn, stage, st.changed)
+    report.meters_created, report.meters_updated = creating, updating
+    report.unchanged = rows - creating - updating
+    report.meters_moved = _count(conn, stage, st.changed, st.old_route_id != st.route_id)
+    if creating or updating:
+        # One number for the whole import: a pull sees all of it or none of it.
+        seq = next_change_seq(session)
+        written = {
+            "account_id": st.account_id,
+            "route_id": st.route_id,
+            **{name: st[name] for name in METER_COLUMNS},
+            "change_seq": literal(seq, M.c.change_seq.type),
+            "updated_at": literal(now, M.c.updated_at.type),
         }
-        for meter_id, route_id in moved
-        for assignment_id, reader_id in open_by_route.get(route_id, [])
-    ]
-    if withdrawals:
-        session.exec(insert(Withdrawal), params=withdrawals)
+        if updating:
+            conn.execute(update(M).values(**written).where(M.c.id == st.meter_id, st.changed))
+        if creating:
+            conn.execute(
+                insert(M).from_select(
+                    ["meter_no", *written],
+                    select(st.meter_no, *written.values()).where(st.meter_id.is_(None)),
+                )
+            )
+        if report.meters_moved:
+            _withdraw_moved(conn, stage, seq=seq, now=now)
+    # The rows were written past the ORM: what the session holds of them is stale.
+    session.expire_all()
+    return report
+
+
+def _withdraw_moved(conn: Connection, stage: Table, *, seq: int, now: datetime) -> None:
+    """Tell the reader of each open assignment of a route a meter left that it is gone."""
+    st = stage.c
+    moved = select(
+        A.c.reader_id,
+        literal("meter", W.c.object_type.type),
+        func.cast(st.meter_id, String),
+        A.c.id,
+        literal(seq, W.c.change_seq.type),
+        literal(now, W.c.created_at.type),
+    ).where(
+        st.changed,
+        st.old_route_id != st.route_id,
+        A.c.route_id == st.old_route_id,
+        A.c.status == "open",
+    )
+    conn.execute(
+        insert(W).from_select(
+            ["user_id", "object_type", "object_id", "assignment_id", "change_seq", "created_at"],
+            moved,
+        )
+    )

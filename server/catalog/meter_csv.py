@@ -1,12 +1,12 @@
-"""A billing system's meters CSV, checked: every row parsed into a MeterRow, or every bad row
-named by its line and column (nothing is written here; imports.py writes)."""
+"""A billing system's meters CSV, checked as it is read: each good row parsed into a MeterRow,
+every bad row named by its line and column (nothing is written here; imports.py writes)."""
 
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -277,29 +277,37 @@ def _parse_row(cells: _Cells) -> MeterRow | None:
     )
 
 
-def parse_meter_csv(text: str) -> tuple[list[MeterRow], list[dict[str, Any]]]:
-    """The rows of the file, or the errors of every bad line (line numbers as in an editor)."""
-    errors: list[dict[str, Any]] = []
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+def read_meter_csv(lines: Iterable[str], errors: list[dict[str, Any]]) -> Iterator[MeterRow]:
+    """The good rows of the file, one at a time as they are read (the file is never held
+    whole); every bad line's errors are appended to `errors` (line numbers as in an editor).
+    A row is good on its own; whether the file is (no errors at all) is known at the end."""
+    reader = csv.reader(lines)
     try:
         header: list[str] = []
         while not any(h.strip() for h in header):
             header = next(reader)
     except StopIteration:
-        return [], [_error(1, None, "the file is empty: the first line must name the columns")]
+        errors.append(_error(1, None, "the file is empty: the first line must name the columns"))
+        return
     except csv.Error as exc:
-        return [], [_error(reader.line_num, None, f"not readable as CSV: {exc}")]
+        errors.append(_error(reader.line_num, None, f"not readable as CSV: {exc}"))
+        return
+    header[0] = header[0].removeprefix("\ufeff")
     header_line = reader.line_num
     columns = [h.strip().lower() for h in header]
+    bad_header = False
     for name in REQUIRED_COLUMNS:
         if name not in columns:
             errors.append(_error(header_line, name, f"the header has no {name} column"))
+            bad_header = True
     for name in sorted({c for c in columns if columns.count(c) > 1}):
         errors.append(_error(header_line, name, f"the header names {name} more than once"))
-    if errors:
-        return [], errors
+        bad_header = True
+    if bad_header:
+        return
 
-    rows: list[MeterRow] = []
+    # What later rows are checked against: by key, the line that first named it and what it
+    # said. These are the only things kept of rows already read.
     meter_lines: dict[str, int] = {}
     account_data: dict[str, tuple[str, str, int]] = {}
     route_grids: dict[str, tuple[str, int]] = {}
@@ -363,5 +371,4 @@ def parse_meter_csv(text: str) -> tuple[list[MeterRow], list[dict[str, Any]]]:
                         f"route_code {row.route_code} has grid_code {grid} on line {first}",
                     )
                 )
-        rows.append(row)
-    return rows, errors
+        yield row

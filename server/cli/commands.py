@@ -13,7 +13,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -173,16 +180,13 @@ def import_meters(
 ) -> None:
     """Load accounts, routes and meters from a CSV file: every row, or none if any is bad."""
     settings = settings_or_fail()
-    try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise fail(f"{file} is not UTF-8 text (byte {exc.start})") from None
-    with unit_of_work(settings) as session:
+    with unit_of_work(settings) as session, file.open("rb") as stream:
         out = console()
         with Progress(
             TextColumn("Importing {task.fields[name]}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
             TimeElapsedColumn(),
             console=out,
         ) as bar:
@@ -192,11 +196,15 @@ def import_meters(
                 bar.update(task, completed=done, total=total)
 
             try:
-                report = imports.import_meters_csv(session, text, actor_id=None, progress=progress)
+                report = imports.import_meters_csv(
+                    session, stream, actor_id=None, progress=progress
+                )
             except Invalid as exc:
+                bar.stop()
+                if exc.code == "not_utf8":
+                    raise fail(f"{file}: {exc.detail}") from None
                 if exc.code != "invalid_csv":
                     raise
-                bar.stop()
                 _print_bad_rows(exc)
                 raise typer.Exit(1) from None
         table = Table("", "count", title=f"Imported {escape(file.name)}", title_justify="left")

@@ -22,7 +22,9 @@ from tests.factories import (
     READ_AT,
     WINDOW_END,
     ReaderDay,
+    assign,
     auth,
+    make_route,
     make_user,
     reader_day,
     reading,
@@ -110,6 +112,55 @@ def test_a_supervisor_lists_the_assignments_of_their_grid_with_progress(
     # 13 steps of 0.00009 degrees (10 m) of latitude: 130 m; walked distance counts a step only
     # beyond the stationary radius (35 m) from the last point counted, so 3 steps of 40 m.
     assert 115 <= row["distance_walked_m"] <= 125
+
+
+def test_the_list_is_paged_newest_window_first_and_says_how_many_there_are(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    make_route(session, "R-2", 3)
+    make_user(session, settings, "reader2", "reader", grid_code="G1")
+    later = assign(session, "R-2", "reader2", start=day.assignment.window_start + timedelta(days=1))
+    whole = client.get(f"{AUDIT}/assignments", headers=sup)
+    assert whole.headers["X-Total-Count"] == "2"
+    assert [a["id"] for a in whole.json()] == [later.id, day.assignment.id]
+    second = client.get(f"{AUDIT}/assignments", headers=sup, params={"limit": 1, "offset": 1})
+    assert [a["id"] for a in second.json()] == [day.assignment.id]
+    past = client.get(f"{AUDIT}/assignments", headers=sup, params={"offset": 5})
+    assert (past.json(), past.headers["X-Total-Count"]) == ([], "2")
+    bad = client.get(f"{AUDIT}/assignments", headers=sup, params={"limit": 0})
+    assert bad.status_code == 422
+
+
+def test_each_listed_assignment_says_what_its_own_summary_says_and_follows_new_data(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """The list's figures come from the database and its verdict from a cache: both must agree
+    with the assignment's own summary (computed row by row), before and after a push."""
+    day, sup = setup_day(session, settings, client)
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        [listed] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+        detail = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=sup).json()
+        return listed, detail["assignment"]
+
+    listed, alone = both()
+    assert listed == alone
+    assert listed["verdict"]["code"] != "walked"
+    items = walk(day, session, client)
+    add_flag(session, day, items[1]["id"], severity="warn", meter_index=1)
+    add_flag(session, day, None, severity="info", meter_index=2)
+    listed, alone = both()
+    assert listed == alone
+    assert listed["verdict"]["code"] == "walked"  # the cached verdict was not kept
+    assert (listed["meters_flagged"], listed["flagged"]) == (1, {"info": 1, "warn": 1, "fail": 0})
+    # A late track point far away, inside the span the verdict reads, is seen too.
+    far = track_point(
+        READ_AT + timedelta(minutes=3), lat=day.meters[0].lat + 0.05, lon=day.meters[0].lon
+    )
+    push(client, day, track_points=[far])
+    listed, alone = both()
+    assert listed == alone
 
 
 def test_a_supervisor_of_another_grid_sees_nothing_of_it(

@@ -201,6 +201,19 @@ def test_import_meters_prints_every_bad_line_and_exits_1(
     assert count(session, Meter) == count(session, Account) == count(session, Route) == 0
 
 
+def test_import_meters_refuses_a_file_that_is_not_utf8_and_writes_nothing(
+    db_url: str, session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "meters.csv"
+    path.write_bytes(csv_text([row(0), row(2)]).encode("utf-8") + b"A9,\xff\xfe,x\n")
+
+    result = gridwalk(db_url, "import-meters", str(path))
+
+    assert result.exit_code == 2
+    assert "is not UTF-8 text" in result.output
+    assert count(session, Meter) == count(session, Account) == 0
+
+
 def test_assign_gives_a_route_to_a_reader_and_refuses_an_unknown_route(
     db_url: str, session: Session, settings: Settings
 ) -> None:

@@ -349,18 +349,17 @@ def test_last_read_at_without_a_zone_is_utc_and_with_one_is_converted(session: S
     assert meters["M0001"].last_read_at == datetime(2026, 10, 25, 9, 30, tzinfo=UTC)
 
 
-def test_progress_is_reported_every_thousand_rows_up_to_the_total(session: Session) -> None:
+def test_progress_is_reported_in_bytes_read_up_to_the_files_size(session: Session) -> None:
     calls: list[tuple[int, int]] = []
-    imported(
-        session,
-        csv_text([row(i) for i in range(2500)]),
-        progress=lambda done, total: calls.append((done, total)),
-    )
+    text = csv_text([row(i) for i in range(12_000)])
+    imported(session, text, progress=lambda done, total: calls.append((done, total)))
 
-    assert calls[0] == (0, 2500)
-    assert calls[-1] == (2500, 2500)
+    size = len(text.encode("utf-8"))
+    assert calls[0] == (0, size)
+    assert calls[-1] == (size, size)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert len(calls) >= 4
+    assert counts(session)["Meter"] == 12_000
 
 
 # --- over HTTP --------------------------------------------------------------------------------

@@ -250,9 +250,13 @@ def test_a_poison_item_backs_off_and_does_not_block_the_others(
 def test_the_server_worker_validates_after_a_push_by_itself(
     session: Session, queued: Settings, engine: Engine
 ) -> None:
+    # The day is made before the worker starts: on SQLite the test's own (deferred) session
+    # cannot take the write lock while the worker's first look at the queue holds it.
+    with TestClient(create_app(queued, engine)) as setup:
+        day = reader_day(session, queued, setup, n_meters=6)
+    session.commit()
     running = queued.model_copy(update={"validation_workers": 1, "validation_poll_s": 3600})
     with TestClient(create_app(running, engine)) as client:
-        day = reader_day(session, running, client, n_meters=6)
         home_pushed(client, day)
         # A bound on waiting for the worker (woken by the push), not a measure of its speed:
         # the poll interval is an hour, so only the wake-up can have drained it.

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from server.api.deps import Caller, LanguageDep, RowId, SessionDep, SettingsDep, require_role
-from server.audit import cycles, exports, reviews, timeline
+from server.audit import assignment_list, cycles, exports, reviews, timeline
 from server.audit import service as audit
 from server.schemas.answers import (
     AssignmentDetail,
@@ -71,10 +71,20 @@ class RereadIn(RequestModel):
 def list_assignments(
     auditor: AuditorDep,
     session: SessionDep,
+    response: Response,
     status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="Assignments per page (newest window first)")
+    ] = 200,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    """Assignments of my grid with their progress: read, skipped, missing, flagged, walked."""
-    return audit.list_assignments(session, auditor=auditor, status=status)
+    """Assignments of my grid with their progress: read, skipped, missing, flagged, walked; a
+    page of them, newest window first; X-Total-Count says how many there are in all."""
+    total, page = assignment_list.list_assignments(
+        session, auditor=auditor, status=status, limit=limit, offset=offset
+    )
+    response.headers["X-Total-Count"] = str(total)
+    return page
 
 
 GridQuery = Annotated[

@@ -1,0 +1,166 @@
+"""How fast `import-meters` loads a utility's billing export, and in how much memory, against a
+raw COPY of the same file in the same run.
+
+The file: ROWS meters (default 300,000), two per account, 300 to a route, 10 grids, every
+optional column filled, written to a temporary file. Figures:
+- raw: the file streamed into a table of text columns with COPY ... FORMAT csv (PostgreSQL) or
+  csv.reader + executemany (SQLite) - the least any import does;
+- Gridwalk, first import into an empty database (everything created) and the same file again
+  (everything unchanged), each timed, and the ratio to raw;
+- memory: the process's peak resident set (resource.getrusage, ru_maxrss) after each import,
+  and the peak of Python's own allocations during the second import (tracemalloc, which slows
+  that run, so its time is not the one reported).
+
+Run: .venv/bin/python bench/import_meters.py [--rows N] [--pg URL]  SQLite in a temporary file,
+then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is emptied
+first (its public schema dropped): give it a throw-away one, such as the tests'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import sqlite3
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from server.catalog.imports import import_meters_csv
+from server.catalog.meter_csv import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from server.core import migrate
+from server.core.db import make_engine
+
+COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+MIB = 1024 * 1024
+
+
+def write_file(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(COLUMNS)
+        for i in range(rows):
+            route = i // 300
+            out.writerow(
+                (
+                    f"A{i // 2:07d}",
+                    f"Customer {i // 2}",
+                    f"{i // 2 + 1} Long Street, Block {route}",
+                    f"M{i:08d}",
+                    f"{30.2 + (i % 300) * 3e-4:.6f}",
+                    f"{120.1 + route * 1e-3:.6f}",
+                    f"R{route:05d}",
+                    (i % 300) * 10,
+                    6,
+                    "1",
+                    f"{1000 + i % 5000}.5",
+                    "2026-10-25T09:00:00",
+                    "50",
+                    "400",
+                    f"G{route % 10:02d}",
+                    "",
+                )
+            )
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def raw_copy(url: str, path: Path) -> float:
+    names = ", ".join(f"{c} text" for c in COLUMNS)
+    if url.startswith("postgresql"):
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE TEMP TABLE raw_meters ({names})"))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            t0 = time.perf_counter()
+            with (
+                path.open("rb") as f,
+                cursor.copy("COPY raw_meters FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            ):
+                while chunk := f.read(1 << 16):
+                    copy.write(chunk)
+            elapsed = time.perf_counter() - t0
+        engine.dispose()
+        return elapsed
+    db = url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(db)
+    conn.execute(f"CREATE TEMP TABLE raw_meters ({names})")
+    marks = ", ".join("?" for _ in COLUMNS)
+    t0 = time.perf_counter()
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        while batch := [row for _, row in zip(range(5000), reader, strict=False)]:
+            conn.executemany(f"INSERT INTO raw_meters VALUES ({marks})", batch)  # noqa: S608 - placeholders only
+    conn.commit()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
+def timed_import(url: str, path: Path) -> tuple[float, dict[str, int]]:
+    engine = make_engine(url)
+    with Session(engine) as session, path.open("rb") as stream:
+        t0 = time.perf_counter()
+        report = import_meters_csv(session, stream, actor_id=None)
+        session.commit()
+        elapsed = time.perf_counter() - t0
+    engine.dispose()
+    return elapsed, report.as_dict()
+
+
+def run(url: str, path: Path, rows: int) -> None:
+    if url.startswith("postgresql"):
+        reset = make_engine(url)
+        with reset.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        reset.dispose()
+    migrate.upgrade(url)
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    raw = raw_copy(url, path)
+    first, report = timed_import(url, path)
+    assert report["meters_created"] == rows, report
+    rss_first = peak_rss_mib()
+    again, report = timed_import(url, path)
+    assert report["unchanged"] == rows, report
+    tracemalloc.start()
+    timed_import(url, path)
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"\n{backend}: {rows:,} rows, {path.stat().st_size / MIB:.1f} MiB file")
+    print(f"  raw (COPY / executemany of the file)   {raw:7.2f} s")
+    print(f"  import, empty database                  {first:7.2f} s  {first / raw:5.1f}x raw")
+    print(f"  import, same file again (unchanged)     {again:7.2f} s  {again / raw:5.1f}x raw")
+    print(
+        f"  peak RSS of the process {rss_first:.0f} MiB after the first import, "
+        f"{peak_rss_mib():.0f} MiB in all; Python allocations' peak {traced / MIB:.0f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--pg", help="a throw-away PostgreSQL database (emptied first)")
+    parser.add_argument("--no-sqlite", action="store_true")
+    args = parser.parse_args()
+    pg = args.pg or os.environ.get("TEST_DATABASE_URL")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "meters.csv"
+        write_file(path, args.rows)
+        print(f"before any import: peak RSS {peak_rss_mib():.0f} MiB")
+        if pg:
+            run(pg, path, args.rows)
+        if not args.no_sqlite:
+            run(f"sqlite:///{tmp}/bench.db", path, args.rows)
+
+
+if __name__ == "__main__":
+    main()
