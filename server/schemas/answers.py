@@ -557,3 +557,23 @@ class ReaderFlags(Answer):
 class ReadersFlags(Answer):
     cycles: list[str] = PydanticField(description="The cycles counted, oldest first")
     readers: list[ReaderFlags]
+
+
+class BillingItem(Answer):
+    """A reading ready to bill, as it was when it became ready; never sent with other content."""
+
+    reading_id: str
+    account_no: str
+    meter_no: str
+    cycle: str
+    read_at: str
+    previous: str
+    current: str
+    consumption_kwh: str = PydanticField(description="Roll-over and multiplier applied")
+    supersedes: str | None = PydanticField(description="The reading this re-read corrects")
+
+
+class BillingFeed(Answer):
+    items: list[BillingItem]
+    cursor: str = PydanticField(description="Pass it back to get what came after these items")
+    has_more: bool

@@ -1,0 +1,227 @@
+"""The billing system's side (issue 15): a machine account that sees readings and accounts only,
+and a feed of readings ready to bill, in commit order, held back while a fail flag stands."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from server.core.config import Settings
+from server.demo.days import home_day, honest_day
+from server.models import Meter
+from tests.factories import (
+    CYCLE,
+    PASSWORD,
+    TODAY,
+    ReaderDay,
+    auth,
+    local_time,
+    make_user,
+    reader_day,
+)
+
+BILLING = "/api/v1/billing"
+AUDIT = "/api/v1/audit"
+MORNING = local_time(TODAY - timedelta(days=1), 9)
+
+
+def push(client: TestClient, day: ReaderDay, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/sync/push", headers=day.headers, json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def billing_office(
+    client: TestClient, session: Session, settings: Settings
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The billing system's account and the grid's supervisor, logged in."""
+    make_user(session, settings, "billing1", "billing")
+    make_user(session, settings, "sup1", "supervisor", "G1")
+    return auth(client, "billing1", "billing-host-01"), auth(client, "sup1", "sup-desk-01")
+
+
+def feed(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    response = client.get(f"{BILLING}/readings", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def whole_feed(client: TestClient, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = (
+            feed(client, headers, cursor=cursor, **params)
+            if cursor
+            else feed(client, headers, **params)
+        )
+        items += page["items"]
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            return items
+
+
+def flags(client: TestClient, sup: dict[str, str], assignment_id: int) -> list[dict[str, Any]]:
+    response = client.get(f"{AUDIT}/assignments/{assignment_id}/flags", headers=sup)
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+def review(client: TestClient, sup: dict[str, str], flag_id: int, decision: str) -> None:
+    response = client.post(
+        f"{AUDIT}/flags/{flag_id}/review",
+        headers=sup,
+        json={"decision": decision, "note": "checked with the customer"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_the_billing_role_sees_readings_and_nothing_of_tracks_users_reviews_or_sync(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=2)
+    billing, _ = billing_office(client, session, settings)
+    assert client.get(f"{BILLING}/readings", headers=billing).status_code == 200
+    for path in (
+        f"{AUDIT}/assignments",
+        f"{AUDIT}/assignments/{day.assignment.id}/track.gpx",
+        f"{AUDIT}/assignments/{day.assignment.id}/flags",
+        "/api/v1/sync/pull",
+    ):
+        response = client.get(path, headers=billing)
+        assert response.status_code == 403, path
+    new_user = {"username": "x1", "password": "long-enough-1", "role": "reader"}
+    assert client.post("/api/v1/admin/users", headers=billing, json=new_user).status_code == 403
+    assert client.get("/api/v1/jobs", headers=billing).status_code == 403
+    refused = client.post(
+        f"{AUDIT}/flags/1/review", headers=billing, json={"decision": "accepted", "note": "x"}
+    )
+    assert refused.status_code == 403
+    # Nor may a reader pull the billing feed.
+    assert client.get(f"{BILLING}/readings", headers=day.headers).status_code == 403
+
+
+def test_the_admin_api_creates_a_billing_account(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    make_user(session, settings, "admin1", "admin")
+    admin = auth(client, "admin1", "admin-desk-01")
+    created = client.post(
+        "/api/v1/admin/users",
+        headers=admin,
+        json={"username": "billing-sys", "password": PASSWORD, "role": "billing"},
+    )
+    assert created.status_code in (200, 201), created.text
+    assert created.json()["role"] == "billing"
+    assert client.get(f"{BILLING}/readings", headers=auth(client, "billing-sys")).status_code == 200
+
+
+def test_honest_readings_enter_with_their_consumption_a_rollover_and_a_multiplier_too(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=4)
+    billing, sup = billing_office(client, session, settings)
+    rolled, multiplied = day.meters[0], day.meters[1]
+    for meter, changes in (
+        (rolled, {"last_reading": Decimal(999_950)}),
+        (multiplied, {"multiplier": Decimal(2)}),
+    ):
+        row = session.get(Meter, meter.id)
+        assert row is not None
+        for name, value in changes.items():
+            setattr(row, name, value)
+        session.add(row)
+    session.commit()
+    meters = list(session.exec(select(Meter).where(Meter.route_id == day.route.id)))
+    meters.sort(key=lambda m: m.sequence)
+    session.commit()
+    values = {rolled.id: "30", multiplied.id: str(1001 + 100), meters[2].id: "1202"}
+    readings, track = honest_day(
+        meters[:3], MORNING, assignment_id=day.assignment.id, seed=3, values=values
+    )
+    push(client, day, readings=readings, track_points=track)
+    assert flags(client, sup, day.assignment.id) == []
+
+    items = whole_feed(client, billing, cycle=CYCLE)
+    by_meter = {i["meter_no"]: i for i in items}
+    assert set(by_meter) == {m.meter_no for m in meters[:3]}  # meter 3 is not read yet
+    assert Decimal(by_meter[rolled.meter_no]["consumption_kwh"]) == 80  # 999950 -> 30
+    assert Decimal(by_meter[rolled.meter_no]["previous"]) == 999_950
+    assert Decimal(by_meter[rolled.meter_no]["current"]) == 30
+    assert Decimal(by_meter[multiplied.meter_no]["consumption_kwh"]) == 200  # 100 units x 2
+    assert Decimal(by_meter[meters[2].meter_no]["consumption_kwh"]) == 200
+    first = by_meter[rolled.meter_no]
+    assert first["reading_id"] == readings[0]["id"]
+    assert first["account_no"] == f"{day.route.code}-A0000"
+    assert first["supersedes"] is None
+
+
+def test_a_reading_typed_at_home_is_held_until_its_fail_flags_are_dismissed(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=3)
+    billing, sup = billing_office(client, session, settings)
+    home = (day.meters[0].lat + 0.01, day.meters[0].lon + 0.01)  # about 1.4 km away
+    readings, track = home_day(
+        day.meters, MORNING, assignment_id=day.assignment.id, home=home, unchanged_every=99
+    )
+    push(client, day, readings=readings, track_points=track)
+    found = flags(client, sup, day.assignment.id)
+    failing = [f for f in found if f["severity"] == "fail"]
+    assert {f["reading_id"] for f in failing} == {r["id"] for r in readings}
+    start = feed(client, billing)
+    assert start["items"] == []
+
+    released = readings[1]["id"]
+    for f in failing:
+        if f["reading_id"] == released:
+            review(client, sup, f["id"], "accepted")
+    page = feed(client, billing, cursor=start["cursor"])
+    assert [i["reading_id"] for i in page["items"]] == [released]
+    assert page["has_more"] is False
+    # Pulled again from the old cursor: the same item, the same content.
+    assert feed(client, billing, cursor=start["cursor"]) == page
+    assert feed(client, billing, cursor=page["cursor"])["items"] == []
+
+
+def test_an_upheld_reading_stays_out_until_its_reread_which_enters_naming_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=2)
+    billing, sup = billing_office(client, session, settings)
+    home = (day.meters[0].lat + 0.01, day.meters[0].lon + 0.01)
+    readings, track = home_day(
+        day.meters[:1], MORNING, assignment_id=day.assignment.id, home=home, unchanged_every=99
+    )
+    push(client, day, readings=readings, track_points=track)
+    [failing, *_] = [f for f in flags(client, sup, day.assignment.id) if f["severity"] == "fail"]
+    review(client, sup, failing["id"], "rejected")
+    assert feed(client, billing)["items"] == []
+
+    meter = day.meters[0]
+    order = client.post(
+        f"{AUDIT}/assignments/{day.assignment.id}/rereads",
+        headers=sup,
+        json={"meter_id": meter.id, "reason": "read at home"},
+    )
+    assert order.status_code == 201, order.text
+    reread, walked = honest_day(
+        [meter],
+        MORNING + timedelta(hours=3),
+        assignment_id=day.assignment.id,
+        seed=4,
+        values={meter.id: "1150"},
+    )
+    reread[0]["reread_of"] = order.json()["id"]
+    push(client, day, readings=reread, track_points=walked)
+    [item] = feed(client, billing)["items"]
+    assert item["reading_id"] == reread[0]["id"]
+    assert item["supersedes"] == readings[0]["id"]
+    assert Decimal(item["consumption_kwh"]) == 150  # 1000 -> 1150
