@@ -3,16 +3,21 @@ and a feed of readings ready to bill, in commit order, held back while a fail fl
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from server.billing import feed as billing_feed
 from server.core.config import Settings
 from server.demo.days import home_day, honest_day
-from server.models import Meter
+from server.models import Flag, Meter
 from tests.factories import (
     CYCLE,
     PASSWORD,
@@ -23,6 +28,7 @@ from tests.factories import (
     make_user,
     reader_day,
 )
+from tests.server.test_bad_input import waiting_on_a_lock
 
 BILLING = "/api/v1/billing"
 AUDIT = "/api/v1/audit"
@@ -225,3 +231,85 @@ def test_an_upheld_reading_stays_out_until_its_reread_which_enters_naming_it(
     assert item["reading_id"] == reread[0]["id"]
     assert item["supersedes"] == readings[0]["id"]
     assert Decimal(item["consumption_kwh"]) == 150  # 1000 -> 1150
+
+
+def release(session: Session, settings: Settings, day: ReaderDay) -> int:
+    """Dismiss the assignment's fail flags (as a review would) and append what is now ready."""
+    for flag in session.exec(select(Flag).where(Flag.assignment_id == day.assignment.id)):
+        flag.review = "accepted"
+        session.add(flag)
+    session.flush()
+    assert day.assignment.id is not None
+    return billing_feed.append_ready(
+        session, assignment_id=day.assignment.id, thresholds=settings.thresholds()
+    )
+
+
+def page_of(engine: Engine, cursor: str | None) -> dict[str, Any]:
+    with Session(engine) as reader:
+        return billing_feed.page(reader, cycle=None, cursor=cursor, limit=100)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_cursor_never_skips_an_item_committed_after_a_later_page(
+    client: TestClient, session: Session, settings: Settings, engine: Engine
+) -> None:
+    """Two writers append at once; a consumer pulls between their commits and never misses the
+    one that committed second, nor gets the first again."""
+    days = [
+        reader_day(
+            session,
+            settings,
+            client,
+            username=f"reader{i}",
+            route_code=f"R-{i}",
+            device_id=f"device-{i:04d}",
+            n_meters=1,
+        )
+        for i in range(2)
+    ]
+    for i, day in enumerate(days):
+        home = (day.meters[0].lat + 0.01, day.meters[0].lon + 0.01)
+        readings, track = home_day(
+            day.meters, MORNING, assignment_id=day.assignment.id, home=home, seed=i
+        )
+        push(client, day, readings=readings, track_points=track)
+    assert page_of(engine, None)["items"] == []  # held by their fail flags
+
+    first = Session(engine)
+    assert release(first, settings, days[0]) == 1  # holds the change counter until it commits
+    appended, go = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        with Session(engine) as other:
+            try:
+                assert release(other, settings, days[1]) == 1
+                appended.set()
+                go.wait(timeout=60)
+                other.commit()
+            except BaseException as exc:  # reported below, in the test's thread
+                failures.append(exc)
+                appended.set()
+
+    racer = threading.Thread(target=second)
+    racer.start()
+    deadline = time.monotonic() + 30
+    while not waiting_on_a_lock(engine):
+        assert time.monotonic() < deadline, f"the second writer never reached it: {failures}"
+        time.sleep(0.01)
+    before = page_of(engine, None)
+    assert before["items"] == []  # nothing committed yet
+    first.commit()
+    first.close()
+    assert appended.wait(timeout=60)
+    middle = page_of(engine, before["cursor"])
+    assert [i["meter_no"] for i in middle["items"]] == ["R-0-M0000"]
+    go.set()
+    racer.join(timeout=60)
+    assert failures == []
+    after = page_of(engine, middle["cursor"])
+    assert [i["meter_no"] for i in after["items"]] == ["R-1-M0000"]
+    assert page_of(engine, after["cursor"])["items"] == []
+    whole = page_of(engine, before["cursor"])["items"]
+    assert whole == middle["items"] + after["items"]
