@@ -3,6 +3,8 @@ and a feed of readings ready to bill, in commit order, held back while a fail fl
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 import time
 from datetime import timedelta
@@ -17,11 +19,12 @@ from sqlmodel import Session, select
 from server.billing import feed as billing_feed
 from server.core.config import Settings
 from server.demo.days import home_day, honest_day
-from server.models import Flag, Meter
+from server.models import Account, Flag, Meter
 from tests.factories import (
     CYCLE,
     PASSWORD,
     TODAY,
+    WINDOW_END,
     ReaderDay,
     auth,
     local_time,
@@ -313,3 +316,102 @@ def test_the_cursor_never_skips_an_item_committed_after_a_later_page(
     assert page_of(engine, after["cursor"])["items"] == []
     whole = page_of(engine, before["cursor"])["items"]
     assert whole == middle["items"] + after["items"]
+
+
+def test_holds_name_each_held_reading_with_its_flags_and_the_meters_not_read(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=4)
+    billing, sup = billing_office(client, session, settings)
+    home = (day.meters[0].lat + 0.01, day.meters[0].lon + 0.01)
+    typed, track = home_day(
+        day.meters[:1], MORNING, assignment_id=day.assignment.id, home=home, unchanged_every=99
+    )
+    honest, walked = honest_day(
+        day.meters[1:3],
+        MORNING + timedelta(hours=1),
+        assignment_id=day.assignment.id,
+        seed=6,
+        skips={day.meters[2].id: "dog"},
+    )
+    push(client, day, readings=typed + honest, track_points=track + walked)
+    fails = {
+        f["code"]
+        for f in flags(client, sup, day.assignment.id)
+        if f["severity"] == "fail" and f["reading_id"] == typed[0]["id"]
+    }
+    assert fails
+
+    for language, word in (("en", "track"), ("zh-CN", "轨迹")):
+        response = client.get(
+            f"{BILLING}/holds",
+            headers={**billing, "Accept-Language": language},
+            params={"cycle": CYCLE},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        [held] = body["held"]
+        assert held["reading_id"] == typed[0]["id"]
+        assert held["reason"] == "flagged"
+        assert {f["code"] for f in held["flags"]} == fails
+        assert any(word in f["message"] for f in held["flags"]), held["flags"]
+        unread = {u["meter_no"]: u for u in body["unread"]}
+        assert set(unread) == {day.meters[2].meter_no, day.meters[3].meter_no}
+        assert unread[day.meters[2].meter_no]["state"] == "skipped"
+        assert unread[day.meters[2].meter_no]["skip_code"] == "dog"
+        assert unread[day.meters[3].meter_no]["state"] == "unread"
+
+    progress = client.get(f"{BILLING}/progress", headers=billing, params={"cycle": CYCLE})
+    assert progress.status_code == 200, progress.text
+    [grid] = progress.json()["grids"]
+    assert (grid["grid"], grid["ready"], grid["held"], grid["skipped"], grid["unread"]) == (
+        "G1",
+        1,
+        1,
+        1,
+        1,
+    )
+    assert grid["days_left"] == (WINDOW_END - TODAY).days + 1
+    missing = client.get(f"{BILLING}/holds", headers=billing, params={"cycle": "1999-01"})
+    assert missing.status_code == 404
+    assert client.get(f"{BILLING}/holds", headers=billing).status_code == 422
+
+
+def test_the_cycle_export_in_gbk_keeps_its_chinese_is_formula_safe_and_totals(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client, n_meters=3)
+    billing, _ = billing_office(client, session, settings)
+    account = session.exec(
+        select(Account).where(Account.account_no == f"{day.route.code}-A0001")
+    ).one()
+    account.customer_name = '=HYPERLINK("http://x")王芳'
+    session.add(account)
+    session.commit()
+    values = {m.id: str(1000 + i + 100 * (i + 1)) for i, m in enumerate(day.meters)}
+    readings, track = honest_day(
+        day.meters, MORNING, assignment_id=day.assignment.id, seed=8, values=values
+    )
+    push(client, day, readings=readings, track_points=track)
+
+    utf8 = client.get(f"{BILLING}/readings.csv", headers=billing, params={"cycle": CYCLE})
+    assert utf8.status_code == 200, utf8.text
+    gbk = client.get(
+        f"{BILLING}/readings.csv", headers=billing, params={"cycle": CYCLE, "encoding": "gbk"}
+    )
+    assert gbk.status_code == 200, gbk.text
+    assert "gbk" in gbk.headers["content-type"]
+    text = gbk.content.decode("gbk")
+    assert text == utf8.content.decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:3] == ["reading_id", "account_no", "customer_name"]
+    body, total = rows[1:-1], rows[-1]
+    names = {r[1]: r[2] for r in body}
+    assert names[f"{day.route.code}-A0000"] == "王芳"
+    assert names[f"{day.route.code}-A0001"] == '\'=HYPERLINK("http://x")王芳'
+    assert "杭州市上城区庆春路1号" in {r[3] for r in body}
+    assert total == ["TOTAL", "3", "600.000"]  # 100 + 200 + 300 kWh
+    bad = client.get(
+        f"{BILLING}/readings.csv", headers=billing, params={"cycle": CYCLE, "encoding": "latin-1"}
+    )
+    assert bad.status_code == 422
