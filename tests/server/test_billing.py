@@ -32,6 +32,7 @@ from tests.factories import (
     reader_day,
 )
 from tests.server.test_bad_input import waiting_on_a_lock
+from tests.server.test_cli import gridwalk
 
 BILLING = "/api/v1/billing"
 AUDIT = "/api/v1/audit"
@@ -130,6 +131,18 @@ def test_the_admin_api_creates_a_billing_account(
     assert created.status_code in (200, 201), created.text
     assert created.json()["role"] == "billing"
     assert client.get(f"{BILLING}/readings", headers=auth(client, "billing-sys")).status_code == 200
+
+
+def test_the_cli_creates_a_billing_account_that_logs_in(
+    client: TestClient, session: Session, db_url: str
+) -> None:
+    result = gridwalk(
+        db_url, "create-user", "billing-cli", "--role", "billing", "--password", PASSWORD
+    )
+    assert result.exit_code == 0, result.output
+    billing = auth(client, "billing-cli", "billing-host-02")
+    assert client.get(f"{BILLING}/readings", headers=billing).status_code == 200
+    assert client.get("/api/v1/sync/pull", headers=billing).status_code == 403
 
 
 def test_honest_readings_enter_with_their_consumption_a_rollover_and_a_multiplier_too(
