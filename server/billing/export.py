@@ -11,8 +11,8 @@ from typing import Literal
 from sqlmodel import Session, col, select
 
 from server.audit.exports import cell
-from server.core.errors import Invalid
-from server.models import Account, BillingFeedItem
+from server.core.errors import Invalid, NotFound
+from server.models import Account, BillingFeedItem, Cycle
 
 Encoding = Literal["utf-8", "gbk"]
 
@@ -36,6 +36,8 @@ TOTAL = "TOTAL"
 def cycle_csv(session: Session, *, cycle: str, encoding: Encoding) -> bytes:
     """The cycle's feed items, each account's latest (a re-read replaces what it supersedes),
     in feed order; then the control total."""
+    if session.exec(select(Cycle.id).where(Cycle.code == cycle)).first() is None:
+        raise NotFound(f"no cycle {cycle!r}", code="cycle_not_found")
     items = list(
         session.exec(
             select(BillingFeedItem, Account)

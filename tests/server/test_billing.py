@@ -428,3 +428,5 @@ def test_the_cycle_export_in_gbk_keeps_its_chinese_is_formula_safe_and_totals(
         f"{BILLING}/readings.csv", headers=billing, params={"cycle": CYCLE, "encoding": "latin-1"}
     )
     assert bad.status_code == 422
+    unknown = client.get(f"{BILLING}/readings.csv", headers=billing, params={"cycle": "Ā-01"})
+    assert unknown.status_code == 404

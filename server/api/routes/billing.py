@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -26,6 +27,7 @@ BillingDep = Annotated[Caller, Depends(require_role("billing", "admin"))]
 CycleQuery = Annotated[
     str | None, Query(min_length=1, max_length=32, description="Only this cycle (its code)")
 ]
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 CycleParam = Annotated[str, Query(min_length=1, max_length=32, description="A cycle's code")]
 
 
@@ -81,5 +83,8 @@ def readings_csv(
     return Response(
         export.cycle_csv(session, cycle=cycle, encoding=encoding),
         media_type=f"text/csv; charset={encoding}",
-        headers={"Content-Disposition": f'attachment; filename="billing-{cycle}.csv"'},
+        # A header is Latin-1: a cycle code is named in the file name only in safe characters.
+        headers={
+            "Content-Disposition": f'attachment; filename="billing-{SAFE_NAME.sub("_", cycle)}.csv"'
+        },
     )
