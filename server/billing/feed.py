@@ -17,11 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from common import clock
 from common.rules.consumption import consumption
 from common.rules.facts import Thresholds
-from server.core.changes import committed_change_seq
+from server.core.changes import committed_change_seq, next_change_seq
 from server.core.errors import Invalid
 from server.models import (
     Account,
@@ -91,29 +93,41 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
             .where(col(Meter.id).in_({r.meter_id for r in candidates}))
         )
     }
-    added = 0
+    rows = []
     for r in candidates:
         meter, account = meters[r.meter_id]
         assert r.value is not None
         if meter.last_reading is None:
             continue  # no register to bill from: billing sees it in the holds
-        session.add(
-            BillingFeedItem(
-                reading_id=r.id,
-                supersedes=r.supersedes,
-                assignment_id=assignment_id,
-                cycle=cycle.code,
-                account_no=account.account_no,
-                meter_no=meter.meter_no,
-                read_at=r.read_at,
-                previous=meter.last_reading,
-                current=r.value,
-                consumption_kwh=kwh(r.value, meter, thresholds),
-            )
+        rows.append(
+            {
+                "reading_id": r.id,
+                "supersedes": r.supersedes,
+                "assignment_id": assignment_id,
+                "cycle": cycle.code,
+                "account_no": account.account_no,
+                "meter_no": meter.meter_no,
+                "read_at": r.read_at,
+                "previous": meter.last_reading,
+                "current": r.value,
+                "consumption_kwh": kwh(r.value, meter, thresholds),
+                "created_at": clock.now(),
+            }
         )
-        added += 1
-    session.flush()
-    return added
+    if not rows:
+        return 0
+    # A review and a validation of one assignment may append at once: the second to commit
+    # adds nothing twice (it waits for the first's row, then skips it) instead of failing.
+    table = BillingFeedItem.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    seq = next_change_seq(session)
+    done = session.execute(
+        insert(table)
+        .values([{**row, "change_seq": seq} for row in rows])
+        .on_conflict_do_nothing(index_elements=[table.c.reading_id])
+        .returning(table.c.id)
+    )
+    return len(done.all())
 
 
 def kwh(value: Decimal, meter: Meter, thresholds: Thresholds) -> Decimal:
