@@ -497,12 +497,13 @@ class BillingFeedItem(SQLModel, table=True):
 
     Appended, never changed: a consumer pulling again from an old cursor gets the same items
     with the same content; a re-read is a new item naming the reading it `supersedes`. The
-    cursor is (change_seq, id): change numbers are handed out in commit order, so a page that
-    stops at the committed counter never skips an item committed later with a lower id.
+    cursor is (feed_seq, id), feed_seq a number of the change counter (server.core.changes),
+    which hands them out in commit order: a page that stops at the committed counter never skips
+    an item committed later. Not `change_seq`: the feed does not reach handhelds.
     """
 
     __tablename__ = "billing_feed"
-    __table_args__ = (Index("ix_billing_feed_cycle_seq", "cycle", "change_seq", "id"),)
+    __table_args__ = (Index("ix_billing_feed_cycle_seq", "cycle", "feed_seq", "id"),)
     id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
     reading_id: uuid.UUID = Field(foreign_key="readings.id", unique=True, nullable=False)
     supersedes: uuid.UUID | None = Field(default=None)
@@ -514,7 +515,7 @@ class BillingFeedItem(SQLModel, table=True):
     previous: Decimal = Field(sa_type=Numeric(15, 3), nullable=False)
     current: Decimal = Field(sa_type=Numeric(15, 3), nullable=False)
     consumption_kwh: Decimal = Field(sa_type=Numeric(18, 3), nullable=False)
-    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    feed_seq: int = Field(sa_type=BigInteger, nullable=False, index=True)
     created_at: datetime = _created()
 
 

@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("previous", sa.Numeric(precision=15, scale=3), nullable=False),
         sa.Column("current", sa.Numeric(precision=15, scale=3), nullable=False),
         sa.Column("consumption_kwh", sa.Numeric(precision=18, scale=3), nullable=False),
-        sa.Column("change_seq", sa.BigInteger(), nullable=False),
+        sa.Column("feed_seq", sa.BigInteger(), nullable=False),
         sa.Column("created_at", server.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["assignment_id"], ["assignments.id"], name="fk_billing_feed_assignment_id_assignments"
@@ -52,11 +52,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("reading_id", name=op.f("uq_billing_feed_reading_id")),
     )
     with op.batch_alter_table("billing_feed", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_billing_feed_feed_seq"), ["feed_seq"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_billing_feed_change_seq"), ["change_seq"], unique=False
-        )
-        batch_op.create_index(
-            "ix_billing_feed_cycle_seq", ["cycle", "change_seq", "id"], unique=False
+            "ix_billing_feed_cycle_seq", ["cycle", "feed_seq", "id"], unique=False
         )
 
 

@@ -43,7 +43,7 @@ def cycle_csv(session: Session, *, cycle: str, encoding: Encoding) -> bytes:
             select(BillingFeedItem, Account)
             .join(Account, col(Account.account_no) == BillingFeedItem.account_no)
             .where(BillingFeedItem.cycle == cycle)
-            .order_by(col(BillingFeedItem.change_seq), col(BillingFeedItem.id))
+            .order_by(col(BillingFeedItem.feed_seq), col(BillingFeedItem.id))
         )
     )
     replaced = {i.supersedes for i, _ in items if i.supersedes is not None}

@@ -123,7 +123,7 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
     seq = next_change_seq(session)
     done = session.execute(
         insert(table)
-        .values([{**row, "change_seq": seq} for row in rows])
+        .values([{**row, "feed_seq": seq} for row in rows])
         .on_conflict_do_nothing(index_elements=[table.c.reading_id])
         .returning(table.c.id)
     )
@@ -145,7 +145,7 @@ def kwh(value: Decimal, meter: Meter, thresholds: Thresholds) -> Decimal:
 
 @dataclass(frozen=True)
 class FeedCursor:
-    """After which item a consumer is: the item's (change_seq, id)."""
+    """After which item a consumer is: the item's (feed_seq, id)."""
 
     seq: int = 0
     id: int = 0
@@ -190,22 +190,20 @@ def page(session: Session, *, cycle: str | None, cursor: str | None, limit: int)
             "cursor is ahead of this server: start again without a cursor", code="invalid_cursor"
         )
     query = select(BillingFeedItem).where(
-        col(BillingFeedItem.change_seq) <= hi,
+        col(BillingFeedItem.feed_seq) <= hi,
         or_(
-            col(BillingFeedItem.change_seq) > after.seq,
-            and_(col(BillingFeedItem.change_seq) == after.seq, col(BillingFeedItem.id) > after.id),
+            col(BillingFeedItem.feed_seq) > after.seq,
+            and_(col(BillingFeedItem.feed_seq) == after.seq, col(BillingFeedItem.id) > after.id),
         ),
     )
     if cycle is not None:
         query = query.where(BillingFeedItem.cycle == cycle)
     rows = list(
         session.exec(
-            query.order_by(col(BillingFeedItem.change_seq), col(BillingFeedItem.id)).limit(
-                limit + 1
-            )
+            query.order_by(col(BillingFeedItem.feed_seq), col(BillingFeedItem.id)).limit(limit + 1)
         )
     )
     has_more = len(rows) > limit
     rows = rows[:limit]
-    last = FeedCursor(rows[-1].change_seq, rows[-1].id or 0) if rows else after
+    last = FeedCursor(rows[-1].feed_seq, rows[-1].id or 0) if rows else after
     return {"items": [item_out(r) for r in rows], "cursor": last.encode(), "has_more": has_more}
