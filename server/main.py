@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
 from server.api.deps import caller_language
-from server.api.routes import admin, audit, auth, jobs, sync
+from server.api.routes import admin, audit, auth, billing, jobs, sync
 from server.core.admission import RETRY_AFTER, Admission, busy, database_unavailable
 from server.core.config import Settings
 from server.core.db import engine_for, out_of_reach
@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         status: {**answer, "headers": {RETRY_AFTER: _RETRY_AFTER_DOC}}
         for status, answer in errors(503).items()
     }
-    for module in (auth, admin, sync, audit, jobs):
+    for module in (auth, admin, sync, audit, jobs, billing):
         app.include_router(module.router, prefix=API_PREFIX, responses=come_back)
     app.add_middleware(
         Admission,

@@ -31,7 +31,7 @@ from sqlmodel import Field, SQLModel
 from common import clock
 from server.core.db import UTCDateTime
 
-ROLES = ("reader", "crew", "supervisor", "agent", "admin")
+ROLES = ("reader", "crew", "supervisor", "agent", "admin", "billing")
 
 # Constraint names the same on SQLite and PostgreSQL, so migrations can name what they drop.
 SQLModel.metadata.naming_convention = {
@@ -93,7 +93,9 @@ class Grid(SQLModel, table=True):
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('reader', 'crew', 'supervisor', 'agent', 'admin')", name="role"),
+        CheckConstraint(
+            "role IN ('reader', 'crew', 'supervisor', 'agent', 'admin', 'billing')", name="role"
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, nullable=False)
@@ -488,6 +490,33 @@ class ValidationWork(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_type=UTCDateTime(), nullable=False, index=True)
     claimed_at: datetime | None = _ts(nullable=True)
     claimed_by: str | None = Field(default=None, max_length=100)
+
+
+class BillingFeedItem(SQLModel, table=True):
+    """A reading handed to billing, as it was when it became ready to bill (server/billing).
+
+    Appended, never changed: a consumer pulling again from an old cursor gets the same items
+    with the same content; a re-read is a new item naming the reading it `supersedes`. The
+    cursor is (feed_seq, id), feed_seq a number of the change counter (server.core.changes),
+    which hands them out in commit order: a page that stops at the committed counter never skips
+    an item committed later. Not `change_seq`: the feed does not reach handhelds.
+    """
+
+    __tablename__ = "billing_feed"
+    __table_args__ = (Index("ix_billing_feed_cycle_seq", "cycle", "feed_seq", "id"),)
+    id: int | None = Field(default=None, sa_type=BigIntPK, primary_key=True)
+    reading_id: uuid.UUID = Field(foreign_key="readings.id", unique=True, nullable=False)
+    supersedes: uuid.UUID | None = Field(default=None)
+    assignment_id: int = Field(foreign_key="assignments.id", nullable=False)
+    cycle: str = Field(max_length=32, nullable=False)
+    account_no: str = Field(max_length=64, nullable=False)
+    meter_no: str = Field(max_length=64, nullable=False)
+    read_at: datetime = _ts()
+    previous: Decimal = Field(sa_type=Numeric(15, 3), nullable=False)
+    current: Decimal = Field(sa_type=Numeric(15, 3), nullable=False)
+    consumption_kwh: Decimal = Field(sa_type=Numeric(18, 3), nullable=False)
+    feed_seq: int = Field(sa_type=BigInteger, nullable=False, index=True)
+    created_at: datetime = _created()
 
 
 class Withdrawal(SQLModel, table=True):

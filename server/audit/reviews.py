@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from common import clock
 from common.i18n import N_
 from server.audit.service import Auditor, audited_assignment, readings_of, supersessions
+from server.billing import feed
 from server.core.changes import log_admin_action
 from server.core.errors import Conflict, Forbidden, Invalid, NotFound, Problem
 from server.models import (
@@ -53,6 +54,8 @@ def review_flag(
         },
     )
     session.flush()
+    # A dismissed fail flag may release its reading to billing (an upheld one never does).
+    feed.append_ready(session, assignment_id=flag.assignment_id, thresholds=auditor.thresholds)
     return flag
 
 

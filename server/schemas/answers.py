@@ -557,3 +557,72 @@ class ReaderFlags(Answer):
 class ReadersFlags(Answer):
     cycles: list[str] = PydanticField(description="The cycles counted, oldest first")
     readers: list[ReaderFlags]
+
+
+class BillingItem(Answer):
+    """A reading ready to bill, as it was when it became ready; never sent with other content."""
+
+    reading_id: str
+    account_no: str
+    meter_no: str
+    cycle: str
+    read_at: str
+    previous: str
+    current: str
+    consumption_kwh: str = PydanticField(description="Roll-over and multiplier applied")
+    supersedes: str | None = PydanticField(description="The reading this re-read corrects")
+
+
+class BillingFeed(Answer):
+    items: list[BillingItem]
+    cursor: str = PydanticField(description="Pass it back to get what came after these items")
+    has_more: bool
+
+
+class HoldFlag(Answer):
+    code: str
+    review: str | None = PydanticField(description="None: open; rejected: upheld")
+    message: str = PydanticField(description="In the caller's language")
+
+
+class HeldReading(Answer):
+    reading_id: str
+    account_no: str
+    meter_no: str
+    route: str
+    grid: str | None
+    read_at: str
+    current: str
+    reason: Literal["flagged", "validation_pending", "no_previous_register"]
+    flags: list[HoldFlag]
+
+
+class UnreadAccount(Answer):
+    account_no: str
+    meter_no: str
+    route: str
+    grid: str | None
+    state: Literal["skipped", "unread"]
+    skip_code: str | None
+
+
+class BillingHolds(Answer):
+    cycle: str
+    held: list[HeldReading]
+    unread: list[UnreadAccount] = PydanticField(
+        description="No reading to bill: not read yet, or skipped (bill an estimate, marked so)"
+    )
+
+
+class BillingGridProgress(Answer):
+    grid: str | None
+    ready: int
+    held: int
+    skipped: int
+    unread: int
+    days_left: int = PydanticField(description="Days of the grid's windows still to work")
+
+
+class BillingProgress(Answer):
+    cycle: str
+    grids: list[BillingGridProgress]

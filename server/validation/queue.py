@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from common import clock
+from server.billing import feed
 from server.core.config import Settings
 from server.models import ValidationWork
 from server.validation.runner import validate_assignment
@@ -93,6 +94,10 @@ def validate_queued(session: Session, settings: Settings) -> int:
         validate_assignment(session, assignment_id=item.assignment_id, settings=settings)
         session.delete(item)
     session.flush()
+    for item in items:
+        feed.append_ready(
+            session, assignment_id=item.assignment_id, thresholds=settings.thresholds()
+        )
     return len(items)
 
 
@@ -179,6 +184,11 @@ def validate_claimed(engine: Engine, settings: Settings, taken: Claim) -> bool:
             if done.rowcount == 0:  # type: ignore[attr-defined]
                 # A push came while it was validated: its data may not have been seen.
                 _release(session, taken)
+            else:
+                # Validated with all its data: its readings may now be ready to bill.
+                feed.append_ready(
+                    session, assignment_id=taken.assignment_id, thresholds=settings.thresholds()
+                )
             session.commit()
         return True
     except Exception as exc:  # any error: this item waits, the others go on

@@ -29,6 +29,7 @@ from common.rules.facts import (
 )
 from common.rules.route import validate_route
 from common.wire import Fix
+from server.billing import feed
 from server.core.changes import log_admin_action
 from server.core.config import Settings
 from server.core.errors import Conflict, NotFound
@@ -390,6 +391,7 @@ def close_assignment(
     session.execute(
         delete(ValidationWork).where(col(ValidationWork.assignment_id) == assignment_id)
     )
+    feed.append_ready(session, assignment_id=assignment_id, thresholds=settings.thresholds())
     log_admin_action(
         session,
         actor_id=actor_id,

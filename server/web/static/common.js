@@ -95,6 +95,7 @@ export const ROLES = {
   agent: t("call-centre agent"),
   supervisor: t("supervisor"),
   admin: t("administrator"),
+  billing: t("billing system"),
 };
 
 // ---------------------------------------------------------------- DOM

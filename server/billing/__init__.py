@@ -1,0 +1,1 @@
+"""Billing: what the utility's billing system takes from Gridwalk (遍抄遍算)."""
