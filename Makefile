@@ -58,16 +58,16 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python bench/sync_push.py
-	$(BIN)/python bench/wire.py
-	$(BIN)/python bench/ingest.py --meters 300 --days 1,10
-	$(BIN)/python bench/validation.py
-	$(BIN)/python bench/push_open_days.py
-	$(BIN)/python bench/close_due.py
-	$(BIN)/python bench/overload.py --seconds 60
-	$(BIN)/python bench/cycle_overview.py
-	$(BIN)/python bench/audit_list.py
-	$(BIN)/python bench/import_meters.py
+	$(BIN)/python -m bench.sync_push
+	$(BIN)/python -m bench.wire
+	$(BIN)/python -m bench.ingest --meters 300 --days 1,10
+	$(BIN)/python -m bench.validation
+	$(BIN)/python -m bench.push_open_days
+	$(BIN)/python -m bench.close_due
+	$(BIN)/python -m bench.overload --seconds 60
+	$(BIN)/python -m bench.cycle_overview
+	$(BIN)/python -m bench.audit_list
+	$(BIN)/python -m bench.import_meters
 
 clean:
 	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules

@@ -10,7 +10,7 @@ cold (the first call, every verdict computed) and warm (median of RUNS calls, th
 cached, see server/audit/progress.py); the baseline in the same run on the same rows: the raw
 GROUP BY any such list needs at least (readings per assignment) as plain SQL; the ratios.
 
-Run: .venv/bin/python bench/audit_list.py [--routes N] [--pg URL]  SQLite in a temporary
+Run: .venv/bin/python -m bench.audit_list [--routes N] [--pg URL]  SQLite in a temporary
 file, then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is
 emptied first (its public schema dropped): give it a throw-away one, such as the tests'.
 """
@@ -27,14 +27,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cycle_overview import bulk  # bench/ is the script's own directory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from bench.cycle_overview import bulk
+from bench.database import bench_settings, fresh
 from common import clock
 from server.catalog import accounts
-from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.demo.days import honest_day
@@ -310,20 +310,8 @@ def timed(call: Any) -> float:
 
 
 def run(url: str, label: str, routes: int) -> None:
-    if url.startswith("postgresql"):
-        reset = make_engine(url)
-        with reset.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        reset.dispose()
-    migrate.upgrade(url)
-    settings = Settings(
-        environment="test",
-        database_url=url,
-        password_time_cost=1,
-        password_memory_kib=1024,
-        close_due_every_minutes=0,
-    )
+    fresh(url)
+    settings = bench_settings(url)
     engine = make_engine(url)
     t0 = time.perf_counter()
     counts = generate(engine, settings, routes)

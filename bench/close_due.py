@@ -8,7 +8,7 @@ and 6,000 track points (a point every 5 s through the day). Figures, in one run:
   what validating them must load at the least); the ratio.
 The target of issue 13: 100 reader-days closed in at most 10 s.
 
-Run: .venv/bin/python bench/close_due.py [--database-url URL] [--days N]
+Run: .venv/bin/python -m bench.close_due [--database-url URL] [--days N]
 (default: a temporary SQLite, 100 reader-days)
 """
 

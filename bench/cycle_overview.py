@@ -11,7 +11,7 @@ baseline, in the same run on the same rows: the two GROUP BY scans any such answ
 least (meters per route, readings per assignment), run as plain SQL; the ratio of each figure
 to it.
 
-Run: .venv/bin/python bench/cycle_overview.py [--pg URL]  SQLite in a temporary file, then
+Run: .venv/bin/python -m bench.cycle_overview [--pg URL]  SQLite in a temporary file, then
 PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is emptied first
 (its public schema dropped): give it a throw-away one, such as the tests'.
 """
@@ -34,9 +34,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, Table, text
 from sqlmodel import Session
 
+from bench.database import bench_settings, fresh
 from common import clock
 from server.catalog import accounts
-from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.main import create_app
@@ -343,20 +343,8 @@ def raw_baseline(engine: Engine) -> float:
 
 
 def run_backend(url: str) -> None:
-    if url.startswith("postgresql"):
-        reset = make_engine(url)
-        with reset.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        reset.dispose()
-    migrate.upgrade(url)
-    settings = Settings(
-        environment="test",
-        database_url=url,
-        password_time_cost=1,
-        password_memory_kib=1024,
-        close_due_every_minutes=0,
-    )
+    fresh(url)
+    settings = bench_settings(url)
     engine = make_engine(url)
     t0 = time.perf_counter()
     counts = generate(engine, settings)

@@ -12,7 +12,7 @@ Figures (issue 13), each printed with its raw baseline and the ratio:
 The push's time includes what the push does besides storing (the validation of the assignments
 it touched, the answer); the baselines are the storing alone.
 
-Run: .venv/bin/python bench/ingest.py [--database-url URL] [--days 1,10,100]
+Run: .venv/bin/python -m bench.ingest [--database-url URL] [--days 1,10,100]
 (default: a temporary SQLite)
 """
 

@@ -7,7 +7,7 @@ every device finishes the push it holds, and the database is checked: every read
 sent is stored, exactly once. Figures are ratios against a baseline from the same run on the
 same server: the same pushes from one device alone.
 
-Run: .venv/bin/python bench/overload.py [--database-url URL] [--devices 150] [--seconds 120]
+Run: .venv/bin/python -m bench.overload [--database-url URL] [--devices 150] [--seconds 120]
 (default: a temporary SQLite; give a PostgreSQL URL, e.g. from scripts/test-postgres.sh, for the
 figure that matters. The database is migrated and gets the bench's users and routes.)
 """

@@ -10,7 +10,7 @@ reader for validation. Figures, in one run on one database:
   it validated inside its transaction): 4 days and 1 day, and their ratio;
 - the drain that follows a queued push (the validation the workers do right after), 4 and 1.
 
-Run: .venv/bin/python bench/push_open_days.py [--database-url URL]  (default: a temporary SQLite)
+Run: .venv/bin/python -m bench.push_open_days [--database-url URL]  (default: a temporary SQLite)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A reader-day: 300 readings and 6,000 track points (a point every 5 s for 8 h). F
   (what a device on a flaky link sends), measured in the same run on the same database;
 - the gzip body against the plain JSON body, and what that means at 40 kbit/s (GPRS).
 
-Run: .venv/bin/python bench/sync_push.py [--database-url URL]  (default: a temporary SQLite)
+Run: .venv/bin/python -m bench.sync_push [--database-url URL]  (default: a temporary SQLite)
 """
 
 from __future__ import annotations

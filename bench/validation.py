@@ -10,7 +10,7 @@ readings. Figures:
 - validate_assignment on SQLite: loading the rows, the rules and reconciling the flags, for the
   first run of a typed day (inserting its flags) and a run that finds the flags already held.
 
-Run: .venv/bin/python bench/validation.py [--database-url URL]  (default: a temporary SQLite)
+Run: .venv/bin/python -m bench.validation [--database-url URL]  (default: a temporary SQLite)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ and every 30 s standing, accuracy varying as a real fix's does), pushed in the c
 Targets (issue 13): a reader-day <= 40 KB up and <= 8 KB of answers, the exchange under 10 s at
 40 kbit/s, a 300-meter pull <= 15 KB.
 
-Run: .venv/bin/python bench/wire.py [--database-url URL]  (default: a temporary SQLite)
+Run: .venv/bin/python -m bench.wire [--database-url URL]  (default: a temporary SQLite)
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from typing import Any
 import httpx
 import uvicorn
 from sqlmodel import Session
-from sync_push import LINK_BITS_PER_S, N_METERS, PASSWORD, TODAY, build_day
 
+from bench.sync_push import LINK_BITS_PER_S, N_METERS, PASSWORD, TODAY, build_day
 from common import wire
 from common.contract import CONTRACT_VERSION_HEADER
 from common.rules.facts import CHINA_STANDARD_TIME
