@@ -106,6 +106,10 @@ CSV_COLUMNS = (
 # A spreadsheet runs a cell that begins with one of these as a formula (=HYPERLINK(...) in a
 # customer's name, typed by anyone who can reach the billing system or the handheld's note).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The desks open these files in Excel on Chinese Windows, which reads a UTF-8 file without this
+# mark as GBK and shows every name and address garbled; with it, as UTF-8. (The billing CSV
+# goes to programs, which would take the mark for data: it offers GBK instead.)
+SPREADSHEET_BOM = "\ufeff"
 
 
 def cell(text: str | None) -> str:
@@ -130,7 +134,8 @@ def readings_csv(session: Session, *, auditor: Auditor, assignment_id: int) -> s
             .where(Meter.route_id == route.id)
         )
     }
-    out = io.StringIO()
+    out = io.StringIO(SPREADSHEET_BOM)
+    out.seek(0, io.SEEK_END)
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for i, r in enumerate(

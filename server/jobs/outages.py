@@ -22,7 +22,7 @@ from common.numbers import plain
 from common.rules.consumption import consumption
 from common.rules.restoration import HistoryEstimate, estimate_from_history
 from common.wire import iso
-from server.audit.exports import cell
+from server.audit.exports import SPREADSHEET_BOM, cell
 from server.catalog.accounts import GridView, visible_account
 from server.core.config import Settings
 from server.core.errors import Forbidden, Invalid, NotFound
@@ -394,7 +394,8 @@ AFFECTED_CSV_COLUMNS = ("account_no", "customer_name", "address", "phone")
 
 def affected_customers_csv(accounts: list[Account]) -> str:
     """The affected customers as CSV, made safe for a spreadsheet as the audit export is."""
-    out = io.StringIO()
+    out = io.StringIO(SPREADSHEET_BOM)
+    out.seek(0, io.SEEK_END)
     writer = csv.writer(out)
     writer.writerow(AFFECTED_CSV_COLUMNS)
     for a in accounts:

@@ -377,8 +377,10 @@ def test_a_supervisor_audits_a_route_reviews_a_flag_and_orders_a_reread(
         old.unlink()
     css(browser, '[data-export="readings.csv"]')[0].click()
     saved = downloads / f"assignment-{data.assignment_id}.csv"
-    wait(browser, lambda _: saved.exists() and saved.read_text().count("\n") == 6)
-    assert saved.read_text().startswith("order,reading_id,meter_no")
+    wait(browser, lambda _: saved.exists() and saved.read_text("utf-8").count("\n") == 6)
+    # The file as saved keeps the mark that makes Excel read it as UTF-8.
+    assert saved.read_bytes().startswith("\ufeff".encode())
+    assert saved.read_text("utf-8-sig").startswith("order,reading_id,meter_no")
 
     assert js_errors(browser) == []
 

@@ -624,7 +624,10 @@ def test_an_agent_finds_the_caller_by_address_and_tells_restored_estimated_and_p
     browser.find_element(By.ID, "affected-csv").click()
     saved = downloads / f"outage-{planned[:8]}-customers.csv"
     wait(browser, lambda _: saved.exists() and saved.read_text("utf-8").count("\n") == 5)
-    assert saved.read_text("utf-8").splitlines()[0] == "account_no,customer_name,address,phone"
+    # The file as saved keeps the mark that makes Excel read it as UTF-8.
+    assert saved.read_bytes().startswith("\ufeff".encode())
+    lines = saved.read_text("utf-8-sig").splitlines()
+    assert lines[0] == "account_no,customer_name,address,phone"
     assert js_errors(browser) == []
 
     try:

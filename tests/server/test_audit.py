@@ -347,7 +347,8 @@ def test_exports_gpx_geojson_and_csv(
     assert kinds == ["track"] + ["meter"] * 5
     assert len(geo["features"][0]["geometry"]["coordinates"]) == 14
 
-    rows = list(csv.DictReader(io.StringIO(client.get(f"{base}/readings.csv", headers=sup).text)))
+    exported = client.get(f"{base}/readings.csv", headers=sup).content.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(exported)))
     assert [r["reading_id"] for r in rows] == [i["id"] for i in items]
     assert rows[0]["flags"] == "fail:unchanged"
     assert rows[3]["skip_code"] == "dog"
@@ -614,7 +615,9 @@ def test_the_csv_has_customer_address_fix_distance_and_flags_safe_in_a_spreadshe
     session.add_all([first, second])
     session.commit()
     response = client.get(f"{AUDIT}/assignments/{day.assignment.id}/readings.csv", headers=sup)
-    rows = list(csv.DictReader(io.StringIO(response.text)))
+    # Marked as UTF-8 for the supervisor's Excel, which would read it as GBK otherwise.
+    assert response.content.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [r["reading_id"] for r in rows] == [i["id"] for i in items]
     assert (rows[0]["customer_name"], rows[0]["address"]) == (
         '\'=HYPERLINK("http://evil.example","pay here")',

@@ -231,7 +231,9 @@ def test_a_planned_outage_lists_its_customers_with_phones_as_csv(
     exported = client.get(f"/api/v1/jobs/{job}/customers.csv", headers=d.h["agent1"])
     assert exported.status_code == 200
     assert exported.headers["content-type"] == "text/csv; charset=utf-8"
-    table = list(csv.reader(io.StringIO(exported.content.decode("utf-8"))))
+    # Marked as UTF-8 for the desk's Excel, which would read it as GBK otherwise.
+    assert exported.content.startswith("\ufeff".encode())
+    table = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert table[0] == ["account_no", "customer_name", "address", "phone"]
     assert table[2] == [
         "R-1-A0001",
