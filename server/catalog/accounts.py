@@ -124,9 +124,7 @@ def create_user(
     grid = _existing_grid(session, grid_code) if grid_code is not None else None
     if role == "supervisor" and grid is None:
         raise Invalid("a supervisor needs a grid (grid_code)", code="grid_required")
-    phone = (phone or "").strip() or None
-    if phone is not None and not is_phone(phone):
-        raise Invalid(f"phone {phone!r} is not a phone number", code="invalid_phone")
+    phone = _checked_phone(phone)
     user = User(
         username=username,
         full_name=full_name,
@@ -352,6 +350,47 @@ def revoke_device(session: Session, *, device_id: str, actor_id: int | None) -> 
         )
     session.flush()
     return device
+
+
+def _checked_phone(phone: str | None) -> str | None:
+    phone = (phone or "").strip() or None
+    if phone is not None and not is_phone(phone):
+        raise Invalid(f"phone {phone!r} is not a phone number", code="invalid_phone")
+    return phone
+
+
+def update_contact(
+    session: Session,
+    *,
+    username: str,
+    full_name: str | None,
+    phone: str | None,
+    clear_phone: bool,
+    actor_id: int | None,
+) -> User:
+    """Change how a user is named and called: crews change phones, and the call centre reads
+    the number from here (None leaves a field as it is; clear_phone removes the number)."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}", code="user_not_found")
+    changed: dict[str, str | None] = {}
+    if full_name is not None and full_name != user.full_name:
+        user.full_name = changed["full_name"] = full_name
+    new_phone = None if clear_phone else _checked_phone(phone) if phone is not None else user.phone
+    if new_phone != user.phone:
+        user.phone = changed["phone"] = new_phone
+    if changed:
+        session.add(user)
+        log_admin_action(
+            session,
+            actor_id=actor_id,
+            action="user.contact",
+            object_type="user",
+            object_id=user.id,
+            detail=changed,
+        )
+    session.flush()
+    return user
 
 
 def revoke_user(session: Session, *, username: str, actor_id: int | None) -> User:

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from common.clock import Clock
 from server.catalog.imports import import_meters_csv
 from server.core.config import Settings
 from server.core.errors import Invalid
-from server.models import Account, User
+from server.models import Account, AdminLog, User
 from tests.factories import PASSWORD, auth, make_route, make_user
 from tests.server.test_jobs import T0, Desk, event, later
 
@@ -288,6 +288,44 @@ def test_an_admin_gives_a_crew_member_a_phone_and_a_bad_one_is_refused(
         json=body | {"username": "crew4", "phone": "=cmd()"},
     )
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid_phone")
+
+
+def test_a_crew_members_new_phone_reaches_the_agents_at_once(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    d = Desk(client, session, settings)
+    make_user(session, settings, "admin1", "admin")
+    admin = auth(client, "admin1", "dev-admin1")
+    job = d.create(crew=["crew1"]).json()["id"]
+    changed = client.patch(
+        "/api/v1/admin/users/crew1",
+        headers=admin,
+        json={"full_name": "陈建国", "phone": "139 0571 0001"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["full_name"], changed.json()["phone"]) == ("陈建国", "139 0571 0001")
+    [member] = d.job(job)["crew_members"]
+    assert (member["full_name"], member["phone"]) == ("陈建国", "139 0571 0001")
+    # A bad number is refused by name and changes nothing; an empty one removes the number.
+    bad = client.patch("/api/v1/admin/users/crew1", headers=admin, json={"phone": "=cmd()"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_phone")
+    assert d.job(job)["crew_members"][0]["phone"] == "139 0571 0001"
+    cleared = client.patch("/api/v1/admin/users/crew1", headers=admin, json={"phone": ""})
+    assert (cleared.json()["phone"], cleared.json()["full_name"]) == (None, "陈建国")
+    assert d.job(job)["crew_members"][0]["phone"] is None
+    missing = client.patch("/api/v1/admin/users/nobody", headers=admin, json={"phone": "1"})
+    assert (missing.status_code, missing.json()["code"]) == (404, "user_not_found")
+    # Only an admin may; every change is in the admin log.
+    refused = client.patch("/api/v1/admin/users/crew1", headers=d.h["agent1"], json={"phone": ""})
+    assert refused.status_code == 403
+    session.expire_all()
+    logged = session.exec(
+        select(AdminLog).where(AdminLog.action == "user.contact").order_by(col(AdminLog.id))
+    ).all()
+    assert [a.detail for a in logged] == [
+        {"full_name": "陈建国", "phone": "139 0571 0001"},
+        {"phone": None},
+    ]
 
 
 def test_the_billing_import_brings_customers_phones_and_a_file_without_them_keeps_them(

@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from server.api.deps import AdminDep, SessionDep, SettingsDep
 from server.catalog import accounts, assignments, imports
 from server.core.errors import Invalid, TooLarge
+from server.models import User
 from server.schemas.answers import ImportReportOut, errors
 from server.schemas.requests import RequestModel, Text
 
@@ -32,12 +34,23 @@ class UserCreate(RequestModel):
     )
 
 
+class UserContact(RequestModel):
+    full_name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the new number; an empty string removes it; left out, it stays",
+    )
+
+
 class UserPublic(BaseModel):
     id: int
     username: str
     role: str
     grid_code: str | None
     active: bool
+    full_name: str = ""
+    phone: str | None = None
 
 
 class GridCreate(RequestModel):
@@ -98,20 +111,26 @@ def create_user(
         phone=body.phone,
         actor_id=caller.id,
     )
-    assert user.id is not None
-    return UserPublic(
-        id=user.id,
-        username=user.username,
-        role=user.role,
-        grid_code=body.grid_code,
-        active=user.active,
+    return _public(session, user)
+
+
+@router.patch("/users/{username}")
+def update_user_contact(
+    username: Text, body: UserContact, caller: AdminDep, session: SessionDep
+) -> UserPublic:
+    """Change a user's full name or phone (a crew's new number reaches the call centre at once)."""
+    user = accounts.update_contact(
+        session,
+        username=username,
+        full_name=body.full_name,
+        phone=body.phone,
+        clear_phone=body.phone is not None and not body.phone.strip(),
+        actor_id=caller.id,
     )
+    return _public(session, user)
 
 
-@router.post("/users/{username}/revoke")
-def revoke_user(username: Text, caller: AdminDep, session: SessionDep) -> UserPublic:
-    """Revoke a user: every token of theirs stops working at once."""
-    user = accounts.revoke_user(session, username=username, actor_id=caller.id)
+def _public(session: Session, user: User) -> UserPublic:
     assert user.id is not None
     grid = accounts.grid_of(session, user)
     return UserPublic(
@@ -120,7 +139,15 @@ def revoke_user(username: Text, caller: AdminDep, session: SessionDep) -> UserPu
         role=user.role,
         grid_code=grid.code if grid else None,
         active=user.active,
+        full_name=user.full_name,
+        phone=user.phone,
     )
+
+
+@router.post("/users/{username}/revoke")
+def revoke_user(username: Text, caller: AdminDep, session: SessionDep) -> UserPublic:
+    """Revoke a user: every token of theirs stops working at once."""
+    return _public(session, accounts.revoke_user(session, username=username, actor_id=caller.id))
 
 
 @router.post("/devices/{device_id}/revoke")
