@@ -22,6 +22,11 @@ from common.rules.track_cleaning import clean_track
 from server.audit.service import Auditor, audited_assignment, readings_of, track_fixes, track_of
 from server.models import Meter
 
+# A pause in the cleaned track longer than this (the handheld off at lunch, the night between two
+# days of a window) is a break: the charts lift the pen there instead of drawing a straight line
+# through hours nobody was tracked, and no speed is made of the step across it.
+BREAK_S = 600
+
 
 @dataclass(frozen=True)
 class Read:
@@ -38,8 +43,9 @@ def day_timeline(
     track: Sequence[TrackFix], reads: Sequence[Read], thresholds: Thresholds
 ) -> dict[str, Any]:
     """Each cleaned track point with its distance to the next reading's meter (None after the
-    last reading) and the speed from the point before; each reading with the track's distance
-    to its meter at the point nearest in time (None: no point within track_window_s)."""
+    last reading), the speed from the point before, and whether a break (BREAK_S) precedes it;
+    each reading with the track's distance to its meter at the point nearest in time (None: no
+    point within track_window_s)."""
     cleaned = clean_track(track, thresholds)
     reads = sorted(reads, key=lambda r: r.t)
     times = [r.t for r in reads]
@@ -48,10 +54,12 @@ def day_timeline(
         ahead = bisect.bisect_left(times, p.t)
         target = reads[ahead] if ahead < len(reads) else None
         speed = None
+        gap = False
         if i:
             before = cleaned[i - 1]
             seconds = (p.t - before.t).total_seconds()
-            if seconds > 0:
+            gap = seconds > BREAK_S
+            if 0 < seconds <= BREAK_S:
                 step = distance_m(before.lat, before.lon, p.lat, p.lon)
                 speed = round(step / seconds * 3.6, 1)
         points.append(
@@ -62,6 +70,7 @@ def day_timeline(
                 if target
                 else None,
                 "speed_kmh": speed,
+                "break_before": gap,
             }
         )
     stamps = [p.t for p in cleaned]

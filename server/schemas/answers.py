@@ -226,7 +226,13 @@ class TimelinePoint(Answer):
     distance_m: float | None = PydanticField(
         description="From this cleaned track point to that meter (None after the last reading)"
     )
-    speed_kmh: float | None = PydanticField(description="From the point before (None: the first)")
+    speed_kmh: float | None = PydanticField(
+        description="From the point before (None: the first, or the first after a break)"
+    )
+    break_before: bool = PydanticField(
+        description="A pause in the track (server.audit.timeline.BREAK_S) precedes this point: "
+        "the handheld off, or the night between two days of the window"
+    )
 
 
 class TimelineReading(Answer):

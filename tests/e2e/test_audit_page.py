@@ -1014,3 +1014,56 @@ def test_validation_pending_is_shown_beside_the_flags_until_the_queue_is_drained
         assert js_errors(browser) == []
     finally:
         browser.delete_all_cookies()
+
+
+@pytest.mark.parametrize("language", ["en", "zh_CN"])
+def test_the_timeline_lifts_the_pen_over_a_night_and_its_axis_says_the_day(
+    browser: Chrome,
+    serve: ServeApp,
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    engine: Engine,
+    language: str,
+) -> None:
+    data = Day(session, settings, client)
+    # The last meter read the next morning, after a short walk up to it.
+    meter = data.day.meters[5]
+    morning = READ_AT + DAY
+    points = [
+        track_point(
+            morning + timedelta(seconds=30 * i), lat=meter.lat - (3 - i) * 0.00009, lon=meter.lon
+        )
+        for i in range(4)
+    ]
+    item = reading(data.assignment_id, meter, value="1200", at=morning + timedelta(seconds=95))
+    pushed = client.post(
+        "/api/v1/sync/push",
+        headers=data.day.headers,
+        json={"readings": [item], "track_points": points},
+    )
+    assert pushed.status_code == 200, pushed.text
+    assert [r["status"] for r in pushed.json()["results"]] == ["accepted"]
+    base = serve(create_app(settings, engine))
+    try:
+        browser.get(f"{base}/audit")
+        js_errors(browser)
+        if language != "en":
+            choose_language(browser, language, "zh-CN")
+        sign_in(browser, base)
+        open_assignment(browser, data.assignment_id)
+        wait(browser, lambda d: css(d, "#timeline-distance path.tl-line"))
+        # Yesterday's last point and this morning's first are both on the way to the meter read
+        # this morning: a new stroke starts over the night, no line is drawn through it.
+        d = css(browser, "#timeline-distance path.tl-line")[0].get_attribute("d") or ""
+        strokes = [s for s in re.split(r"(?=M)", d) if s]
+        assert len(strokes) >= 2, d
+        assert strokes[-1].count("L") == len(points) - 1, d  # the morning's walk, in one stroke
+        # The ticks name the day as well as the hour: the window spans two days.
+        ticks = [e.text for e in css(browser, "#timeline-speed text.tl-scale")]
+        dated = [t for t in ticks if re.search(r"\d{1,2}[/-]\d{1,2}", t)]
+        assert len(dated) >= 2, ticks
+        screenshot(browser, f"audit-timeline-two-days-{language}-{backend(settings)}")
+        assert js_errors(browser) == []
+    finally:
+        browser.delete_all_cookies()

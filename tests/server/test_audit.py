@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from common.clock import Clock
+from server.audit.timeline import BREAK_S
 from server.core.config import Settings
 from server.models import Account, AdminLog, Flag
 from tests.factories import (
@@ -502,6 +503,39 @@ def test_the_timeline_gives_the_distance_to_the_meter_being_read_and_the_speed(
     assert [m["reading_id"] for m in marks] == [i["id"] for i in items]
     assert [m["meter_id"] for m in marks] == [day.meters[i].id for i in range(4)]
     assert [m["distance_m"] for m in marks] == pytest.approx([0, 0, 0, 0], abs=0.5)
+
+
+def test_the_timeline_breaks_where_the_track_pauses_and_makes_no_speed_across_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    meter = day.meters[0]
+    # Three walks of 3 points 30 s apart: the second starts BREAK_S + 1 s after the first
+    # ends, the third the next day.
+    starts = [READ_AT, READ_AT + timedelta(seconds=60 + BREAK_S + 1), READ_AT + timedelta(days=1)]
+    push(
+        client,
+        day,
+        track_points=[
+            track_point(
+                start + timedelta(seconds=30 * i), lat=meter.lat + i * 0.00009, lon=meter.lon
+            )
+            for start in starts
+            for i in range(3)
+        ],
+    )
+    body = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup).json()
+    points = body["points"]
+    assert [p["break_before"] for p in points] == [False, False, False] + [True, False, False] * 2
+    # Back at the start after a break: no speed is made of the step across it.
+    assert [p["speed_kmh"] is None for p in points] == [True, False, False] * 3
+    # A pause of exactly BREAK_S is no break.
+    last = track_point(
+        starts[-1] + timedelta(seconds=60 + BREAK_S), lat=meter.lat + 2 * 0.00009, lon=meter.lon
+    )
+    push(client, day, track_points=[last])
+    body = client.get(f"{AUDIT}/assignments/{day.assignment.id}/timeline", headers=sup).json()
+    assert (body["points"][-1]["break_before"], body["points"][-1]["speed_kmh"]) == (False, 0.0)
 
 
 def test_a_reading_far_in_time_from_any_track_point_has_no_track_distance(

@@ -722,6 +722,8 @@ function rereadCard(meter) {
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const clockOnly = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: TIME_ZONE });
+// A window of several days: the ticks say the day too, or 08:00 would stand for three mornings.
+const dayAndClock = new Intl.DateTimeFormat(LOCALE, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: TIME_ZONE });
 
 /** An SVG element with attributes (on* are listeners) and children. */
 function svg(tag, attrs, ...children) {
@@ -735,7 +737,8 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-/** A path through the values that are there; a gap (null) or a new meter lifts the pen. */
+/** A path through the values that are there; a gap (null), a break in the track (the server's
+    break_before: the handheld off, a night) or a new meter lifts the pen. */
 function pathOf(points, x, y, value, breakOn) {
   let d = "";
   let pen = false;
@@ -747,16 +750,16 @@ function pathOf(points, x, y, value, breakOn) {
       continue;
     }
     const key = breakOn ? breakOn(p) : null;
-    d += `${pen && key === last ? "L" : "M"}${x(p.t).toFixed(1)},${y(v).toFixed(1)}`;
+    d += `${pen && key === last && !p.break_before ? "L" : "M"}${x(p.t).toFixed(1)},${y(v).toFixed(1)}`;
     pen = true;
     last = key;
   }
   return d;
 }
 
-/** Ticks on the time axis every 5 min to 2 h, about one per 110 px. */
+/** Ticks on the time axis every 5 min to a day, about one per 110 px. */
 function timeTicks(t0, t1, width) {
-  const steps = [5, 10, 15, 30, 60, 120, 240].map((m) => m * 60000);
+  const steps = [5, 10, 15, 30, 60, 120, 240, 360, 720, 1440].map((m) => m * 60000);
   const wanted = Math.max(1, Math.floor(width / 110));
   const step = steps.find((s) => (t1 - t0) / s <= wanted) || steps[steps.length - 1];
   const ticks = [];
@@ -783,10 +786,11 @@ function chart({ id, title, points, value, breakOn, marks, markValue, height, to
     svg("path", { d: pathOf(points, x, y, value, breakOn), class: "tl-line" }),
   ];
   if (axis) {
+    const tickLabel = t1 - t0 > 20 * 3600000 ? dayAndClock : clockOnly;
     for (const tick of timeTicks(t0, t1, width - left - right)) {
       const at = x(new Date(tick).toISOString());
       children.push(svg("line", { x1: at, x2: at, y1: top + inner, y2: top + inner + 3, class: "tl-axis" }));
-      children.push(svg("text", { x: at, y: height - 3, class: "tl-scale", "text-anchor": "middle" }, clockOnly.format(new Date(tick))));
+      children.push(svg("text", { x: at, y: height - 3, class: "tl-scale", "text-anchor": "middle" }, tickLabel.format(new Date(tick))));
     }
   }
   for (const m of marks) {
