@@ -56,6 +56,14 @@ def fix_at_meter(reading: ReadingFacts, meter: MeterFacts, thresholds: Threshold
     )
 
 
+def nothing_yet(meters: int) -> Verdict:
+    """The day of an assignment on a route of `meters` meters that no reading nor track point
+    has reached: what assignment_verdict says of it."""
+    return Verdict(
+        "nothing", {"meters": meters, "done": 0, "at_meter": 0, "exact": 0, "mock_points": 0}
+    )
+
+
 def assignment_verdict(
     meters: list[MeterFacts],
     readings: Iterable[ReadingFacts],
