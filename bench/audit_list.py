@@ -7,10 +7,11 @@ Each assignment is then judged as the validation runner judges it at the end of 
 (server/validation/verdicts.judge, timed: what the verdict adds to each validation).
 
 Figures (through the app with TestClient, as the grid's supervisor): the first page (PAGE
-assignments) of GET /audit/assignments cold (the first call of a new app on a new engine, as
-after a restart, or in another worker process) and warm (median of RUNS calls), and the last
-page warm; the baseline in the same run on the same rows: the raw GROUP BY any such list needs
-at least (readings per assignment) as plain SQL; the ratios.
+assignments) of GET /audit/assignments cold (its first call in a new process, as after a
+restart or in another worker process: nothing is cached anywhere but in the database) and warm
+(median of RUNS calls), and the last page warm; the baseline in the same run on the same rows:
+the raw GROUP BY any such list needs at least (readings per assignment) as plain SQL; the
+ratios.
 
 Run: .venv/bin/python -m bench.audit_list [--routes N] [--pg URL]  SQLite in a temporary
 file, then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is
@@ -22,6 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -68,6 +71,51 @@ def judge_all(engine: Engine, settings: Settings) -> int:
     return len(ids)
 
 
+def _sign_in(client: TestClient) -> dict[str, str]:
+    login = client.post(
+        "/api/v1/auth/login",
+        json={"username": "bench-sup", "password": PASSWORD, "device_id": "bench-supervisor"},
+    )
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def page_of(client: TestClient, headers: dict[str, str], offset: int, routes: int) -> Any:
+    """A call for the page at `offset`, checking that it is whole and judged."""
+
+    def listing() -> None:
+        answer = client.get(
+            "/api/v1/audit/assignments", headers=headers, params={"limit": PAGE, "offset": offset}
+        )
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()) == min(PAGE, routes - offset)
+        assert answer.headers["X-Total-Count"] == str(routes)
+        assert all(a["verdict"]["code"] == "walked" for a in answer.json())
+
+    return listing
+
+
+def _cold_first_page(url: str, routes: int) -> float:
+    """The first page's first call in a new server process (as after a restart, or in another
+    worker process): nothing of this process is warm there, not even its imports."""
+    found = subprocess.run(  # noqa: S603 - this very script, on the bench's database
+        [sys.executable, "-m", "bench.audit_list", "--cold", url, "--routes", str(routes)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(found.stdout.strip().splitlines()[-1])
+
+
+def first_call(url: str, routes: int) -> float:
+    """--cold: sign in to a new app on `url`, then time the first page's first call."""
+    engine = make_engine(url)
+    with TestClient(create_app(bench_settings(url), engine)) as client:
+        seconds = timed(page_of(client, _sign_in(client), 0, routes))
+    engine.dispose()
+    return seconds
+
+
 def run(url: str, label: str, routes: int) -> None:
     fresh(url)
     settings = bench_settings(url)
@@ -82,33 +130,14 @@ def run(url: str, label: str, routes: int) -> None:
     )
     engine.dispose()
     last = (routes - 1) // PAGE * PAGE
-
-    def page_of(client: TestClient, headers: dict[str, str], offset: int) -> Any:
-        def listing() -> None:
-            answer = client.get(
-                "/api/v1/audit/assignments",
-                headers=headers,
-                params={"limit": PAGE, "offset": offset},
-            )
-            assert answer.status_code == 200, answer.text
-            assert len(answer.json()) == min(PAGE, routes - offset)
-            assert answer.headers["X-Total-Count"] == str(routes)
-            assert all(a["verdict"]["code"] == "walked" for a in answer.json())
-
-        return listing
-
-    # A new engine and app: nothing of the judging's connections or of an earlier call is warm.
+    cold = _cold_first_page(url, routes)
     engine = make_engine(url)
     with TestClient(create_app(settings, engine)) as client:
-        login = client.post(
-            "/api/v1/auth/login",
-            json={"username": "bench-sup", "password": PASSWORD, "device_id": "bench-supervisor"},
+        headers = _sign_in(client)
+        warm = statistics.median(timed(page_of(client, headers, 0, routes)) for _ in range(RUNS))
+        warm_last = statistics.median(
+            timed(page_of(client, headers, last, routes)) for _ in range(RUNS)
         )
-        assert login.status_code == 200, login.text
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        cold = timed(page_of(client, headers, 0))
-        warm = statistics.median(timed(page_of(client, headers, 0)) for _ in range(RUNS))
-        warm_last = statistics.median(timed(page_of(client, headers, last)) for _ in range(RUNS))
 
         def raw() -> None:
             with engine.connect() as conn:
@@ -133,7 +162,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--routes", type=int, default=ROUTES)
     parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--cold", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cold:
+        print(first_call(args.cold, args.routes))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         run(f"sqlite:///{tmp}/bench.db", "sqlite", args.routes)
     if args.pg:
