@@ -8,13 +8,14 @@ Each assignment is then judged as the validation runner judges it at the end of 
 
 Figures (through the app with TestClient, as the grid's supervisor): the first page (PAGE
 assignments) of GET /audit/assignments cold (its first call in a new process, as after a
-restart or in another worker process: nothing is cached anywhere but in the database) and warm
+restart or in another worker process: nothing is cached anywhere but in the database; after
+that process's first request, GET /healthz, whose one-off cost is shown apart) and warm
 (median of RUNS calls), and the last page warm; the baseline in the same run on the same rows:
 the raw GROUP BY any such list needs at least (readings per assignment) as plain SQL; the
 ratios.
 
-Run: .venv/bin/python -m bench.audit_list [--routes N] [--pg URL]  SQLite in a temporary
-file, then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is
+Run: .venv/bin/python -m bench.audit_list [--routes N] [--pg URL] [--skip-sqlite]  SQLite in a
+temporary file, then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is
 emptied first (its public schema dropped): give it a throw-away one, such as the tests'.
 """
 
@@ -95,25 +96,30 @@ def page_of(client: TestClient, headers: dict[str, str], offset: int, routes: in
     return listing
 
 
-def _cold_first_page(url: str, routes: int) -> float:
+def _cold_first_page(url: str, routes: int) -> tuple[float, float]:
     """The first page's first call in a new server process (as after a restart, or in another
-    worker process): nothing of this process is warm there, not even its imports."""
+    worker process: nothing of this process is warm there), and, before it, the first request
+    of that process, which any route pays once (GET /healthz: the app's first request on its
+    thread pool, a first connection to the database)."""
     found = subprocess.run(  # noqa: S603 - this very script, on the bench's database
         [sys.executable, "-m", "bench.audit_list", "--cold", url, "--routes", str(routes)],
         check=True,
         capture_output=True,
         text=True,
     )
-    return float(found.stdout.strip().splitlines()[-1])
+    first, page = found.stdout.strip().splitlines()[-1].split()
+    return float(first), float(page)
 
 
-def first_call(url: str, routes: int) -> float:
-    """--cold: sign in to a new app on `url`, then time the first page's first call."""
+def first_calls(url: str, routes: int) -> tuple[float, float]:
+    """--cold: in a new app on `url`, the first request (GET /healthz, not signed in), then,
+    signed in, the first page's first call."""
     engine = make_engine(url)
     with TestClient(create_app(bench_settings(url), engine)) as client:
-        seconds = timed(page_of(client, _sign_in(client), 0, routes))
+        first = timed(lambda: client.get("/healthz").raise_for_status())
+        page = timed(page_of(client, _sign_in(client), 0, routes))
     engine.dispose()
-    return seconds
+    return first, page
 
 
 def run(url: str, label: str, routes: int) -> None:
@@ -130,7 +136,7 @@ def run(url: str, label: str, routes: int) -> None:
     )
     engine.dispose()
     last = (routes - 1) // PAGE * PAGE
-    cold = _cold_first_page(url, routes)
+    first, cold = _cold_first_page(url, routes)
     engine = make_engine(url)
     with TestClient(create_app(settings, engine)) as client:
         headers = _sign_in(client)
@@ -149,6 +155,7 @@ def run(url: str, label: str, routes: int) -> None:
                 ).all()
 
         baseline = statistics.median(timed(raw) for _ in range(RUNS))
+    print(f"[{label}] a new server process's first request (GET /healthz): {first:.3f} s")
     print(
         f"[{label}] GET /audit/assignments, {routes} routes, pages of {PAGE}: first page cold "
         f"{cold:.3f} s, warm {warm:.3f} s, last page warm {warm_last:.3f} s; raw GROUP BY "
@@ -162,13 +169,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--routes", type=int, default=ROUTES)
     parser.add_argument("--pg", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--cold", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold:
-        print(first_call(args.cold, args.routes))
+        print(*first_calls(args.cold, args.routes))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        run(f"sqlite:///{tmp}/bench.db", "sqlite", args.routes)
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(f"sqlite:///{tmp}/bench.db", "sqlite", args.routes)
     if args.pg:
         run(args.pg, "postgresql", args.routes)
 
