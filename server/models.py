@@ -492,6 +492,27 @@ class ValidationWork(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=100)
 
 
+class AssignmentVerdict(SQLModel, table=True):
+    """What the validation last judged an assignment's day to come to (common/rules/verdict.py),
+    and the distance walked on its track: stored by the runner in the transaction that
+    reconciles its flags (server/validation/verdicts.py), read by the supervisor's list and
+    summary, so they never run the rules over a day's track on a request.
+
+    A table of its own, not columns on assignments: assignments reach the handhelds (a change
+    there is a change to sync) and are locked by closes and pushes; this row is rewritten on
+    every validation and only the audit reads it. No row: never validated (see verdicts.py).
+    """
+
+    __tablename__ = "assignment_verdicts"
+    assignment_id: int = Field(foreign_key="assignments.id", primary_key=True)
+    code: str = Field(max_length=16, nullable=False)
+    # The numbers its sentence is made of (common.rules.sentences.verdict_sentence says them in
+    # the reader's language): the sentence itself is not stored.
+    params: dict[str, Any] = Field(sa_type=JSON, nullable=False)
+    walked_m: int = Field(nullable=False)
+    judged_at: datetime = _ts()
+
+
 class BillingFeedItem(SQLModel, table=True):
     """A reading handed to billing, as it was when it became ready to bill (server/billing).
 

@@ -119,8 +119,8 @@ def drop_jitter(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[
 
 JUDGING: tuple[Filter, ...] = (drop_coarse, merge_instants, drop_spikes, drop_outliers)
 # Jitter is not dropped for judging speed (each step's accuracy already excuses it, and an
-# anchor held still would merge a jump out and back into one); it is for walked distance.
-WALKING: tuple[Filter, ...] = (*JUDGING, drop_jitter)
+# anchor held still would merge a jump out and back into one); it is for walked distance
+# (walked_on drops it after these).
 
 
 def clean_track(
@@ -141,5 +141,11 @@ def cleaned(track: Track, thresholds: Thresholds) -> Track:
 def walked_m(points: Iterable[TrackFix], thresholds: Thresholds) -> float:
     """Distance along the cleaned track without its jitter, in metres: standing still walks
     nowhere."""
-    cleaned = clean_track(points, thresholds, WALKING)
-    return sum(distance_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(cleaned))
+    return walked_on(clean_track(points, thresholds), thresholds)
+
+
+def walked_on(cleaned: Iterable[TrackFix], thresholds: Thresholds) -> float:
+    """walked_m of a track clean_track has already cleaned for judging (the walking filters are
+    the judging ones, then drop_jitter: a track is cleaned once for both)."""
+    kept = drop_jitter(cleaned, thresholds)
+    return sum(distance_m(a.lat, a.lon, b.lat, b.lon) for a, b in itertools.pairwise(kept))

@@ -5,6 +5,7 @@ what the cleaned track and the readings' fixes show; the flags say which rule ea
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from common.rules.facts import (
     rounded,
 )
 from common.rules.presence import far_from_meter
-from common.rules.track_cleaning import clean_track, credited_accuracy, walked_m
+from common.rules.track_cleaning import clean_track, credited_accuracy, walked_on
 
 VerdictCode = Literal["nothing", "no_track", "stayed", "walked"]
 
@@ -53,6 +54,14 @@ def fix_at_meter(reading: ReadingFacts, meter: MeterFacts, thresholds: Threshold
         and not is_mock(fix.mock, fix.provider, thresholds.mock_providers)
         and far_from_meter(reading, meter, thresholds) is None
         and not exactly_on_meter(reading, meter)
+    )
+
+
+def nothing_yet(meters: int) -> Verdict:
+    """The day of an assignment on a route of `meters` meters that no reading nor track point
+    has reached: what assignment_verdict says of it."""
+    return Verdict(
+        "nothing", {"meters": meters, "done": 0, "at_meter": 0, "exact": 0, "mock_points": 0}
     )
 
 
@@ -95,23 +104,31 @@ def assignment_verdict(
                 "span_s": (cleaned[-1].t - cleaned[0].t).total_seconds(),
             },
         )
-    reach = [(p, thresholds.presence_radius_m + credited_accuracy(p, thresholds)) for p in cleaned]
-    # A degree of latitude is at least 110.5 km: a point further north or south than its reach
-    # in degrees cannot pass the meter, and is skipped before the distance is measured (a day's
-    # track is thousands of points, a route tens of meters).
-    passed = sum(
-        1
-        for m in meters
-        if any(
-            abs(p.lat - m.lat) * 110_500 <= r and distance_m(p.lat, p.lon, m.lat, m.lon) <= r
-            for p, r in reach
-        )
+    # Each point with how far from it a meter counts as passed, by latitude: a degree of
+    # latitude is at least 110.5 km, so only the points within the widest reach north or south
+    # of a meter can pass it, and only those are measured (a day's track is thousands of
+    # points, a route hundreds of meters).
+    reach = sorted(
+        (p.lat, p.lon, thresholds.presence_radius_m + credited_accuracy(p, thresholds))
+        for p in cleaned
     )
+    lats = [lat for lat, _, _ in reach]
+    # A hair wider than the widest reach: a point on its edge is not lost to rounding.
+    band = max(r for _, _, r in reach) / 110_500 * (1 + 1e-9)
+
+    def passed_by_track(m: MeterFacts) -> bool:
+        near = reach[bisect_left(lats, m.lat - band) : bisect_right(lats, m.lat + band)]
+        return any(
+            abs(lat - m.lat) * 110_500 <= r and distance_m(lat, lon, m.lat, m.lon) <= r
+            for lat, lon, r in near
+        )
+
+    passed = sum(1 for m in meters if passed_by_track(m))
     return Verdict(
         "walked",
         {
             **counts,
-            "walked_m": rounded(walked_m(real, thresholds)),
+            "walked_m": rounded(walked_on(cleaned, thresholds)),
             "passed": passed,
             # Along the route: the track passed most of its meters.
             "along": 2 * passed >= len(meters),

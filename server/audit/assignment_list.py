@@ -1,61 +1,24 @@
 """The supervisor's list of assignments, a page at a time: the figures of every assignment are
-aggregated by the database (the whole-cycle queries, cycles.route_rows), only the verdict and
-the distance walked are computed in Python, from the track, for the page's items only.
-
-The verdict cleans and walks the whole track of the day (about 6,000 points; half a second of
-pure rules a route), so it is also cached in the process: each page item's inputs are
-fingerprinted in SQL (its readings and its route's meters: a GROUP BY each for the page; the
-reader's track points over the span the verdict reads: an index scan each; the thresholds), and
-a verdict is recomputed only when its fingerprint has changed. A new reading, a late track
-point, a moved meter change the fingerprint; a worker that restarts, or another worker process,
-computes its own on first sight.
+aggregated by the database (the whole-cycle queries, cycles.route_rows), and its verdict and
+distance walked are those the validation stored when it last judged it
+(server/validation/verdicts.py), read with the page: nothing is computed from the track here.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, true
-from sqlmodel import Session, col
-from sqlmodel import select as model_select
+from sqlalchemy import Table, func, select, true
+from sqlmodel import Session
 
-from server.audit.cycles import RT, A, C, M, R, route_rows, today
-from server.audit.service import (
-    SEVERITIES,
-    Auditor,
-    readings_of,
-    track_of,
-    track_span,
-    verdict_out,
-    verdict_said,
-    walked_m,
-)
-from server.models import Assignment, Meter, TrackPoint
-from server.validation import queue as validation_queue
+from server.audit.cycles import RT, A, C, route_rows, today
+from server.audit.service import SEVERITIES, Auditor
+from server.models import AssignmentVerdict, ValidationWork
+from server.validation import verdicts
 
-# Verdicts kept per database (engine) in this process: a utility's open assignments and more.
-CACHE_SIZE = 20_000
-
-
-@dataclass(frozen=True)
-class _Cached:
-    fingerprint: tuple[Any, ...]
-    code: str
-    params: dict[str, Any]
-    walked_m: int
-
-
-_caches: weakref.WeakKeyDictionary[Engine, OrderedDict[int, _Cached]] = weakref.WeakKeyDictionary()
-
-
-def _cache(session: Session) -> OrderedDict[int, _Cached]:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    return _caches.setdefault(engine, OrderedDict())
+V: Table = AssignmentVerdict.__table__  # type: ignore[attr-defined]
+W: Table = ValidationWork.__table__  # type: ignore[attr-defined]
 
 
 def list_assignments(
@@ -73,8 +36,19 @@ def list_assignments(
     rows = route_rows(where, today(auditor))
     page = list(
         session.execute(
-            select(rows, C.c.code.label("cycle"), func.count().over().label("total"))
+            select(
+                rows,
+                C.c.code.label("cycle"),
+                V.c.code.label("verdict_code"),
+                V.c.params.label("verdict_params"),
+                V.c.walked_m.label("verdict_walked_m"),
+                W.c.pending_since,
+                func.count().over().label("total"),
+            )
             .join(C, C.c.id == rows.c.cycle_id)
+            # What the validation last judged, and whether new data waits for it (queue.py).
+            .outerjoin(V, V.c.assignment_id == rows.c.assignment_id)
+            .outerjoin(W, W.c.assignment_id == rows.c.assignment_id)
             .order_by(rows.c.window_start.desc(), rows.c.route_code, rows.c.assignment_id)
             .limit(limit)
             .offset(offset)
@@ -85,18 +59,20 @@ def list_assignments(
     else:
         # A page past the end still says how many there are.
         total = session.execute(select(func.count()).select_from(rows)).scalar_one()
-    verdicts = _verdicts(session, auditor, page)
-    # One query for the page: which of its assignments still have validation queued.
-    pending = validation_queue.pending(session, [row.assignment_id for row in page])
-    return total, [
-        _item(row, verdicts[row.assignment_id], pending.get(row.assignment_id), auditor)
-        for row in page
-    ]
+    return total, [_item(row, auditor) for row in page]
 
 
-def _item(
-    row: Any, verdict: _Cached, pending_since: datetime | None, auditor: Auditor
-) -> dict[str, Any]:
+def _item(row: Any, auditor: Auditor) -> dict[str, Any]:
+    pending_since = row.pending_since
+    verdict, walked = verdicts.said(
+        row.verdict_code,
+        row.verdict_params,
+        row.verdict_walked_m,
+        meters=int(row.meters),
+        has_readings=row.first_read_at is not None,
+        pending=pending_since is not None,
+        language=auditor.language,
+    )
     flagged = {"fail": row.fail, "warn": row.warn, "info": row.info}
     return {
         "id": row.assignment_id,
@@ -116,8 +92,8 @@ def _item(
         "meters_flagged": int(row.meters_flagged),
         "first_read_at": _iso(row.first_read_at),
         "last_read_at": _iso(row.last_read_at),
-        "distance_walked_m": verdict.walked_m,
-        "verdict": verdict_said(verdict.code, verdict.params, auditor.language),
+        "distance_walked_m": walked,
+        "verdict": verdict,
         "validation_pending": pending_since is not None,
         "validation_pending_since": _iso(pending_since),
     }
@@ -125,67 +101,3 @@ def _item(
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _verdicts(session: Session, auditor: Auditor, page: list[Any]) -> dict[int, _Cached]:
-    cache = _cache(session)
-    readings = _per(session, R.c.assignment_id, [r.assignment_id for r in page],
-                    func.count(), func.max(R.c.received_at))  # fmt: skip
-    meters = _per(session, M.c.route_id, [r.route_id for r in page],
-                  func.count(), func.max(M.c.change_seq), func.max(M.c.updated_at),
-                  func.sum(M.c.lat), func.sum(M.c.lon))  # fmt: skip
-    out: dict[int, _Cached] = {}
-    for row in page:
-        fingerprint = (
-            readings.get(row.assignment_id),
-            meters.get(row.route_id),
-            _track_fingerprint(session, row),
-            auditor.thresholds,
-        )
-        cached = cache.get(row.assignment_id)
-        if cached is None or cached.fingerprint != fingerprint:
-            cached = _compute(session, auditor, row.assignment_id, fingerprint)
-            cache[row.assignment_id] = cached
-            if len(cache) > CACHE_SIZE:
-                cache.popitem(last=False)
-        cache.move_to_end(row.assignment_id)
-        out[row.assignment_id] = cached
-    return out
-
-
-def _per(session: Session, key: Any, keys: list[int], *figures: Any) -> dict[int, tuple[Any, ...]]:
-    """What the verdict reads of readings or meters, summed up by the database per key of the
-    page, in one GROUP BY: a change to any of it changes the sums (readings are never updated)."""
-    rows = session.execute(select(key, *figures).where(key.in_(set(keys))).group_by(key))
-    return {row[0]: tuple(row[1:]) for row in rows}
-
-
-def _track_fingerprint(session: Session, row: Any) -> tuple[Any, ...]:
-    """The reader's track points over the span the verdict reads (service.track_span): points
-    only come, so their count and last id say whether any did."""
-    start, end = track_span(row.window_start, row.window_end, row.first_read_at, row.last_read_at)
-    found = session.execute(
-        select(func.count(), func.max(col(TrackPoint.id))).where(
-            col(TrackPoint.user_id) == row.reader_id,
-            col(TrackPoint.t) >= start,
-            col(TrackPoint.t) <= end,
-        )
-    ).one()
-    return tuple(found)
-
-
-def _compute(
-    session: Session, auditor: Auditor, assignment_id: int, fingerprint: tuple[Any, ...]
-) -> _Cached:
-    assignment = session.get(Assignment, assignment_id)
-    assert assignment is not None
-    meters = list(session.exec(model_select(Meter).where(Meter.route_id == assignment.route_id)))
-    readings = readings_of(session, assignment_id)
-    track = track_of(session, assignment, readings)
-    verdict = verdict_out(meters, readings, track, auditor)
-    return _Cached(
-        fingerprint=fingerprint,
-        code=verdict["code"],
-        params=verdict["params"],
-        walked_m=round(walked_m(track, auditor.thresholds)),
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
@@ -18,14 +18,14 @@ from common import clock
 from common.geo import distance_m
 from common.i18n import translations
 from common.numbers import plain
-from common.rules.facts import DEFAULT_THRESHOLDS, LearnedPosition, MeterFacts, Thresholds, TrackFix
-from common.rules.sentences import flag_sentence, verdict_sentence
-from common.rules.track_cleaning import walked_m as cleaned_walked_m
-from common.rules.verdict import EXACT_FIX_M, assignment_verdict
+from common.rules.facts import DEFAULT_THRESHOLDS, LearnedPosition, Thresholds, TrackFix
+from common.rules.sentences import flag_sentence
+from common.rules.verdict import EXACT_FIX_M
 from server.core.errors import Forbidden, NotFound
 from server.models import (
     Account,
     Assignment,
+    AssignmentVerdict,
     Cycle,
     Flag,
     Meter,
@@ -37,7 +37,7 @@ from server.models import (
 )
 from server.validation import queue as validation_queue
 from server.validation.learned_positions import learned_positions
-from server.validation.runner import reading_facts
+from server.validation.verdicts import said, track_span
 
 MeterState = Literal["read", "skipped", "disputed", "not_read_yet", "missed", "flagged"]
 ReadingState = Literal["read", "skipped", "disputed"]
@@ -73,22 +73,6 @@ def audited_assignment(
     if not auditor.may_see(route):
         raise Forbidden(f"assignment {assignment_id} is not in your grid", code="not_your_grid")
     return assignment, route
-
-
-def track_span(
-    window_start: date,
-    window_end: date,
-    first_read_at: datetime | None,
-    last_read_at: datetime | None,
-) -> tuple[datetime, datetime]:
-    """The time span of the reader's track that belongs to this assignment's work: an hour
-    either side of its readings, or its whole window when it has none."""
-    if first_read_at is not None and last_read_at is not None:
-        return first_read_at - timedelta(hours=1), last_read_at + timedelta(hours=1)
-    # Window dates are local; a day either side covers every time zone.
-    start = datetime.combine(window_start, time.min, tzinfo=UTC)
-    end = datetime.combine(window_end, time.max, tzinfo=UTC)
-    return start - timedelta(days=1), end + timedelta(days=1)
 
 
 def readings_of(session: Session, assignment_id: int) -> list[Reading]:
@@ -130,34 +114,6 @@ def _flags(session: Session, assignment_id: int) -> list[Flag]:
 
 def track_fixes(track: list[TrackPoint]) -> list[TrackFix]:
     return [TrackFix(p.t, p.lat, p.lon, p.accuracy_m, p.mock, p.provider) for p in track]
-
-
-def walked_m(track: list[TrackPoint], thresholds: Thresholds) -> float:
-    """Distance along the cleaned track, in metres (jitter at home walks nowhere)."""
-    return cleaned_walked_m(track_fixes(track), thresholds)
-
-
-def verdict_out(
-    meters: list[Meter], readings: list[Reading], track: list[TrackPoint], auditor: Auditor
-) -> dict[str, Any]:
-    """The assignment's day in one line (common/rules/verdict.py), said in the auditor's
-    language like a flag's sentence."""
-    replaced = supersessions(readings)
-    verdict = assignment_verdict(
-        [MeterFacts(id=m.id, lat=m.lat, lon=m.lon, meter_no=m.meter_no) for m in meters if m.id],
-        [reading_facts(r, superseded=r.id in replaced) for r in readings],
-        track_fixes(track),
-        auditor.thresholds,
-    )
-    return verdict_said(verdict.code, verdict.params, auditor.language)
-
-
-def verdict_said(code: str, params: dict[str, Any], language: str) -> dict[str, Any]:
-    return {
-        "code": code,
-        "params": params,
-        "message": verdict_sentence(code, params, translations(language).gettext),
-    }
 
 
 def supersessions(readings: list[Reading]) -> dict[uuid.UUID, uuid.UUID]:
@@ -275,13 +231,22 @@ def _summary(
     meters = list(session.exec(select(Meter).where(Meter.route_id == route.id)))
     readings = readings_of(session, assignment.id)
     flags = _flags(session, assignment.id)
-    track = track_of(session, assignment, readings)
     closed = window_closed(assignment, auditor.window_tz)
     states = Counter(meter_states(meters, readings, flags, closed).values())
     open_flags = Counter(f.severity for f in flags if f.review is None)
     replaced = supersessions(readings)
     current = [r for r in readings if r.id not in replaced]
     pending_since = validation_queue.pending(session, [assignment.id]).get(assignment.id)
+    judged = session.get(AssignmentVerdict, assignment.id)
+    verdict, walked = said(
+        judged.code if judged else None,
+        judged.params if judged else None,
+        judged.walked_m if judged else None,
+        meters=len(meters),
+        has_readings=bool(readings),
+        pending=pending_since is not None,
+        language=auditor.language,
+    )
     return {
         "id": assignment.id,
         "route_code": route.code,
@@ -300,8 +265,8 @@ def _summary(
         "meters_flagged": states.get("flagged", 0),
         "first_read_at": readings[0].read_at.isoformat() if readings else None,
         "last_read_at": readings[-1].read_at.isoformat() if readings else None,
-        "distance_walked_m": round(walked_m(track, auditor.thresholds)),
-        "verdict": verdict_out(meters, readings, track, auditor),
+        "distance_walked_m": walked,
+        "verdict": verdict,
         "validation_pending": pending_since is not None,
         "validation_pending_since": pending_since.isoformat() if pending_since else None,
     }

@@ -96,8 +96,14 @@ class AssignmentProgress(Answer):
     meters_flagged: int
     first_read_at: str | None
     last_read_at: str | None
-    distance_walked_m: int
-    verdict: Verdict
+    distance_walked_m: int | None = PydanticField(
+        description="Along the cleaned track, as the validation last measured it (None: not "
+        "validated yet)"
+    )
+    verdict: Verdict | None = PydanticField(
+        description="As the validation last judged the day (None: not validated yet, see "
+        "validation_pending)"
+    )
     validation_pending: bool = PydanticField(
         description="New data waits to be validated: the flags may change within seconds"
     )

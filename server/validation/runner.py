@@ -1,4 +1,5 @@
-"""The validation runner: feeds an assignment's rows to common.rules and keeps its flags.
+"""The validation runner: feeds an assignment's rows to common.rules and keeps its flags and its
+verdict (verdicts.py).
 
 Rules live in common/rules/; this module only loads facts, runs `validate_route` and
 reconciles the findings with the Flag rows already held, so that a supervisor's review survives
@@ -43,6 +44,7 @@ from server.models import (
     User,
     ValidationWork,
 )
+from server.validation import verdicts
 from server.validation.learned_positions import learned_positions
 
 MESSAGE_MAX = 1000  # Flag.message
@@ -161,7 +163,10 @@ def validate_assignment(
         session, assignment, readers, devices, (start, end), thresholds.replay_lookback_days, tz
     )
     findings = validate_route(facts, meters, readings, track, thresholds, now, earlier)
-    return _reconcile(session, assignment_id, {f.key: f for f in findings})
+    flags = _reconcile(session, assignment_id, {f.key: f for f in findings})
+    # Judged with its flags, in their transaction: the audit reads the verdict, never computes it.
+    verdicts.judge(session, assignment=assignment, readings=readings, thresholds=thresholds)
+    return flags
 
 
 def _earlier_tracks(

@@ -10,7 +10,7 @@ from common.geo import offset
 from common.i18n import translations
 from common.rules.facts import MeterFacts, ReadingFacts, Thresholds, TrackFix
 from common.rules.sentences import verdict_sentence
-from common.rules.verdict import assignment_verdict
+from common.rules.verdict import assignment_verdict, nothing_yet
 from common.wire import Fix
 from tests.common.test_track_cleaning import HOME, START, at, recorded_track
 
@@ -93,6 +93,8 @@ def test_readings_without_a_track_and_a_day_without_either() -> None:
     )
     nothing = assignment_verdict(STREET, [], [], RULES)
     assert verdict_sentence(nothing.code, nothing.params) == "nothing read and no track yet"
+    # What the audit says of an assignment never validated, without running the rule.
+    assert nothing_yet(len(STREET)) == nothing
 
 
 def test_a_mock_track_is_no_track_and_says_so() -> None:

@@ -26,7 +26,7 @@ from server.core.config import Settings
 from server.core.security import ALGORITHM
 from server.demo.days import honest_day
 from server.main import create_app
-from server.models import Flag
+from server.models import AssignmentVerdict, Flag
 from server.validation import queue as validation_queue
 from server.web import pages
 from tests.e2e.conftest import (
@@ -985,9 +985,13 @@ def test_validation_pending_is_shown_beside_the_flags_until_the_queue_is_drained
 ) -> None:
     data = Day(session, settings, client)
     # New data the workers have not validated yet (this app drains nothing by itself: its
-    # settings drain only at the end of a push request).
+    # settings drain only at the end of a push request), and the assignment never validated
+    # before it (its stored verdict gone): no verdict is said until it is.
     since = clock.now()
     validation_queue.enqueue(session, {data.assignment_id: (READ_AT, READ_AT)}, now=since)
+    judged = session.get(AssignmentVerdict, data.assignment_id)
+    assert judged is not None
+    session.delete(judged)
     session.commit()
     said = "validation pending" if language == "en" else "校验中"
     base = serve(create_app(settings, engine))
@@ -1000,17 +1004,23 @@ def test_validation_pending_is_shown_beside_the_flags_until_the_queue_is_drained
         wait(browser, lambda d: css(d, "[data-assignment-id] .validation-pending"))
         [listed] = css(browser, "[data-assignment-id] .validation-pending")
         assert listed.text == said
+        assert css(browser, "[data-assignment-id] .a-verdict") == []
         open_assignment(browser, data.assignment_id)
         wait(browser, lambda d: css(d, "#flag-pending .validation-pending"))
         [beside] = css(browser, "#flag-pending .validation-pending")
         assert beside.text == said
+        assert not browser.find_element(By.ID, "assignment-verdict").is_displayed()
         hint = beside.get_attribute("title") or ""
         assert ("is being validated" if language == "en" else "正在校验") in hint
         assert css(browser, f'.flag[data-flag-id="{data.far.id}"]')  # the flags held are shown
         screenshot(browser, f"audit-page-validation-pending-{language}-{backend(settings)}")
-        # Validated: the page looks again by itself and the mark goes.
+        # Validated: the page looks again by itself, the mark goes and the verdict comes.
         validation_queue.drain(engine, settings)
         wait(browser, lambda d: not css(d, ".validation-pending"))
+        as_shown = {**data.sup, "Accept-Language": "en" if language == "en" else "zh-CN"}
+        summary = client.get(f"{AUDIT}/assignments/{data.assignment_id}", headers=as_shown)
+        verdict = summary.json()["assignment"]["verdict"]["message"]
+        wait(browser, lambda d: d.find_element(By.ID, "assignment-verdict").text == verdict)
         assert js_errors(browser) == []
     finally:
         browser.delete_all_cookies()

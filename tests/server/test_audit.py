@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from common.clock import Clock
 from server.audit.timeline import BREAK_S
 from server.core.config import Settings
-from server.models import Account, AdminLog, Flag
+from server.models import Account, AdminLog, AssignmentVerdict, Flag
 from tests.factories import (
     LOCAL,
     READ_AT,
@@ -136,8 +136,9 @@ def test_the_list_is_paged_newest_window_first_and_says_how_many_there_are(
 def test_each_listed_assignment_says_what_its_own_summary_says_and_follows_new_data(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
-    """The list's figures come from the database and its verdict from a cache: both must agree
-    with the assignment's own summary (computed row by row), before and after a push."""
+    """The list's figures are aggregated by the database and its verdict read as the validation
+    stored it: both must agree with the assignment's own summary (counted row by row), before
+    and after a push."""
     day, sup = setup_day(session, settings, client)
 
     def both() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -153,7 +154,7 @@ def test_each_listed_assignment_says_what_its_own_summary_says_and_follows_new_d
     add_flag(session, day, None, severity="info", meter_index=2)
     listed, alone = both()
     assert listed == alone
-    assert listed["verdict"]["code"] == "walked"  # the cached verdict was not kept
+    assert listed["verdict"]["code"] == "walked"  # judged again when the push was validated
     assert (listed["meters_flagged"], listed["flagged"]) == (1, {"info": 1, "warn": 1, "fail": 0})
     # A late track point far away, inside the span the verdict reads, is seen too.
     far = track_point(
@@ -458,6 +459,35 @@ def test_each_assignment_has_a_one_line_verdict_in_the_callers_language(
         f"沿抄表段行走{params['walked_m']:.0f}米，经过 5 块电表中的 5 块；"
         "4 条示数中 4 条的定位在电表处"
     )
+
+
+def test_the_list_and_summary_say_the_verdict_the_validation_stored_and_compute_none(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day, sup = setup_day(session, settings, client)
+    make_route(session, "R-2", 3)
+    make_user(session, settings, "reader2", "reader", grid_code="G1")
+    untouched = assign(session, "R-2", "reader2")
+    walk(day, session, client)  # validated in the request (tests' settings)
+    stored = session.get(AssignmentVerdict, day.assignment.id)
+    assert stored is not None
+    assert (stored.code, stored.params["done"]) == ("walked", 4)
+    # Rewritten behind the rules' back: what the audit says is what is stored, not recomputed.
+    stored.params = {**stored.params, "walked_m": 4321.0}
+    stored.walked_m = 4321
+    session.add(stored)
+    session.commit()
+    chinese = {**sup, "Accept-Language": "zh-CN"}
+    listed = {a["id"]: a for a in client.get(f"{AUDIT}/assignments", headers=chinese).json()}
+    alone = client.get(f"{AUDIT}/assignments/{day.assignment.id}", headers=chinese).json()
+    for said in (listed[day.assignment.id], alone["assignment"]):
+        assert said["distance_walked_m"] == 4321
+        assert said["verdict"]["message"].startswith("沿抄表段行走4.3公里")
+    # No data has reached the other assignment, so nothing validated it: its day is nothing.
+    other = listed[untouched.id]
+    assert session.get(AssignmentVerdict, untouched.id) is None
+    assert (other["verdict"]["message"], other["distance_walked_m"]) == ("尚无示数，也无轨迹", 0)
+    assert other["validation_pending"] is False
 
 
 def test_a_reader_who_stayed_at_one_spot_is_said_to_have_stayed_there(

@@ -7,12 +7,13 @@ import uuid
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from server.core import migrate
 from server.core.db import make_engine
+from tests.server.test_cli import gridwalk
 
 
 def test_models_and_migrations_agree(db_url: str) -> None:
@@ -38,9 +39,9 @@ def test_downgrade_to_base_and_upgrade_again(db_url: str) -> None:
     engine.dispose()
 
 
-def test_the_database_refuses_to_change_or_delete_a_reading(db_url: str) -> None:
-    """Confirmed means locked for every role: even raw SQL cannot edit a reading."""
-    engine = make_engine(db_url)
+def one_reading_by_sql(engine: Engine) -> None:
+    """A grid, a reader, a route of one meter, its assignment and one reading, in raw SQL (the
+    models may be ahead of the schema a test migrated to)."""
     with engine.begin() as conn:
         conn.execute(
             text("INSERT INTO grids (code, name, created_at) VALUES ('G', 'G', CURRENT_TIMESTAMP)")
@@ -92,9 +93,40 @@ def test_the_database_refuses_to_change_or_delete_a_reading(db_url: str) -> None
             ),
             {"id": reading_id},
         )
+
+
+def test_the_database_refuses_to_change_or_delete_a_reading(db_url: str) -> None:
+    """Confirmed means locked for every role: even raw SQL cannot edit a reading."""
+    engine = make_engine(db_url)
+    one_reading_by_sql(engine)
     for statement in ("UPDATE readings SET value = 6", "DELETE FROM readings"):
         with pytest.raises(DBAPIError, match="readings are locked"), engine.begin() as conn:
             conn.execute(text(statement))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM readings")).scalar() == 5
+    engine.dispose()
+
+
+def test_an_older_databases_assignments_are_queued_by_0013_and_judged_by_validate_pending(
+    db_url: str,
+) -> None:
+    """Assignment verdicts are stored by the validation: a database from before them has none,
+    so migration 0013 queues every assignment, and draining the queue judges each."""
+    migrate.downgrade(db_url, "0012")
+    engine = make_engine(db_url)
+    one_reading_by_sql(engine)
+    migrate.upgrade(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT assignment_id FROM validation_work")).all() == [(1,)]
+        assert conn.execute(text("SELECT count(*) FROM assignment_verdicts")).scalar() == 0
+    result = gridwalk(db_url, "validate-pending")
+    assert result.exit_code == 0, result.output
+    assert "Validated 1 assignment(s); 0 failed this time." in result.output
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM validation_work")).scalar() == 0
+        code, walked = conn.execute(
+            text("SELECT code, walked_m FROM assignment_verdicts WHERE assignment_id = 1")
+        ).one()
+    # One meter read, no track: what the rules say of it.
+    assert (code, walked) == ("no_track", 0)
     engine.dispose()

@@ -422,18 +422,29 @@ def test_the_audit_api_says_when_validation_is_pending(
     clock.advance(timedelta(minutes=1))
     home_pushed(app_client, day)  # the same items again: nothing new, still pending since then
 
-    def progress() -> list[tuple[bool, str | None]]:
+    def progress() -> list[tuple[bool, str | None, str | None]]:
         one = app_client.get(f"/api/v1/audit/assignments/{day.assignment.id}", headers=sup)
         listed = app_client.get("/api/v1/audit/assignments", headers=sup)
         assert one.status_code == listed.status_code == 200
         return [
-            (a["validation_pending"], a["validation_pending_since"])
+            (
+                a["validation_pending"],
+                a["validation_pending_since"],
+                a["verdict"]["code"] if a["verdict"] else None,
+            )
             for a in (one.json()["assignment"], *listed.json())
         ]
 
-    assert progress() == [(True, pushed_at.isoformat())] * 2
+    # Never validated: no verdict yet (it is judged with the flags), no distance walked.
+    assert progress() == [(True, pushed_at.isoformat(), None)] * 2
+    listed = app_client.get("/api/v1/audit/assignments", headers=sup).json()
+    assert listed[0]["distance_walked_m"] is None
     queue.drain(engine, queued)
-    assert progress() == [(False, None)] * 2
+    assert progress() == [(False, None, "stayed")] * 2  # the reader's day at home
+    home = (day.meters[0].lat + HOME_OFFSET, day.meters[0].lon + HOME_OFFSET)
+    push(app_client, day, track_points=[track_point(MORNING + timedelta(hours=2), *home)])
+    # Judged before: the verdict stays while the new data waits.
+    assert progress() == [(True, clock.now().isoformat(), "stayed")] * 2
 
 
 def test_validate_pending_drains_the_queue_and_names_what_keeps_failing(

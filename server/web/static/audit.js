@@ -201,7 +201,8 @@ function renderAssignments() {
           h("div", { class: "a-meta" }, `${a.cycle} · ${a.reader} · ${windowText(a.window_start, a.window_end)}`),
           h("div", { class: "a-meta a-read" },
             a.first_read_at ? t("read {span}", { span: timeSpan(a.first_read_at, a.last_read_at, { zone: false }) }) : t("nothing read yet")),
-          h("div", { class: `a-verdict verdict-${a.verdict.code}` }, a.verdict.message),
+          // Not validated yet: the pending badge says so; the verdict comes with the flags.
+          a.verdict ? h("div", { class: `a-verdict verdict-${a.verdict.code}` }, a.verdict.message) : null,
           bar,
           h("dl", { class: "figures" },
             figure(t("meters"), a.meters),
@@ -281,14 +282,15 @@ function renderDetail(fit) {
       t("reader {reader}", { reader: a.reader }),
       t("window {window}", { window: windowText(a.window_start, a.window_end) }),
       read,
-      t("walked {distance}", { distance: metres(a.distance_walked_m) }),
+      a.distance_walked_m === null ? null : t("walked {distance}", { distance: metres(a.distance_walked_m) }),
     ]
+      .filter((text) => text !== null)
       .map((text) => h("span", { class: "sub-item" }, text)),
   );
   // The day in one line, as the server judged it from the cleaned track and the fixes.
-  $("assignment-verdict").textContent = a.verdict.message;
-  $("assignment-verdict").className = `verdict verdict-${a.verdict.code}`;
-  $("assignment-verdict").hidden = false;
+  $("assignment-verdict").textContent = a.verdict ? a.verdict.message : "";
+  $("assignment-verdict").className = a.verdict ? `verdict verdict-${a.verdict.code}` : "verdict";
+  $("assignment-verdict").hidden = !a.verdict;
   $("exports").hidden = false;
   $("close-assignment").hidden = a.status !== "open";
   // The timeline and the verdict take their height first: the map is fitted to what is left.
