@@ -1,0 +1,167 @@
+"""The track points' monthly partitions on PostgreSQL (migration 0014): which exist, making the
+months ahead, dropping old ones. SQLite keeps one plain table and has none of this.
+
+`track_points` is partitioned by RANGE (t), one partition a UTC month, plus a DEFAULT partition
+so that a point is never refused for its date (a handheld with a wrong clock, a month nobody
+made ahead). The partitions live in a schema of their own, so that the `public` schema holds
+exactly the product's tables (what Alembic compares with the models) and nobody reads or
+writes a partition by its name: every statement names `track_points`, and PostgreSQL checks
+rights on it alone. Making and dropping partitions is DDL: run by the tables' owner (the
+migrations' URL), never by the serving role.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Connection, text
+
+SCHEMA = "track_points_months"
+DEFAULT = "track_points_default"
+_MONTH_NAME = re.compile(r"track_points_(\d{4})_(\d{2})")
+# One lock for every change of the partitions: two servers starting at once, or a retention
+# run and a `partitions` run, take turns instead of both creating (or dropping) a month.
+_LOCK_KEY = 0x67726964_7061  # "gridpa"
+
+
+def month_start(moment: date | datetime) -> date:
+    """The first day of the UTC month of `moment`."""
+    if isinstance(moment, datetime):
+        moment = moment.astimezone(UTC).date()
+    return moment.replace(day=1)
+
+
+def add_months(first: date, count: int) -> date:
+    index = first.year * 12 + first.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Month:
+    """A month's partition: the points with first <= t < the next month's first day."""
+
+    first: date
+
+    @property
+    def name(self) -> str:
+        return f"track_points_{self.first:%Y_%m}"
+
+    @property
+    def start(self) -> datetime:
+        return _midnight(self.first)
+
+    @property
+    def end(self) -> datetime:
+        return _midnight(add_months(self.first, 1))
+
+
+def is_partitioned(conn: Connection) -> bool:
+    """PostgreSQL with migration 0014 applied: track_points is a partitioned table."""
+    if conn.dialect.name != "postgresql":
+        return False
+    kind = conn.execute(
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass('public.track_points')")
+    ).scalar()
+    return kind == "p"
+
+
+def months(conn: Connection) -> list[Month]:
+    """The month partitions that exist, oldest first (the DEFAULT partition is not one)."""
+    names = conn.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'public.track_points'::regclass"
+        )
+    ).scalars()
+    found = []
+    for name in names:
+        match = _MONTH_NAME.fullmatch(name)
+        if match:
+            found.append(Month(date(int(match[1]), int(match[2]), 1)))
+    return sorted(found, key=lambda m: m.first)
+
+
+def lock(conn: Connection) -> None:
+    """Wait for any other change of the partitions to end (held until the transaction ends)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
+def create_month(conn: Connection, month: Month) -> int:
+    """Make `month`'s partition, first moving into it the points of that month the DEFAULT
+    partition caught; the number moved. PostgreSQL cannot attach a range the DEFAULT partition
+    holds rows of, so the new month is made as a plain table, filled, then attached."""
+    table = f"{SCHEMA}.{month.name}"
+    default = f"{SCHEMA}.{DEFAULT}"
+    bounds = {"start": month.start, "end": month.end}
+    # The names are made here from a date, never from input.
+    conn.execute(text(f"CREATE TABLE {table} (LIKE public.track_points)"))
+    moved = conn.execute(
+        text(
+            f"WITH moved AS (DELETE FROM {default} WHERE t >= :start AND t < :end "  # noqa: S608
+            f"RETURNING *) INSERT INTO {table} SELECT * FROM moved"
+        ),
+        bounds,
+    ).rowcount
+    # The CHECK lets ATTACH skip scanning the new table; it is the partition's bound, so it
+    # is dropped once attached.
+    conn.execute(
+        text(
+            f"ALTER TABLE {table} ADD CONSTRAINT {month.name}_bound "
+            f"CHECK (t >= '{month.start.isoformat()}' AND t < '{month.end.isoformat()}')"
+        )
+    )
+    conn.execute(
+        text(
+            f"ALTER TABLE public.track_points ATTACH PARTITION {table} "
+            f"FOR VALUES FROM ('{month.start.isoformat()}') TO ('{month.end.isoformat()}')"
+        )
+    )
+    conn.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {month.name}_bound"))
+    return moved
+
+
+@dataclass
+class Made:
+    created: list[Month]
+    moved: int
+    existing: int
+
+
+def ensure(conn: Connection, first: date, count: int) -> Made:
+    """Make the partitions of `count` months from the month of `first` that do not exist yet
+    (idempotent: a month that exists is left alone)."""
+    lock(conn)
+    have = {m.first for m in months(conn)}
+    made = Made(created=[], moved=0, existing=0)
+    for index in range(count):
+        month = Month(add_months(month_start(first), index))
+        if month.first in have:
+            made.existing += 1
+            continue
+        made.moved += create_month(conn, month)
+        made.created.append(month)
+    return made
+
+
+def ensure_spanned(conn: Connection) -> Made:
+    """Make every month the DEFAULT partition holds points of (they move into it)."""
+    lock(conn)
+    span = conn.execute(text(f"SELECT min(t), max(t) FROM {SCHEMA}.{DEFAULT}")).one()  # noqa: S608
+    if span[0] is None:
+        return Made(created=[], moved=0, existing=0)
+    first, last = month_start(span[0]), month_start(span[1])
+    count = (last.year - first.year) * 12 + last.month - first.month + 1
+    return ensure(conn, first, count)
+
+
+def drop_month(conn: Connection, month: Month) -> None:
+    """Detach and drop `month`'s partition: its points are gone, at the cost of a catalog
+    change (no row is deleted one by one, no table bloats)."""
+    conn.execute(text(f"ALTER TABLE public.track_points DETACH PARTITION {SCHEMA}.{month.name}"))
+    conn.execute(text(f"DROP TABLE {SCHEMA}.{month.name}"))
