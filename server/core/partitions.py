@@ -149,15 +149,39 @@ def ensure(conn: Connection, first: date, count: int) -> Made:
     return made
 
 
-def ensure_spanned(conn: Connection) -> Made:
-    """Make every month the DEFAULT partition holds points of (they move into it)."""
+def ensure_spanned(conn: Connection, before: date | None = None) -> Made:
+    """Make every month the DEFAULT partition holds points of (before `before`, if given: a
+    point far in the future is a handheld's wrong clock, not a month to make); they move in."""
     lock(conn)
-    span = conn.execute(text(f"SELECT min(t), max(t) FROM {SCHEMA}.{DEFAULT}")).one()  # noqa: S608
+    default = f"{SCHEMA}.{DEFAULT}"
+    span = conn.execute(
+        text(f"SELECT min(t), max(t) FROM {default} WHERE t < :before"),  # noqa: S608
+        {"before": _midnight(before) if before else datetime.max.replace(tzinfo=UTC)},
+    ).one()
+    made = Made(created=[], moved=0, existing=0)
     if span[0] is None:
-        return Made(created=[], moved=0, existing=0)
-    first, last = month_start(span[0]), month_start(span[1])
-    count = (last.year - first.year) * 12 + last.month - first.month + 1
-    return ensure(conn, first, count)
+        return made
+    month, last = month_start(span[0]), month_start(span[1])
+    while month <= last:
+        # Only the months with points: a wrong clock's 1970 makes no fifty years of tables.
+        if conn.execute(
+            text(f"SELECT 1 FROM {default} WHERE t >= :start AND t < :end LIMIT 1"),  # noqa: S608
+            {"start": Month(month).start, "end": Month(month).end},
+        ).first():
+            more = ensure(conn, month, 1)
+            made.created += more.created
+            made.moved += more.moved
+        month = add_months(month, 1)
+    return made
+
+
+def ensure_ahead(conn: Connection, now: datetime, ahead: int) -> Made:
+    """This month's partition and the next `ahead` months'; and a partition for every earlier
+    month whose points the DEFAULT partition caught (moved into it)."""
+    this_month = month_start(now)
+    made = ensure(conn, this_month, ahead + 1)
+    earlier = ensure_spanned(conn, before=this_month)
+    return Made(made.created + earlier.created, made.moved + earlier.moved, made.existing)
 
 
 def drop_month(conn: Connection, month: Month) -> None:
