@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, text
 from sqlmodel import Session
 
-from server.core import partitions
+from server.core import migrate, partitions
 from server.core.config import Settings
 from server.core.partitions import Month, add_months, month_start
 from server.models import Assignment, Device, Flag, TrackPoint
@@ -205,3 +206,57 @@ def test_retention_refuses_a_keep_of_no_months(db_url: str) -> None:
     result: Result = gridwalk(db_url, "retention", "--keep-months", "0", env=ENGLISH)
     assert result.exit_code == 2
     assert "--keep-months" in result.output
+
+
+def test_the_migration_moves_the_points_into_their_months_and_back(
+    no_months: None, engine: Engine, session: Session, settings: Settings, db_url: str
+) -> None:
+    reader = make_user(session, settings, "reader1", "reader", grid_code="G1")
+    session.add(Device(id="device-0001"))
+    session.commit()
+    times = [LAST_MONTH.end - timedelta(minutes=2), THIS_MONTH.start + timedelta(minutes=2)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(TrackPoint.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "device_id": "device-0001",
+                    "user_id": reader.id,
+                    "t": t,
+                    "lat": 30.0,
+                    "lon": 120.0,
+                    "provider": "gps",
+                    "mock": False,
+                    "received_at": NOW,
+                }
+                for t in times
+            ],
+        )
+        ids = dict(conn.execute(text("SELECT t, id FROM track_points")).all())
+    before = ScriptDirectory.from_config(migrate.alembic_config(db_url)).get_revision("0014")
+    assert before is not None
+    migrate.downgrade(db_url, str(before.down_revision))
+    with engine.connect() as conn:
+        assert dict(conn.execute(text("SELECT t, id FROM track_points")).all()) == ids
+        kind = "SELECT relkind FROM pg_class WHERE oid = 'public.track_points'::regclass"
+        assert conn.execute(text(kind)).scalar() == "r"
+    migrate.upgrade(db_url)
+    assert where_stored(engine) == {times[0]: LAST_MONTH.name, times[1]: THIS_MONTH.name}
+    with engine.begin() as conn:
+        assert dict(conn.execute(text("SELECT t, id FROM track_points")).all()) == ids
+        # The id's sequence went on with the table: the next point gets the next id.
+        conn.execute(
+            insert(TrackPoint.__table__),  # type: ignore[attr-defined]
+            {
+                "device_id": "device-0001",
+                "user_id": reader.id,
+                "t": NOW,
+                "lat": 30.0,
+                "lon": 120.0,
+                "provider": "gps",
+                "mock": False,
+                "received_at": NOW,
+            },
+        )
+        latest = conn.execute(text("SELECT id FROM track_points WHERE t = :t"), {"t": NOW})
+        assert latest.scalar() == max(ids.values()) + 1
