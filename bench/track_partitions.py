@@ -99,6 +99,20 @@ def main() -> None:
     print(f"  plain table  {plain:6.2f} s  {args.points / plain:9,.0f}/s")
     print(f"  partitioned / plain time: {parted / plain:.2f}")
 
+    with engine.connect() as conn:
+        size = conn.execute(
+            text("SELECT pg_total_relation_size(:name)"),
+            {"name": f"{partitions.SCHEMA}.{MONTH.name}"},
+        ).scalar_one()
+        heap = conn.execute(
+            text("SELECT pg_relation_size(:name)"), {"name": f"{partitions.SCHEMA}.{MONTH.name}"}
+        ).scalar_one()
+    held = ROUNDS * args.points
+    print(
+        f"on disk: {size / held:.0f} B a point with its 4 indexes ({heap / held:.0f} B the row "
+        f"alone): {size / 2**20:.0f} MiB for {held:,} points"
+    )
+
     started = time.perf_counter()
     with engine.begin() as conn:
         gone = conn.execute(
