@@ -55,6 +55,14 @@ def main() -> None:
         )
         partitions.ensure(conn, MONTH.first, 1)
         conn.execute(text("CREATE TABLE track_points_plain (LIKE track_points INCLUDING ALL)"))
+        # LIKE copies no foreign key: the plain table checks the same two as the partitioned.
+        conn.execute(
+            text(
+                "ALTER TABLE track_points_plain "
+                "ADD FOREIGN KEY (device_id) REFERENCES devices (id), "
+                "ADD FOREIGN KEY (user_id) REFERENCES users (id)"
+            )
+        )
         # The same keys and indexes: the plain table must refuse a point the partitioned one does.
         indexes = conn.execute(
             text("SELECT count(*) FROM pg_indexes WHERE tablename = 'track_points_plain'")
