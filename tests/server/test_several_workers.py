@@ -105,7 +105,7 @@ def count(engine: Engine, model: type) -> int:
 
 
 def test_one_outbox_pushed_through_two_servers_at_once_is_stored_once(
-    two_servers: list[str], engine: Engine, session: Session, settings: Settings
+    two_servers: list[str], engine: Engine, session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     if engine.dialect.name == "postgresql":
         # Both servers made the months ahead at start, taking turns (an advisory lock).
@@ -172,3 +172,11 @@ def test_one_outbox_pushed_through_two_servers_at_once_is_stored_once(
         ]
     # The out-of-range reading is flagged (a finding is one row: uq_flags_assignment_key).
     assert f"high_consumption|{readings[0]['id']}|{meters[0].id}|" in keys, keys
+    # No worker failed a validation (two validating one assignment at once would collide on
+    # that key) and no request failed, in either server's log.
+    logs = [log.read_text() for log in sorted(tmp_path.glob("server-*.log"))]
+    assert len(logs) == 2
+    for log in logs:
+        assert "Traceback" not in log, log
+        assert '" 500' not in log, log
+        assert '/api/v1/sync/push HTTP/1.1" 200' in log, log
