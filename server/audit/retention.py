@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from server.audit.service import track_span
 from server.core import partitions
-from server.core.partitions import Month, add_months, month_start
+from server.core.partitions import Month, add_months, midnight, month_start
 from server.models import Assignment, Flag, Reading, RereadOrder, TrackPoint, ValidationWork
 
 # Rows deleted per transaction on SQLite.
@@ -135,13 +135,15 @@ def _in(month: Month) -> ColumnElement[bool]:
 def plan(conn: Connection, cutoff: date) -> list[MonthOutcome]:
     """The months before `cutoff` that hold points, each with what keeps it (if anything)."""
     evidence = unsettled_evidence(conn)
+    # An empty month's partition (made ahead, never filled) goes too.
+    made = set(partitions.months(conn)) if partitions.is_partitioned(conn) else set()
     outcomes = []
-    for month in _months_before(conn, cutoff):
+    for month in sorted(
+        set(_months_before(conn, cutoff)) | {m for m in made if m.end <= midnight(cutoff)},
+        key=lambda m: m.first,
+    ):
         points = conn.execute(select(func.count()).where(_in(month))).scalar_one()
-        has_partition = False
-        if partitions.is_partitioned(conn):
-            has_partition = month in partitions.months(conn)
-        if not points and not has_partition:
+        if not points and month not in made:
             continue
         kept_for = sorted(
             e.assignment_id for e in evidence if e.start < month.end and e.end >= month.start

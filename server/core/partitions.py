@@ -38,7 +38,7 @@ def add_months(first: date, count: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
@@ -54,11 +54,11 @@ class Month:
 
     @property
     def start(self) -> datetime:
-        return _midnight(self.first)
+        return midnight(self.first)
 
     @property
     def end(self) -> datetime:
-        return _midnight(add_months(self.first, 1))
+        return midnight(add_months(self.first, 1))
 
 
 def is_partitioned(conn: Connection) -> bool:
@@ -156,7 +156,7 @@ def ensure_spanned(conn: Connection, before: date | None = None) -> Made:
     default = f"{SCHEMA}.{DEFAULT}"
     span = conn.execute(
         text(f"SELECT min(t), max(t) FROM {default} WHERE t < :before"),  # noqa: S608
-        {"before": _midnight(before) if before else datetime.max.replace(tzinfo=UTC)},
+        {"before": midnight(before) if before else datetime.max.replace(tzinfo=UTC)},
     ).one()
     made = Made(created=[], moved=0, existing=0)
     if span[0] is None:

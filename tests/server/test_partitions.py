@@ -260,3 +260,16 @@ def test_the_migration_moves_the_points_into_their_months_and_back(
         )
         latest = conn.execute(text("SELECT id FROM track_points WHERE t = :t"), {"t": NOW})
         assert latest.scalar() == max(ids.values()) + 1
+
+
+def test_retention_drops_an_old_empty_partition_and_leaves_the_months_ahead(
+    no_months: None, engine: Engine, db_url: str
+) -> None:
+    with engine.begin() as conn:
+        partitions.ensure(conn, months_ago(20).first, 1)
+        partitions.ensure(conn, THIS_MONTH.first, 4)
+    done = gridwalk(db_url, "retention", "--keep-months", "12", env=ENGLISH)
+    assert done.exit_code == 0, done.output
+    assert f"{months_ago(20).first:%Y-%m}: 0 points removed." in done.output
+    with engine.connect() as conn:
+        assert partitions.months(conn) == [Month(add_months(THIS_MONTH.first, n)) for n in range(4)]
