@@ -537,6 +537,15 @@ def walk_gpx(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port, each with its own validation workers and "
+            "database connections.",
+        ),
+    ] = 1,
 ) -> None:
     """Migrate the database, then serve the API, the audit page and the agents' board."""
     import uvicorn
@@ -561,4 +570,7 @@ def serve(
         f"Gridwalk on {base}: API docs {base}/docs, supervisors' audit {base}/audit, "
         f"agents' outage board {base}/outages"
     )
-    uvicorn.run("server.main:create_app", factory=True, host=host, port=port)
+    # Several processes share nothing but the database: pushes are idempotent under its keys,
+    # and the validation queue is claimed with SKIP LOCKED (PostgreSQL) or under SQLite's one
+    # writer (tests/server/test_several_workers.py).
+    uvicorn.run("server.main:create_app", factory=True, host=host, port=port, workers=workers)

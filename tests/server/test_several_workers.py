@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from sqlmodel import Session
 from server.core import partitions
 from server.core.config import Settings
 from server.core.partitions import Month, add_months, month_start
-from server.models import Flag, Reading, TrackPoint, ValidationWork
+from server.models import Assignment, Flag, Meter, Reading, TrackPoint, ValidationWork
 from tests.factories import (
     NOW,
     PASSWORD,
@@ -50,9 +51,30 @@ def free_port() -> int:
         return port
 
 
+@dataclass
+class Route:
+    assignment: Assignment
+    meters: list[Meter]
+
+
 @pytest.fixture
-def two_servers(db_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    """Two server processes, a validation worker each, on the test's database."""
+def route(session: Session, settings: Settings) -> Route:
+    """A reader's route of 12 meters, made before the servers start: on SQLite a write of the
+    test's own while servers poll the file could meet their lock."""
+    make_user(session, settings, "reader1", "reader", grid_code="G1")
+    made = make_route(session, "R-1", 12)
+    assignment = assign(session, "R-1", "reader1")
+    return Route(assignment, meters_of(session, made))
+
+
+@pytest.fixture(params=["two servers", "one server, two processes"])
+def two_servers(
+    request: pytest.FixtureRequest, route: Route, db_url: str, tmp_path: Path
+) -> Iterator[list[str]]:
+    """Two server processes, a validation worker each, on the test's database: two `gridwalk
+    serve` on two ports, or one `gridwalk serve --workers 2` (uvicorn's processes sharing one
+    port; which of them takes a connection is the kernel's choice, so the two-port case is the
+    one sure to push through both at once). The addresses to push the outbox to, twice."""
     env = os.environ | {
         "GRIDWALK_DATABASE_URL": db_url,
         "GRIDWALK_ENVIRONMENT": "development",
@@ -61,20 +83,24 @@ def two_servers(db_url: str, tmp_path: Path) -> Iterator[list[str]]:
         "GRIDWALK_CLOSE_DUE_EVERY_MINUTES": "0",
         "GRIDWALK_VALIDATION_WORKERS": "1",
     }
+    commands = (
+        [["--port", str(free_port())] for _ in range(2)]
+        if request.param == "two servers"
+        else [["--port", str(free_port()), "--workers", "2"]]
+    )
     procs, urls = [], []
-    for index in range(2):
-        port = free_port()
+    for index, args in enumerate(commands):
         with (tmp_path / f"server-{index}.log").open("wb") as log:
             procs.append(
                 subprocess.Popen(
-                    [str(GRIDWALK), "serve", "--port", str(port)],
+                    [str(GRIDWALK), "serve", *args],
                     env=env,
                     cwd=ROOT,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
-        urls.append(f"http://127.0.0.1:{port}")
+        urls.append(f"http://127.0.0.1:{args[1]}")
     try:
         deadline = time.monotonic() + 60
         for proc, url in zip(procs, urls, strict=True):
@@ -90,12 +116,24 @@ def two_servers(db_url: str, tmp_path: Path) -> Iterator[list[str]]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{url} did not start")
                 time.sleep(0.1)
-        yield urls
+        # Every process up (uvicorn's second one may come after the first answers).
+        while started(tmp_path) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server processes did not all start")
+            time.sleep(0.1)
+        yield urls if len(urls) == 2 else urls * 2
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+def started(logs: Path) -> int:
+    """How many server processes say their app started, in the logs under `logs`."""
+    return sum(
+        log.read_text().count("Application startup complete") for log in logs.glob("server-*.log")
+    )
 
 
 def count(engine: Engine, model: type) -> int:
@@ -105,17 +143,14 @@ def count(engine: Engine, model: type) -> int:
 
 
 def test_one_outbox_pushed_through_two_servers_at_once_is_stored_once(
-    two_servers: list[str], engine: Engine, session: Session, settings: Settings, tmp_path: Path
+    two_servers: list[str], route: Route, engine: Engine, tmp_path: Path
 ) -> None:
     if engine.dialect.name == "postgresql":
         # Both servers made the months ahead at start, taking turns (an advisory lock).
         with engine.connect() as conn:
             made = partitions.months(conn)
         assert [Month(add_months(month_start(NOW), n)) for n in range(4)] == made[-4:]
-    make_user(session, settings, "reader1", "reader", grid_code="G1")
-    route = make_route(session, "R-1", 12)
-    assignment = assign(session, "R-1", "reader1")
-    meters = meters_of(session, route)
+    assignment, meters = route.assignment, route.meters
     login = httpx.post(
         f"{two_servers[0]}/api/v1/auth/login",
         json={"username": "reader1", "password": PASSWORD, "device_id": "device-0001"},
@@ -175,7 +210,7 @@ def test_one_outbox_pushed_through_two_servers_at_once_is_stored_once(
     # No worker failed a validation (two validating one assignment at once would collide on
     # that key) and no request failed, in either server's log.
     logs = [log.read_text() for log in sorted(tmp_path.glob("server-*.log"))]
-    assert len(logs) == 2
+    assert started(tmp_path) == 2, logs
     for log in logs:
         assert "Traceback" not in log, log
         assert '" 500' not in log, log
