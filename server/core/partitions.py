@@ -180,6 +180,12 @@ def ensure_ahead(conn: Connection, now: datetime, ahead: int) -> Made:
 
 def drop_month(conn: Connection, month: Month) -> None:
     """Detach and drop `month`'s partition: its points are gone, at the cost of a catalog
-    change (no row is deleted one by one, no table bloats)."""
+    change (no row is deleted one by one, no table bloats).
+
+    DETACH locks the whole table for a moment (CONCURRENTLY is not allowed beside a DEFAULT
+    partition), and waits for the reads already on it; pushes queue behind that wait. So it
+    gives up after a few seconds (the command says the database refused) rather than hold
+    pushes back behind a long read: run it again later."""
+    conn.execute(text("SET LOCAL lock_timeout = '5s'"))
     conn.execute(text(f"ALTER TABLE public.track_points DETACH PARTITION {SCHEMA}.{month.name}"))
     conn.execute(text(f"DROP TABLE {SCHEMA}.{month.name}"))

@@ -273,3 +273,24 @@ def test_retention_drops_an_old_empty_partition_and_leaves_the_months_ahead(
     assert f"{months_ago(20).first:%Y-%m}: 0 points removed." in done.output
     with engine.connect() as conn:
         assert partitions.months(conn) == [Month(add_months(THIS_MONTH.first, n)) for n in range(4)]
+
+
+def test_retention_gives_up_on_a_month_rather_than_wait_behind_a_long_read(
+    no_months: None, engine: Engine, db_url: str
+) -> None:
+    """DETACH needs the whole table for a moment; behind a read that does not end, it would
+    hold every push back. It gives up (lock_timeout), says so, and drops nothing."""
+    with engine.begin() as conn:
+        partitions.ensure(conn, months_ago(20).first, 1)
+    reader = engine.connect()
+    try:
+        reader.execute(text("BEGIN"))
+        reader.execute(text("SELECT count(*) FROM track_points"))
+        result = gridwalk(db_url, "retention", "--keep-months", "12", env=ENGLISH)
+    finally:
+        reader.rollback()
+        reader.close()
+    assert result.exit_code == 2
+    assert "lock timeout" in result.output, result.output
+    with engine.connect() as conn:
+        assert months_ago(20) in partitions.months(conn)
