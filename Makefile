@@ -68,6 +68,7 @@ bench: setup
 	$(BIN)/python -m bench.cycle_overview
 	$(BIN)/python -m bench.audit_list
 	$(BIN)/python -m bench.import_meters
+	$(BIN)/python -m bench.track_partitions --database-url "$$(GRIDWALK_PG_DB=gridwalk_bench scripts/test-postgres.sh)"
 
 clean:
 	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules

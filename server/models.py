@@ -303,7 +303,11 @@ class Reading(SQLModel, table=True):
 class TrackPoint(SQLModel, table=True):
     """A position of a user's handheld. A point is the pushing user's own: keyed by user,
     device and time, so that one user pushing under another's device id cannot make the
-    other's real point a duplicate, and a device shared by shifts keeps each user's track."""
+    other's real point a duplicate, and a device shared by shifts keeps each user's track.
+
+    On PostgreSQL the table is partitioned by month of `t` (migration 0014,
+    server/core/partitions.py), and its primary key there is (id, t): a partitioned table's
+    keys hold its partition key. The id stays unique (one sequence); nothing references it."""
 
     __tablename__ = "track_points"
     __table_args__ = (

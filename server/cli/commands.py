@@ -6,6 +6,8 @@ The database is the one DATABASE_URL names (through Settings). Only `db upgrade`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +28,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from common import clock
+from common.i18n import N_
+from server.audit import retention as track_retention
 from server.catalog import accounts, assignments, imports
 from server.cli.terminal import (
     DAY,
@@ -34,12 +38,15 @@ from server.cli.terminal import (
     error_line,
     fail,
     failing_clearly,
+    require_schema,
+    said,
     settings_or_fail,
     shown_url,
     unit_of_work,
 )
-from server.core import integrity, migrate
-from server.core.config import dev_secret_refusal
+from server.core import integrity, migrate, partitions
+from server.core.config import Settings, dev_secret_refusal
+from server.core.db import make_engine
 from server.core.errors import Invalid
 from server.demo import days
 from server.demo import utility as demo
@@ -260,6 +267,148 @@ def revoke_device(
         console().print(f"Device {escape(device.id)} revoked at {device.revoked_at}.")
 
 
+# --- track points: partitions and retention ---------------------------------------------------
+
+
+@contextmanager
+def _owner_engine(settings: Settings) -> Iterator[Engine]:
+    """The tables' owner's engine (the migrations' URL): partitions are DDL, which the serving
+    role may not do. The schema is checked first."""
+    with failing_clearly():
+        engine = make_engine(settings.migrations_url)
+        try:
+            require_schema(engine, settings)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _made_ahead(engine: Engine, ahead: int) -> partitions.Made | None:
+    """This month's track-point partition and the next `ahead` months' (PostgreSQL); None on
+    SQLite, which has one plain table."""
+    with engine.begin() as conn:
+        if not partitions.is_partitioned(conn):
+            return None
+        return partitions.ensure_ahead(conn, clock.now(), ahead)
+
+
+def _say_made(made: partitions.Made | None) -> None:
+    if made is None:
+        console().print(said(N_("SQLite keeps the track points in one table: no partitions.")))
+        return
+    console().print(
+        said(
+            N_(
+                "Track-point partitions: {created} made ({names}), {existing} already there; "
+                "{moved} points moved out of the default partition."
+            ),
+            created=len(made.created),
+            names=", ".join(m.name for m in made.created) or "-",
+            existing=made.existing,
+            moved=made.moved,
+        )
+    )
+
+
+@app.command(
+    "partitions",
+    help=said(
+        N_(
+            "PostgreSQL: make the track points' monthly partitions of this month and the next "
+            "N months (those that exist are left alone), and a partition for every earlier "
+            "month whose points landed in the default partition (they move into it). The "
+            "server does it at start; run it monthly (cron) for a server that runs for months. "
+            "Nothing to do on SQLite."
+        )
+    ),
+)
+def make_partitions(
+    ahead: Annotated[
+        int, typer.Option(min=0, max=120, help=said(N_("How many months after this one.")))
+    ] = 3,
+) -> None:
+    settings = settings_or_fail()
+    with _owner_engine(settings) as engine:
+        _say_made(_made_ahead(engine, ahead))
+
+
+@app.command(
+    "retention",
+    help=said(
+        N_(
+            "Remove the track points of whole months older than M months (PostgreSQL: their "
+            "partitions detached and dropped; SQLite: their rows deleted in batches). Readings, "
+            "flags and reviews are never removed, and each reading keeps its own GPS fix. A "
+            "month is kept whole while it holds the track of an assignment whose audit is not "
+            "settled: open, waiting for validation, with a flag not yet reviewed or rejected "
+            "(a disputed reading), or with a re-read order still open."
+        )
+    ),
+)
+def retention(
+    keep_months: Annotated[
+        int,
+        typer.Option(
+            min=1, help=said(N_("Months kept before the current one (12: a year and this month)."))
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=said(N_("Say what would go; remove nothing.")))
+    ] = False,
+) -> None:
+    settings = settings_or_fail()
+    with _owner_engine(settings) as engine:
+        outcome = track_retention.apply(
+            engine, now=clock.now(), keep_months=keep_months, dry_run=dry_run
+        )
+    out = console()
+    for month in outcome.months:
+        label = f"{month.month.first:%Y-%m}"
+        if month.kept_for:
+            out.print(
+                said(
+                    N_(
+                        "{month}: {points} points kept: the audit of assignment(s) {ids} is not "
+                        "settled."
+                    ),
+                    month=label,
+                    points=month.points,
+                    ids=", ".join(map(str, month.kept_for)),
+                )
+            )
+        elif dry_run:
+            out.print(
+                said(
+                    N_("{month}: {points} points would be removed."),
+                    month=label,
+                    points=month.points,
+                )
+            )
+        else:
+            out.print(
+                said(N_("{month}: {points} points removed."), month=label, points=month.points)
+            )
+    summary = (
+        N_(
+            "Dry run, nothing removed: points from {cutoff} are kept; {removed} month(s) "
+            "would go, {kept} kept for unsettled audits."
+        )
+        if dry_run
+        else N_(
+            "Points from {cutoff} are kept; {removed} month(s) removed, {kept} kept for "
+            "unsettled audits."
+        )
+    )
+    out.print(
+        said(
+            summary,
+            cutoff=outcome.cutoff.isoformat(),
+            removed=len(outcome.removed),
+            kept=len(outcome.kept),
+        )
+    )
+
+
 # --- demo and serve ---------------------------------------------------------------------------
 
 
@@ -388,6 +537,15 @@ def walk_gpx(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port, each with its own validation workers and "
+            "database connections.",
+        ),
+    ] = 1,
 ) -> None:
     """Migrate the database, then serve the API, the audit page and the agents' board."""
     import uvicorn
@@ -398,10 +556,21 @@ def serve(
         raise fail(refusal)
     with failing_clearly():
         migrate.upgrade(settings.migrations_url)
+        # PostgreSQL: the partitions of the months ahead, so points rarely land in the default.
+        engine = make_engine(settings.migrations_url)
+        try:
+            made = _made_ahead(engine, settings.partition_months_ahead)
+        finally:
+            engine.dispose()
+        if made is not None and made.created:
+            _say_made(made)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else shown}:{port}"  # noqa: S104
     console().print(
         f"Gridwalk on {base}: API docs {base}/docs, supervisors' audit {base}/audit, "
         f"agents' outage board {base}/outages"
     )
-    uvicorn.run("server.main:create_app", factory=True, host=host, port=port)
+    # Several processes share nothing but the database: pushes are idempotent under its keys,
+    # and the validation queue is claimed with SKIP LOCKED (PostgreSQL) or under SQLite's one
+    # writer (tests/server/test_several_workers.py).
+    uvicorn.run("server.main:create_app", factory=True, host=host, port=port, workers=workers)

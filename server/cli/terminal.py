@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from typer.core import TyperGroup
 
+from common.i18n import choose_language, say, translations
 from server.core import migrate
 from server.core.config import Settings
 from server.core.db import make_engine
@@ -80,6 +81,12 @@ def error_line(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"[red]error:[/red] {escape(message)}"
     )
+
+
+def said(message: str, **params: Any) -> str:
+    """A catalog message (marked N_) in the language of the machine's locale (LANGUAGE,
+    LC_ALL, LANG; Chinese when it names neither), with its values filled in."""
+    return say(message, params, translations(choose_language()).gettext)
 
 
 def console() -> Console:

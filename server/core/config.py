@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # How often the server closes assignments whose window has ended (0: never, e.g. in tests
     # that need a past window open); closing validates them, so missed meters get flagged.
     close_due_every_minutes: float = 10.0
+    # PostgreSQL: `gridwalk serve` makes the track points' partitions of this month and this
+    # many after it at start (server/core/partitions.py; `gridwalk partitions` does it by hand).
+    partition_months_ahead: int = Field(default=3, ge=0, le=120)
     # The validation queue (server/validation/queue.py). A push stores and answers; validation
     # runs right after, in `validation_workers` threads of the server process (0: none, e.g.
     # when `gridwalk validate-pending` is run by hand or another process drains the queue),
