@@ -7,7 +7,7 @@ stays unique, drawn from the same sequence); the push's key (user_id, device_id,
 indexes already end in t. Downgrade makes a plain table again with the rows.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-04 22:00:00.000000
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from server.core import partitions
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
