@@ -25,14 +25,16 @@ PUSH = "/api/v1/sync/push"
 THIS_MONTH = Month(month_start(NOW))
 LAST_MONTH = Month(add_months(THIS_MONTH.first, -1))
 ENGLISH = {"LANGUAGE": "en"}
+# Partitions are PostgreSQL's: these tests run there only (not skipped on SQLite).
+ON_POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
 def no_months(engine: Engine) -> None:
-    """PostgreSQL only: no month partition (they outlive the tests' TRUNCATE), every point in
-    the default partition until a test makes its months."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("partitions are PostgreSQL's")
+    """PostgreSQL only (its tests are pinned to it: ON_POSTGRESQL): no month partition (they
+    outlive the tests' TRUNCATE), every point in the default partition until a test makes its
+    months."""
+    assert engine.dialect.name == "postgresql", "partitions are PostgreSQL's: pin the test"
     with engine.begin() as conn:
         for month in partitions.months(conn):
             partitions.drop_month(conn, month)
@@ -54,6 +56,7 @@ def push_track(client: TestClient, headers: dict[str, str], times: list[datetime
     return track
 
 
+@ON_POSTGRESQL
 def test_a_point_lands_in_its_months_partition_and_the_command_moves_the_default_out(
     no_months: None,
     engine: Engine,
@@ -215,6 +218,7 @@ def test_retention_refuses_a_keep_of_no_months(db_url: str) -> None:
     assert "--keep-months" in result.output
 
 
+@ON_POSTGRESQL
 def test_the_migration_moves_the_points_into_their_months_and_back(
     no_months: None, engine: Engine, session: Session, settings: Settings, db_url: str
 ) -> None:
@@ -269,6 +273,7 @@ def test_the_migration_moves_the_points_into_their_months_and_back(
         assert latest.scalar() == max(ids.values()) + 1
 
 
+@ON_POSTGRESQL
 def test_retention_drops_an_old_empty_partition_and_leaves_the_months_ahead(
     no_months: None, engine: Engine, db_url: str
 ) -> None:
@@ -282,6 +287,7 @@ def test_retention_drops_an_old_empty_partition_and_leaves_the_months_ahead(
         assert partitions.months(conn) == [Month(add_months(THIS_MONTH.first, n)) for n in range(4)]
 
 
+@ON_POSTGRESQL
 def test_retention_gives_up_on_a_month_rather_than_wait_behind_a_long_read(
     no_months: None, engine: Engine, db_url: str
 ) -> None:
