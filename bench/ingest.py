@@ -304,7 +304,7 @@ def stored_only(engine: Engine, days: list[Day]) -> float:
         for i in range(0, len(items), BATCH):
             with Session(engine) as session:
                 answers = bulk.store_readings(
-                    session, pusher, items[i : i + BATCH], None, clock.now()
+                    session, pusher, bulk.check_readings(items[i : i + BATCH]), None, clock.now()
                 )
                 session.commit()
             assert all(getattr(a, "status", None) == "accepted" for a in answers)
