@@ -445,12 +445,22 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=1_000, help="per device, readings figure")
     parser.add_argument("--days", default="1,10,100", help="reader-days of the growth line")
     parser.add_argument("--growth-only", action="store_true", help="only the growth line")
+    parser.add_argument(
+        "--validation-workers",
+        type=int,
+        default=Settings.model_fields["validation_workers"].default,
+        help="the server's validation threads (default: the server's own default)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         migrate.upgrade(url)
         settings = Settings(
-            environment="test", database_url=url, password_time_cost=1, password_memory_kib=1024
+            environment="test",
+            database_url=url,
+            password_time_cost=1,
+            password_memory_kib=1024,
+            validation_workers=args.validation_workers,
         )
         engine = make_engine(url, pool_size=12)
         backend = engine.dialect.name

@@ -296,6 +296,10 @@ def _plain(
     )
 
 
+# The columns every reading the set-based path stores in one push has alike.
+_SAME_IN_A_PUSH = ("reread_of", "supersedes", "user_id", "device_id", "sent_at", "received_at")
+
+
 def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert what no row holds yet (neither the id nor the meter's first reading); the ids
     stored. A statement the database refuses (a value beyond a column) stores none, and leaves
@@ -306,13 +310,15 @@ def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.U
     try:
         with session.begin_nested():
             if session.get_bind().dialect.name == "postgresql":
-                columns = tuple(rows[0])
+                same = {c: rows[0][c] for c in _SAME_IN_A_PUSH}
+                columns = [c for c in rows[0] if c not in same]
                 return set(
                     insert_unnest(
                         session.connection(),
                         table,
                         columns,
                         [tuple(row[c] for c in columns) for row in rows],
+                        same=same,
                         on_conflict_do_nothing=True,
                         returning="id",
                     )
