@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
 from common import clock
@@ -44,7 +44,7 @@ from server.core.changes import next_change_seq
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.main import create_app
-from server.models import Account, Device, Meter, Reading, Route, User
+from server.models import Account, Device, Meter, Reading, Route, User, ValidationWork
 from server.schemas.wire import ReadingIn
 from server.sync import bulk
 from server.sync.push import Pusher
@@ -241,6 +241,18 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+def validated_after(engine: Engine) -> float:
+    """Seconds until the server's validation workers have emptied the queue (a bound of 10
+    minutes; with no workers, nothing drains it)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 600:
+        with Session(engine) as session:
+            if session.execute(select(func.count()).select_from(ValidationWork)).scalar_one() == 0:
+                break
+        time.sleep(0.1)
+    return time.perf_counter() - t0
+
+
 def raw_reading_rows(session: Session, day: Day) -> list[dict[str, Any]]:
     """The rows the push would store for this day's readings: every column, the same keys."""
     user = session.execute(select(User.id).where(User.username == day.username)).scalar_one()
@@ -326,6 +338,7 @@ def readings_figure(engine: Engine, settings: Settings, url: str, n_meters: int)
         bodies = [gz({"readings": items[i : i + BATCH]}) for i in range(0, len(items), BATCH)]
         work.append((login(url, day.username), bodies))
     wall, latencies = push_all(url, work)
+    caught_up = validated_after(engine)
     n = 6 * n_meters
     ours, theirs = n / wall, len(rows) / raw_s
     print(f"readings, 6 devices, batches of {BATCH}, {n} readings each side:")
@@ -335,6 +348,7 @@ def readings_figure(engine: Engine, settings: Settings, url: str, n_meters: int)
     print(
         f"  storing alone, 1 device:{n / store_s:9.0f}/s  ratio to raw {n / store_s / theirs:.2f}"
     )
+    print(f"  validation queue empty {caught_up:.1f} s after the last answer (server's workers)")
 
 
 def track_figure(engine: Engine, settings: Settings, url: str) -> None:

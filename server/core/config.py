@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     # lock, so a burst of pushes is stored at speed and its assignments validated once after it
     # (pushes of one assignment in the burst coalesce into one validation), with flags at most
     # that much later.
+    # The interpreter's thread switch interval while the server runs (Python's default is 5 ms).
+    # A request thread spends most of a push waiting on the database; each time a statement
+    # returns it must win the interpreter lock back from a thread busy in Python, which holds it
+    # for up to this long: with ~20 statements a push and six pushes at once, 5 ms cost a push
+    # more than its own work (bench/ingest.py: p99 2.4 s at 5 ms, 1.1 s at 0.5 ms).
+    thread_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
     validation_workers: int = Field(default=1, ge=0)
     validation_settle_s: float = Field(default=0.25, ge=0)
     validation_settle_max_s: float = Field(default=5.0, ge=0)
