@@ -9,11 +9,14 @@ Figures (issue 13), each printed with its raw baseline and the ratio:
 - growth: 1, 10, 100 (… `--days`) reader-days pushed (300 readings in batches of 200 and 6,000
   points each, 2 devices at a time), and the time per reader-day.
 
-The push's time includes what the push does besides storing (the validation of the assignments
-it touched, the answer); the baselines are the storing alone.
+The server runs in a process of its own (as for handhelds, the clients are elsewhere), with its
+validation workers as deployed: they validate what the pushes queued once the pushes pause
+(Settings.validation_settle_s, at most validation_settle_max_s), so a push's time includes
+whatever validation overlaps it, and a line says when the queue was empty after the last
+answer. The baselines are the storing alone. `--validation-workers 0` shows the pushes alone.
 
 Run: .venv/bin/python -m bench.ingest [--database-url URL] [--days 1,10,100]
-(default: a temporary SQLite)
+(default: a temporary SQLite; a PostgreSQL database given is emptied first)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import multiprocessing
 import socket
 import tempfile
 import threading
@@ -36,10 +40,10 @@ import uvicorn
 from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
+from bench.database import bench_settings, fresh
 from common import clock
 from common.rules.facts import CHINA_STANDARD_TIME
 from server.catalog import accounts, assignments
-from server.core import migrate
 from server.core.changes import next_change_seq
 from server.core.config import Settings
 from server.core.db import make_engine
@@ -171,32 +175,41 @@ def gz(body: dict[str, Any]) -> bytes:
     return gzip.compress(json.dumps(body).encode())
 
 
-class Server:
-    """The real app under uvicorn on a free loopback port, in a background thread."""
+def _serve(settings: Settings, port: int) -> None:
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+
+class Server:
+    """The real app under uvicorn on a free loopback port, in a process of its own: the
+    handhelds are other machines, so the bench's client threads (making requests, reading the
+    answers) must not take turns with the server at one interpreter lock."""
+
+    def __init__(self, settings: Settings) -> None:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        config = uvicorn.Config(
-            create_app(settings, engine), host="127.0.0.1", port=self.port, log_level="warning"
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(settings, self.port), daemon=True
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline:
+        self.process.start()
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not self.process.is_alive():
                 raise RuntimeError("the bench server did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
+            time.sleep(0.1)
 
     def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        self.process.terminate()  # SIGTERM: uvicorn shuts down (and stops its workers)
+        self.process.join(timeout=30)
 
 
 def login(url: str, username: str) -> dict[str, str]:
@@ -468,18 +481,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        migrate.upgrade(url)
-        settings = Settings(
-            environment="test",
-            database_url=url,
-            password_time_cost=1,
-            password_memory_kib=1024,
-            validation_workers=args.validation_workers,
-        )
+        fresh(url)  # the same empty tables for every run: figures of one run compare
+        settings = bench_settings(url, validation_workers=args.validation_workers)
         engine = make_engine(url, pool_size=12)
         backend = engine.dialect.name
         print(f"database: {backend}")
-        with Server(settings, engine) as server:
+        with Server(settings) as server:
             if not args.growth_only:
                 readings_figure(engine, settings, server, args.meters)
                 if backend == "postgresql":
