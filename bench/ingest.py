@@ -46,9 +46,18 @@ from common.rules.facts import CHINA_STANDARD_TIME
 from server.catalog import accounts, assignments
 from server.core.changes import next_change_seq
 from server.core.config import Settings
-from server.core.db import make_engine
+from server.core.db import copy_type, make_engine
 from server.main import create_app
-from server.models import Account, Device, Meter, Reading, Route, User, ValidationWork
+from server.models import (
+    Account,
+    Device,
+    Meter,
+    Reading,
+    Route,
+    TrackPoint,
+    User,
+    ValidationWork,
+)
 from server.schemas.wire import ReadingIn
 from server.sync import bulk
 from server.sync.push import Pusher
@@ -396,10 +405,12 @@ def track_figure(engine: Engine, settings: Settings, url: str) -> None:
     t0 = time.perf_counter()
     with engine.begin() as conn:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        # Binary, its types told, as the push's own COPY: the fastest raw path, not a slower one.
         with cursor.copy(
-            "COPY track_points (device_id, user_id, t, lat, lon, accuracy_m, speed, provider, "
-            "mock, received_at) FROM STDIN"
+            f"COPY track_points ({', '.join(bulk.TRACK_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         ) as copy:
+            table = TrackPoint.__table__  # type: ignore[attr-defined]
+            copy.set_types([copy_type(table.c[name]) for name in bulk.TRACK_COLUMNS])
             for row in rows:
                 copy.write_row(row)
     raw_s = time.perf_counter() - t0
@@ -409,7 +420,7 @@ def track_figure(engine: Engine, settings: Settings, url: str) -> None:
     ours, theirs = len(rows) / wall, len(rows) / raw_s
     print(f"track points, {devices} devices, {POINTS_PER_DAY} points each, {len(rows)} each side:")
     print(f"  pushed:                 {ours:9.0f}/s  p99 answer {p99(latencies):.2f} s")
-    print(f"  raw COPY:               {theirs:9.0f}/s")
+    print(f"  raw binary COPY:        {theirs:9.0f}/s")
     print(f"  ratio pushed / COPY:    {ours / theirs:9.2f}   (target >= 0.7)")
 
 

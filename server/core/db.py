@@ -122,6 +122,12 @@ def _array_of(column: Column[Any]) -> str:
     return column.type.compile(dialect=postgresql.dialect()).split("(")[0]
 
 
+def copy_type(column: Column[Any]) -> str:
+    """A column's type as psycopg names it for a binary COPY (`Copy.set_types`)."""
+    name = _array_of(column).lower()
+    return {"float": "float8"}.get(name, name)
+
+
 def insert_unnest(
     connection: Connection,
     table: Table,

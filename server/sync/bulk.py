@@ -33,7 +33,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from server.core import ledger
-from server.core.db import insert_unnest
+from server.core.db import copy_type, insert_unnest
 from server.models import Assignment, Meter, Reading, TrackPoint, fix_columns
 from server.schemas.wire import PushResult, ReadingIn, TrackPointIn, TrackRejection, TrackResult
 from server.sync.records import reading_hash
@@ -382,14 +382,20 @@ def store_track(
     if session.get_bind().dialect.name == "postgresql":
         stored = [
             t.astimezone(UTC)
-            for t in _copy_then_insert(session, "track_points", _TRACK_COLUMNS, rows, "t")
+            for t in _copy_then_insert(
+                session,
+                TrackPoint.__table__,  # type: ignore[attr-defined]
+                TRACK_COLUMNS,
+                rows,
+                "t",
+            )
         ]
     else:
         table = TrackPoint.__table__  # type: ignore[attr-defined]
         statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.t)
         stored = list(
             session.connection()
-            .execute(statement, [dict(zip(_TRACK_COLUMNS, row, strict=True)) for row in rows])
+            .execute(statement, [dict(zip(TRACK_COLUMNS, row, strict=True)) for row in rows])
             .scalars()
         )
     result.accepted = len(stored)
@@ -399,7 +405,7 @@ def store_track(
     return result, (min(stored), max(stored))
 
 
-_TRACK_COLUMNS = (
+TRACK_COLUMNS = (
     "device_id",
     "user_id",
     "t",
@@ -415,7 +421,7 @@ _TRACK_COLUMNS = (
 
 def _copy_then_insert(
     session: Session,
-    table: str,
+    table: Table,
     columns: Sequence[str],
     rows: Sequence[tuple[Any, ...]],
     returning: str,
@@ -423,23 +429,26 @@ def _copy_then_insert(
     """PostgreSQL: COPY the rows into a staging table, then one INSERT … SELECT … ON CONFLICT DO
     NOTHING: the database's own bulk path, one statement whatever the number of rows (a
     multi-row VALUES of thousands of parameters costs more to build and plan than to run). What
-    a unique key already holds is left out; the `returning` column of each row stored."""
-    # The names are this module's constants, no input of the push.
+    a unique key already holds is left out; the `returning` column of each row stored. The COPY
+    is binary, its column types told: a tenth of the CPU of text COPY (no number or time
+    formatted as text in Python and parsed again by the server)."""
+    # The names are the table's own, no input of the push.
     names = ", ".join(columns)
-    staging = f"{table}_staging"
+    staging = f"{table.name}_staging"
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    # The table's own column types, no constraint; dropped at commit, emptied first in case an
-    # earlier push of this transaction used it.
+    # The table's own column types, no constraint (so a partitioned table's too); dropped at
+    # commit, emptied first in case an earlier push of this transaction used it.
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP "  # noqa: S608
-        f"AS SELECT {names} FROM {table} WITH NO DATA"
+        f"AS SELECT {names} FROM {table.name} WITH NO DATA"
     )
     cursor.execute(f"TRUNCATE {staging}")
-    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([copy_type(table.c[name]) for name in columns])
         for row in rows:
             copy.write_row(row)
     cursor.execute(
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
         f"ON CONFLICT DO NOTHING RETURNING {returning}"
     )
     stored = [value for (value,) in cursor.fetchall()]
