@@ -405,10 +405,10 @@ def close_assignment(
 
 def close_due_assignments(engine: Engine, *, settings: Settings, now: datetime) -> list[int]:
     """Close every open assignment whose window has ended (by the window's local date), each
-        in a transaction of its own: no lock is held across the cycle, a reader's push waits for
-        one assignment's close at most, and a run cut short leaves the rest open for the next run
-        to close. An assignment closed meanwhile by a supervisor is left as it is; one that fails is
-    logged, left open and tried again on the next run."""
+    in a transaction of its own: no lock is held across the cycle, a reader's push waits for
+    one assignment's close at most, and a run cut short leaves the rest open for the next run
+    to close. An assignment closed meanwhile by a supervisor is left as it is; one that fails is
+logged, left open and tried again on the next run."""
     today = now.astimezone(window_tz(settings)).date()
     with Session(engine) as session:
         due = session.exec(
