@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.thread_switch_interval_s)
         closer = None
         if settings.close_due_every_minutes > 0:
             closer = asyncio.create_task(_close_due_periodically(settings, engine))
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 await closer
         if owns_engine:  # an engine handed in belongs to the caller
             engine.dispose()
+        sys.setswitchinterval(switch_interval)
 
     app = FastAPI(
         title="Gridwalk",

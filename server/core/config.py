@@ -95,8 +95,21 @@ class Settings(BaseSettings):
     # flags are there when the answer is, with no worker thread racing them). A failed
     # validation is tried again after `validation_retry_s`, doubling up to
     # `validation_retry_max_s`; a claim older than `validation_claim_lease_s` is a crashed
-    # worker's and is taken again.
+    # worker's and is taken again. Woken by a push, a worker first waits for a lull in pushes
+    # (none for `validation_settle_s`), never longer than `validation_settle_max_s`: the
+    # workers are threads of the process that answers the pushes, sharing its one interpreter
+    # lock, so a burst of pushes is stored at speed and its assignments validated once after it
+    # (pushes of one assignment in the burst coalesce into one validation), with flags at most
+    # that much later.
+    # The interpreter's thread switch interval while the server runs (Python's default is 5 ms).
+    # A request thread spends most of a push waiting on the database; each time a statement
+    # returns it must win the interpreter lock back from a thread busy in Python, which holds it
+    # for up to this long: with ~20 statements a push and six pushes at once, 5 ms cost a push
+    # more than its own work (bench/ingest.py: p99 2.4 s at 5 ms, 1.1 s at 0.5 ms).
+    thread_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
     validation_workers: int = Field(default=1, ge=0)
+    validation_settle_s: float = Field(default=0.25, ge=0)
+    validation_settle_max_s: float = Field(default=5.0, ge=0)
     validation_poll_s: float = Field(default=5.0, gt=0)
     validation_in_request: bool = False
     validation_retry_s: float = Field(default=30.0, gt=0)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, Engine, event
+from sqlalchemy import Column, Connection, DateTime, Engine, Table, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
@@ -112,3 +114,52 @@ def out_of_reach(exc: DBAPIError) -> Literal["busy", "down"] | None:
             return "busy"
         return "down" if "unable to open" in message else None
     return "down"
+
+
+def _array_of(column: Column[Any]) -> str:
+    """The type a column's values travel in: the column's own without its length or scale (a
+    cast to VARCHAR(n) would cut a longer text instead of refusing it)."""
+    return column.type.compile(dialect=postgresql.dialect()).split("(")[0]
+
+
+def copy_type(column: Column[Any]) -> str:
+    """A column's type as psycopg names it for a binary COPY (`Copy.set_types`)."""
+    name = _array_of(column).lower()
+    return {"float": "float8"}.get(name, name)
+
+
+def insert_unnest(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    same: dict[str, Any] | None = None,
+    on_conflict_do_nothing: bool = False,
+    returning: str | None = None,
+) -> list[Any]:
+    """PostgreSQL: `rows` (of `columns`) inserted by one short statement, each column's values
+    sent as one binary array and turned back into rows by `unnest`: no statement text growing
+    with the rows, no staging table made and dropped per call, and half the time of a COPY into
+    one for a push's few hundred rows. `same`: columns whose value every row shares, sent once.
+    The `returning` column of each row inserted."""
+    same = same or {}
+    names = ", ".join([*columns, *same])
+    arrays = ", ".join(f"%b::{_array_of(table.c[name])}[]" for name in columns)
+    scalars = "".join(f", %b::{_array_of(table.c[name])}" for name in same)
+    statement = (
+        f"INSERT INTO {table.name} ({names}) "  # noqa: S608
+        f"SELECT *{scalars} FROM unnest({arrays})"
+        + (" ON CONFLICT DO NOTHING" if on_conflict_do_nothing else "")
+        + (f" RETURNING {returning}" if returning else "")
+    )
+    # The names are the table's own; only the values come from the caller, as parameters.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        # In the statement's order: the shared values come before the arrays.
+        cursor.execute(
+            statement, [*same.values(), *(list(values) for values in zip(*rows, strict=True))]
+        )
+        return [value for (value,) in cursor.fetchall()] if returning else []
+    finally:
+        cursor.close()

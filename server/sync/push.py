@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
+from sqlalchemy import update
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from common import clock, compact
 from common.contract import COMPACT_CONTRACT
 from common.i18n import N_
 from common.wire import WireError
-from server.core.changes import touched as send_again
+from server.core.changes import next_change_seq
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
 from server.models import (
@@ -29,7 +30,7 @@ from server.models import (
     Meter,
     User,
 )
-from server.schemas.requests import Moment
+from server.schemas.requests import SCANNED
 from server.schemas.wire import (
     JobEventIn,
     PushResponse,
@@ -49,7 +50,6 @@ MAX_JOB_EVENTS = 5_000
 MAX_TRACK_POINTS = 100_000
 
 logger = logging.getLogger("gridwalk")
-_MOMENT: TypeAdapter[datetime] = TypeAdapter(Moment)
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,44 @@ class _SentAt(BaseModel):
     sent_at: AwareDatetime
 
 
+@dataclass(frozen=True)
+class Outbox:
+    """A push body unpacked and its readings and track checked: the work a push does before it
+    touches the database, so that no lock (SQLite's write lock above all) is held meanwhile."""
+
+    sent_at: datetime | None
+    raw_readings: list[Any]
+    readings: bulk.CheckedReadings
+    track: bulk.CheckedTrack
+    raw_events: list[Any]
+
+
+def unpack(payload: Any, contract: int = 1, *, scanned: bool = False) -> Outbox:
+    """`scanned`: the body's JSON text was cleared of control characters at once
+    (requests.json_free_of_controls), so its items need not be walked for them one by one."""
+    sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload, contract)
+    context = SCANNED if scanned else None
+    return Outbox(
+        sent_at,
+        raw_readings,
+        bulk.check_readings(raw_readings, context),
+        bulk.check_track(raw_points, context),
+        raw_events,
+    )
+
+
 def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) -> PushResponse:
+    """Store a pushed outbox (see `store`)."""
+    return store(session, settings, pusher=pusher, outbox=unpack(payload, pusher.contract))
+
+
+def store(session: Session, settings: Settings, *, pusher: Pusher, outbox: Outbox) -> PushResponse:
     """Store a pushed outbox item by item; the answer has one result per reading and event.
 
     The assignments the new data touches are queued for validation in the same transaction
     (server/validation/queue.py): the push answers without waiting for the rules, and the
     work commits, or not, with its data."""
-    sent_at, raw_readings, raw_points, raw_events = parse_envelope(payload, pusher.contract)
+    sent_at = outbox.sent_at
     received_at = clock.now()
     # Set-based first; what only the per-item path can answer goes through it, in order.
     results = [
@@ -158,40 +189,40 @@ def push(session: Session, settings: Settings, *, pusher: Pusher, payload: Any) 
             language=pusher.language,
         )
         for raw, answer in zip(
-            raw_readings,
-            bulk.store_readings(session, pusher, raw_readings, sent_at, received_at),
+            outbox.raw_readings,
+            bulk.store_readings(session, pusher, outbox.readings, sent_at, received_at),
             strict=True,
         )
     ]
-    accepted = [
-        raw
-        for raw, result in zip(raw_readings, results, strict=True)
-        if result.status == "accepted"
-    ]
     touched: dict[int, validation_queue.Span] = {}
-    for raw in accepted:
-        read_at = _MOMENT.validate_python(raw["read_at"])
-        validation_queue.merge_span(touched, int(raw["assignment_id"]), read_at, read_at)
-    read_meters = {int(raw["meter_id"]) for raw in accepted}
-    track, span = bulk.store_track(session, pusher, raw_points, received_at)
+    read_meters = set()
+    for index, item, _ in outbox.readings.items:
+        if results[index].status == "accepted":
+            validation_queue.merge_span(touched, item.assignment_id, item.read_at, item.read_at)
+            read_meters.add(item.meter_id)
+    track, span = bulk.store_track(session, pusher, outbox.track, received_at)
     if span is not None:
         # A late track batch re-validates the readings it covers.
         for assignment_id in affected_assignments_for_track(
             session, user_id=pusher.user_id, t_min=span[0], t_max=span[1], settings=settings
         ):
             validation_queue.merge_span(touched, assignment_id, *span)
-    results += _job_events_in_time_order(session, pusher, raw_events, received_at)
+    results += _job_events_in_time_order(session, pusher, outbox.raw_events, received_at)
     validation_queue.enqueue(session, touched, now=received_at)
-    # Each meter read here goes out again in the next pull with its new state, to this handheld
-    # and to any other the route is on. Stamped in the push's last flush: the change counter's
-    # lock is held from there to the commit only.
-    for meter in session.exec(select(Meter).where(col(Meter.id).in_(read_meters))):
-        send_again(meter)
-    device = session.get(Device, pusher.device_id)
-    if device is not None:
-        device.last_seen_at = received_at
-        session.add(device)
+    session.connection().execute(
+        update(Device).where(col(Device.id) == pusher.device_id).values(last_seen_at=received_at)
+    )
     session.flush()
+    if read_meters:
+        # Each meter read here goes out again in the next pull with its new state, to this
+        # handheld and to any other the route is on: one UPDATE, not a model loaded and flushed
+        # per meter. Its change number is taken last, so the change counter's lock is held from
+        # here to the commit only (see server.core.changes).
+        session.connection().execute(
+            update(Meter)
+            .where(bulk.among(session, col(Meter.id), read_meters))
+            .values(change_seq=next_change_seq(session))
+        )
     return PushResponse(results=results, track=track, data_epoch=epoch.current(session))
 
 

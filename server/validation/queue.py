@@ -22,9 +22,11 @@ came while it validated; otherwise the row stays, unclaimed, and is validated ag
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -257,6 +259,7 @@ class Workers:
         self._engine = engine
         self._settings = settings
         self._wake = threading.Event()
+        self._last_push = -math.inf  # no push yet: what is queued is drained at once
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(
@@ -270,6 +273,8 @@ class Workers:
             thread.start()
 
     def wake(self) -> None:
+        """A push committed: drain after the lull that follows it (Settings.validation_settle_s)."""
+        self._last_push = time.monotonic()
         self._wake.set()
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -278,11 +283,24 @@ class Workers:
         for thread in self._threads:
             thread.join(timeout=timeout_s)
 
+    def _settle(self) -> None:
+        """Wait until no push has come for `validation_settle_s`, or `validation_settle_max_s`
+        have passed: validating shares this process's interpreter lock with the pushes."""
+        settle, longest = self._settings.validation_settle_s, self._settings.validation_settle_max_s
+        begun = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            wait = min(settle - (now - self._last_push), longest - (now - begun))
+            if wait <= 0:
+                return
+            self._stop.wait(wait)
+
     def _run(self, index: int) -> None:
         worker = worker_name(index)
         while not self._stop.is_set():
             # Cleared before draining: a push committed during the drain wakes the next one.
             self._wake.clear()
+            self._settle()
             try:
                 drain(self._engine, self._settings, worker=worker, stop=self._stop)
             except Exception:  # the database out of reach, say: logged, tried again later

@@ -6,6 +6,8 @@ loop."""
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import uuid
 from datetime import timedelta
@@ -20,6 +22,7 @@ from server.api.routes import sync as sync_routes
 from server.core.config import Settings
 from server.main import create_app
 from server.models import LedgerEntry, Reading, TrackPoint
+from server.schemas.requests import json_free_of_controls
 from server.sync import bulk
 from tests.conftest import LiveServer
 from tests.factories import (
@@ -216,3 +219,73 @@ def test_the_push_body_is_decoded_off_the_event_loop(
             go_on.set()
             pusher.join(timeout=60)
     assert pushed == [200]
+
+
+def test_two_new_items_under_one_id_store_the_first_as_sent_and_lock_the_second(
+    client: TestClient, session: Session, settings: Settings, db_url: str
+) -> None:
+    """Each item is hashed as itself: the first is stored with its own content hash (the chain
+    verifies) and the second, other content under the id just stored, is `locked`."""
+    day = reader_day(session, settings, client, n_meters=2)
+    first = reading(day.assignment.id, day.meters[0])
+    second = reading(day.assignment.id, day.meters[1]) | {"id": first["id"]}
+    response = client.post(PUSH, headers=day.headers, json={"readings": [first, second]})
+    assert response.status_code == 200, response.text
+    answers = [(r["status"], r["error"]) for r in response.json()["results"]]
+    assert answers == [("accepted", None), ("rejected", "locked")]
+    assert session.get_one(Reading, uuid.UUID(first["id"])).meter_id == day.meters[0].id
+    result = gridwalk(db_url, "verify")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("note", "named"),
+    [
+        ("a\u0000b", "NUL"),
+        ("a\u001fb", "U+001F"),
+        ("a\bb", "U+0008"),
+        ("a\fb", "U+000C"),
+        ("a\u007fb", "U+007F"),
+    ],
+)
+def test_a_control_character_in_a_pushed_reading_is_refused_though_bodies_are_scanned_whole(
+    client: TestClient, session: Session, settings: Settings, note: str, named: str
+) -> None:
+    """The push clears a body of control characters in one scan of its text and skips the walk
+    through each item only then: each way JSON can spell one (escaped, or DEL raw) still gets
+    the item refused by name, and the rest of the push stored."""
+    day = reader_day(session, settings, client, n_meters=2)
+    bad = reading(day.assignment.id, day.meters[0], note=note)
+    good = reading(day.assignment.id, day.meters[1])
+    for body in (
+        json.dumps({"readings": [bad, good]}),  # escaped (DEL as \u007f)
+        json.dumps({"readings": [bad, good]}, ensure_ascii=False),  # DEL raw
+    ):
+        response = client.post(
+            PUSH, headers=day.headers | {"Content-Type": "application/json"}, content=body
+        )
+        assert response.status_code == 200, response.text
+        refused, stored_ = response.json()["results"]
+        assert (refused["status"], refused["error"]) == ("rejected", "invalid")
+        assert named in refused["detail"]
+        assert stored_["status"] in ("accepted", "duplicate")
+
+
+def test_json_free_of_controls_clears_only_text_that_can_hold_none() -> None:
+    assert json_free_of_controls(json.dumps({"note": "line\r\n\tend, 中文"}).encode())
+    for value in ("\u0000", "\u0001", "\b", "\f", "\u001f", "\u007f"):
+        for ascii_only in (True, False):
+            text = json.dumps({"note": f"a{value}b"}, ensure_ascii=ascii_only)
+            assert not json_free_of_controls(text.encode()), (value, ascii_only)
+    # Another encoding than UTF-8 (json.loads reads UTF-16 too) is never cleared.
+    assert not json_free_of_controls(json.dumps({"note": "a"}).encode("utf-16"))
+
+
+def test_the_server_shortens_the_thread_switch_interval_while_it_runs(
+    settings: Settings, engine: Any
+) -> None:
+    before = sys.getswitchinterval()
+    running = settings.model_copy(update={"thread_switch_interval_s": 0.0007})
+    with TestClient(create_app(running, engine)):
+        assert sys.getswitchinterval() == pytest.approx(0.0007)
+    assert sys.getswitchinterval() == pytest.approx(before)

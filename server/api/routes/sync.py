@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,7 +26,7 @@ from server.api.deps import (
 from server.core.config import Settings
 from server.core.errors import Problem, TooLarge
 from server.schemas.answers import errors
-from server.schemas.requests import Text
+from server.schemas.requests import Text, json_free_of_controls
 from server.schemas.wire import PullResponse, PushRequest, PushResponse
 from server.sync import pull as pulling
 from server.sync import push as pushing
@@ -96,17 +97,27 @@ def _inflated(body: bytes, encoding: str, settings: Settings) -> bytes:
     return data
 
 
-def _decoded(body: bytes, encoding: str, settings: Settings) -> Any:
+@dataclass(frozen=True)
+class PushBody:
+    """A push body parsed; `scanned`: its text holds no control character anywhere
+    (json_free_of_controls), so its items need not be walked for one."""
+
+    payload: Any
+    scanned: bool
+
+
+def _decoded(body: bytes, encoding: str, settings: Settings) -> PushBody:
     raw = _inflated(body, encoding, settings)
     try:
-        return json.loads(raw)
+        payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
     except RecursionError:
         raise BadBody("body is not a push: JSON nested too deep", code="not_json") from None
+    return PushBody(payload, json_free_of_controls(raw))
 
 
-async def read_push(request: Request, settings: SettingsDep) -> Any:
+async def read_push(request: Request, settings: SettingsDep) -> PushBody:
     """The push body, read and parsed before the caller's session takes a connection: a body
     that trickles in over GPRS must not keep a connection idle in a transaction meanwhile.
     Inflating and parsing a day's outbox takes tens of milliseconds of CPU: done in a worker
@@ -134,7 +145,7 @@ async def read_push(request: Request, settings: SettingsDep) -> Any:
 async def push(
     request: Request,
     # First, so that it is solved before the caller (whose look-up opens the session).
-    payload: Annotated[Any, Depends(read_push)],
+    body: Annotated[PushBody, Depends(read_push)],
     caller: FieldWorker,
     session: SessionDep,
     settings: SettingsDep,
@@ -145,7 +156,7 @@ async def push(
     pusher = pushing.Pusher(
         user=caller.user, device_id=caller.device_id, language=language, contract=contract
     )
-    answer = await run_in_threadpool(_push_and_commit, session, settings, pusher, payload)
+    answer = await run_in_threadpool(_push_and_commit, session, settings, pusher, body)
     # Committed: the work the push queued is visible to the validation workers now.
     if settings.validation_in_request:
         await run_in_threadpool(validation_queue.drain, request.app.state.engine, settings)
@@ -160,11 +171,16 @@ async def push(
 
 
 def _push_and_commit(
-    session: Session, settings: Settings, pusher: pushing.Pusher, payload: Any
+    session: Session, settings: Settings, pusher: pushing.Pusher, body: PushBody
 ) -> PushResponse:
+    # The caller's look-ups began the session's transaction (on SQLite with BEGIN IMMEDIATE:
+    # the write lock). It ends before the outbox is checked, which is CPU work only; the push's
+    # own transaction begins with its first statement and holds the lock for the writes alone.
+    session.commit()
+    outbox = pushing.unpack(body.payload, pusher.contract, scanned=body.scanned)
+    answer = pushing.store(session, settings, pusher=pusher, outbox=outbox)
     # The push's unit of work ends here, not when the handler returns (as it would for other
     # requests), so that its queued validation can be started (or, in tests, run) after it.
-    answer = pushing.push(session, settings, pusher=pusher, payload=payload)
     session.commit()
     return answer
 
