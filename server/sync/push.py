@@ -25,8 +25,10 @@ from common.wire import WireError
 from server.core.changes import next_change_seq
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
+from server.jobs import outages
 from server.models import (
     Device,
+    Job,
     Meter,
     User,
 )
@@ -207,7 +209,9 @@ def store(session: Session, settings: Settings, *, pusher: Pusher, outbox: Outbo
             session, user_id=pusher.user_id, t_min=span[0], t_max=span[1], settings=settings
         ):
             validation_queue.merge_span(touched, assignment_id, *span)
-    results += _job_events_in_time_order(session, pusher, outbox.raw_events, received_at)
+    results += _job_events_in_time_order(
+        session, settings, pusher, outbox.raw_events, received_at
+    )
     validation_queue.enqueue(session, touched, now=received_at)
     session.connection().execute(
         update(Device).where(col(Device.id) == pusher.device_id).values(last_seen_at=received_at)
@@ -277,10 +281,15 @@ def _stored(session: Session, store: Any, item: ReadingIn | JobEventIn) -> str:
 
 
 def _job_events_in_time_order(
-    session: Session, pusher: Pusher, raw_events: list[Any], received_at: datetime
+    session: Session,
+    settings: Settings,
+    pusher: Pusher,
+    raw_events: list[Any],
+    received_at: datetime,
 ) -> list[PushResult]:
     """Apply a push's job events in the order of their `at` times (a device may list a start
-    after the finish it came before); answer them in the order sent."""
+    after the finish it came before); answer them in the order sent. A fault a crew opened on
+    the spot follows an outage restored there shortly before, as one an agent enters does."""
     parsed: list[tuple[int, JobEventIn | None, Any]] = []
     for index, raw in enumerate(raw_events):
         try:
@@ -299,4 +308,8 @@ def _job_events_in_time_order(
             parsed=item,
             language=pusher.language,
         )
+        if item is not None and item.kind == "created" and results[index].status == "accepted":
+            opened = session.get(Job, item.job_id)
+            assert opened is not None
+            outages.link_to_restored(session, settings, opened, item.at)
     return [results[i] for i in range(len(raw_events))]

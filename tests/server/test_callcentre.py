@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from common.clock import Clock
 from server.catalog.imports import import_meters_csv
 from server.core.config import Settings
 from server.core.errors import Invalid
-from server.models import Account, AdminLog, User
+from server.models import Account, AdminLog, Meter, User
 from tests.factories import PASSWORD, auth, make_route, make_user
 from tests.server.test_jobs import T0, Desk, event, later
 
@@ -162,6 +163,31 @@ def test_restoration_is_estimated_from_similar_past_repairs_until_the_crew_says(
     [row] = d.board(account_no="R-1-A0002")
     assert (row["etr_source"], row["etr_history"]) == ("crew", None)
     assert datetime.fromisoformat(row["expected_restore_at"]) == eta
+
+
+def test_a_fault_a_crew_opens_on_the_spot_follows_the_outage_restored_there(
+    client: TestClient, session: Session, settings: Settings, clock: Clock
+) -> None:
+    d = Desk(client, session, settings)
+    first = d.create().json()["id"]
+    d.push("crew1", event(first, "started", T0 + timedelta(minutes=20)))
+    d.push("crew1", event(first, "finished", T0 + timedelta(hours=2)))
+    later(d, clock, timedelta(hours=3))
+    meter = session.exec(select(Meter).order_by(col(Meter.id))).first()
+    assert meter is not None
+
+    def opened_on_the_spot(lat: float, lon: float) -> Any:
+        job = str(uuid.uuid4())
+        at = T0 + timedelta(hours=2, minutes=40)  # offline, pushed later
+        spot = {"lat": lat, "lon": lon, "accuracy_m": 6.0, "fix_time": at.isoformat()}
+        created = event(job, "created", at, job_kind="fault", content="out again", fix=spot)
+        assert [r["status"] for r in d.push("crew2", created)] == ["accepted"]
+        return d.job(job)["follows_job_id"]
+
+    # At a meter the restored outage cut off: the crew that restored it is asked first.
+    assert opened_on_the_spot(meter.lat, meter.lon) == first
+    # A kilometre away: no link.
+    assert opened_on_the_spot(meter.lat + 0.009, meter.lon) is None
 
 
 def test_the_crew_is_shown_by_name_and_phone_with_their_last_position(
