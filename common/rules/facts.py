@@ -303,6 +303,10 @@ class Track:
         """Each reader's track, in time order."""
         return list(self._walks.values())
 
+    def timed_walks(self) -> list[tuple[list[TrackFix], list[float]]]:
+        """Each reader's track, in time order, with its times (seconds since the epoch)."""
+        return [(ps, self._times[r]) for r, ps in self._walks.items()]
+
     def _walk(self, reader_id: int | None) -> tuple[list[TrackFix], list[float]]:
         if reader_id is None:
             return self._everyone
