@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from common.geo import distance_m
+from common.geo import distance_m, surely_within
 from common.rules.facts import (
     DEFAULT_THRESHOLDS,
     Finding,
@@ -204,6 +204,7 @@ class _Witnesses:
             reading.read_at, thresholds.track_window_s, reading.reader_id
         )
         self._near: list[Nearest | None] = [None] * len(self.points)
+        self._inside: list[bool | None] = [None] * len(self.points)
         self._first_inside: int | None = -1  # not searched yet
 
     def __len__(self) -> int:
@@ -220,7 +221,21 @@ class _Witnesses:
 
     def inside(self, i: int) -> bool:
         """Whether the i-th point is within the allowance of the meter."""
-        return self.near(i).beyond_m <= 0
+        inside = self._inside[i]
+        if inside is None:
+            p, meter = self.points[i], self.meter
+            allowance = (
+                self.thresholds.presence_radius_m
+                + accuracy_credit(p.accuracy_m, self.thresholds)
+                + meter.position_uncertainty_m
+            )
+            # Most points of a stay are well within the mapped position's allowance: cleared
+            # by the bound, measured only when it cannot tell.
+            inside = surely_within(p.lat, p.lon, meter.lat, meter.lon, allowance) or (
+                self.near(i).beyond_m <= 0
+            )
+            self._inside[i] = inside
+        return inside
 
     def first_inside(self) -> int | None:
         """The point within the allowance nearest in time to the reading (of two as near, the

@@ -114,7 +114,7 @@ def test_an_honest_reading_is_judged_from_the_points_of_its_stay() -> None:
     for r in reading_facts(wire):
         w = _Witnesses(r, meters[r.meter_id - 1], track, RULES)
         assert _no_dwell(w) is None
-        measured += sum(near is not None for near in w._near)
+        measured += sum(inside is not None for inside in w._inside)
         window += len(w)
     assert measured < window / 3
 
