@@ -268,10 +268,11 @@ def main() -> None:
     print(
         f"{'reader-days':>11} {'built s':>8} {'close-due s':>11} {'per day s':>9} "
         f"{'longest s':>9} {'baseline s':>10} {'ratio':>6} {'growth':>6} "
-        f"{'cpu close s':>11} {'cpu base s':>10} {'cpu ratio':>9}"
+        f"{'cpu close s':>11} {'cpu base s':>10} {'cpu ratio':>9} {'cpu growth':>10}"
     )
     first = counts[0]
     per_first = figures[first]["whole"] / first
+    cpu_first = figures[first]["whole_cpu"] / first
     for n in counts:
         f = figures[n]
         per_day = f["whole"] / n
@@ -280,7 +281,7 @@ def main() -> None:
             f"{n:>11} {f['built']:>8.1f} {f['whole']:>11.1f} {per_day:>9.3f} {f['longest']:>9.2f} "
             f"{f['baseline']:>10.2f} {f['whole'] / f['baseline']:>6.1f} {growth:>6.2f} "
             f"{f['whole_cpu']:>11.1f} {f['baseline_cpu']:>10.2f} "
-            f"{f['whole_cpu'] / f['baseline_cpu']:>9.1f}"
+            f"{f['whole_cpu'] / f['baseline_cpu']:>9.1f} {f['whole_cpu'] / n / cpu_first:>10.2f}"
         )
     print(
         "  ratio: close-due / baseline (reading the same rows); growth: per day / per day at "
