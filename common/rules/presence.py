@@ -330,10 +330,10 @@ def _stay_judged(w: _Witnesses) -> tuple[int, int] | None:
 
 def _off(w: _Witnesses, stay: tuple[int, int]) -> float:
     """How far in time a stay is from the reading: 0 if it contains read_at."""
-    first, last = w.times[stay[0]], w.times[stay[1]]
-    if first <= w.at <= last:
+    first, last, at = w.points[stay[0]].t, w.points[stay[1]].t, w.reading.read_at
+    if first <= at <= last:
         return 0.0
-    return min(abs(first - w.at), abs(last - w.at))
+    return min(abs((first - at).total_seconds()), abs((last - at).total_seconds()))
 
 
 def no_dwell(
