@@ -16,7 +16,9 @@ The targets of issue 13: 100 reader-days closed in at most 10 s; a full 300-read
 in under a minute.
 
 Run: .venv/bin/python -m bench.close_due [--database-url URL] [--days 1,10,100,300]
-(default: a temporary SQLite, 100 reader-days; on PostgreSQL the database is emptied first)
+(default: a temporary SQLite, 100 reader-days; on PostgreSQL the database is emptied first).
+--days 1,10,100,300 builds 411 reader-days: about 4 min on SQLite and 7 min on PostgreSQL on the
+2-core machine (building the days is most of it), 10-15 min when other work shares it.
 """
 
 from __future__ import annotations
