@@ -37,6 +37,19 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return float(geodesic((lat1, lon1), (lat2, lon2)).meters)
 
 
+# More than any degree of latitude or longitude is long, on the ellipsoid (111,694 m: a degree
+# of latitude at the poles), with room for rounding.
+METRES_PER_DEGREE_MAX = 111_700.0
+
+
+def surely_within(lat1: float, lon1: float, lat2: float, lon2: float, metres: float) -> bool:
+    """Whether two points are surely at most `metres` apart, by a bound that costs two
+    subtractions (the way north, then east, is longer than the way between): True only if
+    distance_m would say so too; False says nothing. Rules that compare thousands of
+    consecutive track points with a threshold measure only the steps it cannot clear."""
+    return (abs(lat2 - lat1) + abs(lon2 - lon1)) * METRES_PER_DEGREE_MAX <= metres
+
+
 def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
     """The point `north_m` metres north and `east_m` metres east of (lat, lon), for short moves."""
     phi = math.radians(lat)

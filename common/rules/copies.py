@@ -130,7 +130,15 @@ def replayed_track(
     touch."""
     if len(day) < thresholds.replay_min_points or not earlier:
         return None
-    today = stamps(day)
+    return _replayed(stamps(day), earlier, thresholds)
+
+
+def _replayed(
+    today: Sequence[Stamp], earlier: Sequence[EarlierTrack], thresholds: Thresholds
+) -> tuple[EarlierTrack, int, int, int] | None:
+    """replayed_track on the day's points as stamps."""
+    if len(today) < thresholds.replay_min_points or not earlier:
+        return None
     votes = _shift_votes(today, earlier, thresholds)
     best: tuple[EarlierTrack, int, int, int] | None = None
     for (e, shift), _ in votes.most_common(SHIFTS_VERIFIED):
@@ -138,7 +146,7 @@ def replayed_track(
         if on < thresholds.replay_min_points or on < thresholds.replay_min_share * found:
             continue
         if best is None or on > best[2]:
-            best = (earlier[e], shift, on, len(day))
+            best = (earlier[e], shift, on, len(today))
     return best
 
 
@@ -158,20 +166,23 @@ def replayed_tracks(
     again on every push each day of a window. None: every day."""
     judged = None if worked is None else set(worked)
     findings = []
-    for walk in track.walks():
+    for walk, times in track.timed_walks():  # stamped once, as the track was indexed
         days: dict[date, list[TrackFix]] = defaultdict(list)
-        for p in walk:
-            days[p.t.astimezone(tz).date()].append(p)
+        day_stamps: dict[date, list[Stamp]] = defaultdict(list)
+        for p, t in zip(walk, times, strict=True):
+            d = p.t.astimezone(tz).date()
+            days[d].append(p)
+            day_stamps[d].append((t, p.lat, p.lon))
         reader = walk[0].reader_id if walk else None
         own = [
-            EarlierTrack(d, stamps(ps), reader_id=reader, device_id=ps[0].device_id)
+            EarlierTrack(d, day_stamps[d], reader_id=reader, device_id=ps[0].device_id)
             for d, ps in days.items()
         ]
         for day, points in sorted(days.items()):
             if judged is not None and not {(reader, day), (None, day)} & judged:
                 continue
             candidates = [e for e in (*earlier, *own) if e.day < day]
-            found = replayed_track(points, candidates, thresholds)
+            found = _replayed(day_stamps[day], candidates, thresholds)
             if found is None:
                 continue
             copied, shift, repeated, total = found

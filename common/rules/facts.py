@@ -6,16 +6,17 @@ from __future__ import annotations
 import bisect
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from common.rules.sentences import flag_sentence
 from common.wire import Fix
 
 Severity = Literal["info", "warn", "fail"]
+T = TypeVar("T")
 
 CODES = (
     "no_fix",
@@ -38,7 +39,6 @@ CODES = (
 )
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
-METRES_PER_DEGREE_MAX = 111_700.0  # a degree of latitude at the poles; of longitude, less
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,7 @@ class Track:
             everyone = sorted((p for ps in self._walks.values() for p in ps), key=lambda p: p.t)
             self._everyone = (everyone, [p.t.timestamp() for p in everyone])
         self._mock_counts: dict[tuple[int | None, tuple[str, ...]], list[int]] = {}
+        self._derived: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:
         return len(self._everyone[0])
@@ -301,6 +302,10 @@ class Track:
     def walks(self) -> list[list[TrackFix]]:
         """Each reader's track, in time order."""
         return list(self._walks.values())
+
+    def timed_walks(self) -> list[tuple[list[TrackFix], list[float]]]:
+        """Each reader's track, in time order, with its times (seconds since the epoch)."""
+        return [(ps, self._times[r]) for r, ps in self._walks.items()]
 
     def _walk(self, reader_id: int | None) -> tuple[list[TrackFix], list[float]]:
         if reader_id is None:
@@ -313,29 +318,35 @@ class Track:
             bisect.bisect_right(times, center + seconds),
         )
 
-    def around(self, t: datetime, seconds: float, reader_id: int | None = None) -> list[TrackFix]:
-        """The points of `reader_id`'s track (None: everyone's) within `seconds` of `t`."""
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """What the rules compute from this track once (the cleaned track, the points that can
+        place a reader), made on first asking and kept for every later reading and rule."""
+        try:
+            return cast(T, self._derived[key])
+        except KeyError:
+            made = self._derived[key] = make()
+            return made
+
+    def window(
+        self, t: datetime, seconds: float, reader_id: int | None = None
+    ) -> tuple[list[TrackFix], list[float]]:
+        """The points of `reader_id`'s track (None: everyone's) within `seconds` of `t`, and
+        their times (seconds since the epoch)."""
         points, times = self._walk(reader_id)
         lo, hi = self._span(times, t.timestamp(), seconds)
-        return points[lo:hi]
+        return points[lo:hi], times[lo:hi]
+
+    def around(self, t: datetime, seconds: float, reader_id: int | None = None) -> list[TrackFix]:
+        """The points of `reader_id`'s track (None: everyone's) within `seconds` of `t`."""
+        return self.window(t, seconds, reader_id)[0]
 
     def nearest_first(
         self, t: datetime, seconds: float, reader_id: int | None = None
     ) -> Iterator[TrackFix]:
         """The same points as `around`, closest in time to `t` first: where the reader was at
         `t` is most likely where they were seen near the meter, so a search ends early."""
-        points, times = self._walk(reader_id)
-        center = t.timestamp()
-        lo, hi = self._span(times, center, seconds)
-        j = bisect.bisect_left(times, center, lo, hi)
-        i = j - 1
-        while i >= lo or j < hi:
-            if j >= hi or (i >= lo and center - times[i] <= times[j] - center):
-                yield points[i]
-                i -= 1
-            else:
-                yield points[j]
-                j += 1
+        points, times = self.window(t, seconds, reader_id)
+        return (points[i] for i in nearest_first(times, t.timestamp()))
 
     def mock_count(
         self, t: datetime, seconds: float, reader_id: int | None, mock_providers: tuple[str, ...]
@@ -351,6 +362,20 @@ class Track:
             self._mock_counts[(reader_id, mock_providers)] = counts
         lo, hi = self._span(times, t.timestamp(), seconds)
         return counts[hi] - counts[lo]
+
+
+def nearest_first(times: Sequence[float], center: float) -> Iterator[int]:
+    """The indexes of sorted `times`, closest to `center` first (of two as close, the earlier)."""
+    j = bisect.bisect_left(times, center)
+    i = j - 1
+    hi = len(times)
+    while i >= 0 or j < hi:
+        if j >= hi or (i >= 0 and center - times[i] <= times[j] - center):
+            yield i
+            i -= 1
+        else:
+            yield j
+            j += 1
 
 
 def is_mock(mock: bool | None, provider: str | None, mock_providers: tuple[str, ...]) -> bool:

@@ -8,10 +8,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 
-from common.geo import distance_m
+from common.geo import distance_m, surely_within
 from common.rules.facts import (
     DEFAULT_THRESHOLDS,
-    METRES_PER_DEGREE_MAX,
     Finding,
     MeterFacts,
     ReadingFacts,
@@ -21,7 +20,7 @@ from common.rules.facts import (
     rounded,
     utc_text,
 )
-from common.rules.track_cleaning import clean_track, credited_accuracy
+from common.rules.track_cleaning import cleaned, credited_accuracy
 
 
 def claimed_position(
@@ -142,8 +141,9 @@ def impossible_speed(
                 b.meter_id,
             )
         )
-    for walk in track.walks():  # judged cleaned: no jitter, spikes or sub-second pairs
-        findings += _track_jumps(clean_track(walk, thresholds), thresholds)
+    # Judged cleaned (no spikes, outliers or sub-second pairs), as presence is: cleaned once.
+    for walk in cleaned(track, thresholds).walks():
+        findings += _track_jumps(walk, thresholds)
     return findings
 
 
@@ -179,9 +179,8 @@ def _track_jumps(walk: Sequence[TrackFix], thresholds: Thresholds) -> list[Findi
     limit_m_s = limit / 3.6
     for a, b in itertools.pairwise(walk):
         dt = (b.t - a.t).total_seconds()
-        # A degree is at most this long in any direction, so most steps of a walk are cleared
-        # without measuring them.
-        if (abs(b.lat - a.lat) + abs(b.lon - a.lon)) * METRES_PER_DEGREE_MAX <= limit_m_s * dt:
+        # Most steps of a walk are cleared without measuring them.
+        if surely_within(a.lat, a.lon, b.lat, b.lon, limit_m_s * dt):
             close_run()
             continue
         d = distance_m(a.lat, a.lon, b.lat, b.lon)

@@ -9,12 +9,12 @@ presence_radius_m + the position's credited accuracy + that position's own uncer
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from common.geo import distance_m
+from common.geo import distance_m, surely_within
 from common.rules.facts import (
     DEFAULT_THRESHOLDS,
     Finding,
@@ -27,6 +27,7 @@ from common.rules.facts import (
     accuracy_credit,
     fix_problem,
     is_mock,
+    nearest_first,
     rounded,
 )
 
@@ -90,8 +91,7 @@ PRESENCE_CODES = (
 # ------------------------------------------------------------------- where the meter may be
 
 
-@dataclass(frozen=True)
-class Nearest:
+class Nearest(NamedTuple):  # a tuple, not a dataclass: made for thousands of points a day
     """A position against the meter's candidate positions: the one it comes closest to within
     its allowance (`beyond_m` <= 0: within it)."""
 
@@ -171,12 +171,6 @@ def far_from_meter(
     return Finding("far_from_meter", "warn" if grey else "fail", params, reading.id, meter.id)
 
 
-@dataclass(frozen=True)
-class _Witness:
-    point: TrackFix
-    near: Nearest
-
-
 def _places(p: TrackFix, thresholds: Thresholds) -> bool:
     """Whether a track point can place the reader: not mock, not coarse."""
     return not is_mock(p.mock, p.provider, thresholds.mock_providers) and (
@@ -184,9 +178,74 @@ def _places(p: TrackFix, thresholds: Thresholds) -> bool:
     )
 
 
-def _witness(p: TrackFix, meter: MeterFacts, thresholds: Thresholds) -> _Witness:
-    credit = accuracy_credit(p.accuracy_m, thresholds)
-    return _Witness(p, nearest_position(p.lat, p.lon, credit, meter, thresholds))
+def _placing(track: Track, thresholds: Thresholds) -> Track:
+    """The points of `track` that can place the reader, sorted out once for every reading."""
+    return track.derived(
+        ("placing", thresholds.mock_providers, thresholds.max_fix_accuracy_m),
+        lambda: Track(p for walk in track.walks() for p in walk if _places(p, thresholds)),
+    )
+
+
+TIE_S = 1e-3  # times closer than this to being as near the reading are taken as a tie
+
+
+class _Witnesses:
+    """The track points that can place the reader within track_window_s of a reading, in time
+    order, each measured against the meter when a rule first asks: an honest reading is
+    witnessed by the points nearest its time, so its rules measure a stay, not the window.
+    not_on_track and no_dwell of one reading share them."""
+
+    def __init__(
+        self, reading: ReadingFacts, meter: MeterFacts, track: Track, thresholds: Thresholds
+    ) -> None:
+        self.reading, self.meter, self.thresholds = reading, meter, thresholds
+        self.at = reading.read_at.timestamp()
+        self.points, self.times = _placing(track, thresholds).window(
+            reading.read_at, thresholds.track_window_s, reading.reader_id
+        )
+        self._near: list[Nearest | None] = [None] * len(self.points)
+        self._inside: list[bool | None] = [None] * len(self.points)
+        self._first_inside: int | None = -1  # not searched yet
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def near(self, i: int) -> Nearest:
+        near = self._near[i]
+        if near is None:
+            p = self.points[i]
+            credit = accuracy_credit(p.accuracy_m, self.thresholds)
+            near = nearest_position(p.lat, p.lon, credit, self.meter, self.thresholds)
+            self._near[i] = near
+        return near
+
+    def inside(self, i: int) -> bool:
+        """Whether the i-th point is within the allowance of the meter."""
+        inside = self._inside[i]
+        if inside is None:
+            p, meter = self.points[i], self.meter
+            allowance = (
+                self.thresholds.presence_radius_m
+                + accuracy_credit(p.accuracy_m, self.thresholds)
+                + meter.position_uncertainty_m
+            )
+            # Most points of a stay are well within the mapped position's allowance: cleared
+            # by the bound, measured only when it cannot tell.
+            inside = surely_within(p.lat, p.lon, meter.lat, meter.lon, allowance) or (
+                self.near(i).beyond_m <= 0
+            )
+            self._inside[i] = inside
+        return inside
+
+    def first_inside(self) -> int | None:
+        """The point within the allowance nearest in time to the reading (of two as near, the
+        earlier), or None: where the reader was at read_at is most likely where they were seen
+        near the meter, so an honest reading's search ends at once."""
+        if self._first_inside == -1:
+            self._first_inside = next(
+                (i for i in nearest_first(self.times, self.at) if self.inside(i)), None
+            )
+        return self._first_inside
 
 
 def not_on_track(
@@ -197,33 +256,33 @@ def not_on_track(
 ) -> Finding | None:
     """The reader's own (cleaned) track must pass within the allowance of the meter within
     track_window_s of read_at; the track is the witness a typed fix is not."""
-    closest: _Witness | None = None
-    # Nearest in time first: where the reader was at read_at is most likely where they were
-    # seen near the meter, so an honest reading's search ends at once.
-    for p in track.nearest_first(reading.read_at, thresholds.track_window_s, reading.reader_id):
-        if not _places(p, thresholds):
-            continue
-        w = _witness(p, meter, thresholds)
-        if w.near.beyond_m <= 0:
-            return None
-        if closest is None or w.near.distance_m < closest.near.distance_m:
-            closest = w
+    return _not_on_track(_Witnesses(reading, meter, track, thresholds))
+
+
+def _not_on_track(w: _Witnesses) -> Finding | None:
+    if w.first_inside() is not None:
+        return None
+    closest: Nearest | None = None
+    for i in nearest_first(w.times, w.at):  # of two as close, the nearest in time
+        near = w.near(i)
+        if closest is None or near.distance_m < closest.distance_m:
+            closest = near
     params = {
-        "meter": meter.name,
-        "window_s": thresholds.track_window_s,
-        "radius_m": thresholds.presence_radius_m,
+        "meter": w.meter.name,
+        "window_s": w.thresholds.track_window_s,
+        "radius_m": w.thresholds.presence_radius_m,
         # None: the track has no point near the reading's time at all.
-        "nearest_m": None if closest is None else rounded(closest.near.distance_m),
+        "nearest_m": None if closest is None else rounded(closest.distance_m),
     }
     if closest is not None:
-        params.update(_allowance_params(closest.near))
-    return Finding("not_on_track", "fail", params, reading.id, meter.id)
+        params.update(_allowance_params(closest))
+    return Finding("not_on_track", "fail", params, w.reading.id, w.meter.id)
 
 
-def _stays(witnesses: list[_Witness]) -> list[tuple[int, int]]:
+def _stays(w: _Witnesses) -> list[tuple[int, int]]:
     """The stretches (first, last index) of points within the allowance. One point outside
     between two inside is jitter of someone standing there, not a leaving: it is bridged."""
-    inside = [i for i, w in enumerate(witnesses) if w.near.beyond_m <= 0]
+    inside = [i for i in range(len(w)) if w.inside(i)]
     stays: list[tuple[int, int]] = []
     for i in inside:
         if stays and i - stays[-1][1] <= 2:
@@ -231,6 +290,50 @@ def _stays(witnesses: list[_Witness]) -> list[tuple[int, int]]:
         else:
             stays.append((i, i))
     return stays
+
+
+def _stay_judged(w: _Witnesses) -> tuple[int, int] | None:
+    """The stay judged for the reading: the one containing read_at, else the nearest to it in
+    time (of two as near, the earlier); None if the track never came within the allowance.
+
+    Grown from the point within the allowance nearest in time (first_inside), through points
+    inside and single points outside between two inside, as `_stays` joins them: no other stay
+    can be nearer, since every point of one is at least as far in time. Only when another
+    point inside is as far (a tie the walk cannot settle) are all stays listed."""
+    k = w.first_inside()
+    if k is None:
+        return None
+    first = last = k
+    while True:
+        if first >= 1 and w.inside(first - 1):
+            first -= 1
+        elif first >= 2 and w.inside(first - 2):
+            first -= 2
+        else:
+            break
+    n = len(w)
+    while True:
+        if last + 1 < n and w.inside(last + 1):
+            last += 1
+        elif last + 2 < n and w.inside(last + 2):
+            last += 2
+        else:
+            break
+    # Points nearer in time than the first inside are outside (measured already); one inside
+    # as near, beyond the stay, is a tie: then every stay is listed, as the rule reads.
+    d = abs(w.times[k] - w.at) + TIE_S
+    lo, hi = bisect.bisect_left(w.times, w.at - d), bisect.bisect_right(w.times, w.at + d)
+    if any(w.inside(i) for i in range(lo, hi) if not first <= i <= last):
+        return min(_stays(w), key=lambda stay: _off(w, stay))
+    return first, last
+
+
+def _off(w: _Witnesses, stay: tuple[int, int]) -> float:
+    """How far in time a stay is from the reading: 0 if it contains read_at."""
+    first, last, at = w.points[stay[0]].t, w.points[stay[1]].t, w.reading.read_at
+    if first <= at <= last:
+        return 0.0
+    return min(abs((first - at).total_seconds()), abs((last - at).total_seconds()))
 
 
 def no_dwell(
@@ -244,37 +347,41 @@ def no_dwell(
     judged is the one containing read_at, else the nearest to it in time. Only a stay the track
     proves short is flagged: the points just outside it must be less than min_dwell_s apart
     (a sparse track, or a stay at the edge of the window, may hide a longer one)."""
-    witnesses = [
-        _witness(p, meter, thresholds)
-        for p in track.around(reading.read_at, thresholds.track_window_s, reading.reader_id)
-        if _places(p, thresholds)
-    ]
-    stays = _stays(witnesses)
-    if not stays:
+    return _no_dwell(_Witnesses(reading, meter, track, thresholds))
+
+
+def _no_dwell(w: _Witnesses) -> Finding | None:
+    stay = _stay_judged(w)
+    if stay is None:
         return None  # not_on_track says it
-    at = reading.read_at
-
-    def off(stay: tuple[int, int]) -> float:
-        first, last = witnesses[stay[0]].point.t, witnesses[stay[1]].point.t
-        if first <= at <= last:
-            return 0.0
-        return min(abs((first - at).total_seconds()), abs((last - at).total_seconds()))
-
-    first, last = min(stays, key=off)
-    if first == 0 or last == len(witnesses) - 1:
+    first, last = stay
+    if first == 0 or last == len(w) - 1:
         return None  # the stay runs to the window's edge or the track's end: not short
-    dwell = (witnesses[last].point.t - witnesses[first].point.t).total_seconds()
-    at_most = (witnesses[last + 1].point.t - witnesses[first - 1].point.t).total_seconds()
-    if at_most > thresholds.min_dwell_s:
+    points = w.points
+    dwell = (points[last].t - points[first].t).total_seconds()
+    at_most = (points[last + 1].t - points[first - 1].t).total_seconds()
+    if at_most > w.thresholds.min_dwell_s:
         return None  # it may have lasted min_dwell_s between the points (dwell < at_most)
-    closest = min(witnesses[first : last + 1], key=lambda w: w.near.distance_m)
+    closest = min((w.near(i) for i in range(first, last + 1)), key=lambda near: near.distance_m)
     params = {
-        "meter": meter.name,
+        "meter": w.meter.name,
         "dwell_s": rounded(dwell),
         "at_most_s": rounded(at_most),
-        "needed_s": thresholds.min_dwell_s,
-        "nearest_m": rounded(closest.near.distance_m),
-        "radius_m": thresholds.presence_radius_m,
-        **_allowance_params(closest.near),
+        "needed_s": w.thresholds.min_dwell_s,
+        "nearest_m": rounded(closest.distance_m),
+        "radius_m": w.thresholds.presence_radius_m,
+        **_allowance_params(closest),
     }
-    return Finding("no_dwell", "fail", params, reading.id, meter.id)
+    return Finding("no_dwell", "fail", params, w.reading.id, w.meter.id)
+
+
+def on_track(
+    reading: ReadingFacts,
+    meter: MeterFacts,
+    track: Track,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Finding | None:
+    """not_on_track or no_dwell of one reading, measuring each point once for both (one at
+    most is raised: no_dwell judges a stay, which not_on_track would have found)."""
+    w = _Witnesses(reading, meter, track, thresholds)
+    return _not_on_track(w) or _no_dwell(w)

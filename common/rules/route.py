@@ -26,7 +26,7 @@ from common.rules.facts import (
     TrackFix,
 )
 from common.rules.movement import impossible_speed, too_fast
-from common.rules.presence import far_from_meter, mock_location, no_dwell, no_fix, not_on_track
+from common.rules.presence import far_from_meter, mock_location, no_fix, on_track
 from common.rules.timing import clock_skew, outside_window
 from common.rules.track_cleaning import cleaned
 
@@ -53,8 +53,7 @@ def validate_route(
             no_fix(r, meter, thresholds),
             mock_location(r, meter, indexed, thresholds),
             far_from_meter(r, meter, thresholds) if on_route else None,
-            not_on_track(r, meter, clean, thresholds) if on_route else None,
-            no_dwell(r, meter, clean, thresholds) if on_route else None,
+            on_track(r, meter, clean, thresholds) if on_route else None,  # or no_dwell
             outside_window(r, meter, assignment, thresholds),
             clock_skew(r, meter, thresholds),
             negative_consumption(r, meter, thresholds),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
-from common.geo import distance_m
+from common.geo import distance_m, surely_within
 from common.rules.facts import Thresholds, Track, TrackFix, accuracy_credit
 
 Filter = Callable[[Iterable[TrackFix], Thresholds], Iterator[TrackFix]]
@@ -43,13 +43,19 @@ def merge_instants(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterat
     GPS-and-network logger reports both within a second): the finest of them is kept, so no
     speed is judged over a sub-second gap."""
     group: list[TrackFix] = []
+
+    def finest() -> TrackFix:
+        if len(group) == 1:  # the usual case: nothing to choose
+            return group[0]
+        return min(group, key=lambda q: credited_accuracy(q, thresholds))
+
     for p in points:
         if group and (p.t - group[0].t).total_seconds() >= thresholds.min_judged_interval_s:
-            yield min(group, key=lambda q: credited_accuracy(q, thresholds))
+            yield finest()
             group = []
         group.append(p)
     if group:
-        yield min(group, key=lambda q: credited_accuracy(q, thresholds))
+        yield finest()
 
 
 def drop_spikes(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[TrackFix]:
@@ -62,6 +68,7 @@ def drop_spikes(points: Iterable[TrackFix], thresholds: Thresholds) -> Iterator[
         if (
             a is not None
             and b is not None
+            and not surely_within(a.lat, a.lon, b.lat, b.lon, limit)  # a step: most end here
             and distance_m(a.lat, a.lon, b.lat, b.lon) > limit
             and distance_m(b.lat, b.lon, c.lat, c.lon) > limit
             and distance_m(a.lat, a.lon, c.lat, c.lon) <= limit
@@ -78,6 +85,10 @@ def _possible(a: TrackFix, b: TrackFix, thresholds: Thresholds) -> bool:
     """Whether going from `a` to `b` in the time between is within max_speed_kmh, beyond the
     two points' credited accuracy."""
     seconds = (b.t - a.t).total_seconds()
+    if seconds > 0 and surely_within(
+        a.lat, a.lon, b.lat, b.lon, thresholds.max_speed_kmh / 3.6 * seconds
+    ):
+        return True  # within reach even with no accuracy credited: most steps end here
     slack = credited_accuracy(a, thresholds) + credited_accuracy(b, thresholds)
     beyond = distance_m(a.lat, a.lon, b.lat, b.lon) - slack
     return beyond <= 0 or (seconds > 0 and beyond / seconds * 3.6 <= thresholds.max_speed_kmh)
@@ -134,8 +145,12 @@ def clean_track(
 
 
 def cleaned(track: Track, thresholds: Thresholds) -> Track:
-    """Each reader's track cleaned for judging, as one Track again."""
-    return Track(p for walk in track.walks() for p in clean_track(walk, thresholds))
+    """Each reader's track cleaned for judging, as one Track again; cleaned once per track and
+    thresholds, however many rules judge it."""
+    return track.derived(
+        ("cleaned", thresholds),
+        lambda: Track(p for walk in track.walks() for p in clean_track(walk, thresholds)),
+    )
 
 
 def walked_m(points: Iterable[TrackFix], thresholds: Thresholds) -> float:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -71,7 +72,19 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
         return 0
     cycle = session.get(Cycle, assignment.cycle_id)
     assert cycle is not None
-    readings = list(session.exec(select(Reading).where(Reading.assignment_id == assignment_id)))
+    # Plain rows of the columns used (a close appends a route's 300 readings): ORM objects
+    # would cost more to make than the append itself.
+    readings: list[Any] = list(
+        session.execute(
+            sa_select(
+                col(Reading.id),
+                col(Reading.meter_id),
+                col(Reading.read_at),
+                col(Reading.value),
+                col(Reading.supersedes),
+            ).where(col(Reading.assignment_id) == assignment_id)
+        )
+    )
     fed = set(
         session.exec(
             select(BillingFeedItem.reading_id).where(
@@ -85,17 +98,25 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
         for r in current_readings(readings)
         if r.value is not None and r.id not in fed and not holding_flags(flags.get(r.id, []))
     ]
-    meters = {
-        m.id: (m, a)
-        for m, a in session.exec(
-            select(Meter, Account)
+    meters: dict[int, Any] = {
+        m.id: m
+        for m in session.execute(
+            sa_select(
+                col(Meter.id),
+                col(Meter.meter_no),
+                col(Meter.last_reading),
+                col(Meter.digits),
+                col(Meter.multiplier),
+                col(Meter.expected_high),
+                col(Account.account_no),
+            )
             .join(Account, col(Account.id) == Meter.account_id)
             .where(col(Meter.id).in_({r.meter_id for r in candidates}))
         )
     }
     rows = []
     for r in candidates:
-        meter, account = meters[r.meter_id]
+        meter = meters[r.meter_id]
         assert r.value is not None
         if meter.last_reading is None:
             continue  # no register to bill from: billing sees it in the holds
@@ -105,7 +126,7 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
                 "supersedes": r.supersedes,
                 "assignment_id": assignment_id,
                 "cycle": cycle.code,
-                "account_no": account.account_no,
+                "account_no": meter.account_no,
                 "meter_no": meter.meter_no,
                 "read_at": r.read_at,
                 "previous": meter.last_reading,
@@ -121,16 +142,19 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
     table = BillingFeedItem.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     seq = next_change_seq(session)
-    done = session.execute(
+    # The rows as parameters of one statement (sent in batches by SQLAlchemy's
+    # insertmanyvalues), not written into it: a close appends a route's 300 readings, and a
+    # statement holding them would be compiled anew for each close.
+    done = session.connection().execute(
         insert(table)
-        .values([{**row, "feed_seq": seq} for row in rows])
         .on_conflict_do_nothing(index_elements=[table.c.reading_id])
-        .returning(table.c.id)
+        .returning(table.c.id),
+        [{**row, "feed_seq": seq} for row in rows],
     )
     return len(done.all())
 
 
-def kwh(value: Decimal, meter: Meter, thresholds: Thresholds) -> Decimal:
+def kwh(value: Decimal, meter: Meter | Any, thresholds: Thresholds) -> Decimal:
     """The consumption as the validation computes it: roll-over and multiplier applied."""
     assert meter.last_reading is not None
     return consumption(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import Column, Connection, DateTime, Engine, Table, event
 from sqlalchemy.dialects import postgresql
@@ -38,6 +38,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        parse_naive = super().result_processor(dialect, coltype)
+        assert parse_naive is not None
+
+        def aware(value: Any) -> datetime | None:
+            # SQLite keeps the UTC time as text: parsed with its zone in one step, since
+            # replace(tzinfo=...) alone costs several times the parse, and a validation reads
+            # thousands of track points (bench/close_due.py). Text of another shape goes the
+            # general way.
+            if isinstance(value, str):
+                try:
+                    return datetime.fromisoformat(value + "+00:00")
+                except ValueError:
+                    pass
+            return cast(datetime | None, parse_naive(value))
+
+        return aware
 
 
 def engine_for(settings: Settings) -> Engine:

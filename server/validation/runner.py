@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
 
 from sqlalchemy import Engine, and_, delete, not_, or_
 from sqlalchemy import select as sa_select
@@ -85,6 +86,10 @@ def validate_assignment(
         assignment_id=assignment_id,
         thresholds=thresholds,
     )
+    # Rows as plain tuples, not ORM objects, on the session's connection (its transaction and
+    # the assignment's lock): a route-day is 300 meters, 300 readings and 6,000 track points,
+    # and ORM objects cost more to make than the rules take to judge them (bench/close_due.py).
+    conn = session.connection()
     meters = [
         MeterFacts(
             id=m.id,
@@ -97,19 +102,24 @@ def validate_assignment(
             expected_low=m.expected_low,
             expected_high=m.expected_high,
             sequence=m.sequence,
-            active=active,
+            active=m.active,
             position_uncertainty_m=m.position_uncertainty_m or 0.0,
             learned=learned.get(m.id),
         )
-        for m, active in session.exec(
-            select(Meter, Account.active)
+        for m in conn.execute(
+            sa_select(*(col(getattr(Meter, name)) for name in METER_FACTS), col(Account.active))
             .join(Account, col(Account.id) == Meter.account_id)
-            .where(Meter.route_id == assignment.route_id)
+            .where(col(Meter.route_id) == assignment.route_id)
             .order_by(col(Meter.sequence), col(Meter.id))
         )
-        if m.id is not None
     ]
-    rows = list(session.exec(select(Reading).where(Reading.assignment_id == assignment_id)))
+    rows = list(
+        conn.execute(
+            sa_select(*(col(getattr(Reading, name)) for name in READING_FACTS)).where(
+                col(Reading.assignment_id) == assignment_id
+            )
+        )
+    )
     replaced = {r.supersedes for r in rows if r.supersedes is not None}
     readings = [reading_facts(r, superseded=r.id in replaced) for r in rows]
 
@@ -135,7 +145,7 @@ def validate_assignment(
             device_id=device,
         )
         # Columns, not ORM objects: a route-day is thousands of points.
-        for user, device, t, lat, lon, acc, mock, provider in session.execute(
+        for user, device, t, lat, lon, acc, mock, provider in conn.execute(
             sa_select(
                 col(TrackPoint.user_id),
                 col(TrackPoint.device_id),
@@ -260,8 +270,45 @@ def _earlier_tracks(
     return tracks
 
 
-def reading_facts(r: Reading, *, superseded: bool) -> ReadingFacts:
-    """A stored reading as the rules take it (the audit's verdict takes it too)."""
+# The columns the rules take of a meter and of a reading, loaded as plain rows.
+METER_FACTS = (
+    "id",
+    "lat",
+    "lon",
+    "meter_no",
+    "digits",
+    "multiplier",
+    "last_reading",
+    "expected_low",
+    "expected_high",
+    "sequence",
+    "position_uncertainty_m",
+)
+READING_FACTS = (
+    "id",
+    "meter_id",
+    "read_at",
+    "confirmed_at",
+    "received_at",
+    "value",
+    "skip_code",
+    "sent_at",
+    "fix_lat",
+    "fix_lon",
+    "fix_accuracy_m",
+    "fix_time",
+    "fix_provider",
+    "fix_mock",
+    "supersedes",
+    "reread_of",
+    "user_id",
+    "device_id",
+)
+
+
+def reading_facts(r: Reading | Any, *, superseded: bool) -> ReadingFacts:
+    """A stored reading (a Reading, or a row of its READING_FACTS columns) as the rules take
+    it (the audit's verdict takes it too)."""
     fix = None
     if r.fix_lat is not None and r.fix_lon is not None and r.fix_time is not None:
         fix = Fix(
