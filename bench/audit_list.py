@@ -3,8 +3,8 @@
 A grid's routes: ROUTES routes of 300 meters (--routes; 1000 is a whole utility's cycle), each
 an open assignment of its own reader who walked it honestly yesterday (bench/cycle_rows.py:
 300 readings with fixes, ~5,300 track points a route), written in bulk, not through the API.
-Each assignment is then judged as the validation runner judges it at the end of a run
-(server/validation/verdicts.judge, timed: what the verdict adds to each validation).
+Each assignment is then validated by the runner (server/validation/runner.py: its flags and,
+with them, its verdict, which the list reads; timed).
 
 Figures (through the app with TestClient, as the grid's supervisor): the first page (PAGE
 assignments) of GET /audit/assignments cold (its first call in a new process, as after a
@@ -39,9 +39,8 @@ from bench.database import bench_settings, fresh
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.main import create_app
-from server.models import Assignment, Reading
-from server.validation import verdicts
-from server.validation.runner import reading_facts
+from server.models import Assignment
+from server.validation.runner import validate_assignment
 
 ROUTES = 100
 PAGE = 200
@@ -54,20 +53,15 @@ def timed(call: Any) -> float:
     return time.perf_counter() - t0
 
 
-def judge_all(engine: Engine, settings: Settings) -> int:
-    """Store every assignment's verdict as the runner does at the end of a run, each in a
-    transaction of its own (the rest of the run, the flags, is not what this bench is about)."""
-    thresholds = settings.thresholds()
+def validate_all(engine: Engine, settings: Settings) -> int:
+    """Validate every assignment as the server's workers do, each in a transaction of its own:
+    its flags and its stored verdict."""
     with Session(engine) as session:
         ids = list(session.exec(select(Assignment.id).order_by(col(Assignment.id))))
     for assignment_id in ids:
+        assert assignment_id is not None
         with Session(engine) as session:
-            assignment = session.get(Assignment, assignment_id)
-            assert assignment is not None
-            rows = list(session.exec(select(Reading).where(Reading.assignment_id == assignment_id)))
-            replaced = {r.supersedes for r in rows if r.supersedes is not None}
-            readings = [reading_facts(r, superseded=r.id in replaced) for r in rows]
-            verdicts.judge(session, assignment=assignment, readings=readings, thresholds=thresholds)
+            validate_assignment(session, assignment_id=assignment_id, settings=settings)
             session.commit()
     return len(ids)
 
@@ -129,9 +123,9 @@ def run(url: str, label: str, routes: int) -> None:
     t0 = time.perf_counter()
     counts = generate(engine, settings, CycleShape(routes=routes, readers=routes, walked=True))
     print(f"[{label}] generated {counts} in {time.perf_counter() - t0:.1f} s")
-    judging = timed(lambda: judge_all(engine, settings))
+    judging = timed(lambda: validate_all(engine, settings))
     print(
-        f"[{label}] verdicts judged and stored: {judging:.1f} s, "
+        f"[{label}] validated (flags and verdict stored): {judging:.1f} s, "
         f"{judging / routes * 1000:.0f} ms an assignment"
     )
     engine.dispose()

@@ -175,7 +175,15 @@ def validate_assignment(
     findings = validate_route(facts, meters, readings, track, thresholds, now, earlier)
     flags = _reconcile(session, assignment_id, {f.key: f for f in findings})
     # Judged with its flags, in their transaction: the audit reads the verdict, never computes it.
-    verdicts.judge(session, assignment=assignment, readings=readings, thresholds=thresholds)
+    verdicts.judge(
+        session,
+        assignment=assignment,
+        meters=meters,
+        readings=readings,
+        track=track,
+        held=(start, end),
+        thresholds=thresholds,
+    )
     return flags
 
 

@@ -27,7 +27,7 @@ from common.rules.facts import MeterFacts, ReadingFacts, Thresholds, TrackFix
 from common.rules.sentences import verdict_sentence
 from common.rules.track_cleaning import walked_m
 from common.rules.verdict import Verdict, assignment_verdict, nothing_yet
-from server.models import Assignment, AssignmentVerdict, Meter, TrackPoint
+from server.models import Assignment, AssignmentVerdict, TrackPoint
 
 
 def track_span(
@@ -50,21 +50,20 @@ def judge(
     session: Session,
     *,
     assignment: Assignment,
+    meters: list[MeterFacts],
     readings: list[ReadingFacts],
+    track: list[TrackFix],
+    held: tuple[datetime, datetime],
     thresholds: Thresholds,
 ) -> AssignmentVerdict:
-    """Judge the assignment's day from its `readings` (as the runner gave them to the rules),
-    its route's meters and its reader's track, and store the verdict in the caller's
-    transaction (the caller holds the assignment's row lock: one writer per row)."""
+    """Judge the assignment's day and store the verdict in the caller's transaction (the caller
+    holds the assignment's row lock: one writer per row). `meters`, `readings` and `track` are
+    what the runner loaded for the rules: its meters carry their position uncertainty and learned
+    positions, so the verdict's "at the meter" says what far_from_meter says; its `track` holds
+    every point of the route's readers within `held`, from which the reader's own points over
+    `track_span` are taken (read again only when the span reaches beyond `held`): a close reads
+    a day's rows once, not twice."""
     assert assignment.id is not None
-    meters = [
-        MeterFacts(id=id, lat=lat, lon=lon, meter_no=meter_no)
-        for id, lat, lon, meter_no in session.execute(
-            select(col(Meter.id), col(Meter.lat), col(Meter.lon), col(Meter.meter_no)).where(
-                col(Meter.route_id) == assignment.route_id
-            )
-        )
-    ]
     times = [r.read_at for r in readings]
     start, end = track_span(
         assignment.window_start,
@@ -72,8 +71,34 @@ def judge(
         min(times, default=None),
         max(times, default=None),
     )
+    if held[0] <= start and end <= held[1]:
+        own = [
+            p for p in track if p.reader_id == assignment.reader_id and start <= p.t <= end
+        ]
+        own.sort(key=lambda p: p.t)
+    else:
+        own = _reader_track(session, assignment.reader_id, start, end)
+    verdict = assignment_verdict(meters, readings, own, thresholds)
+    # Every point, mock ones too (the verdict's own walked_m leaves them out): the distance the
+    # audit has always shown beside the figures.
+    walked = round(walked_m(own, thresholds))
+    row = session.get(AssignmentVerdict, assignment.id)
+    if row is None:
+        row = AssignmentVerdict(
+            assignment_id=assignment.id, code=verdict.code, params=verdict.params, walked_m=walked
+        )
+    row.code, row.params, row.walked_m = verdict.code, verdict.params, walked
+    row.judged_at = clock.now()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _reader_track(
+    session: Session, reader_id: int | None, start: datetime, end: datetime
+) -> list[TrackFix]:
     # Columns, not ORM objects: a route-day is thousands of points.
-    track = [
+    return [
         TrackFix(t, lat, lon, accuracy_m, mock, provider)
         for t, lat, lon, accuracy_m, mock, provider in session.execute(
             select(
@@ -85,27 +110,13 @@ def judge(
                 col(TrackPoint.provider),
             )
             .where(
-                col(TrackPoint.user_id) == assignment.reader_id,
+                col(TrackPoint.user_id) == reader_id,
                 col(TrackPoint.t) >= start,
                 col(TrackPoint.t) <= end,
             )
             .order_by(col(TrackPoint.t))
         )
     ]
-    verdict = assignment_verdict(meters, readings, track, thresholds)
-    # Every point, mock ones too (the verdict's own walked_m leaves them out): the distance the
-    # audit has always shown beside the figures.
-    walked = round(walked_m(track, thresholds))
-    row = session.get(AssignmentVerdict, assignment.id)
-    if row is None:
-        row = AssignmentVerdict(
-            assignment_id=assignment.id, code=verdict.code, params=verdict.params, walked_m=walked
-        )
-    row.code, row.params, row.walked_m = verdict.code, verdict.params, walked
-    row.judged_at = clock.now()
-    session.add(row)
-    session.flush()
-    return row
 
 
 def said(

@@ -461,6 +461,38 @@ def test_each_assignment_has_a_one_line_verdict_in_the_callers_language(
     )
 
 
+def test_the_verdict_places_a_reading_at_its_meter_as_far_from_meter_does(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """A meter mapped roughly (position_uncertainty_m 60): a fix 50 m off it raises no
+    far_from_meter, and the verdict counts that reading at its meter too (it judges with the
+    meters as the flags' rules see them)."""
+    day, sup = setup_day(session, settings, client)
+    rough = day.meters[1]
+    rough.position_uncertainty_m = 60.0
+    session.add(rough)
+    session.commit()
+    items = [
+        reading(day.assignment.id, m, value=str(1100 + i), at=READ_AT + timedelta(minutes=2 * i))
+        for i, m in enumerate(day.meters[:3])
+    ]
+    items[1]["fix"]["lat"], items[1]["fix"]["lon"] = rough.lat + 50 / 111_200, rough.lon
+    items[1]["fix"]["accuracy_m"] = 5.0
+    points = [
+        track_point(
+            READ_AT + timedelta(seconds=30 * i),
+            lat=day.meters[0].lat + i * 0.00009,
+            lon=day.meters[0].lon,
+        )
+        for i in range(14)
+    ]
+    push(client, day, readings=items, track_points=points)
+    flags = client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
+    assert "far_from_meter" not in {f["code"] for f in flags}
+    [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
+    assert (row["verdict"]["params"]["done"], row["verdict"]["params"]["at_meter"]) == (3, 3)
+
+
 def test_the_list_and_summary_say_the_verdict_the_validation_stored_and_compute_none(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
