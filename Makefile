@@ -57,18 +57,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Every bench on SQLite and PostgreSQL, bounded (scripts/bench.sh; figures in var/bench/).
 bench: setup
-	$(BIN)/python -m bench.sync_push
-	$(BIN)/python -m bench.wire
-	$(BIN)/python -m bench.ingest --meters 300 --days 1,10
-	$(BIN)/python -m bench.validation
-	$(BIN)/python -m bench.push_open_days
-	$(BIN)/python -m bench.close_due
-	$(BIN)/python -m bench.overload --seconds 60
-	$(BIN)/python -m bench.cycle_overview
-	$(BIN)/python -m bench.audit_list
-	$(BIN)/python -m bench.import_meters
-	$(BIN)/python -m bench.track_partitions --database-url "$$(GRIDWALK_PG_DB=gridwalk_bench scripts/test-postgres.sh)"
+	scripts/bench.sh
 
 clean:
 	rm -rf $(VENV) var test-artifacts $(WEB)/node_modules
