@@ -18,15 +18,15 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
 from sqlalchemy import (
-    Boolean,
     Column,
     Connection,
+    Insert,
     Integer,
     MetaData,
-    Select,
     String,
     Table,
     and_,
@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from common import clock
 from server.catalog.accounts import get_or_create_grid
-from server.catalog.meter_csv import MeterRow, invalid_file, read_meter_csv
+from server.catalog.meter_csv import STAGED_COLUMNS, invalid_file, read_meter_csv
 from server.core.changes import log_admin_action, next_change_seq
 from server.core.errors import Conflict, Invalid
 from server.models import Account, Assignment, Grid, Meter, Route, Withdrawal
@@ -79,24 +79,13 @@ def _table(model: Any) -> Table:
 
 A, AC, G, M, RT, W = (_table(m) for m in (Assignment, Account, Grid, Meter, Route, Withdrawal))
 
-# The meter's columns the file sets, in MeterRow's names.
-METER_COLUMNS = (
-    "sequence",
-    "lat",
-    "lon",
-    "digits",
-    "multiplier",
-    "last_reading",
-    "last_read_at",
-    "expected_low",
-    "expected_high",
-    "position_uncertainty_m",
-)
+# The meter's columns the file sets.
+METER_COLUMNS = STAGED_COLUMNS[STAGED_COLUMNS.index("sequence") :]
 
 
 def _stage_table() -> Table:
     """The staged rows, typed as the columns they go to (the same values reach the database
-    the ORM would write), with what the upsert learns about each."""
+    the ORM would write)."""
     return Table(
         "meter_import",
         MetaData(),
@@ -109,19 +98,8 @@ def _stage_table() -> Table:
         Column("route_code", RT.c.code.type),
         Column("grid_code", G.c.code.type),
         *(Column(name, M.c[name].type) for name in METER_COLUMNS),
-        # Filled by the upsert:
-        Column("account_id", Integer),
-        Column("route_id", Integer),
-        Column("meter_id", Integer),
-        Column("old_route_id", Integer),
-        Column("account_changed", Boolean),
-        Column("changed", Boolean),
         prefixes=["TEMPORARY"],
     )
-
-
-STAGED_FROM_ROW = ("line", "account_no", "customer_name", "address", "phone", "meter_no",
-                   "route_code", "grid_code", *METER_COLUMNS)  # fmt: skip
 
 
 def import_meters_csv(
@@ -214,13 +192,17 @@ def _import(
             progress(counted.done, max(total, counted.done))
 
     errors: list[dict[str, Any]] = []
-    rows = _stage(conn, stage, read_meter_csv(_lines(counted), errors), report_progress)
+    postgresql = conn.dialect.name == "postgresql"
+    staged = read_meter_csv(
+        _lines(counted), errors, moment_text=datetime.isoformat if postgresql else _sqlite_moment
+    )
+    rows = (_copy if postgresql else _insert)(conn, staged, report_progress)
     if errors:
         stage.drop(conn)
         session.rollback()
         raise invalid_file(sorted(errors, key=lambda e: e["line"]))
     report_progress()
-    if conn.dialect.name == "postgresql":
+    if postgresql:
         # A temporary table has no statistics: without them the joins below are planned as
         # if it held a few rows.
         conn.exec_driver_sql("ANALYZE meter_import")
@@ -237,52 +219,87 @@ def _import(
     return report
 
 
-def _staged(row: MeterRow) -> tuple[Any, ...]:
-    return tuple(getattr(row, name) for name in STAGED_FROM_ROW)
+def _sqlite_moment(moment: datetime) -> str:
+    """A UTC time as SQLAlchemy writes one to SQLite (so that the same time compares equal)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _stage(
-    conn: Connection, stage: Table, rows: Iterator[MeterRow], report: Callable[[], None]
-) -> int:
-    """Write the good rows to the staging table as they come; gives how many. Once a bad row
+def _copy_line(values: list[str]) -> str:
+    """A staged row as a line of COPY's text format ("" is NULL: no staged text is empty)."""
+    line = "\t".join(values)
+    if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(values) - 1:
+        line = "\t".join(
+            v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+            for v in values
+        )
+    return line + "\n"
+
+
+def _copy(conn: Connection, rows: Iterator[list[str]], report: Callable[[], None]) -> int:
+    """Stage the good rows with COPY as they come (PostgreSQL); gives how many. Once a bad row
     is seen nothing more is staged (nothing will be written), but the file is read to its end
     so that every bad row is named."""
     count = 0
-    if conn.dialect.name == "postgresql":
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        names = ", ".join(STAGED_FROM_ROW)
-        with cursor.copy(f"COPY meter_import ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(_staged(row))
-                count += 1
-                if count % BATCH_ROWS == 0:
-                    report()
-        return count
-    statement = stage.insert()
-    batch: list[dict[str, Any]] = []
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(STAGED_COLUMNS)
+    with cursor.copy(f"COPY meter_import ({names}) FROM STDIN WITH (NULL '')") as copy:
+        batch: list[str] = []
+        for row in rows:
+            batch.append(_copy_line(row))
+            if len(batch) == BATCH_ROWS:
+                copy.write("".join(batch))
+                batch = []
+                report()
+            count += 1
+        copy.write("".join(batch))
+    return count
+
+
+def _typed(stage: Table) -> Callable[[list[str]], tuple[Any, ...]]:
+    """A staged row's text as the values SQLAlchemy would bind on SQLite (floats for numerics:
+    its Numeric binds them so)."""
+    kinds = []
+    for name in STAGED_COLUMNS:
+        python_type = stage.c[name].type.python_type
+        kinds.append(
+            int if python_type is int else float if python_type in (float, Decimal) else str
+        )
+
+    def typed(values: list[str]) -> tuple[Any, ...]:
+        return tuple(
+            None if value == "" else kind(value) for kind, value in zip(kinds, values, strict=True)
+        )
+
+    return typed
+
+
+def _insert(conn: Connection, rows: Iterator[list[str]], report: Callable[[], None]) -> int:
+    """Stage the good rows in batches of executemany (SQLite), as _copy does."""
+    count = 0
+    typed = _typed(_stage_table())
+    marks = ", ".join("?" for _ in STAGED_COLUMNS)
+    statement = f"INSERT INTO meter_import ({', '.join(STAGED_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - our column names
+    batch: list[tuple[Any, ...]] = []
     for row in rows:
-        batch.append(dict(zip(STAGED_FROM_ROW, _staged(row), strict=True)))
+        batch.append(typed(row))
         count += 1
         if len(batch) == BATCH_ROWS:
-            conn.execute(statement, batch)
+            conn.exec_driver_sql(statement, batch)
             batch = []
             report()
     if batch:
-        conn.execute(statement, batch)
+        conn.exec_driver_sql(statement, batch)
     return count
 
 
 # --- writing ----------------------------------------------------------------------------------
 
 
-def _rows_of(conn: Connection, query: Select[Any]) -> int:
-    found: int = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    return found
-
-
-def _count(conn: Connection, stage: Table, *where: Any) -> int:
-    found: int = conn.execute(select(func.count()).select_from(stage).where(*where)).scalar_one()
-    return found
+def _inserted(conn: Connection, statement: Insert) -> int:
+    """Run an INSERT ... SELECT; gives how many rows it added (SQLAlchemy fetches an INSERT's
+    row count only when asked)."""
+    count: int = conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    return count
 
 
 def _upsert(
@@ -323,24 +340,11 @@ def _upsert(
     new_routes = select(
         wanted.c.code, wanted.c.code, wanted.c.grid_id, literal(now, RT.c.created_at.type)
     ).where(~exists().where(RT.c.code == wanted.c.code))
-    # Counted before, not by rowcount: PostgreSQL's driver gives none for INSERT ... SELECT.
-    report.routes_created = _rows_of(conn, new_routes)
-    conn.execute(insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes))
-
-    # Accounts: those whose name or address the file changes are marked first (their meters
-    # change too: the handheld shows the account's name and address with the meter).
-    account = AC.alias("account")
-    conn.execute(
-        update(stage).values(
-            account_changed=exists().where(
-                account.c.account_no == st.account_no,
-                or_(
-                    account.c.customer_name.is_distinct_from(st.customer_name),
-                    account.c.address.is_distinct_from(st.address),
-                ),
-            )
-        )
+    report.routes_created = _inserted(
+        conn, insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes)
     )
+
+    # Accounts the file names first: a meter may move to a new one.
     per_account = (
         select(
             st.account_no,
@@ -351,6 +355,75 @@ def _upsert(
         .group_by(st.account_no)
         .subquery("named_accounts")
     )
+    stamp = literal(now, AC.c.created_at.type)
+    new_accounts = select(
+        per_account.c.account_no,
+        per_account.c.customer_name,
+        per_account.c.address,
+        per_account.c.phone,
+        literal(True),
+        stamp,
+        stamp,
+    ).where(~exists().where(AC.c.account_no == per_account.c.account_no))
+    report.accounts_created = _inserted(
+        conn,
+        insert(AC).from_select(
+            ["account_no", "customer_name", "address", "phone", "active", "created_at",
+             "updated_at"],
+            new_accounts,
+        ),
+    )  # fmt: skip
+
+    # Meters, under one change number for the whole import (a pull sees all of it or none).
+    # The number is taken first, inside a savepoint given back when no meter changed: a file
+    # that changes nothing leaves the counter (and its lock) alone.
+    numbered = session.begin_nested()
+    seq = next_change_seq(session)
+    written = {
+        "account_id": AC.c.id,
+        "route_id": RT.c.id,
+        **{name: st[name] for name in METER_COLUMNS},
+        "change_seq": literal(seq, M.c.change_seq.type),
+        "updated_at": literal(now, M.c.updated_at.type),
+    }
+    # Each staged row with its account and route.
+    joined = (AC.c.account_no == st.account_no, RT.c.code == st.route_code)
+    moved = (M.c.meter_no == st.meter_no, *joined, M.c.route_id != RT.c.id)
+    report.meters_moved = conn.execute(select(func.count()).where(*moved)).scalar_one()
+    if report.meters_moved:
+        _withdraw_moved(conn, moved, seq=seq, now=now)
+    report.meters_updated = conn.execute(
+        update(M)
+        .values(**written)
+        .where(
+            M.c.meter_no == st.meter_no,
+            *joined,
+            or_(
+                # The handheld shows the account's name and address with the meter: a meter
+                # whose account the file renames (below) is sent again.
+                AC.c.customer_name != st.customer_name,
+                AC.c.address != st.address,
+                M.c.account_id != AC.c.id,
+                M.c.route_id != RT.c.id,
+                *(M.c[name].is_distinct_from(st[name]) for name in METER_COLUMNS),
+            ),
+        )
+    ).rowcount
+    report.meters_created = _inserted(
+        conn,
+        insert(M).from_select(
+            ["meter_no", *written],
+            select(st.meter_no, *written.values()).where(
+                *joined, ~exists().where(M.c.meter_no == st.meter_no)
+            ),
+        ),
+    )
+    if report.meters_created or report.meters_updated:
+        numbered.commit()
+    else:
+        numbered.rollback()
+    report.unchanged = rows - report.meters_created - report.meters_updated
+
     report.accounts_updated = conn.execute(
         update(AC)
         .values(
@@ -363,8 +436,8 @@ def _upsert(
         .where(
             AC.c.account_no == per_account.c.account_no,
             or_(
-                AC.c.customer_name.is_distinct_from(per_account.c.customer_name),
-                AC.c.address.is_distinct_from(per_account.c.address),
+                AC.c.customer_name != per_account.c.customer_name,
+                AC.c.address != per_account.c.address,
                 and_(
                     per_account.c.phone.is_not(None),
                     AC.c.phone.is_distinct_from(per_account.c.phone),
@@ -372,106 +445,24 @@ def _upsert(
             ),
         )
     ).rowcount
-    stamp = literal(now, AC.c.created_at.type)
-    new_accounts = select(
-        per_account.c.account_no,
-        per_account.c.customer_name,
-        per_account.c.address,
-        per_account.c.phone,
-        literal(True),
-        stamp,
-        stamp,
-    ).where(~exists().where(AC.c.account_no == per_account.c.account_no))
-    report.accounts_created = _rows_of(conn, new_accounts)
-    conn.execute(
-        insert(AC).from_select(
-            [
-                "account_no",
-                "customer_name",
-                "address",
-                "phone",
-                "active",
-                "created_at",
-                "updated_at",
-            ],
-            new_accounts,
-        )
-    )
-
-    # Meters: each staged row learns its account, route and meter (if any), then whether it
-    # changes anything.
-    meter = M.alias("meter")
-    conn.execute(
-        update(stage).values(
-            account_id=select(AC.c.id).where(AC.c.account_no == st.account_no).scalar_subquery(),
-            route_id=select(RT.c.id).where(RT.c.code == st.route_code).scalar_subquery(),
-            meter_id=select(meter.c.id).where(meter.c.meter_no == st.meter_no).scalar_subquery(),
-            old_route_id=select(meter.c.route_id)
-            .where(meter.c.meter_no == st.meter_no)
-            .scalar_subquery(),
-        )
-    )
-    differs = or_(
-        st.account_changed,
-        M.c.account_id.is_distinct_from(st.account_id),
-        M.c.route_id.is_distinct_from(st.route_id),
-        *(M.c[name].is_distinct_from(st[name]) for name in METER_COLUMNS),
-    )
-    conn.execute(
-        update(stage)
-        .values(changed=exists().where(M.c.id == st.meter_id, differs))
-        .where(st.meter_id.is_not(None))
-    )
-    creating = _count(conn, stage, st.meter_id.is_(None))
-    updating = _count(conn, stage, st.changed)
-    report.meters_created, report.meters_updated = creating, updating
-    report.unchanged = rows - creating - updating
-    report.meters_moved = _count(conn, stage, st.changed, st.old_route_id != st.route_id)
-    if creating or updating:
-        # One number for the whole import: a pull sees all of it or none of it.
-        seq = next_change_seq(session)
-        written = {
-            "account_id": st.account_id,
-            "route_id": st.route_id,
-            **{name: st[name] for name in METER_COLUMNS},
-            "change_seq": literal(seq, M.c.change_seq.type),
-            "updated_at": literal(now, M.c.updated_at.type),
-        }
-        if updating:
-            conn.execute(update(M).values(**written).where(M.c.id == st.meter_id, st.changed))
-        if creating:
-            conn.execute(
-                insert(M).from_select(
-                    ["meter_no", *written],
-                    select(st.meter_no, *written.values()).where(st.meter_id.is_(None)),
-                )
-            )
-        if report.meters_moved:
-            _withdraw_moved(conn, stage, seq=seq, now=now)
     # The rows were written past the ORM: what the session holds of them is stale.
     session.expire_all()
     return report
 
 
-def _withdraw_moved(conn: Connection, stage: Table, *, seq: int, now: datetime) -> None:
-    """Tell the reader of each open assignment of a route a meter left that it is gone."""
-    st = stage.c
-    moved = select(
+def _withdraw_moved(conn: Connection, moved: tuple[Any, ...], *, seq: int, now: datetime) -> None:
+    """Tell the reader of each open assignment of a route a meter leaves that it is gone."""
+    withdrawn = select(
         A.c.reader_id,
         literal("meter", W.c.object_type.type),
-        func.cast(st.meter_id, String),
+        func.cast(M.c.id, String),
         A.c.id,
         literal(seq, W.c.change_seq.type),
         literal(now, W.c.created_at.type),
-    ).where(
-        st.changed,
-        st.old_route_id != st.route_id,
-        A.c.route_id == st.old_route_id,
-        A.c.status == "open",
-    )
+    ).where(*moved, A.c.route_id == M.c.route_id, A.c.status == "open")
     conn.execute(
         insert(W).from_select(
             ["user_id", "object_type", "object_id", "assignment_id", "change_seq", "created_at"],
-            moved,
+            withdrawn,
         )
     )
