@@ -322,21 +322,22 @@ _QUICK_CELL = {
     "customer_name": _TEXT + "{1,200}",
     "address": _TEXT + "{1,500}",
     "meter_no": _TEXT + "{1,64}",
-    "lat": r"-?\d+(?:\.\d+)?",
-    "lon": r"-?\d+(?:\.\d+)?",
+    "lat": r"-?(?:[0-8]?\d(?:\.\d+)?|90(?:\.0+)?)",  # -90..90
+    "lon": r"-?(?:(?:1[0-7]\d|\d{1,2})(?:\.\d+)?|180(?:\.0+)?)",  # -180..180
     "route_code": _TEXT + "{1,64}",
     "sequence": r"\d{1,9}",
-    "digits": r"(?:\d{1,2})?",
+    "digits": r"(?:[3-9]|1[0-2])?",  # 3..12
     "multiplier": r"(?:\d{1,9}(?:\.\d{1,3})?)?",
     "last_reading": _AMOUNT,
     "last_read_at": _TEXT + "*",
     "expected_low": _AMOUNT,
     "expected_high": _AMOUNT,
     "grid_code": _TEXT + "{0,32}",
-    "position_uncertainty_m": r"(?:\d{1,4}(?:\.\d{1,6})?)?",
+    "position_uncertainty_m": r"(?:\d{1,3}(?:\.\d{1,6})?|1000(?:\.0{1,6})?)?",  # 0..1000
     "phone": r"(?:\+?[0-9][0-9 -]{2,30})?",  # accounts.is_phone, or empty
 }
 _CACHED_MOMENTS = 4096
+_DEFAULT_DIGITS_TEXT = str(DEFAULT_DIGITS)
 
 
 def _quick_pattern(columns: list[str]) -> re.Pattern[str]:
@@ -350,28 +351,24 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def _quick_values(staged: list[str]) -> bool:
-    """The comparisons the pattern cannot make; True when the row passes them all."""
-    lat, lon = float(staged[_LAT]), float(staged[_LON])
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+    """The comparisons the pattern cannot make, on cells it matched (so that a number with
+    nothing but zeros and its point and sign left once they are stripped is 0); True when the
+    row passes them all. Fills in the defaults."""
+    if not staged[_LAT].strip("-0.") and not staged[_LON].strip("-0."):
         return False
     digits = staged[_DIGITS]
     if not digits:
-        staged[_DIGITS] = digits = str(DEFAULT_DIGITS)
-    elif not 3 <= int(digits) <= 12:
-        return False
+        staged[_DIGITS] = digits = _DEFAULT_DIGITS_TEXT
     multiplier = staged[_MULTIPLIER]
     if not multiplier:
         staged[_MULTIPLIER] = "1"
-    elif float(multiplier) == 0:
+    elif not multiplier.strip("0."):
         return False
     last = staged[_LAST_READING]
-    if last and float(last) >= 10 ** int(digits):
+    if last and len(last.partition(".")[0].lstrip("0")) > int(digits):
         return False
     low, high = staged[_LOW], staged[_HIGH]
-    if low and high and float(low) > float(high):
-        return False
-    uncertainty = staged[_UNCERTAINTY]
-    return not uncertainty or float(uncertainty) <= MAX_POSITION_UNCERTAINTY_M
+    return not (low and high and float(low) > float(high))
 
 
 def _staged_row(row: MeterRow, moment_text: Callable[[datetime], str]) -> list[str]:
