@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Subquery,
     Table,
     and_,
     case,
@@ -367,7 +368,9 @@ def _upsert(
         conn, insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes)
     )
 
-    # Accounts the file names first: a meter may move to a new one.
+    # Accounts the file names first: a meter may move to a new one. Those held before have ids
+    # up to this one (ids only grow); only they can need updating, below.
+    last_held = conn.execute(select(func.max(AC.c.id))).scalar_one()
     per_account = (
         select(
             st.account_no,
@@ -458,7 +461,19 @@ def _upsert(
         numbered.rollback()
     report.unchanged = rows - report.meters_created - report.meters_updated
 
-    report.accounts_updated = conn.execute(
+    if last_held is not None:
+        report.accounts_updated = _updated_accounts(conn, per_account, last_held, now=now)
+    # The rows were written past the ORM: what the session holds of them is stale.
+    session.expire_all()
+    return report
+
+
+def _updated_accounts(
+    conn: Connection, per_account: Subquery, last_held: int, *, now: datetime
+) -> int:
+    """Write the file's name, address and phone to the accounts held before that it changes;
+    gives how many."""
+    updated: int = conn.execute(
         update(AC)
         .values(
             customer_name=per_account.c.customer_name,
@@ -468,6 +483,7 @@ def _upsert(
             updated_at=literal(now, AC.c.updated_at.type),
         )
         .where(
+            AC.c.id <= last_held,
             AC.c.account_no == per_account.c.account_no,
             or_(
                 AC.c.customer_name != per_account.c.customer_name,
@@ -479,9 +495,7 @@ def _upsert(
             ),
         )
     ).rowcount
-    # The rows were written past the ORM: what the session holds of them is stale.
-    session.expire_all()
-    return report
+    return updated
 
 
 def _withdraw_moved(conn: Connection, moved: tuple[Any, ...], *, seq: int, now: datetime) -> None:
