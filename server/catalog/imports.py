@@ -309,7 +309,8 @@ def _upsert_planned(
     """_upsert on PostgreSQL, planned for statements that each join every staged row once."""
     # Settings local to the transaction, put back after: a failed import rolls them back.
     saved = conn.exec_driver_sql(
-        "SELECT current_setting('jit'), current_setting('default_statistics_target')"
+        "SELECT current_setting('jit'), current_setting('default_statistics_target'), "
+        "current_setting('work_mem')"
     ).one()
     # Just-in-time compilation: these statements run once, and their estimated cost (large
     # for a utility's file) makes PostgreSQL spend seconds compiling each of them.
@@ -318,9 +319,12 @@ def _upsert_planned(
     # a few rows. A sample of 3,000 rows tells its size and spread as well as 30,000 would.
     conn.exec_driver_sql("SELECT set_config('default_statistics_target', '10', true)")
     conn.exec_driver_sql("ANALYZE meter_import")
+    # Grouping a utility's file by account sorts on disk with the default 4 MB.
+    conn.exec_driver_sql("SELECT set_config('work_mem', '64MB', true)")
     report = _upsert(session, conn, stage, rows, actor_id=actor_id)
     conn.exec_driver_sql(
-        "SELECT set_config('jit', %s, true), set_config('default_statistics_target', %s, true)",
+        "SELECT set_config('jit', %s, true), set_config('default_statistics_target', %s, true), "
+        "set_config('work_mem', %s, true)",
         tuple(saved),
     )
     return report
