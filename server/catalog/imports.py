@@ -5,10 +5,11 @@ names: an optional column left empty (or absent) takes its default. Meters the f
 name are left alone, so a file may carry a single route.
 
 A utility's export is 150,000-300,000 rows, so the file is read as a stream and never held: each
-row is checked as it is read (meter_csv.read_meter_csv) and staged in a temporary table (COPY on
-PostgreSQL, executemany on SQLite); when every row was good, a handful of set-based statements
-join the staged rows to the tables and insert or update what differs. Memory stays bounded by the
-keys the checks compare later rows with, not by the file.
+row is checked as it is read (meter_csv.read_meter_csv: a quick check, the full one for the rows
+it refuses) and staged as text in a temporary table (COPY on PostgreSQL, executemany on SQLite);
+when every row was good, a handful of set-based statements join the staged rows to the tables and
+insert or update what differs, never the rows that are already as the file says. Memory stays
+bounded by the keys the checks compare later rows with, not by the file.
 """
 
 from __future__ import annotations
@@ -237,9 +238,9 @@ def _copy_line(values: list[str]) -> str:
 
 
 def _copy(conn: Connection, rows: Iterator[list[str]], report: Callable[[], None]) -> int:
-    """Stage the good rows with COPY as they come (PostgreSQL); gives how many. Once a bad row
-    is seen nothing more is staged (nothing will be written), but the file is read to its end
-    so that every bad row is named."""
+    """Stage the good rows with COPY as they come (PostgreSQL); gives how many. The file is
+    read to its end even after a bad row, so that every bad row is named (and then nothing
+    staged is written)."""
     count = 0
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     names = ", ".join(STAGED_COLUMNS)
