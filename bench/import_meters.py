@@ -8,8 +8,8 @@ optional column filled, written to a temporary file. Figures:
 - Gridwalk, first import into an empty database (everything created) and the same file again
   (everything unchanged), each timed, and the ratio to raw;
 - memory: the process's peak resident set (resource.getrusage, ru_maxrss) after each import,
-  and the peak of Python's own allocations during the second import (tracemalloc, which slows
-  that run, so its time is not the one reported).
+  and the peak of Python's own allocations during a third import (tracemalloc, which slows that
+  run and adds its own bookkeeping to the resident set, so it comes last and is not timed).
 
 Run: .venv/bin/python -m bench.import_meters [--rows N] [--pg URL]  SQLite in a temporary file,
 then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is emptied
@@ -126,6 +126,7 @@ def run(url: str, path: Path, rows: int) -> None:
     rss_first = peak_rss_mib()
     again, report = timed_import(url, path)
     assert report["unchanged"] == rows, report
+    rss_again = peak_rss_mib()
     tracemalloc.start()
     timed_import(url, path)
     _, traced = tracemalloc.get_traced_memory()
@@ -136,7 +137,8 @@ def run(url: str, path: Path, rows: int) -> None:
     print(f"  import, same file again (unchanged)     {again:7.2f} s  {again / raw:5.1f}x raw")
     print(
         f"  peak RSS of the process {rss_first:.0f} MiB after the first import, "
-        f"{peak_rss_mib():.0f} MiB in all; Python allocations' peak {traced / MIB:.0f} MiB"
+        f"{rss_again:.0f} MiB after the second; Python allocations' peak {traced / MIB:.0f} MiB "
+        "(a third import, traced)"
     )
 
 

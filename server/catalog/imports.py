@@ -5,10 +5,11 @@ names: an optional column left empty (or absent) takes its default. Meters the f
 name are left alone, so a file may carry a single route.
 
 A utility's export is 150,000-300,000 rows, so the file is read as a stream and never held: each
-row is checked as it is read (meter_csv.read_meter_csv) and staged in a temporary table (COPY on
-PostgreSQL, executemany on SQLite); when every row was good, a handful of set-based statements
-join the staged rows to the tables and insert or update what differs. Memory stays bounded by the
-keys the checks compare later rows with, not by the file.
+row is checked as it is read (meter_csv.read_meter_csv: a quick check, the full one for the rows
+it refuses) and staged as text in a temporary table (COPY on PostgreSQL, executemany on SQLite);
+when every row was good, a handful of set-based statements join the staged rows to the tables and
+insert or update what differs, never the rows that are already as the file says. Memory stays
+bounded by the keys the checks compare later rows with, not by the file.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
 from sqlalchemy import (
-    Boolean,
     Column,
     Connection,
+    Insert,
     Integer,
     MetaData,
-    Select,
     String,
+    Subquery,
     Table,
     and_,
+    case,
     exists,
     func,
     insert,
@@ -43,13 +46,15 @@ from sqlmodel import Session
 
 from common import clock
 from server.catalog.accounts import get_or_create_grid
-from server.catalog.meter_csv import MeterRow, invalid_file, read_meter_csv
+from server.catalog.meter_csv import STAGED_COLUMNS, invalid_file, read_meter_csv
 from server.core.changes import log_admin_action, next_change_seq
 from server.core.errors import Conflict, Invalid
 from server.models import Account, Assignment, Grid, Meter, Route, Withdrawal
 
 # Rows between two progress reports; also the size of each executemany on SQLite.
 BATCH_ROWS = 5000
+# New accounts from which an import on PostgreSQL refreshes the statistics before it joins them.
+PLANNED_AGAIN_AFTER = 1000
 # Bytes read at a time from the file.
 READ_CHUNK = 1 << 16
 
@@ -79,24 +84,13 @@ def _table(model: Any) -> Table:
 
 A, AC, G, M, RT, W = (_table(m) for m in (Assignment, Account, Grid, Meter, Route, Withdrawal))
 
-# The meter's columns the file sets, in MeterRow's names.
-METER_COLUMNS = (
-    "sequence",
-    "lat",
-    "lon",
-    "digits",
-    "multiplier",
-    "last_reading",
-    "last_read_at",
-    "expected_low",
-    "expected_high",
-    "position_uncertainty_m",
-)
+# The meter's columns the file sets.
+METER_COLUMNS = STAGED_COLUMNS[STAGED_COLUMNS.index("sequence") :]
 
 
 def _stage_table() -> Table:
     """The staged rows, typed as the columns they go to (the same values reach the database
-    the ORM would write), with what the upsert learns about each."""
+    the ORM would write)."""
     return Table(
         "meter_import",
         MetaData(),
@@ -109,19 +103,8 @@ def _stage_table() -> Table:
         Column("route_code", RT.c.code.type),
         Column("grid_code", G.c.code.type),
         *(Column(name, M.c[name].type) for name in METER_COLUMNS),
-        # Filled by the upsert:
-        Column("account_id", Integer),
-        Column("route_id", Integer),
-        Column("meter_id", Integer),
-        Column("old_route_id", Integer),
-        Column("account_changed", Boolean),
-        Column("changed", Boolean),
         prefixes=["TEMPORARY"],
     )
-
-
-STAGED_FROM_ROW = ("line", "account_no", "customer_name", "address", "phone", "meter_no",
-                   "route_code", "grid_code", *METER_COLUMNS)  # fmt: skip
 
 
 def import_meters_csv(
@@ -214,17 +197,20 @@ def _import(
             progress(counted.done, max(total, counted.done))
 
     errors: list[dict[str, Any]] = []
-    rows = _stage(conn, stage, read_meter_csv(_lines(counted), errors), report_progress)
+    postgresql = conn.dialect.name == "postgresql"
+    staged = read_meter_csv(
+        _lines(counted), errors, moment_text=datetime.isoformat if postgresql else _sqlite_moment
+    )
+    rows = (_copy if postgresql else _insert)(conn, staged, report_progress)
     if errors:
         stage.drop(conn)
         session.rollback()
         raise invalid_file(sorted(errors, key=lambda e: e["line"]))
     report_progress()
-    if conn.dialect.name == "postgresql":
-        # A temporary table has no statistics: without them the joins below are planned as
-        # if it held a few rows.
-        conn.exec_driver_sql("ANALYZE meter_import")
-    report = _upsert(session, conn, stage, rows, actor_id=actor_id)
+    if postgresql:
+        report = _upsert_planned(session, conn, stage, rows, actor_id=actor_id)
+    else:
+        report = _upsert(session, conn, stage, rows, actor_id=actor_id)
     stage.drop(conn)
     log_admin_action(
         session,
@@ -237,52 +223,114 @@ def _import(
     return report
 
 
-def _staged(row: MeterRow) -> tuple[Any, ...]:
-    return tuple(getattr(row, name) for name in STAGED_FROM_ROW)
+def _sqlite_moment(moment: datetime) -> str:
+    """A UTC time as SQLAlchemy writes one to SQLite (so that the same time compares equal)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _stage(
-    conn: Connection, stage: Table, rows: Iterator[MeterRow], report: Callable[[], None]
-) -> int:
-    """Write the good rows to the staging table as they come; gives how many. Once a bad row
-    is seen nothing more is staged (nothing will be written), but the file is read to its end
-    so that every bad row is named."""
+def _copy_line(values: list[str]) -> str:
+    """A staged row as a line of COPY's text format ("" is NULL: no staged text is empty)."""
+    line = "\t".join(values)
+    if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(values) - 1:
+        line = "\t".join(
+            v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+            for v in values
+        )
+    return line + "\n"
+
+
+def _copy(conn: Connection, rows: Iterator[list[str]], report: Callable[[], None]) -> int:
+    """Stage the good rows with COPY as they come (PostgreSQL); gives how many. The file is
+    read to its end even after a bad row, so that every bad row is named (and then nothing
+    staged is written)."""
     count = 0
-    if conn.dialect.name == "postgresql":
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        names = ", ".join(STAGED_FROM_ROW)
-        with cursor.copy(f"COPY meter_import ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(_staged(row))
-                count += 1
-                if count % BATCH_ROWS == 0:
-                    report()
-        return count
-    statement = stage.insert()
-    batch: list[dict[str, Any]] = []
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(STAGED_COLUMNS)
+    with cursor.copy(f"COPY meter_import ({names}) FROM STDIN WITH (NULL '')") as copy:
+        batch: list[str] = []
+        for row in rows:
+            batch.append(_copy_line(row))
+            if len(batch) == BATCH_ROWS:
+                copy.write("".join(batch))
+                batch = []
+                report()
+            count += 1
+        copy.write("".join(batch))
+    return count
+
+
+def _typed(stage: Table) -> Callable[[list[str]], tuple[Any, ...]]:
+    """A staged row's text as the values SQLAlchemy would bind on SQLite (floats for numerics:
+    its Numeric binds them so)."""
+    kinds = []
+    for name in STAGED_COLUMNS:
+        python_type = stage.c[name].type.python_type
+        kinds.append(
+            int if python_type is int else float if python_type in (float, Decimal) else str
+        )
+
+    def typed(values: list[str]) -> tuple[Any, ...]:
+        return tuple(
+            None if value == "" else kind(value) for kind, value in zip(kinds, values, strict=True)
+        )
+
+    return typed
+
+
+def _insert(conn: Connection, rows: Iterator[list[str]], report: Callable[[], None]) -> int:
+    """Stage the good rows in batches of executemany (SQLite), as _copy does."""
+    count = 0
+    typed = _typed(_stage_table())
+    marks = ", ".join("?" for _ in STAGED_COLUMNS)
+    statement = f"INSERT INTO meter_import ({', '.join(STAGED_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - our column names
+    batch: list[tuple[Any, ...]] = []
     for row in rows:
-        batch.append(dict(zip(STAGED_FROM_ROW, _staged(row), strict=True)))
+        batch.append(typed(row))
         count += 1
         if len(batch) == BATCH_ROWS:
-            conn.execute(statement, batch)
+            conn.exec_driver_sql(statement, batch)
             batch = []
             report()
     if batch:
-        conn.execute(statement, batch)
+        conn.exec_driver_sql(statement, batch)
     return count
 
 
 # --- writing ----------------------------------------------------------------------------------
 
 
-def _rows_of(conn: Connection, query: Select[Any]) -> int:
-    found: int = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    return found
+def _inserted(conn: Connection, statement: Insert) -> int:
+    """Run an INSERT ... SELECT; gives how many rows it added (SQLAlchemy fetches an INSERT's
+    row count only when asked)."""
+    count: int = conn.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    return count
 
 
-def _count(conn: Connection, stage: Table, *where: Any) -> int:
-    found: int = conn.execute(select(func.count()).select_from(stage).where(*where)).scalar_one()
-    return found
+def _upsert_planned(
+    session: Session, conn: Connection, stage: Table, rows: int, *, actor_id: int | None
+) -> ImportReport:
+    """_upsert on PostgreSQL, planned for statements that each join every staged row once."""
+    # Settings local to the transaction, put back after: a failed import rolls them back.
+    saved = conn.exec_driver_sql(
+        "SELECT current_setting('jit'), current_setting('default_statistics_target'), "
+        "current_setting('work_mem')"
+    ).one()
+    # Just-in-time compilation: these statements run once, and their estimated cost (large
+    # for a utility's file) makes PostgreSQL spend seconds compiling each of them.
+    conn.exec_driver_sql("SELECT set_config('jit', 'off', true)")
+    # A temporary table has no statistics: without them the joins are planned as if it held
+    # a few rows. A sample of 3,000 rows tells its size and spread as well as 30,000 would.
+    conn.exec_driver_sql("SELECT set_config('default_statistics_target', '10', true)")
+    conn.exec_driver_sql("ANALYZE meter_import")
+    # Grouping a utility's file by account sorts on disk with the default 4 MB.
+    conn.exec_driver_sql("SELECT set_config('work_mem', '64MB', true)")
+    report = _upsert(session, conn, stage, rows, actor_id=actor_id)
+    conn.exec_driver_sql(
+        "SELECT set_config('jit', %s, true), set_config('default_statistics_target', %s, true), "
+        "set_config('work_mem', %s, true)",
+        tuple(saved),
+    )
+    return report
 
 
 def _upsert(
@@ -323,24 +371,13 @@ def _upsert(
     new_routes = select(
         wanted.c.code, wanted.c.code, wanted.c.grid_id, literal(now, RT.c.created_at.type)
     ).where(~exists().where(RT.c.code == wanted.c.code))
-    # Counted before, not by rowcount: PostgreSQL's driver gives none for INSERT ... SELECT.
-    report.routes_created = _rows_of(conn, new_routes)
-    conn.execute(insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes))
-
-    # Accounts: those whose name or address the file changes are marked first (their meters
-    # change too: the handheld shows the account's name and address with the meter).
-    account = AC.alias("account")
-    conn.execute(
-        update(stage).values(
-            account_changed=exists().where(
-                account.c.account_no == st.account_no,
-                or_(
-                    account.c.customer_name.is_distinct_from(st.customer_name),
-                    account.c.address.is_distinct_from(st.address),
-                ),
-            )
-        )
+    report.routes_created = _inserted(
+        conn, insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes)
     )
+
+    # Accounts the file names first: a meter may move to a new one. Those held before have ids
+    # up to this one (ids only grow); only they can need updating, below.
+    last_held = conn.execute(select(func.max(AC.c.id))).scalar_one()
     per_account = (
         select(
             st.account_no,
@@ -351,27 +388,6 @@ def _upsert(
         .group_by(st.account_no)
         .subquery("named_accounts")
     )
-    report.accounts_updated = conn.execute(
-        update(AC)
-        .values(
-            customer_name=per_account.c.customer_name,
-            address=per_account.c.address,
-            # A phone the file gives replaces the one held; a file without one keeps it.
-            phone=func.coalesce(per_account.c.phone, AC.c.phone),
-            updated_at=literal(now, AC.c.updated_at.type),
-        )
-        .where(
-            AC.c.account_no == per_account.c.account_no,
-            or_(
-                AC.c.customer_name.is_distinct_from(per_account.c.customer_name),
-                AC.c.address.is_distinct_from(per_account.c.address),
-                and_(
-                    per_account.c.phone.is_not(None),
-                    AC.c.phone.is_distinct_from(per_account.c.phone),
-                ),
-            ),
-        )
-    ).rowcount
     stamp = literal(now, AC.c.created_at.type)
     new_accounts = select(
         per_account.c.account_no,
@@ -382,96 +398,134 @@ def _upsert(
         stamp,
         stamp,
     ).where(~exists().where(AC.c.account_no == per_account.c.account_no))
-    report.accounts_created = _rows_of(conn, new_accounts)
-    conn.execute(
+    report.accounts_created = _inserted(
+        conn,
         insert(AC).from_select(
-            [
-                "account_no",
-                "customer_name",
-                "address",
-                "phone",
-                "active",
-                "created_at",
-                "updated_at",
-            ],
+            ["account_no", "customer_name", "address", "phone", "active", "created_at",
+             "updated_at"],
             new_accounts,
-        )
-    )
+        ),
+    )  # fmt: skip
 
-    # Meters: each staged row learns its account, route and meter (if any), then whether it
-    # changes anything.
-    meter = M.alias("meter")
-    conn.execute(
-        update(stage).values(
-            account_id=select(AC.c.id).where(AC.c.account_no == st.account_no).scalar_subquery(),
-            route_id=select(RT.c.id).where(RT.c.code == st.route_code).scalar_subquery(),
-            meter_id=select(meter.c.id).where(meter.c.meter_no == st.meter_no).scalar_subquery(),
-            old_route_id=select(meter.c.route_id)
-            .where(meter.c.meter_no == st.meter_no)
-            .scalar_subquery(),
+    if conn.dialect.name == "postgresql" and report.accounts_created >= PLANNED_AGAIN_AFTER:
+        # The joins below are planned from the tables' statistics, which know nothing of the
+        # accounts this transaction added (autovacuum sees them only after the commit). A
+        # million-row first import without this was still inserting meters after 27 minutes
+        # (300,000 rows take seconds): a plan made for an empty accounts table, we believe.
+        conn.exec_driver_sql("ANALYZE accounts")
+        conn.exec_driver_sql("ANALYZE routes")
+
+    # Meters, under one change number for the whole import (a pull sees all of it or none).
+    # The number is taken first, inside a savepoint given back when no meter changed: a file
+    # that changes nothing leaves the counter (and its lock) alone.
+    numbered = session.begin_nested()
+    seq = next_change_seq(session)
+    written = {
+        "account_id": AC.c.id,
+        "route_id": RT.c.id,
+        **{name: st[name] for name in METER_COLUMNS},
+        "change_seq": literal(seq, M.c.change_seq.type),
+        "updated_at": literal(now, M.c.updated_at.type),
+    }
+    # Each staged row with its account and route.
+    joined = (AC.c.account_no == st.account_no, RT.c.code == st.route_code)
+    moved = (M.c.meter_no == st.meter_no, RT.c.code == st.route_code, M.c.route_id != RT.c.id)
+    # How many meters the file names exist, and how many of those move: a file of new meters
+    # skips the update, a file of known ones the insert.
+    existing, report.meters_moved = conn.execute(
+        select(
+            func.count(M.c.id),
+            func.coalesce(func.sum(case((M.c.route_id != RT.c.id, 1), else_=0)), 0),
+        ).select_from(
+            stage.join(RT, RT.c.code == st.route_code).outerjoin(M, M.c.meter_no == st.meter_no)
         )
-    )
-    differs = or_(
-        st.account_changed,
-        M.c.account_id.is_distinct_from(st.account_id),
-        M.c.route_id.is_distinct_from(st.route_id),
-        *(M.c[name].is_distinct_from(st[name]) for name in METER_COLUMNS),
-    )
-    conn.execute(
-        update(stage)
-        .values(changed=exists().where(M.c.id == st.meter_id, differs))
-        .where(st.meter_id.is_not(None))
-    )
-    creating = _count(conn, stage, st.meter_id.is_(None))
-    updating = _count(conn, stage, st.changed)
-    report.meters_created, report.meters_updated = creating, updating
-    report.unchanged = rows - creating - updating
-    report.meters_moved = _count(conn, stage, st.changed, st.old_route_id != st.route_id)
-    if creating or updating:
-        # One number for the whole import: a pull sees all of it or none of it.
-        seq = next_change_seq(session)
-        written = {
-            "account_id": st.account_id,
-            "route_id": st.route_id,
-            **{name: st[name] for name in METER_COLUMNS},
-            "change_seq": literal(seq, M.c.change_seq.type),
-            "updated_at": literal(now, M.c.updated_at.type),
-        }
-        if updating:
-            conn.execute(update(M).values(**written).where(M.c.id == st.meter_id, st.changed))
-        if creating:
-            conn.execute(
-                insert(M).from_select(
-                    ["meter_no", *written],
-                    select(st.meter_no, *written.values()).where(st.meter_id.is_(None)),
-                )
+    ).one()
+    if report.meters_moved:
+        _withdraw_moved(conn, moved, seq=seq, now=now)
+    if existing:
+        report.meters_updated = conn.execute(
+            update(M)
+            .values(**written)
+            .where(
+                M.c.meter_no == st.meter_no,
+                *joined,
+                or_(
+                    # The handheld shows the account's name and address with the meter: a
+                    # meter whose account the file renames (below) is sent again.
+                    AC.c.customer_name != st.customer_name,
+                    AC.c.address != st.address,
+                    M.c.account_id != AC.c.id,
+                    M.c.route_id != RT.c.id,
+                    *(M.c[name].is_distinct_from(st[name]) for name in METER_COLUMNS),
+                ),
             )
-        if report.meters_moved:
-            _withdraw_moved(conn, stage, seq=seq, now=now)
+        ).rowcount
+    if existing < rows:
+        report.meters_created = _inserted(
+            conn,
+            insert(M).from_select(
+                ["meter_no", *written],
+                select(st.meter_no, *written.values()).where(
+                    *joined, ~exists().where(M.c.meter_no == st.meter_no)
+                ),
+            ),
+        )
+    if report.meters_created or report.meters_updated:
+        numbered.commit()
+    else:
+        numbered.rollback()
+    report.unchanged = rows - report.meters_created - report.meters_updated
+
+    if last_held is not None:
+        report.accounts_updated = _updated_accounts(conn, per_account, last_held, now=now)
     # The rows were written past the ORM: what the session holds of them is stale.
     session.expire_all()
     return report
 
 
-def _withdraw_moved(conn: Connection, stage: Table, *, seq: int, now: datetime) -> None:
-    """Tell the reader of each open assignment of a route a meter left that it is gone."""
-    st = stage.c
-    moved = select(
+def _updated_accounts(
+    conn: Connection, per_account: Subquery, last_held: int, *, now: datetime
+) -> int:
+    """Write the file's name, address and phone to the accounts held before that it changes;
+    gives how many."""
+    updated: int = conn.execute(
+        update(AC)
+        .values(
+            customer_name=per_account.c.customer_name,
+            address=per_account.c.address,
+            # A phone the file gives replaces the one held; a file without one keeps it.
+            phone=func.coalesce(per_account.c.phone, AC.c.phone),
+            updated_at=literal(now, AC.c.updated_at.type),
+        )
+        .where(
+            AC.c.id <= last_held,
+            AC.c.account_no == per_account.c.account_no,
+            or_(
+                AC.c.customer_name != per_account.c.customer_name,
+                AC.c.address != per_account.c.address,
+                and_(
+                    per_account.c.phone.is_not(None),
+                    AC.c.phone.is_distinct_from(per_account.c.phone),
+                ),
+            ),
+        )
+    ).rowcount
+    return updated
+
+
+def _withdraw_moved(conn: Connection, moved: tuple[Any, ...], *, seq: int, now: datetime) -> None:
+    """Tell the reader of each open assignment of a route a meter leaves that it is gone."""
+    withdrawn = select(
         A.c.reader_id,
         literal("meter", W.c.object_type.type),
-        func.cast(st.meter_id, String),
+        func.cast(M.c.id, String),
         A.c.id,
         literal(seq, W.c.change_seq.type),
         literal(now, W.c.created_at.type),
-    ).where(
-        st.changed,
-        st.old_route_id != st.route_id,
-        A.c.route_id == st.old_route_id,
-        A.c.status == "open",
-    )
+    ).where(*moved, A.c.route_id == M.c.route_id, A.c.status == "open")
     conn.execute(
         insert(W).from_select(
             ["user_id", "object_type", "object_id", "assignment_id", "change_seq", "created_at"],
-            moved,
+            withdrawn,
         )
     )

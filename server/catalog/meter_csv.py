@@ -6,10 +6,11 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from typing import Any
 
 from server.catalog.accounts import is_phone
@@ -202,8 +203,7 @@ class _Cells:
                 "(such as 2026-10-28 or 2026-10-28T09:30:00+08:00)",
             )
             return None
-        # A billing export without a zone means UTC: that is what this system stores.
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return _as_utc(moment)
 
 
 def _parse_row(cells: _Cells) -> MeterRow | None:
@@ -277,10 +277,139 @@ def _parse_row(cells: _Cells) -> MeterRow | None:
     )
 
 
-def read_meter_csv(lines: Iterable[str], errors: list[dict[str, Any]]) -> Iterator[MeterRow]:
+# What a row is staged as, in this order: text, "" for no value (imports.py types it).
+STAGED_COLUMNS = (
+    "line",
+    "account_no",
+    "customer_name",
+    "address",
+    "phone",
+    "meter_no",
+    "route_code",
+    "grid_code",
+    "sequence",
+    "lat",
+    "lon",
+    "digits",
+    "multiplier",
+    "last_reading",
+    "last_read_at",
+    "expected_low",
+    "expected_high",
+    "position_uncertainty_m",
+)
+_AT = {name: i for i, name in enumerate(STAGED_COLUMNS)}
+_ACCOUNT, _NAME, _ADDRESS = (
+    _AT["account_no"],
+    _AT["customer_name"],
+    _AT["address"],
+)
+_ROUTE, _GRID, _LAT, _LON = _AT["route_code"], _AT["grid_code"], _AT["lat"], _AT["lon"]
+_DIGITS, _MULTIPLIER, _LAST_READING = _AT["digits"], _AT["multiplier"], _AT["last_reading"]
+_LAST_READ_AT, _LOW, _HIGH = _AT["last_read_at"], _AT["expected_low"], _AT["expected_high"]
+_UNCERTAINTY = _AT["position_uncertainty_m"]
+
+# The quick check: one pattern over a row's cells joined by U+001F (a control character, so no
+# good cell holds it), then a few comparisons. It admits only rows the full check (_parse_row)
+# admits, with the same values: every other row - a bad one, or a good one written unusually
+# ("+6", "1.5000", "1e3") - goes to the full check, which names what is wrong in its words.
+_SEPARATOR = "\x1f"
+_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# Amounts of at most 15 digits: a float orders them exactly as their decimals.
+_AMOUNT = r"(?:\d{1,12}(?:\.\d{1,3})?)?"
+_QUICK_CELL = {
+    "account_no": _TEXT + "{1,64}",
+    "customer_name": _TEXT + "{1,200}",
+    "address": _TEXT + "{1,500}",
+    "meter_no": _TEXT + "{1,64}",
+    "lat": r"-?(?:[0-8]?\d(?:\.\d+)?|90(?:\.0+)?)",  # -90..90
+    "lon": r"-?(?:(?:1[0-7]\d|\d{1,2})(?:\.\d+)?|180(?:\.0+)?)",  # -180..180
+    "route_code": _TEXT + "{1,64}",
+    "sequence": r"\d{1,9}",
+    "digits": r"(?:[3-9]|1[0-2])?",  # 3..12
+    "multiplier": r"(?:\d{1,9}(?:\.\d{1,3})?)?",
+    "last_reading": _AMOUNT,
+    "last_read_at": _TEXT + "*",
+    "expected_low": _AMOUNT,
+    "expected_high": _AMOUNT,
+    "grid_code": _TEXT + "{0,32}",
+    "position_uncertainty_m": r"(?:\d{1,3}(?:\.\d{1,6})?|1000(?:\.0{1,6})?)?",  # 0..1000
+    "phone": r"(?:\+?[0-9][0-9 -]{2,30})?",  # accounts.is_phone, or empty
+}
+_CACHED_MOMENTS = 4096
+_DEFAULT_DIGITS_TEXT = str(DEFAULT_DIGITS)
+
+
+def _quick_pattern(columns: list[str]) -> re.Pattern[str]:
+    cells = [_QUICK_CELL.get(c, _TEXT + "*") for c in columns]
+    return re.compile(_SEPARATOR.join(cells) + _SEPARATOR)  # the last cell: "" for absent ones
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # A billing export without a zone means UTC: that is what this system stores.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _quick_values(staged: list[str]) -> bool:
+    """The comparisons the pattern cannot make, on cells it matched (so that a number with
+    nothing but zeros and its point and sign left once they are stripped is 0); True when the
+    row passes them all. Fills in the defaults."""
+    if not staged[_LAT].strip("-0.") and not staged[_LON].strip("-0."):
+        return False
+    digits = staged[_DIGITS]
+    if not digits:
+        staged[_DIGITS] = digits = _DEFAULT_DIGITS_TEXT
+    multiplier = staged[_MULTIPLIER]
+    if not multiplier:
+        staged[_MULTIPLIER] = "1"
+    elif not multiplier.strip("0."):
+        return False
+    last = staged[_LAST_READING]
+    if last and len(last.partition(".")[0].lstrip("0")) > int(digits):
+        return False
+    low, high = staged[_LOW], staged[_HIGH]
+    return not (low and high and float(low) > float(high))
+
+
+def _staged_row(row: MeterRow, moment_text: Callable[[datetime], str]) -> list[str]:
+    """A row the full check admitted, as the quick check would have staged it."""
+
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
+    return [
+        str(row.line),
+        row.account_no,
+        row.customer_name,
+        row.address,
+        text(row.phone),
+        row.meter_no,
+        row.route_code,
+        text(row.grid_code),
+        str(row.sequence),
+        repr(row.lat),
+        repr(row.lon),
+        str(row.digits),
+        str(row.multiplier),
+        text(row.last_reading),
+        "" if row.last_read_at is None else moment_text(row.last_read_at),
+        text(row.expected_low),
+        text(row.expected_high),
+        "" if row.position_uncertainty_m is None else repr(row.position_uncertainty_m),
+    ]
+
+
+def read_meter_csv(
+    lines: Iterable[str],
+    errors: list[dict[str, Any]],
+    *,
+    moment_text: Callable[[datetime], str] = datetime.isoformat,
+) -> Iterator[list[str]]:
     """The good rows of the file, one at a time as they are read (the file is never held
-    whole); every bad line's errors are appended to `errors` (line numbers as in an editor).
-    A row is good on its own; whether the file is (no errors at all) is known at the end."""
+    whole), as text in STAGED_COLUMNS' order ("" for no value, defaults filled in, a
+    last_read_at in UTC written by `moment_text`); every bad line's errors are appended to
+    `errors` (line numbers as in an editor). A row is good on its own; whether the file is (no
+    errors at all) is known at the end."""
     reader = csv.reader(lines)
     try:
         header: list[str] = []
@@ -306,6 +435,12 @@ def read_meter_csv(lines: Iterable[str], errors: list[dict[str, Any]]) -> Iterat
     if bad_header:
         return
 
+    quick = _quick_pattern(columns).fullmatch
+    # A row's cells, then "" (what an absent optional column reads as), picked in staged order.
+    absent = len(columns)
+    pick = itemgetter(*(columns.index(c) if c in columns else absent for c in STAGED_COLUMNS[1:]))
+    meter_at = columns.index("meter_no")
+    moments: dict[str, str] = {}
     # What later rows are checked against: by key, the line that first named it and what it
     # said. These are the only things kept of rows already read.
     meter_lines: dict[str, int] = {}
@@ -322,9 +457,9 @@ def read_meter_csv(lines: Iterable[str], errors: list[dict[str, Any]]) -> Iterat
             break
         # A quoted value may span lines: a record starts on the line after the previous one ended.
         line, end_of_previous = end_of_previous + 1, reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
         if len(fields) != len(columns):
+            if not any(f.strip() for f in fields):
+                continue
             errors.append(
                 _error(
                     line,
@@ -334,41 +469,68 @@ def read_meter_csv(lines: Iterable[str], errors: list[dict[str, Any]]) -> Iterat
                 )
             )
             continue
-        cells = _Cells(line, {c: f.strip() for c, f in zip(columns, fields, strict=True)}, errors)
-        meter_no = cells.cells["meter_no"]
+        cells = [f.strip() for f in fields]
+        meter_no = cells[meter_at]
         first = meter_lines.setdefault(meter_no, line) if meter_no else line
-        if first != line:
-            errors.append(_error(line, "meter_no", f"meter_no {meter_no} is also on line {first}"))
-        row = _parse_row(cells)
-        if row is None or first != line:
-            continue
-        name, address, first = account_data.setdefault(
-            row.account_no, (row.customer_name, row.address, line)
+        staged: list[str] | None = None
+        if first == line and quick(_SEPARATOR.join(cells) + _SEPARATOR):
+            staged = [str(line), *pick([*cells, ""])]
+            moment = staged[_LAST_READ_AT]
+            if moment:
+                known = moments.get(moment)
+                if known is None:
+                    try:
+                        known = moment_text(_as_utc(datetime.fromisoformat(moment)))
+                    except ValueError:
+                        known = ""
+                    if len(moments) >= _CACHED_MOMENTS:
+                        moments.clear()
+                    moments[moment] = known
+                staged[_LAST_READ_AT] = known
+                if not known:
+                    staged = None
+            if staged is not None and not _quick_values(staged):
+                staged = None
+        if staged is None:
+            if not any(cells):
+                continue
+            full = _Cells(line, dict(zip(columns, cells, strict=True)), errors)
+            if first != line:
+                errors.append(
+                    _error(line, "meter_no", f"meter_no {meter_no} is also on line {first}")
+                )
+            row = _parse_row(full)
+            if row is None or first != line:
+                continue
+            staged = _staged_row(row, moment_text)
+        account_no, name, address = staged[_ACCOUNT], staged[_NAME], staged[_ADDRESS]
+        known_name, known_address, first = account_data.setdefault(
+            account_no, (name, address, line)
         )
-        if name != row.customer_name:
+        if known_name != name:
             errors.append(
                 _error(
                     line,
                     "customer_name",
-                    f"account_no {row.account_no} has another customer_name on line {first}",
+                    f"account_no {account_no} has another customer_name on line {first}",
                 )
             )
-        if address != row.address:
+        if known_address != address:
             errors.append(
                 _error(
-                    line,
-                    "address",
-                    f"account_no {row.account_no} has another address on line {first}",
+                    line, "address", f"account_no {account_no} has another address on line {first}"
                 )
             )
-        if row.grid_code is not None:
-            grid, first = route_grids.setdefault(row.route_code, (row.grid_code, line))
-            if grid != row.grid_code:
+        grid_code = staged[_GRID]
+        if grid_code:
+            route_code = staged[_ROUTE]
+            grid, first = route_grids.setdefault(route_code, (grid_code, line))
+            if grid != grid_code:
                 errors.append(
                     _error(
                         line,
                         "grid_code",
-                        f"route_code {row.route_code} has grid_code {grid} on line {first}",
+                        f"route_code {route_code} has grid_code {grid} on line {first}",
                     )
                 )
-        yield row
+        yield staged
