@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -50,8 +51,14 @@ def push(client: TestClient, day: ReaderDay, **body: Any) -> dict[str, Any]:
     return result
 
 
-def walk(day: ReaderDay, session: Session, client: TestClient) -> list[dict[str, Any]]:
-    """Read meters 0-2 and skip meter 3 with a track along them; meter 4 stays unread."""
+def walk(
+    day: ReaderDay,
+    session: Session,
+    client: TestClient,
+    adjust: Callable[[list[dict[str, Any]]], None] = lambda items: None,
+) -> list[dict[str, Any]]:
+    """Read meters 0-2 and skip meter 3 with a track along them; meter 4 stays unread.
+    `adjust` may change the items before they are pushed."""
     items = [
         reading(day.assignment.id, m, value=str(1100 + i), at=READ_AT + timedelta(minutes=2 * i))
         for i, m in enumerate(day.meters[:3])
@@ -73,6 +80,7 @@ def walk(day: ReaderDay, session: Session, client: TestClient) -> list[dict[str,
         )
         for i in range(14)
     ]
+    adjust(items)
     push(client, day, readings=items, track_points=points)
     return items
 
@@ -472,25 +480,16 @@ def test_the_verdict_places_a_reading_at_its_meter_as_far_from_meter_does(
     rough.position_uncertainty_m = 60.0
     session.add(rough)
     session.commit()
-    items = [
-        reading(day.assignment.id, m, value=str(1100 + i), at=READ_AT + timedelta(minutes=2 * i))
-        for i, m in enumerate(day.meters[:3])
-    ]
-    items[1]["fix"]["lat"], items[1]["fix"]["lon"] = rough.lat + 50 / 111_200, rough.lon
-    items[1]["fix"]["accuracy_m"] = 5.0
-    points = [
-        track_point(
-            READ_AT + timedelta(seconds=30 * i),
-            lat=day.meters[0].lat + i * 0.00009,
-            lon=day.meters[0].lon,
-        )
-        for i in range(14)
-    ]
-    push(client, day, readings=items, track_points=points)
+
+    def fifty_metres_off(items: list[dict[str, Any]]) -> None:
+        items[1]["fix"]["lat"], items[1]["fix"]["lon"] = rough.lat + 50 / 111_200, rough.lon
+        items[1]["fix"]["accuracy_m"] = 5.0
+
+    walk(day, session, client, fifty_metres_off)
     flags = client.get(f"{AUDIT}/assignments/{day.assignment.id}/flags", headers=sup).json()
     assert "far_from_meter" not in {f["code"] for f in flags}
     [row] = client.get(f"{AUDIT}/assignments", headers=sup).json()
-    assert (row["verdict"]["params"]["done"], row["verdict"]["params"]["at_meter"]) == (3, 3)
+    assert (row["verdict"]["params"]["done"], row["verdict"]["params"]["at_meter"]) == (4, 4)
 
 
 def test_the_list_and_summary_say_the_verdict_the_validation_stored_and_compute_none(
