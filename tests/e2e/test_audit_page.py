@@ -172,6 +172,15 @@ def sign_in(browser: Chrome, base: str, password: str = PASSWORD) -> None:
     browser.find_element(By.ID, "login-submit").click()
 
 
+def sign_in_in(browser: Chrome, base: str, language: str) -> None:
+    """A fresh page, in `language` chosen from its menu before signing in."""
+    browser.get(f"{base}/audit")
+    js_errors(browser)  # reading the log empties it: what the last test left goes
+    if language != "en":
+        choose_language(browser, language, "zh-CN")
+    sign_in(browser, base)
+
+
 def open_assignment(browser: Chrome, assignment_id: int) -> None:
     wait(browser, lambda d: css(d, f'[data-assignment-id="{assignment_id}"]'))
     css(browser, f'[data-assignment-id="{assignment_id}"]')[0].click()
@@ -669,11 +678,7 @@ def test_at_1024_by_768_nothing_overlaps_and_close_assignment_is_in_view(
         {"width": 1024, "height": 768, "deviceScaleFactor": 1, "mobile": False},
     )
     try:
-        browser.get(f"{base}/audit")
-        js_errors(browser)
-        if language != "en":
-            choose_language(browser, language, "zh-CN")
-        sign_in(browser, base)
+        sign_in_in(browser, base, language)
         open_assignment(browser, data.assignment_id)
         wait(browser, lambda d: css(d, "#timeline-distance .tl-mark"))
         css(browser, f'.flag[data-flag-id="{data.far.id}"]')[0].click()
@@ -996,11 +1001,7 @@ def test_validation_pending_is_shown_beside_the_flags_until_the_queue_is_drained
     said = "validation pending" if language == "en" else "校验中"
     base = serve(create_app(settings, engine))
     try:
-        browser.get(f"{base}/audit")
-        js_errors(browser)
-        if language != "en":
-            choose_language(browser, language, "zh-CN")
-        sign_in(browser, base)
+        sign_in_in(browser, base, language)
         wait(browser, lambda d: css(d, "[data-assignment-id] .validation-pending"))
         [listed] = css(browser, "[data-assignment-id] .validation-pending")
         assert listed.text == said
@@ -1056,11 +1057,7 @@ def test_the_timeline_lifts_the_pen_over_a_night_and_its_axis_says_the_day(
     assert [r["status"] for r in pushed.json()["results"]] == ["accepted"]
     base = serve(create_app(settings, engine))
     try:
-        browser.get(f"{base}/audit")
-        js_errors(browser)
-        if language != "en":
-            choose_language(browser, language, "zh-CN")
-        sign_in(browser, base)
+        sign_in_in(browser, base, language)
         open_assignment(browser, data.assignment_id)
         wait(browser, lambda d: css(d, "#timeline-distance path.tl-line"))
         # Yesterday's last point and this morning's first are both on the way to the meter read
