@@ -382,7 +382,7 @@ def store_track(
     if session.get_bind().dialect.name == "postgresql":
         stored = [
             t.astimezone(UTC)
-            for t in _copy_then_insert(
+            for t in copy_then_insert(
                 session,
                 TrackPoint.__table__,  # type: ignore[attr-defined]
                 TRACK_COLUMNS,
@@ -419,7 +419,7 @@ TRACK_COLUMNS = (
 )
 
 
-def _copy_then_insert(
+def copy_then_insert(
     session: Session,
     table: Table,
     columns: Sequence[str],
