@@ -86,6 +86,19 @@ def home_pushed(client: TestClient, day: ReaderDay) -> list[dict[str, Any]]:
     return readings
 
 
+def two_home_days(
+    client: TestClient, session: Session, settings: Settings
+) -> tuple[ReaderDay, ReaderDay]:
+    """Two readers' days typed at home and pushed: one to poison the queue, one beside it."""
+    poison = reader_day(session, settings, client, n_meters=3)
+    other = reader_day(
+        session, settings, client, username="reader2", route_code="R-2", device_id="device-2"
+    )
+    home_pushed(client, poison)
+    home_pushed(client, other)
+    return poison, other
+
+
 def test_a_push_answers_with_its_items_stored_and_the_work_queued_not_done(
     app_client: TestClient, session: Session, queued: Settings, engine: Engine
 ) -> None:
@@ -208,12 +221,7 @@ def test_a_poison_item_backs_off_and_does_not_block_the_others(
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    poison = reader_day(session, queued, app_client, n_meters=3)
-    other = reader_day(
-        session, queued, app_client, username="reader2", route_code="R-2", device_id="device-2"
-    )
-    home_pushed(app_client, poison)
-    home_pushed(app_client, other)
+    poison, other = two_home_days(app_client, session, queued)
     assert set(work(session)) == {poison.assignment.id, other.assignment.id}
 
     real = queue.validate_assignment
@@ -454,12 +462,7 @@ def test_validate_pending_drains_the_queue_and_names_what_keeps_failing(
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    poison = reader_day(session, queued, app_client, n_meters=3)
-    other = reader_day(
-        session, queued, app_client, username="reader2", route_code="R-2", device_id="device-2"
-    )
-    home_pushed(app_client, poison)
-    home_pushed(app_client, other)
+    poison, other = two_home_days(app_client, session, queued)
     real = queue.validate_assignment
 
     def validate(session: Session, *, assignment_id: int, **kw: Any) -> list[Flag]:
