@@ -6,9 +6,10 @@ N reader-days: each a route of 300 meters, 290 readings and 6,000 track points (
 real one is: an honest day, whose close flags the 10 meters left unread and hands its 290
 readings to the billing feed). For each N of
 --days (a fresh database each), in one run:
-- close_due_assignments: every assignment closed and validated, each in its own transaction;
-  the whole run, per reader-day, and the longest single close (the longest any row lock is
-  held);
+- close_due_assignments: every assignment closed and validated, each judged in a transaction
+  that writes nothing and written under its row lock in another; the whole run, per reader-day,
+  and the longest write under the lock; once for each count of --workers (processes closing
+  side by side; the days reopened between);
 - the in-run baseline: reading their rows (meters, readings and track of each assignment, what
   validating them must load at the least); the ratio;
 - growth: the time per reader-day against the first N's (1.0: linear).
@@ -16,6 +17,7 @@ The targets of issue 13: 100 reader-days closed in at most 10 s; a full 300-read
 in under a minute.
 
 Run: .venv/bin/python -m bench.close_due [--database-url URL] [--days 1,10,100,300]
+[--workers 1,2]
 (default: a temporary SQLite, 100 reader-days; on PostgreSQL the database is emptied first).
 --days 1,10,100,300 builds 411 reader-days: about 4 min on SQLite and 7 min on PostgreSQL on the
 2-core machine (building the days is most of it), 10-15 min when other work shares it.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import tempfile
 import time
 import uuid
@@ -33,7 +36,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -47,6 +50,7 @@ from server.core.db import make_engine
 from server.models import (
     Account,
     Assignment,
+    AssignmentVerdict,
     BillingFeedItem,
     Device,
     Flag,
@@ -193,9 +197,38 @@ def read_rows(engine: Engine, ids: list[int]) -> int:
     return n
 
 
-def close_days(url: str, n_days: int) -> dict[str, float]:
+def reopen(engine: Engine, ids: list[int]) -> None:
+    """The built days as they were before a close: open, with no flag, verdict or billing item
+    (building writes none of them), to be closed again another way. (The admin log is
+    append-only: it keeps the first close's entries.)"""
+    with Session(engine) as session:
+        for table in (Flag, AssignmentVerdict, BillingFeedItem):
+            session.execute(delete(table).where(col(table.assignment_id).in_(ids)))
+        session.execute(
+            update(Assignment)
+            .where(col(Assignment.id).in_(ids))
+            .values(status="open", closed_at=None)
+        )
+        session.commit()
+
+
+def timed_into(close_locked: Any, into: list[float]) -> Any:
+    """runner._close_locked, its time added to `into`: how long each close holds a lock."""
+
+    def timed(*a: Any, **kw: Any) -> None:
+        t = time.perf_counter()
+        try:
+            close_locked(*a, **kw)
+        finally:
+            into.append(time.perf_counter() - t)
+
+    return timed
+
+
+def close_days(url: str, n_days: int, workers: list[int]) -> dict[str, Any]:
     """Build `n_days` ended reader-days in a fresh database at `url`, then read their rows (the
-    baseline) and close them with close_due_assignments; the figures, in seconds."""
+    baseline) and close them with close_due_assignments, once for each count of `workers` (the
+    days reopened between); the figures, in seconds."""
     fresh(url)
     settings = bench_settings(url)
     engine = make_engine(url)
@@ -208,24 +241,35 @@ def close_days(url: str, n_days: int) -> dict[str, float]:
     t0, c0 = time.perf_counter(), time.process_time()
     read_rows(engine, ids)
     baseline, baseline_cpu = time.perf_counter() - t0, time.process_time() - c0
+    figures: dict[str, Any] = {"built": built, "baseline": baseline, "baseline_cpu": baseline_cpu}
+    for w in workers:
+        if w != workers[0]:
+            reopen(engine, ids)
+        locked: list[float] = []
+        close_locked = runner._close_locked
+        timed = timed_into(close_locked, locked)
 
-    closes: list[float] = []
-    close_one = runner.close_assignment
-
-    def timed_close(*a: Any, **kw: Any) -> Any:
-        t = time.perf_counter()
+        # In this process only: with workers the closes run in processes of their own.
+        runner._close_locked = timed  # type: ignore[assignment]
         try:
-            return close_one(*a, **kw)
+            t0, c0 = time.perf_counter(), time.process_time()
+            closed = runner.close_due_assignments(
+                engine, settings=settings, now=clock.now(), workers=w
+            )
+            whole, whole_cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
-            closes.append(time.perf_counter() - t)
+            runner._close_locked = close_locked  # type: ignore[assignment]
+        check_closed(engine, ids, closed, n_days)
+        figures[w] = {
+            "whole": whole,
+            "whole_cpu": whole_cpu if w == 1 else None,
+            "longest": max(locked) if locked else None,
+        }
+    engine.dispose()
+    return figures
 
-    runner.close_assignment = timed_close  # type: ignore[assignment]
-    try:
-        t0, c0 = time.perf_counter(), time.process_time()
-        closed = runner.close_due_assignments(engine, settings=settings, now=clock.now())
-        whole, whole_cpu = time.perf_counter() - t0, time.process_time() - c0
-    finally:
-        runner.close_assignment = close_one  # type: ignore[assignment]
+
+def check_closed(engine: Engine, ids: list[int], closed: list[int], n_days: int) -> None:
     with Session(engine) as session:
         still_open = session.exec(
             select(Assignment.id).where(col(Assignment.id).in_(ids), Assignment.status == "open")
@@ -236,67 +280,70 @@ def close_days(url: str, n_days: int) -> dict[str, float]:
                 select(BillingFeedItem.id).where(col(BillingFeedItem.assignment_id).in_(ids))
             ).all()
         )
-    engine.dispose()
     assert sorted(closed) == sorted(ids), "not every ended assignment was closed"
     assert not still_open
     # The day is honest: what its close flags is the meters left unread, and nothing else.
     assert flags == n_days * (N_METERS - N_READ), f"{flags} flags, not only the missed meters"
     assert billed == n_days * N_READ, f"{billed} readings billed, not every one read"
-    return {
-        "built": built,
-        "whole": whole,
-        "whole_cpu": whole_cpu,
-        "longest": max(closes),
-        "baseline": baseline,
-        "baseline_cpu": baseline_cpu,
-    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url")
     parser.add_argument("--days", default="100", help="reader-days, or a list: 1,10,100,300")
+    parser.add_argument(
+        "--workers", default="1,2", help="close-due's processes, or a list: each closes the days"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.days.split(",")]
+    workers = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         figures = {}
         for n in counts:
             url = args.database_url or f"sqlite:///{tmp}/bench-{n}.db"
-            figures[n] = close_days(url, n)
+            figures[n] = close_days(url, n, workers)
     print(
         f"database: {url.split(':', 1)[0]}; reader-days of {N_METERS} meters, {N_READ} readings, "
-        f"{N_POINTS:,} track points; close-due, each assignment in its own transaction"
+        f"{N_POINTS:,} track points; close-due, each assignment judged without its lock and "
+        f"written under it; {os.cpu_count()} cores"
     )
     print(
-        f"{'reader-days':>11} {'built s':>8} {'close-due s':>11} {'per day s':>9} "
-        f"{'longest s':>9} {'baseline s':>10} {'ratio':>6} {'growth':>6} "
-        f"{'cpu close s':>11} {'cpu base s':>10} {'cpu ratio':>9} {'cpu growth':>10}"
+        f"{'reader-days':>11} {'workers':>7} {'built s':>8} {'close-due s':>11} {'per day s':>9} "
+        f"{'locked s':>8} {'baseline s':>10} {'ratio':>6} {'growth':>6} "
+        f"{'cpu close s':>11} {'cpu base s':>10} {'cpu ratio':>9}"
     )
     first = counts[0]
-    per_first = figures[first]["whole"] / first
-    cpu_first = figures[first]["whole_cpu"] / first
-    for n in counts:
-        f = figures[n]
-        per_day = f["whole"] / n
-        growth = per_day / per_first
-        print(
-            f"{n:>11} {f['built']:>8.1f} {f['whole']:>11.1f} {per_day:>9.3f} {f['longest']:>9.2f} "
-            f"{f['baseline']:>10.2f} {f['whole'] / f['baseline']:>6.1f} {growth:>6.2f} "
-            f"{f['whole_cpu']:>11.1f} {f['baseline_cpu']:>10.2f} "
-            f"{f['whole_cpu'] / f['baseline_cpu']:>9.1f} {f['whole_cpu'] / n / cpu_first:>10.2f}"
-        )
+    for w in workers:
+        per_first = figures[first][w]["whole"] / first
+        for n in counts:
+            f, g = figures[n], figures[n][w]
+            per_day = g["whole"] / n
+            cpu = g["whole_cpu"]
+            longest = "-" if g["longest"] is None else f"{g['longest']:.2f}"
+            cpu_text = (
+                f"{cpu:>11.1f} {f['baseline_cpu']:>10.2f} {cpu / f['baseline_cpu']:>9.1f}"
+                if cpu is not None
+                else f"{'-':>11} {'-':>10} {'-':>9}"
+            )
+            print(
+                f"{n:>11} {w:>7} {f['built']:>8.1f} {g['whole']:>11.1f} {per_day:>9.3f} "
+                f"{longest:>8} {f['baseline']:>10.2f} {g['whole'] / f['baseline']:>6.1f} "
+                f"{per_day / per_first:>6.2f} {cpu_text}"
+            )
     print(
-        "  ratio: close-due / baseline (reading the same rows); growth: per day / per day at "
-        f"{first} (1.00: linear); cpu: this process's CPU time (on SQLite the database's too, "
-        "on PostgreSQL not the server's), steadier than the wall clock on a shared machine"
+        "  ratio: close-due / baseline (reading the same rows in one process); growth: per day "
+        f"/ per day at {first} (1.00: linear); locked: the longest write under a row lock (in "
+        "this process: workers 1 only); cpu: this process's CPU time (on SQLite the database's "
+        "too, on PostgreSQL not the server's), workers 1 only"
     )
-    if 100 in figures:
-        print(f"100 reader-days closed in {figures[100]['whole']:.1f} s (target <= 10 s)")
-    if 300 in figures:
-        print(
-            f"a full 300-reader day validated (closed) in {figures[300]['whole']:.1f} s "
-            "(target < 60 s)"
-        )
+    for n, target, what in (
+        (100, 10, "100 reader-days closed"),
+        (300, 60, "a full 300-reader day validated (closed)"),
+    ):
+        if n in figures:
+            for w in workers:
+                whole = figures[n][w]["whole"]
+                print(f"{what} in {whole:.1f} s with {w} worker(s) (target <= {target} s)")
 
 
 if __name__ == "__main__":

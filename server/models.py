@@ -515,6 +515,9 @@ class AssignmentVerdict(SQLModel, table=True):
     params: dict[str, Any] = Field(sa_type=JSON, nullable=False)
     walked_m: int = Field(nullable=False)
     judged_at: datetime = _ts()
+    # How many times it was judged and stored: a close that judges outside the row lock stores
+    # its judgement only if no other was stored meanwhile (runner.close_due_assignments).
+    version: int = Field(default=0, nullable=False)
 
 
 class BillingFeedItem(SQLModel, table=True):

@@ -196,7 +196,10 @@ class ReadingFacts:
     reader_id: int | None = None  # who took it; None: the one reader of the route
 
 
-@dataclass(frozen=True)
+# Not frozen, but hashable as if it were: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, three times the cost, and a validation makes 6,000 points a route-day
+# (bench/close_due.py). Nothing changes a point once made (dataclasses.replace makes another).
+@dataclass(unsafe_hash=True, slots=True)
 class TrackFix:
     """A point of a reader's GPS track."""
 
@@ -302,6 +305,10 @@ class Track:
     def walks(self) -> list[list[TrackFix]]:
         """Each reader's track, in time order."""
         return list(self._walks.values())
+
+    def walk_of(self, reader_id: int | None) -> list[TrackFix]:
+        """One reader's track, in time order (empty if none)."""
+        return self._walks.get(reader_id, [])
 
     def timed_walks(self) -> list[tuple[list[TrackFix], list[float]]]:
         """Each reader's track, in time order, with its times (seconds since the epoch)."""

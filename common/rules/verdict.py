@@ -31,6 +31,20 @@ EXACT_FIX_M = 0.05
 
 
 @dataclass(frozen=True)
+class Walk:
+    """A track cleaned for judging and the distance walked on it: what both the verdict and
+    the distance the audit shows are made of, made once (cleaning is most of a verdict)."""
+
+    cleaned: list[TrackFix]
+    walked_m: float
+
+
+def walk_of(points: Iterable[TrackFix], thresholds: Thresholds) -> Walk:
+    cleaned = clean_track(points, thresholds)
+    return Walk(cleaned, walked_on(cleaned, thresholds))
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The day in one line: a code and the numbers its sentence is made of."""
 
@@ -70,11 +84,14 @@ def assignment_verdict(
     readings: Iterable[ReadingFacts],
     track: Iterable[TrackFix],
     thresholds: Thresholds,
+    *,
+    walk: Walk | None = None,
 ) -> Verdict:
     """What the day comes to: nothing yet; readings without a track; a track that never left
     one spot (within stationary_radius_m of its middle, the jitter of someone standing still);
     or the distance walked on the cleaned track and how many meters it passed, each with how
-    many of the current readings their own fix places at the meter."""
+    many of the current readings their own fix places at the meter. `walk`: the track's real
+    points already cleaned and walked (`walk_of`), when the caller has them."""
     by_id = {m.id: m for m in meters}
     current = [r for r in readings if not r.superseded and r.meter_id in by_id]
     points = list(track)
@@ -86,7 +103,8 @@ def assignment_verdict(
         "exact": sum(1 for r in current if exactly_on_meter(r, by_id[r.meter_id])),
         "mock_points": len(points) - len(real),
     }
-    cleaned = clean_track(real, thresholds)
+    walk = walk or walk_of(real, thresholds)
+    cleaned = walk.cleaned
     if not cleaned:
         return Verdict("no_track" if current else "nothing", counts)
     # The median, not the mean: a stray point the cleaning kept does not move the spot.
@@ -128,7 +146,7 @@ def assignment_verdict(
         "walked",
         {
             **counts,
-            "walked_m": rounded(walked_on(cleaned, thresholds)),
+            "walked_m": rounded(walk.walked_m),
             "passed": passed,
             # Along the route: the track passed most of its meters.
             "along": 2 * passed >= len(meters),

@@ -6,6 +6,7 @@ The database is the one DATABASE_URL names (through Settings). Only `db upgrade`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -448,16 +449,26 @@ def load_demo(
 
 
 @app.command("close-due")
-def close_due() -> None:
+def close_due(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes closing side by side (judging a route-day is CPU work; default: "
+            "one per core).",
+        ),
+    ] = os.cpu_count() or 1,
+) -> None:
     """Close every assignment whose window has ended; what is unread is flagged `missed`.
 
     The server also does it by itself every few minutes (GRIDWALK_CLOSE_DUE_EVERY_MINUTES)."""
     settings = settings_or_fail()
     with unit_of_work(settings) as session:
-        # Each assignment is closed in a transaction of its own: no lock held across the cycle,
+        # Each assignment is closed in transactions of its own: no lock held across the cycle,
         # and a run cut short is taken up by the next.
         closed = validation.close_due_assignments(
-            _engine_of(session), settings=settings, now=clock.now()
+            _engine_of(session), settings=settings, now=clock.now(), workers=workers
         )
     console().print(f"Closed {len(closed)} assignment(s): {', '.join(map(str, closed)) or '-'}")
 

@@ -105,8 +105,12 @@ def make_engine(
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock up front, so two writers queue instead of one
-            # failing with "database is locked" half-way through its transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
+            # failing with "database is locked" half-way through its transaction. A transaction
+            # that only reads says so (execution option sqlite_deferred) and takes no lock.
+            deferred = conn.get_execution_options().get("sqlite_deferred", False)
+            conn.exec_driver_sql(
+                "BEGIN IMMEDIATE" if sqlite_immediate and not deferred else "BEGIN"
+            )
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)

@@ -209,9 +209,7 @@ def store(session: Session, settings: Settings, *, pusher: Pusher, outbox: Outbo
             session, user_id=pusher.user_id, t_min=span[0], t_max=span[1], settings=settings
         ):
             validation_queue.merge_span(touched, assignment_id, *span)
-    results += _job_events_in_time_order(
-        session, settings, pusher, outbox.raw_events, received_at
-    )
+    results += _job_events_in_time_order(session, settings, pusher, outbox.raw_events, received_at)
     validation_queue.enqueue(session, touched, now=received_at)
     session.connection().execute(
         update(Device).where(col(Device.id) == pusher.device_id).values(last_seen_at=received_at)

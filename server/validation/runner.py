@@ -6,12 +6,17 @@ reconciles the findings with the Flag rows already held, so that a supervisor's 
 validating again: a finding that is still there keeps its row (its message and severity are
 brought up to date), a new one is inserted, and one no longer found is deleted unless a review
 is on record. Nothing here commits: the caller (a worker of the validation queue, a close) owns
-the transaction, except close_due_assignments, which closes each assignment in its own.
+the transaction, except close_due_assignments, which closes each assignment in transactions of
+its own (judged in one that writes nothing, written under the row lock in another).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -27,6 +32,7 @@ from common.rules.facts import (
     MeterFacts,
     ReadingFacts,
     Stamp,
+    Track,
     TrackFix,
 )
 from common.rules.route import validate_route
@@ -34,6 +40,7 @@ from common.wire import Fix
 from server.billing import feed
 from server.core.changes import log_admin_action
 from server.core.config import Settings
+from server.core.db import make_engine
 from server.core.errors import Conflict, NotFound
 from server.models import (
     Account,
@@ -62,13 +69,24 @@ def _midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tz)
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What the rules found of an assignment and its verdict, not yet written."""
+
+    findings: dict[str, Finding]
+    verdict: verdicts.Judged
+
+
 def validate_assignment(
     session: Session, *, assignment_id: int, settings: Settings, now: datetime | None = None
 ) -> list[Flag]:
     """Validate one assignment and reconcile its flags; returns the current findings' flags."""
-    now = now or clock.now()
-    thresholds = settings.thresholds()
-    tz = window_tz(settings)
+    assignment = _locked(session, assignment_id)
+    judgement = judge_assignment(session, assignment, settings=settings, now=now or clock.now())
+    return keep(session, assignment_id, judgement)
+
+
+def _locked(session: Session, assignment_id: int) -> Assignment:
     # The row lock queues concurrent validations of one assignment (two pushes of the reader's
     # devices), so neither inserts a flag the other is inserting. SQLite's writers queue anyway.
     assignment = session.exec(
@@ -79,7 +97,31 @@ def validate_assignment(
     ).first()
     if assignment is None:
         raise NotFound(f"no assignment {assignment_id}", code="assignment_not_found")
+    return assignment
 
+
+def keep(session: Session, assignment_id: int, judgement: Judgement) -> list[Flag]:
+    """Write a judgement in the caller's transaction, which holds the assignment's row lock:
+    its flags reconciled with those held, its verdict stored."""
+    flags = _reconcile(session, assignment_id, judgement.findings)
+    verdicts.store(session, assignment_id, judgement.verdict)
+    return flags
+
+
+def judge_assignment(
+    session: Session,
+    assignment: Assignment,
+    *,
+    settings: Settings,
+    now: datetime,
+    closing: bool = False,
+) -> Judgement:
+    """Run the rules and the verdict over the assignment's rows as the session sees them (as if
+    closed, if `closing`); nothing is written."""
+    assignment_id = assignment.id
+    assert assignment_id is not None
+    thresholds = settings.thresholds()
+    tz = window_tz(settings)
     learned = learned_positions(
         session,
         route_id=assignment.route_id,
@@ -166,25 +208,25 @@ def validate_assignment(
         window_start=assignment.window_start,
         window_end=assignment.window_end,
         tz=tz,
-        closed=assignment.status == "closed",
+        closed=closing or assignment.status == "closed",
     )
     devices = {p.device_id for p in track if p.device_id} | {r.device_id for r in rows}
     earlier = _earlier_tracks(
         session, assignment, readers, devices, (start, end), thresholds.replay_lookback_days, tz
     )
-    findings = validate_route(facts, meters, readings, track, thresholds, now, earlier)
-    flags = _reconcile(session, assignment_id, {f.key: f for f in findings})
-    # Judged with its flags, in their transaction: the audit reads the verdict, never computes it.
-    verdicts.judge(
+    indexed = Track(track)  # for the rules and the verdict: each reader's walk cleaned once
+    findings = validate_route(facts, meters, readings, indexed, thresholds, now, earlier)
+    # Judged with its flags, stored with them: the audit reads the verdict, never computes it.
+    verdict = verdicts.judge(
         session,
         assignment=assignment,
         meters=meters,
         readings=readings,
-        track=track,
+        track=indexed,
         held=(start, end),
         thresholds=thresholds,
     )
-    return flags
+    return Judgement({f.key: f for f in findings}, verdict)
 
 
 def _earlier_tracks(
@@ -432,63 +474,176 @@ def close_assignment(
     """Close an assignment (its device is told it is withdrawn) and validate it: what is still
     unread is now `missed`. Returns the flags of the validation."""
     now = now or clock.now()
-    assignment = session.exec(
-        select(Assignment)
-        .where(Assignment.id == assignment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if assignment is None:
-        raise NotFound(f"no assignment {assignment_id}", code="assignment_not_found")
+    assignment = _open_locked(session, assignment_id)
+    judgement = judge_assignment(session, assignment, settings=settings, now=now, closing=True)
+    return _write_close(
+        session, assignment, judgement, actor_id=actor_id, settings=settings, now=now
+    )
+
+
+def _open_locked(session: Session, assignment_id: int) -> Assignment:
+    assignment = _locked(session, assignment_id)
     if assignment.status == "closed":
         raise Conflict(f"assignment {assignment_id} is already closed", code="assignment_closed")
+    return assignment
+
+
+def _write_close(
+    session: Session,
+    assignment: Assignment,
+    judgement: Judgement,
+    *,
+    actor_id: int | None,
+    settings: Settings,
+    now: datetime,
+) -> list[Flag]:
+    """Write a close judged as closed, in the transaction holding the assignment's row lock.
+    The assignment's own change is written after the judging, not before: it takes the change
+    counter's lock (PostgreSQL), which every close and push queues on, for the rest of the
+    transaction."""
+    assert assignment.id is not None
+    flags = keep(session, assignment.id, judgement)
+    # Validated just now with all its data: what was queued for it has nothing left to judge.
+    session.execute(
+        delete(ValidationWork).where(col(ValidationWork.assignment_id) == assignment.id)
+    )
     assignment.status = "closed"
     assignment.closed_at = now
     session.add(assignment)
     session.flush()
-    flags = validate_assignment(session, assignment_id=assignment_id, settings=settings, now=now)
-    # Validated just now with all its data: what was queued for it has nothing left to judge.
-    session.execute(
-        delete(ValidationWork).where(col(ValidationWork.assignment_id) == assignment_id)
-    )
-    feed.append_ready(session, assignment_id=assignment_id, thresholds=settings.thresholds())
+    feed.append_ready(session, assignment_id=assignment.id, thresholds=settings.thresholds())
     log_admin_action(
         session,
         actor_id=actor_id,
         action="assignment.close",
         object_type="assignment",
-        object_id=assignment_id,
+        object_id=assignment.id,
         detail={"missed": sum(1 for f in flags if f.code == "missed"), "flags": len(flags)},
     )
     return flags
 
 
-def close_due_assignments(engine: Engine, *, settings: Settings, now: datetime) -> list[int]:
+def close_due_assignments(
+    engine: Engine, *, settings: Settings, now: datetime, workers: int = 1
+) -> list[int]:
     """Close every open assignment whose window has ended (by the window's local date), each
-    in a transaction of its own: no lock is held across the cycle, a reader's push waits for
-    one assignment's close at most, and a run cut short leaves the rest open for the next run
-    to close. An assignment closed meanwhile by a supervisor is left as it is; one that fails is
-logged, left open and tried again on the next run."""
+    in transactions of its own (close_due_one): no lock is held across the cycle, a reader's
+    push waits for one assignment's write at most, and a run cut short leaves the rest open for
+    the next run to close. An assignment closed meanwhile by a supervisor is left as it is; one
+    that fails is logged, left open and tried again on the next run. With `workers` > 1, that
+    many processes close side by side (judging is CPU: one process uses one core); returns the
+    ids closed, in id order."""
     today = now.astimezone(window_tz(settings)).date()
     with Session(engine) as session:
-        due = session.exec(
-            select(Assignment.id)
-            .where(Assignment.status == "open", col(Assignment.window_end) < today)
-            .order_by(col(Assignment.id))
-        ).all()
-    closed = []
-    for assignment_id in due:
-        assert assignment_id is not None
-        with Session(engine) as session:
-            try:
-                close_assignment(
-                    session, assignment_id=assignment_id, actor_id=None, settings=settings, now=now
-                )
-            except Conflict:
-                continue  # closed by hand since the list was read
-            except Exception:  # one assignment that cannot be closed must not hold up the rest
-                logger.exception("closing assignment %s failed", assignment_id)
-                continue
-            session.commit()
-        closed.append(assignment_id)
-    return closed
+        due = [
+            a
+            for a in session.exec(
+                select(Assignment.id)
+                .where(Assignment.status == "open", col(Assignment.window_end) < today)
+                .order_by(col(Assignment.id))
+            ).all()
+            if a is not None
+        ]
+    database = engine.url.database
+    if workers > 1 and len(due) > 1 and database not in (None, "", ":memory:"):
+        return _close_in_processes(engine, due, settings=settings, now=now, workers=workers)
+    return [a for a in due if close_due_one(engine, a, settings=settings, now=now)]
+
+
+def close_due_one(engine: Engine, assignment_id: int, *, settings: Settings, now: datetime) -> bool:
+    """Close one ended assignment in two transactions; whether it was closed.
+
+    First it is judged without its row lock, in a transaction that writes nothing (on SQLite it
+    takes no write lock): closes judge side by side, and pushes are not held up by the rules.
+    Then, under the lock, the judgement is written, unless the assignment's data moved in
+    between: new data always queues validation work in its own transaction, and a validation
+    that takes that work away stores a new verdict version in its own, so work queued at the
+    write, or a version other than the one seen before judging, means it is judged again under
+    the lock. (What never queues work, an import moving a meter, is judged as it stood when the
+    close began, as if the close had come first.)"""
+    try:
+        judged = _judge_unlocked(engine, assignment_id, settings=settings, now=now)
+        if judged is None:
+            return False
+        _close_locked(engine, assignment_id, *judged, settings=settings, now=now)
+        return True
+    except Conflict:
+        return False  # closed by hand since the list was read
+    except Exception:  # one assignment that cannot be closed must not hold up the rest
+        logger.exception("closing assignment %s failed", assignment_id)
+        return False
+
+
+def _judge_unlocked(
+    engine: Engine, assignment_id: int, *, settings: Settings, now: datetime
+) -> tuple[int, Judgement | None] | None:
+    """An open assignment's verdict version and its judgement as closed (None if work is queued
+    for it: it is judged under the lock), in a transaction that writes nothing; None if it is
+    not open."""
+    with Session(engine) as session:
+        # Read only: a deferred transaction on SQLite (see make_engine).
+        session.connection(execution_options={"sqlite_deferred": True})
+        assignment = session.get(Assignment, assignment_id)
+        if assignment is None or assignment.status != "open":
+            return None
+        seen = verdicts.version(session, assignment_id)
+        if session.get(ValidationWork, assignment_id) is not None:
+            return seen, None
+        return seen, judge_assignment(session, assignment, settings=settings, now=now, closing=True)
+
+
+def _close_locked(
+    engine: Engine,
+    assignment_id: int,
+    seen: int,
+    judgement: Judgement | None,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Write the close under the assignment's row lock, judging again if its data moved since
+    `seen`; the only transaction of a close that holds a lock."""
+    with Session(engine) as session:
+        assignment = _open_locked(session, assignment_id)
+        if (
+            judgement is None
+            or session.get(ValidationWork, assignment_id) is not None
+            or verdicts.version(session, assignment_id) != seen
+        ):
+            judgement = judge_assignment(
+                session, assignment, settings=settings, now=now, closing=True
+            )
+        _write_close(session, assignment, judgement, actor_id=None, settings=settings, now=now)
+        session.commit()
+
+
+def _close_in_processes(
+    engine: Engine, due: list[int], *, settings: Settings, now: datetime, workers: int
+) -> list[int]:
+    url = engine.url.render_as_string(hide_password=False)
+    # Spawned, not forked: a fork would share the parent's pooled connections.
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(due)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_close_worker,
+        initargs=(url, settings),
+    ) as pool:
+        done = pool.map(_close_in_worker, due, itertools.repeat(now), chunksize=4)
+        return [a for a, closed in zip(due, done, strict=True) if closed]
+
+
+_worker: tuple[Engine, Settings] | None = None
+
+
+def _start_close_worker(url: str, settings: Settings) -> None:
+    global _worker  # one engine per worker process, made once
+    _worker = (
+        make_engine(url, sqlite_busy_timeout_s=settings.sqlite_busy_timeout_s),
+        settings,
+    )
+
+
+def _close_in_worker(assignment_id: int, now: datetime) -> bool:
+    assert _worker is not None
+    engine, settings = _worker
+    return close_due_one(engine, assignment_id, settings=settings, now=now)

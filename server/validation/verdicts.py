@@ -15,6 +15,7 @@ has been drained (by the server's workers or `gridwalk validate-pending`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -23,10 +24,10 @@ from sqlmodel import Session, col
 
 from common import clock
 from common.i18n import translations
-from common.rules.facts import MeterFacts, ReadingFacts, Thresholds, TrackFix
+from common.rules.facts import MeterFacts, ReadingFacts, Thresholds, Track, TrackFix, is_mock
 from common.rules.sentences import verdict_sentence
-from common.rules.track_cleaning import walked_m
-from common.rules.verdict import Verdict, assignment_verdict, nothing_yet
+from common.rules.track_cleaning import cleaned, walked_on
+from common.rules.verdict import Verdict, Walk, assignment_verdict, nothing_yet, walk_of
 from server.models import Assignment, AssignmentVerdict, TrackPoint
 
 
@@ -46,24 +47,31 @@ def track_span(
     return start - timedelta(days=1), end + timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class Judged:
+    """An assignment's verdict and the distance walked on its track, judged but not stored."""
+
+    verdict: Verdict
+    walked_m: int
+
+
 def judge(
     session: Session,
     *,
     assignment: Assignment,
     meters: list[MeterFacts],
     readings: list[ReadingFacts],
-    track: list[TrackFix],
+    track: Track,
     held: tuple[datetime, datetime],
     thresholds: Thresholds,
-) -> AssignmentVerdict:
-    """Judge the assignment's day and store the verdict in the caller's transaction (the caller
-    holds the assignment's row lock: one writer per row). `meters`, `readings` and `track` are
-    what the runner loaded for the rules: its meters carry their position uncertainty and learned
-    positions, so the verdict's "at the meter" says what far_from_meter says; its `track` holds
-    every point of the route's readers within `held`, from which the reader's own points over
-    `track_span` are taken (read again only when the span reaches beyond `held`): a close reads
-    a day's rows once, not twice."""
-    assert assignment.id is not None
+) -> Judged:
+    """Judge the assignment's day; nothing is written (`store` keeps it). `meters`, `readings`
+    and `track` are what the runner loaded for the rules: its meters carry their position
+    uncertainty and learned positions, so the verdict's "at the meter" says what far_from_meter
+    says; its `track` (indexed, as the rules took it) holds every point of the route's readers
+    within `held`, from which the
+    reader's own points over `track_span` are taken (read again only when the span reaches
+    beyond `held`): a close reads a day's rows once, not twice."""
     times = [r.read_at for r in readings]
     start, end = track_span(
         assignment.window_start,
@@ -71,27 +79,59 @@ def judge(
         min(times, default=None),
         max(times, default=None),
     )
+    walk = None
     if held[0] <= start and end <= held[1]:
-        own = [
-            p for p in track if p.reader_id == assignment.reader_id and start <= p.t <= end
-        ]
-        own.sort(key=lambda p: p.t)
+        whole = track.walk_of(assignment.reader_id)
+        own = [p for p in whole if start <= p.t <= end]
+        if len(own) == len(whole):
+            # The reader's whole walk, which the rules clean too: cleaned once for both (the
+            # cleaning is most of a verdict's cost).
+            clean = cleaned(track, thresholds).walk_of(assignment.reader_id)
+            walk = Walk(clean, walked_on(clean, thresholds))
     else:
         own = _reader_track(session, assignment.reader_id, start, end)
-    verdict = assignment_verdict(meters, readings, own, thresholds)
-    # Every point, mock ones too (the verdict's own walked_m leaves them out): the distance the
-    # audit has always shown beside the figures.
-    walked = round(walked_m(own, thresholds))
-    row = session.get(AssignmentVerdict, assignment.id)
+    # The distance the audit has always shown beside the figures is walked on every point,
+    # mock ones too (the verdict's own leaves them out); without mock points, the usual day,
+    # both are one walk, cleaned once.
+    walk = walk or walk_of(own, thresholds)
+    real_only = not any(is_mock(p.mock, p.provider, thresholds.mock_providers) for p in own)
+    verdict = assignment_verdict(
+        meters, readings, own, thresholds, walk=walk if real_only else None
+    )
+    return Judged(verdict, round(walk.walked_m))
+
+
+def store(session: Session, assignment_id: int, judged: Judged) -> AssignmentVerdict:
+    """Keep a judged verdict in the caller's transaction (the caller holds the assignment's row
+    lock: one writer per row); each store counts one more `version`."""
+    row = session.get(AssignmentVerdict, assignment_id)
     if row is None:
         row = AssignmentVerdict(
-            assignment_id=assignment.id, code=verdict.code, params=verdict.params, walked_m=walked
+            assignment_id=assignment_id,
+            code=judged.verdict.code,
+            params=judged.verdict.params,
+            walked_m=judged.walked_m,
+            version=0,
         )
-    row.code, row.params, row.walked_m = verdict.code, verdict.params, walked
+    row.code, row.params, row.walked_m = judged.verdict.code, judged.verdict.params, judged.walked_m
+    row.version += 1
     row.judged_at = clock.now()
     session.add(row)
     session.flush()
     return row
+
+
+def version(session: Session, assignment_id: int) -> int:
+    """How many times the assignment has been judged and stored (0: never): a judgement made
+    outside the row lock is stored only if this has not moved meanwhile."""
+    return (
+        session.execute(
+            select(col(AssignmentVerdict.version)).where(
+                col(AssignmentVerdict.assignment_id) == assignment_id
+            )
+        ).scalar_one_or_none()
+        or 0
+    )
 
 
 def _reader_track(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -25,8 +25,12 @@ from common.rules.presence import (
     not_on_track,
     on_track,
 )
-from common.rules.track_cleaning import cleaned
+from common.rules.route import validate_route
+from common.rules.track_cleaning import cleaned, walked_m
+from common.rules.verdict import assignment_verdict
 from server.demo.days import honest_day, reading_facts, street, track_facts
+from server.models import Assignment
+from server.validation import verdicts
 from tests.common import test_presence
 from tests.common.varied_days import START, varied_day
 
@@ -149,3 +153,46 @@ def test_on_real_walks_and_drives_the_stay_grown_is_the_stay_listed(
             grown = _Witnesses(moved, meter, clean, RULES)
             listed = _Witnesses(moved, meter, clean, RULES)
             assert _stay_judged(grown) == judged_by_listing(listed)
+
+
+def test_the_verdict_cleaned_with_the_rules_is_the_verdict_judged_alone() -> None:
+    """verdicts.judge takes the reader's walk already cleaned for the rules when the walk is
+    all of the reader's track; it must come to what judging the reader's own points alone does
+    (mock points, coarse and network points, two readers, a colleague's points among them)."""
+    everything = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    shared = 0
+    for seed in DAYS:
+        day = varied_day(seed)
+        indexed = Track(day.track)
+        validate_route(day.assignment, day.meters, day.readings, indexed, RULES)  # cleans it
+        for reader in sorted({p.reader_id for p in day.track}, key=str):
+            assignment = Assignment(
+                id=1,
+                route_id=1,
+                cycle_id=1,
+                reader_id=reader,
+                window_start=day.assignment.window_start,
+                window_end=day.assignment.window_end,
+            )
+            times = [r.read_at for r in day.readings]
+            start, end = verdicts.track_span(
+                assignment.window_start, assignment.window_end, min(times), max(times)
+            )
+            own = sorted((p for p in day.track if p.reader_id == reader), key=lambda p: p.t)
+            own = [p for p in own if start <= p.t <= end]
+            shared += len(own) == len(indexed.walk_of(reader))
+            alone = verdicts.Judged(
+                assignment_verdict(day.meters, day.readings, own, RULES),
+                round(walked_m(own, RULES)),
+            )
+            judged = verdicts.judge(
+                None,  # type: ignore[arg-type]  # the track covers the span: nothing is read
+                assignment=assignment,
+                meters=day.meters,
+                readings=day.readings,
+                track=indexed,
+                held=everything,
+                thresholds=RULES,
+            )
+            assert judged == alone, seed
+    assert shared > len(DAYS) // 2  # most days take the shared cleaning

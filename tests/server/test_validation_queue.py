@@ -22,11 +22,12 @@ from common.clock import Clock
 from server.core.config import Settings
 from server.demo.days import home_day, honest_day
 from server.main import create_app
-from server.models import Assignment, Flag, ValidationWork
+from server.models import Assignment, AssignmentVerdict, BillingFeedItem, Flag, ValidationWork
 from server.validation import queue, runner
 from server.validation.runner import close_due_assignments
 from tests.factories import (
     TODAY,
+    WINDOW_END,
     ReaderDay,
     assign,
     auth,
@@ -387,14 +388,14 @@ def test_close_due_closes_each_assignment_in_its_own_transaction(
         ids.append(
             assign(session, f"R-{i}", "reader1", f"C-{i}", ended - timedelta(days=4), ended).id
         )
-    real = runner.validate_assignment
+    real = runner.judge_assignment
 
-    def validate(session: Session, *, assignment_id: int, **kw: Any) -> list[Flag]:
-        if assignment_id == ids[1]:
+    def judge(session: Session, assignment: Assignment, **kw: Any) -> runner.Judgement:
+        if assignment.id == ids[1]:
             raise RuntimeError("cannot validate")
-        return real(session, assignment_id=assignment_id, **kw)
+        return real(session, assignment, **kw)
 
-    monkeypatch.setattr(runner, "validate_assignment", validate)
+    monkeypatch.setattr(runner, "judge_assignment", judge)
     now = local_time(TODAY, 9)
     # The failing one is left open; the ones before and after it are closed and committed.
     assert close_due_assignments(engine, settings=settings, now=now) == [ids[0], ids[2]]
@@ -414,9 +415,96 @@ def test_close_due_closes_each_assignment_in_its_own_transaction(
     assert statuses() == ["closed", "open", "closed"]
     assert session.exec(select(Flag).where(Flag.assignment_id == ids[1])).all() == []
     # The next run takes up what is left.
-    monkeypatch.setattr(runner, "validate_assignment", real)
+    monkeypatch.setattr(runner, "judge_assignment", real)
     assert close_due_assignments(engine, settings=settings, now=now) == [ids[1]]
     assert statuses() == ["closed", "closed", "closed"]
+
+
+@pytest.mark.parametrize("meanwhile", ["queued", "validated"])
+def test_data_arriving_while_close_due_judges_is_judged_again_under_the_lock(
+    app_client: TestClient,
+    session: Session,
+    queued: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: str,
+) -> None:
+    """close-due judges without the row lock, then writes under it: a reading pushed in between
+    (its work still queued, or already validated by a worker) must not be written over by a
+    judgement that did not see it."""
+    day = reader_day(session, queued, app_client, n_meters=3)
+    readings, track = honest_day(day.meters, MORNING, assignment_id=day.assignment.id, seed=5)
+    push(app_client, day, readings=readings[:2], track_points=track)
+    assert queue.drain(engine, queued).validated == 1
+    real = runner.judge_assignment
+    judged: list[set[str]] = []
+
+    def judge(session: Session, assignment: Assignment, **kw: Any) -> runner.Judgement:
+        judgement = real(session, assignment, **kw)
+        if not kw.get("closing"):
+            return judgement  # the worker's validation of the late reading
+        judged.append({f.code for f in judgement.findings.values()})
+        if len(judged) == 1:  # the late reading lands after the first judging
+            push(app_client, day, readings=readings[2:])
+            if meanwhile == "validated":
+                assert queue.drain(engine, queued).validated == 1
+        return judgement
+
+    monkeypatch.setattr(runner, "judge_assignment", judge)
+    after_window = local_time(WINDOW_END + timedelta(days=1), 9)
+    assert close_due_assignments(engine, settings=queued, now=after_window) == [day.assignment.id]
+    # Judged twice: first without the late reading (the third meter missed), then under the
+    # lock with it, and that is what was written.
+    assert judged == [{"missed"}, set()]
+    assert flag_codes(session, day.assignment.id) == []
+    assert work(session) == {}
+    verdict = session.get(AssignmentVerdict, day.assignment.id)
+    assert verdict is not None
+    assert verdict.params["done"] == 3
+
+
+def test_close_due_in_several_processes_closes_each_once(
+    app_client: TestClient, session: Session, queued: Settings, engine: Engine
+) -> None:
+    """`close-due --workers 2`: two processes judge side by side; every ended assignment is
+    closed once, with its flags, its verdict and its billing."""
+    days = [
+        reader_day(
+            session,
+            queued,
+            app_client,
+            username=f"reader{i}",
+            route_code=f"R-{i}",
+            device_id=f"device-{i}",
+            n_meters=3,
+        )
+        for i in range(4)
+    ]
+    for i, day in enumerate(days):
+        readings, track = honest_day(day.meters, MORNING, assignment_id=day.assignment.id, seed=i)
+        push(app_client, day, readings=readings[: i % 3 + 1], track_points=track)
+    ids = [day.assignment.id for day in days]
+    after_window = local_time(WINDOW_END + timedelta(days=1), 9)
+    closed = close_due_assignments(engine, settings=queued, now=after_window, workers=2)
+    assert closed == ids
+    session.commit()
+    for i, day in enumerate(days):
+        read = i % 3 + 1
+        assert [code for code, _ in flag_codes(session, day.assignment.id)] == ["missed"] * (
+            3 - read
+        )
+        assignment = session.get(Assignment, day.assignment.id, populate_existing=True)
+        assert assignment is not None
+        assert assignment.status == "closed"
+        verdict = session.get(AssignmentVerdict, day.assignment.id)
+        assert verdict is not None
+        assert (verdict.version, verdict.params["done"]) == (1, read)
+        billed = session.exec(
+            select(BillingFeedItem).where(BillingFeedItem.assignment_id == day.assignment.id)
+        ).all()
+        assert len(billed) == read
+    assert work(session) == {}
+    assert close_due_assignments(engine, settings=queued, now=after_window, workers=2) == []
 
 
 def test_the_audit_api_says_when_validation_is_pending(
