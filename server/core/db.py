@@ -40,6 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "postgresql":
+            # make_engine pins each connection's TimeZone to UTC, so psycopg hands back
+            # datetimes in UTC already: no Python call per value (a validation reads thousands).
+            return None
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
         parse_naive = super().result_processor(dialect, coltype)
@@ -113,7 +117,11 @@ def make_engine(
             )
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # Every session in UTC: timestamps come back from psycopg in UTC (see UTCDateTime), and
+    # none depends on the server's or the role's configured zone.
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args["options"] = f"{connect_args.get('options', '')} -c TimeZone=UTC".strip()
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 # What SQLite says when another writer holds the lock beyond the busy timeout, as against a bug
