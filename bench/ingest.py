@@ -487,6 +487,14 @@ def main() -> None:
     parser.add_argument("--days", default="1,10,100", help="reader-days of the growth line")
     parser.add_argument("--growth-only", action="store_true", help="only the growth line")
     parser.add_argument(
+        "--track-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the track points figure, N times in one server (PostgreSQL; the first on a "
+        "server no push has warmed, as the whole run's is not)",
+    )
+    parser.add_argument(
         "--validation-workers",
         type=int,
         default=Settings.model_fields["validation_workers"].default,
@@ -501,11 +509,17 @@ def main() -> None:
         backend = engine.dialect.name
         print(f"database: {backend}")
         with Server(settings) as server:
-            if not args.growth_only:
-                readings_figure(engine, settings, server, args.meters)
-                if backend == "postgresql":
+            if args.track_only:
+                if backend != "postgresql":
+                    parser.error("--track-only: the track figure is PostgreSQL's")
+                for _ in range(args.track_only):
                     track_figure(engine, settings, server)
-            growth_figure(engine, settings, server, [int(n) for n in args.days.split(",")])
+            else:
+                if not args.growth_only:
+                    readings_figure(engine, settings, server, args.meters)
+                    if backend == "postgresql":
+                        track_figure(engine, settings, server)
+                growth_figure(engine, settings, server, [int(n) for n in args.days.split(",")])
         engine.dispose()
 
 
