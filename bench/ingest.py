@@ -420,11 +420,17 @@ def track_figure(engine: Engine, settings: Settings, url: str) -> None:
     body = gz({"track_points": points_of(POINTS_PER_DAY)})
     work = [(login(url, d.username), [body]) for d in pushed]
     wall, latencies = push_all(url, work)
+    # As after the readings: what comes next starts on a server that has done this work.
+    caught_up = validated_after(engine) if settings.validation_workers else None
     ours, theirs = len(rows) / wall, len(rows) / raw_s
     print(f"track points, {devices} devices, {POINTS_PER_DAY} points each, {len(rows)} each side:")
     print(f"  pushed:                 {ours:9.0f}/s  p99 answer {p99(latencies):.2f} s")
     print(f"  raw binary COPY:        {theirs:9.0f}/s")
     print(f"  ratio pushed / COPY:    {ours / theirs:9.2f}   (target >= 0.7)")
+    if caught_up is not None:
+        print(
+            f"  validation queue empty {caught_up:.1f} s after the last answer (server's workers)"
+        )
 
 
 def growth_figure(engine: Engine, settings: Settings, url: str, sizes: list[int]) -> None:
