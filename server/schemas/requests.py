@@ -73,7 +73,11 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 def in_our_times(t: datetime) -> datetime:
-    if not FIRST_DAY <= t.astimezone(UTC).date() <= LAST_DAY:
+    try:
+        day = t.astimezone(UTC).date()
+    except OverflowError:  # the last day of year 9999 west of UTC: no UTC time at all
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"must be between {FIRST_DAY.year} and {LAST_DAY.year}")
     return t
 

@@ -141,7 +141,7 @@ _KEYS, _LAT, _LON, _ACCURACY, _SPEED, _PROVIDER, _MOCK = _track_point_bounds()
 # The usual spelling of an aware time, which `datetime.fromisoformat` reads as pydantic does;
 # any other (a week date, a space for the T, seven decimals) is the model's to read or refuse.
 _ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)\Z")
-_NUMBER = (float, int)  # exactly: a bool is an int to Python, not a number to the model
+_NUMBER = (float, int)  # exactly: what else the model coerces (a bool, "1.5") is its own to
 
 
 def fast_track_row(raw: Any, scanned: bool) -> TrackRow | None:

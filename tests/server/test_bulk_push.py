@@ -140,6 +140,19 @@ def test_track_points_mixing_new_held_repeated_and_bad_are_counted_and_stored_on
     assert held == [ts[0], ts[1], *ts[3:]]
 
 
+def test_a_time_with_no_utc_day_is_refused_by_index_not_a_500(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """The last second of year 9999 west of UTC has no UTC time: moving it there overflows."""
+    day = reader_day(session, settings, client)
+    points = [track_point(READ_AT), {**track_point(READ_AT), "t": "9999-12-31T23:59:59-23:59"}]
+    response = client.post(PUSH, headers=day.headers, json={"track_points": points})
+    assert response.status_code == 200, response.text
+    track = response.json()["track"]
+    assert (track["accepted"], [r["index"] for r in track["rejected"]]) == (1, [1])
+    assert "between 2000 and 2099" in track["rejected"][0]["error"]
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_pushes_of_one_outbox_at_once_store_each_reading_once(
     live_server: LiveServer, session: Session, monkeypatch: pytest.MonkeyPatch
