@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -378,17 +378,22 @@ def store_track(
     device_id, user_id = pusher.device_id, pusher.user_id
     # In time order: two pushes of the same points (a retry mid-request) then take the rows'
     # locks in the same order, and one waits for the other instead of both deadlocking.
-    rows = [(device_id, user_id, *fresh[t], received_at) for t in sorted(fresh)]
+    times = sorted(fresh)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        # Made as they are written: no list of thousands of tuples for the collector to count.
+        return ((device_id, user_id, *fresh[t], received_at) for t in times)
+
     # Keyed by the pusher's own (user, device, t): another user's point at t (on this device
     # id, shared or forged) makes nothing of the pusher's a duplicate.
     if session.get_bind().dialect.name == "postgresql":
-        stored = _store_track_postgresql(session, pusher, rows)
+        stored = _store_track_postgresql(session, pusher, times, rows)
     else:
         table = TrackPoint.__table__  # type: ignore[attr-defined]
         statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.t)
         stored = list(
             session.connection()
-            .execute(statement, [dict(zip(TRACK_COLUMNS, row, strict=True)) for row in rows])
+            .execute(statement, [dict(zip(TRACK_COLUMNS, row, strict=True)) for row in rows()])
             .scalars()
         )
     result.accepted = len(stored)
@@ -399,7 +404,10 @@ def store_track(
 
 
 def _store_track_postgresql(
-    session: Session, pusher: Pusher, rows: list[tuple[Any, ...]]
+    session: Session,
+    pusher: Pusher,
+    times: list[datetime],
+    rows: Callable[[], Iterator[tuple[Any, ...]]],
 ) -> list[datetime]:
     """The times stored. The common push is all new points: then they are copied straight into
     track_points (no staging table, no INSERT … SELECT: a fifth of the push's database time).
@@ -407,14 +415,14 @@ def _store_track_postgresql(
     push that stores the same points in between makes the COPY fail on that key, which rolls
     back its savepoint alone, and the staging path (copy_then_insert) answers them."""
     table = TrackPoint.__table__  # type: ignore[attr-defined]
-    if not track_held(session, pusher, rows[0][2], rows[-1][2]):
+    if not track_held(session, pusher, times[0], times[-1]):
         try:
             with session.begin_nested():
-                copy_rows(session, table, TRACK_COLUMNS, rows)
-            return [row[2] for row in rows]
+                copy_rows(session, table, TRACK_COLUMNS, rows())
+            return times
         except psycopg.errors.UniqueViolation:
             logger.info("track points stored meanwhile by another push: the staging path answers")
-    return [t.astimezone(UTC) for t in copy_then_insert(session, table, TRACK_COLUMNS, rows, "t")]
+    return [t.astimezone(UTC) for t in copy_then_insert(session, table, TRACK_COLUMNS, rows(), "t")]
 
 
 def track_held(session: Session, pusher: Pusher, t_min: datetime, t_max: datetime) -> bool:
@@ -453,7 +461,7 @@ def copy_then_insert(
     session: Session,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Iterable[tuple[Any, ...]],
     returning: str,
 ) -> list[Any]:
     """PostgreSQL: COPY the rows into a staging table, then one INSERT … SELECT … ON CONFLICT DO

@@ -221,9 +221,10 @@ def test_two_pushes_of_one_track_at_once_store_each_point_once(
     staged: list[int] = []
     copy_then_insert = bulk.copy_then_insert
 
-    def staging(*args: Any) -> list[Any]:
-        staged.append(len(args[3]))
-        return copy_then_insert(*args)
+    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
+        rows = list(rows)
+        staged.append(len(rows))
+        return copy_then_insert(session, table, columns, rows, returning)
 
     monkeypatch.setattr(bulk, "track_held", held_together)
     monkeypatch.setattr(bulk, "copy_then_insert", staging)
@@ -268,9 +269,10 @@ def test_new_points_are_copied_straight_in_and_a_span_holding_one_goes_by_stagin
     staged: list[int] = []
     copy_then_insert = bulk.copy_then_insert
 
-    def staging(*args: Any) -> list[Any]:
-        staged.append(len(args[3]))
-        return copy_then_insert(*args)
+    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
+        rows = list(rows)
+        staged.append(len(rows))
+        return copy_then_insert(session, table, columns, rows, returning)
 
     monkeypatch.setattr(bulk, "copy_then_insert", staging)
     ts = [READ_AT + timedelta(seconds=5 * i) for i in range(9)]
