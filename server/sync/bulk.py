@@ -9,8 +9,12 @@ twice in the push, a row a concurrent push stored first) is left to the per-item
 answers it in a savepoint of its own: the promises (idempotent, locked, per-item answers, one bad
 item never blocks the rest) are kept by the same code as before.
 
-Track points: `INSERT … ON CONFLICT DO NOTHING RETURNING t` (on PostgreSQL from a COPY into a
-staging table), so a point already held is a duplicate without being looked up first.
+Track points: each checked by a fast check read from TrackPointIn (the model itself only for
+what that refuses, with its words), then `INSERT … ON CONFLICT DO NOTHING RETURNING t`, so a
+point already held is a duplicate without being looked up first. On PostgreSQL a push whose
+time span holds none of the pusher's points (the common case) is copied straight into the table;
+otherwise (a retry, a concurrent push of the same points) the COPY goes to a staging table and
+one INSERT … SELECT … ON CONFLICT DO NOTHING stores what is new.
 """
 
 from __future__ import annotations
