@@ -147,7 +147,7 @@ _NUMBER = (float, int)  # exactly: what else the model coerces (a bool, "1.5") i
 def fast_track_row(raw: Any, scanned: bool) -> TrackRow | None:
     """The row of a track point that TrackPointIn would accept as it is, or None: the model
     decides those (accepting some, refusing others with its messages). A point in the usual
-    spelling (what every handheld sends) costs half the model's time this way, and makes no
+    spelling (what every handheld sends) costs about half the model's time this way, and makes no
     model object. `scanned`: the body was cleared of control characters at once."""
     if type(raw) is not dict or not _KEYS.issuperset(raw):
         return None
