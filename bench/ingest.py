@@ -420,11 +420,17 @@ def track_figure(engine: Engine, settings: Settings, url: str) -> None:
     body = gz({"track_points": points_of(POINTS_PER_DAY)})
     work = [(login(url, d.username), [body]) for d in pushed]
     wall, latencies = push_all(url, work)
+    # As after the readings: what comes next starts on a server that has done this work.
+    caught_up = validated_after(engine) if settings.validation_workers else None
     ours, theirs = len(rows) / wall, len(rows) / raw_s
     print(f"track points, {devices} devices, {POINTS_PER_DAY} points each, {len(rows)} each side:")
     print(f"  pushed:                 {ours:9.0f}/s  p99 answer {p99(latencies):.2f} s")
     print(f"  raw binary COPY:        {theirs:9.0f}/s")
     print(f"  ratio pushed / COPY:    {ours / theirs:9.2f}   (target >= 0.7)")
+    if caught_up is not None:
+        print(
+            f"  validation queue empty {caught_up:.1f} s after the last answer (server's workers)"
+        )
 
 
 def growth_figure(engine: Engine, settings: Settings, url: str, sizes: list[int]) -> None:
@@ -487,6 +493,14 @@ def main() -> None:
     parser.add_argument("--days", default="1,10,100", help="reader-days of the growth line")
     parser.add_argument("--growth-only", action="store_true", help="only the growth line")
     parser.add_argument(
+        "--track-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the track points figure, N times in one server (PostgreSQL; the first on a "
+        "server no push has warmed, as the whole run's is not)",
+    )
+    parser.add_argument(
         "--validation-workers",
         type=int,
         default=Settings.model_fields["validation_workers"].default,
@@ -501,11 +515,17 @@ def main() -> None:
         backend = engine.dialect.name
         print(f"database: {backend}")
         with Server(settings) as server:
-            if not args.growth_only:
-                readings_figure(engine, settings, server, args.meters)
-                if backend == "postgresql":
+            if args.track_only:
+                if backend != "postgresql":
+                    parser.error("--track-only: the track figure is PostgreSQL's")
+                for _ in range(args.track_only):
                     track_figure(engine, settings, server)
-            growth_figure(engine, settings, server, [int(n) for n in args.days.split(",")])
+            else:
+                if not args.growth_only:
+                    readings_figure(engine, settings, server, args.meters)
+                    if backend == "postgresql":
+                        track_figure(engine, settings, server)
+                growth_figure(engine, settings, server, [int(n) for n in args.days.split(",")])
         engine.dispose()
 
 

@@ -2,8 +2,9 @@
 
 Two tables with the same columns, keys and indexes in one database, one run: `track_points`
 (partitioned by month, migration 0014) and a plain copy. Figures:
-- storing points as a push does (COPY into a staging table, then INSERT ... SELECT ... ON
-  CONFLICT DO NOTHING: server/sync/bulk.py), in batches of 2,000, into each;
+- storing points as a push does when its span holds points already (COPY into a staging
+  table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING: server/sync/bulk.py; a push of new
+  points copies them straight in), in batches of 2,000, into each;
 - removing a month of points: detach and drop its partition, against DELETE of the same rows
   from the plain table.
 

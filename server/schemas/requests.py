@@ -72,14 +72,18 @@ def _no_nul(text: str) -> str:
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
-def _in_our_times(t: datetime) -> datetime:
-    if not FIRST_DAY <= t.astimezone(UTC).date() <= LAST_DAY:
+def in_our_times(t: datetime) -> datetime:
+    try:
+        day = t.astimezone(UTC).date()
+    except OverflowError:  # the last day of year 9999 west of UTC: no UTC time at all
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"must be between {FIRST_DAY.year} and {LAST_DAY.year}")
     return t
 
 
 # An aware date-time within those years.
-Moment = Annotated[AwareDatetime, AfterValidator(_in_our_times)]
+Moment = Annotated[AwareDatetime, AfterValidator(in_our_times)]
 
 # The largest id a row can have. The integer keys are INTEGER (32 bits) on PostgreSQL, though
 # SQLite's hold 64: a number beyond it, in a path or a body, can name no row, and PostgreSQL

@@ -7,6 +7,7 @@ loop."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import uuid
@@ -140,6 +141,19 @@ def test_track_points_mixing_new_held_repeated_and_bad_are_counted_and_stored_on
     assert held == [ts[0], ts[1], *ts[3:]]
 
 
+def test_a_time_with_no_utc_day_is_refused_by_index_not_a_500(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    """The last second of year 9999 west of UTC has no UTC time: moving it there overflows."""
+    day = reader_day(session, settings, client)
+    points = [track_point(READ_AT), {**track_point(READ_AT), "t": "9999-12-31T23:59:59-23:59"}]
+    response = client.post(PUSH, headers=day.headers, json={"track_points": points})
+    assert response.status_code == 200, response.text
+    track = response.json()["track"]
+    assert (track["accepted"], [r["index"] for r in track["rejected"]]) == (1, [1])
+    assert "between 2000 and 2099" in track["rejected"][0]["error"]
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_pushes_of_one_outbox_at_once_store_each_reading_once(
     live_server: LiveServer, session: Session, monkeypatch: pytest.MonkeyPatch
@@ -179,6 +193,104 @@ def test_two_pushes_of_one_outbox_at_once_store_each_reading_once(
         thread.join(timeout=60)
     assert sorted(answers.values()) == [["accepted"] * 20, ["duplicate"] * 20]
     assert stored(session) == {r["id"]: 1 for r in batch}
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_pushes_of_one_track_at_once_store_each_point_once(
+    live_server: LiveServer,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Both pushes look for held points before either stores (a barrier holds them there): both
+    see none and copy straight into track_points; the second waits on the first's rows, its
+    COPY fails on the unique key, its savepoint alone is rolled back, and the staging path
+    answers every point `duplicate`."""
+    caplog.set_level(logging.INFO, logger="gridwalk")
+    settings = live_server.settings
+    with TestClient(create_app(settings, live_server.engine)) as office:
+        day = reader_day(session, settings, office, n_meters=1)
+    both_looked = threading.Barrier(2, timeout=30)
+    held = bulk.track_held
+
+    def held_together(*args: Any) -> bool:
+        answer = held(*args)
+        both_looked.wait()
+        return answer
+
+    staged: list[int] = []
+    copy_then_insert = bulk.copy_then_insert
+
+    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
+        rows = list(rows)
+        staged.append(len(rows))
+        return copy_then_insert(session, table, columns, rows, returning)
+
+    monkeypatch.setattr(bulk, "track_held", held_together)
+    monkeypatch.setattr(bulk, "copy_then_insert", staging)
+    ts = [READ_AT + timedelta(seconds=5 * i) for i in range(50)]
+    points = [track_point(t) for t in ts]
+    answers: list[tuple[int, int]] = []
+
+    def send() -> None:
+        response = httpx.post(
+            live_server.url + PUSH, headers=day.headers, json={"track_points": points}, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        track = response.json()["track"]
+        assert track["rejected"] == []
+        answers.append((track["accepted"], track["duplicate"]))
+
+    pushes = [threading.Thread(target=send) for _ in range(2)]
+    for thread in pushes:
+        thread.start()
+    for thread in pushes:
+        thread.join(timeout=60)
+    assert sorted(answers) == [(0, 50), (50, 0)]
+    assert staged == [50]  # the loser's points, answered by the staging path
+    assert len([r for r in caplog.records if "stored meanwhile" in r.getMessage()]) == 1
+    session.commit()
+    held_ts = session.exec(select(TrackPoint.t).order_by(col(TrackPoint.t))).all()
+    assert held_ts == ts
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_new_points_are_copied_straight_in_and_a_span_holding_one_goes_by_staging(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The look-up decides: a push whose span holds a point never tries the COPY (which would
+    fail on the unique key, an error in the database's log for every retried push)."""
+    caplog.set_level(logging.INFO, logger="gridwalk")
+    day = reader_day(session, settings, client)
+    staged: list[int] = []
+    copy_then_insert = bulk.copy_then_insert
+
+    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
+        rows = list(rows)
+        staged.append(len(rows))
+        return copy_then_insert(session, table, columns, rows, returning)
+
+    monkeypatch.setattr(bulk, "copy_then_insert", staging)
+    ts = [READ_AT + timedelta(seconds=5 * i) for i in range(9)]
+
+    def push(times: list[Any]) -> tuple[int, int]:
+        body = {"track_points": [track_point(t) for t in times]}
+        track = client.post(PUSH, headers=day.headers, json=body).json()["track"]
+        return track["accepted"], track["duplicate"]
+
+    assert push(ts[:3]) == (3, 0)
+    assert push(ts[6:]) == (3, 0)
+    assert staged == []
+    # Its span (ts[2] to ts[6]) holds points of this reader's device: staged, stored once.
+    assert push(ts[2:7]) == (3, 2)
+    assert staged == [5]
+    assert not [r for r in caplog.records if "stored meanwhile" in r.getMessage()]
+    session.commit()
+    assert session.exec(select(TrackPoint.t).order_by(col(TrackPoint.t))).all() == ts
 
 
 def test_the_push_body_is_decoded_off_the_event_loop(
