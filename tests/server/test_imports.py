@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
+from server.catalog.imports import import_meters_csv
 from server.catalog.meter_csv import REQUIRED_COLUMNS
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
@@ -360,6 +363,52 @@ def test_progress_is_reported_in_bytes_read_up_to_the_files_size(session: Sessio
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     assert len(calls) >= 4
     assert counts(session)["Meter"] == 12_000
+
+
+# --- a first load on PostgreSQL (its foreign keys checked once, not per row) -------------------
+
+METER_KEYS = text(
+    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conrelid = 'meters'::regclass AND contype = 'f' ORDER BY conname"
+)
+
+
+def meter_keys(session: Session) -> list[tuple[str, str]]:
+    keys = [(name, definition) for name, definition in session.execute(METER_KEYS)]
+    session.commit()
+    return keys
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_first_load_leaves_the_meters_foreign_keys_as_they_were_and_enforced(
+    session: Session,
+) -> None:
+    before = meter_keys(session)
+    assert [name for name, _ in before] == [
+        "fk_meters_account_id_accounts",
+        "fk_meters_route_id_routes",
+    ]
+
+    imported(session, csv_text([row(i) for i in range(6)]))
+
+    assert meter_keys(session) == before
+    assert counts(session)["Meter"] == 6
+    with pytest.raises(IntegrityError, match="fk_meters_account_id_accounts"):
+        session.execute(text("UPDATE meters SET account_id = account_id + 1000"))
+    session.rollback()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_first_load_rolled_back_leaves_no_row_and_the_foreign_keys_in_place(
+    session: Session,
+) -> None:
+    before = meter_keys(session)
+    import_meters_csv(session, csv_text([row(i) for i in range(6)]), actor_id=None)
+    session.rollback()  # the caller's unit of work failed after the import
+
+    assert meter_keys(session) == before
+    assert counts(session)["Meter"] == 0
+    assert counts(session)["Account"] == 0
 
 
 # --- over HTTP --------------------------------------------------------------------------------
