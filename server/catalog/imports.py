@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from common import clock
+from common.i18n import N_
 from server.catalog.accounts import get_or_create_grid
 from server.catalog.meter_csv import STAGED_COLUMNS, invalid_file, read_meter_csv
 from server.core.changes import log_admin_action, next_change_seq
@@ -58,6 +59,14 @@ BATCH_ROWS = 5000
 PLANNED_AGAIN_AFTER = 1000
 # Bytes read at a time from the file.
 READ_CHUNK = 1 << 16
+# What the database does once the file is read, step by step, as a progress bar names it (a
+# utility's first load spends most of its time here: bench/README.md).
+WRITING_STEPS = (
+    N_("grids and routes"),
+    N_("accounts"),
+    N_("meters"),
+    N_("changed accounts"),
+)
 
 
 @dataclass
@@ -114,13 +123,17 @@ def import_meters_csv(
     *,
     actor_id: int | None,
     progress: Callable[[int, int], None] | None = None,
+    writing: Callable[[str], None] | None = None,
 ) -> ImportReport:
     """Check every row of a meters CSV (a binary stream, UTF-8, or text) as it is read and
     stage it, then upsert all of them in one transaction, or none. `progress(done, total)` is
-    told the bytes read so far and the file's size."""
+    told the bytes read so far and the file's size; then `writing(step)` each of
+    WRITING_STEPS as the database begins it (a file with bad rows writes nothing: no step)."""
     stream = io.BytesIO(source.encode("utf-8")) if isinstance(source, str) else source
     try:
-        report = _import(session, stream, actor_id=actor_id, progress=progress)
+        report = _import(
+            session, stream, actor_id=actor_id, progress=progress, writing=writing or _quiet
+        )
         session.flush()  # another writer's same keys fail here, not at the caller's commit
     except IntegrityError:
         session.rollback()
@@ -177,12 +190,17 @@ def _lines(counted: _Digest) -> Iterator[str]:
         ) from None
 
 
+def _quiet(step: str) -> None:
+    pass
+
+
 def _import(
     session: Session,
     stream: IO[bytes],
     *,
     actor_id: int | None,
     progress: Callable[[int, int], None] | None,
+    writing: Callable[[str], None],
 ) -> ImportReport:
     conn = session.connection()
     stage = _stage_table()
@@ -209,9 +227,9 @@ def _import(
         raise invalid_file(sorted(errors, key=lambda e: e["line"]))
     report_progress()
     if postgresql:
-        report = _upsert_planned(session, conn, stage, rows, actor_id=actor_id)
+        report = _upsert_planned(session, conn, stage, rows, actor_id=actor_id, writing=writing)
     else:
-        report = _upsert(session, conn, stage, rows, actor_id=actor_id)
+        report = _upsert(session, conn, stage, rows, actor_id=actor_id, writing=writing)
     stage.drop(conn)
     log_admin_action(
         session,
@@ -308,7 +326,13 @@ def _inserted(conn: Connection, statement: Insert) -> int:
 
 
 def _upsert_planned(
-    session: Session, conn: Connection, stage: Table, rows: int, *, actor_id: int | None
+    session: Session,
+    conn: Connection,
+    stage: Table,
+    rows: int,
+    *,
+    actor_id: int | None,
+    writing: Callable[[str], None],
 ) -> ImportReport:
     """_upsert on PostgreSQL, planned for statements that each join every staged row once."""
     # Settings local to the transaction, put back after: a failed import rolls them back.
@@ -326,7 +350,13 @@ def _upsert_planned(
     # Grouping a utility's file by account sorts on disk with the default 4 MB.
     conn.exec_driver_sql("SELECT set_config('work_mem', '64MB', true)")
     report = _upsert(
-        session, conn, stage, rows, actor_id=actor_id, checked_once=_meter_keys_checked_once
+        session,
+        conn,
+        stage,
+        rows,
+        actor_id=actor_id,
+        writing=writing,
+        checked_once=_meter_keys_checked_once,
     )
     conn.exec_driver_sql(
         "SELECT set_config('jit', %s, true), set_config('default_statistics_target', %s, true), "
@@ -343,14 +373,18 @@ def _upsert(
     rows: int,
     *,
     actor_id: int | None,
+    writing: Callable[[str], None],
     checked_once: Callable[[Connection], AbstractContextManager[None]] | None = None,
 ) -> ImportReport:
-    """Join the staged rows to the tables and write what differs, a statement a step. The
-    meters' insert runs inside `checked_once(conn)` when given."""
+    """Join the staged rows to the tables and write what differs, a statement a step (each of
+    WRITING_STEPS told to `writing` as it begins). The meters' insert runs inside
+    `checked_once(conn)` when given."""
     now = clock.now()
     st = stage.c
     report = ImportReport(rows=rows)
+    routes_step, accounts_step, meters_step, changed_accounts_step = WRITING_STEPS
 
+    writing(routes_step)
     # Grids are few: created one by one, each logged (accounts.get_or_create_grid).
     codes = conn.execute(select(st.grid_code).where(st.grid_code.is_not(None)).distinct())
     for code in sorted(codes.scalars()):
@@ -385,6 +419,7 @@ def _upsert(
         conn, insert(RT).from_select(["code", "name", "grid_id", "created_at"], new_routes)
     )
 
+    writing(accounts_step)
     # Accounts the file names first: a meter may move to a new one. Those held before have ids
     # up to this one (ids only grow); only they can need updating, below.
     last_held = conn.execute(select(func.max(AC.c.id))).scalar_one()
@@ -425,6 +460,7 @@ def _upsert(
         conn.exec_driver_sql("ANALYZE accounts")
         conn.exec_driver_sql("ANALYZE routes")
 
+    writing(meters_step)
     # Meters, under one change number for the whole import (a pull sees all of it or none).
     # The number is taken first, inside a savepoint given back when no meter changed: a file
     # that changes nothing leaves the counter (and its lock) alone.
@@ -487,6 +523,7 @@ def _upsert(
         numbered.rollback()
     report.unchanged = rows - report.meters_created - report.meters_updated
 
+    writing(changed_accounts_step)
     if last_held is not None:
         report.accounts_updated = _updated_accounts(conn, per_account, last_held, now=now)
     # The rows were written past the ORM: what the session holds of them is stale.

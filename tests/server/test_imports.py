@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
-from server.catalog.imports import import_meters_csv
+from server.catalog.imports import WRITING_STEPS, import_meters_csv
 from server.catalog.meter_csv import REQUIRED_COLUMNS
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
@@ -352,17 +352,34 @@ def test_last_read_at_without_a_zone_is_utc_and_with_one_is_converted(session: S
     assert meters["M0001"].last_read_at == datetime(2026, 10, 25, 9, 30, tzinfo=UTC)
 
 
-def test_progress_is_reported_in_bytes_read_up_to_the_files_size(session: Session) -> None:
-    calls: list[tuple[int, int]] = []
+def test_progress_is_reported_in_bytes_read_up_to_the_files_size_then_each_writing_step(
+    session: Session,
+) -> None:
+    calls: list[tuple[int, int] | str] = []
     text = csv_text([row(i) for i in range(12_000)])
-    imported(session, text, progress=lambda done, total: calls.append((done, total)))
+    imported(
+        session,
+        text,
+        progress=lambda done, total: calls.append((done, total)),
+        writing=calls.append,
+    )
 
     size = len(text.encode("utf-8"))
-    assert calls[0] == (0, size)
-    assert calls[-1] == (size, size)
-    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
-    assert len(calls) >= 4
+    read = [c for c in calls if isinstance(c, tuple)]
+    assert read[0] == (0, size)
+    assert read[-1] == (size, size)
+    assert [done for done, _ in read] == sorted(done for done, _ in read)
+    assert len(read) >= 4
+    # The steps come after the file is read, each once, in order.
+    assert calls[len(read) :] == list(WRITING_STEPS)
     assert counts(session)["Meter"] == 12_000
+
+
+def test_a_file_with_a_bad_row_reaches_no_writing_step(session: Session) -> None:
+    steps: list[str] = []
+    with pytest.raises(Invalid):
+        imported(session, csv_text([row(0), row(1, lat="91")]), writing=steps.append)
+    assert steps == []
 
 
 # --- a first load on PostgreSQL (its foreign keys checked once, not per row) -------------------
