@@ -7,9 +7,10 @@ name are left alone, so a file may carry a single route.
 A utility's export is 150,000-300,000 rows, so the file is read as a stream and never held: each
 row is checked as it is read (meter_csv.read_meter_csv: a quick check, the full one for the rows
 it refuses) and staged as text in a temporary table (COPY on PostgreSQL, executemany on SQLite);
-when every row was good, a handful of set-based statements join the staged rows to the tables and
-insert or update what differs, never the rows that are already as the file says. Memory stays
-bounded by the keys the checks compare later rows with, not by the file.
+the database then finds the rows that contradict each other (rows_that_disagree). When every row
+was good, a handful of set-based statements join the staged rows to the tables and insert or
+update what differs, never the rows that are already as the file says. Memory stays bounded: no
+row is kept once staged.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from decimal import Decimal
 from typing import IO, Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
+    FromClause,
     Insert,
     Integer,
     MetaData,
     String,
-    Subquery,
     Table,
     and_,
     case,
@@ -48,7 +50,7 @@ from sqlmodel import Session
 from common import clock
 from common.i18n import N_
 from server.catalog.accounts import get_or_create_grid
-from server.catalog.meter_csv import STAGED_COLUMNS, invalid_file, read_meter_csv
+from server.catalog.meter_csv import STAGED_COLUMNS, invalid_file, read_meter_csv, row_error
 from server.core.changes import log_admin_action, next_change_seq
 from server.core.errors import Conflict, Invalid
 from server.models import Account, Assignment, Grid, Meter, Route, Withdrawal
@@ -114,6 +116,43 @@ def _stage_table() -> Table:
         Column("grid_code", G.c.code.type),
         *(Column(name, M.c[name].type) for name in METER_COLUMNS),
         prefixes=["TEMPORARY"],
+    )
+
+
+def _accounts_table() -> Table:
+    """The staged rows by account: what an account becomes, the line that first names it, and
+    whether another line describes it otherwise (grouped once, read by the checks and by the
+    accounts' insert and update)."""
+    return Table(
+        "meter_import_accounts",
+        MetaData(),
+        Column("account_no", AC.c.account_no.type, nullable=False),
+        Column("first_line", Integer, nullable=False),
+        Column("customer_name", AC.c.customer_name.type),
+        Column("address", AC.c.address.type),
+        Column("phone", AC.c.phone.type),
+        Column("described_twice", Boolean, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _group_accounts(conn: Connection, stage: Table, accounts: Table) -> None:
+    st = stage.c
+    conn.execute(
+        insert(accounts).from_select(
+            [c.name for c in accounts.c],
+            select(
+                st.account_no,
+                func.min(st.line),
+                func.max(st.customer_name),
+                func.max(st.address),
+                func.max(st.phone),
+                or_(
+                    func.min(st.customer_name) != func.max(st.customer_name),
+                    func.min(st.address) != func.max(st.address),
+                ),
+            ).group_by(st.account_no),
+        )
     )
 
 
@@ -203,9 +242,10 @@ def _import(
     writing: Callable[[str], None],
 ) -> ImportReport:
     conn = session.connection()
-    stage = _stage_table()
-    stage.drop(conn, checkfirst=True)  # one left by an earlier import on this connection
-    stage.create(conn)
+    stage, accounts = _stage_table(), _accounts_table()
+    for table in (stage, accounts):
+        table.drop(conn, checkfirst=True)  # one left by an earlier import on this connection
+        table.create(conn)
     total = _size(stream)
     counted = _Digest(stream)
     if progress is not None:
@@ -221,16 +261,29 @@ def _import(
         _lines(counted), errors, moment_text=datetime.isoformat if postgresql else _sqlite_moment
     )
     rows = (_copy if postgresql else _insert)(conn, staged, report_progress)
-    if errors:
-        stage.drop(conn)
-        session.rollback()
-        raise invalid_file(sorted(errors, key=lambda e: e["line"]))
     report_progress()
-    if postgresql:
-        report = _upsert_planned(session, conn, stage, rows, actor_id=actor_id, writing=writing)
-    else:
-        report = _upsert(session, conn, stage, rows, actor_id=actor_id, writing=writing)
+    with _planned(conn) if postgresql else nullcontext():
+        _group_accounts(conn, stage, accounts)
+        if postgresql:
+            conn.exec_driver_sql("ANALYZE meter_import_accounts")
+        errors += rows_that_disagree(conn, stage, accounts)
+        if errors:
+            stage.drop(conn)
+            accounts.drop(conn)
+            session.rollback()
+            raise invalid_file(sorted(errors, key=lambda e: e["line"]))
+        report = _upsert(
+            session,
+            conn,
+            stage,
+            rows,
+            accounts,
+            actor_id=actor_id,
+            writing=writing,
+            checked_once=_meter_keys_checked_once if postgresql else None,
+        )
     stage.drop(conn)
+    accounts.drop(conn)
     log_admin_action(
         session,
         actor_id=actor_id,
@@ -325,16 +378,9 @@ def _inserted(conn: Connection, statement: Insert) -> int:
     return count
 
 
-def _upsert_planned(
-    session: Session,
-    conn: Connection,
-    stage: Table,
-    rows: int,
-    *,
-    actor_id: int | None,
-    writing: Callable[[str], None],
-) -> ImportReport:
-    """_upsert on PostgreSQL, planned for statements that each join every staged row once."""
+@contextmanager
+def _planned(conn: Connection) -> Iterator[None]:
+    """PostgreSQL planning the statements that each join or group every staged row once."""
     # Settings local to the transaction, put back after: a failed import rolls them back.
     saved = conn.exec_driver_sql(
         "SELECT current_setting('jit'), current_setting('default_statistics_target'), "
@@ -349,21 +395,83 @@ def _upsert_planned(
     conn.exec_driver_sql("ANALYZE meter_import")
     # Grouping a utility's file by account sorts on disk with the default 4 MB.
     conn.exec_driver_sql("SELECT set_config('work_mem', '64MB', true)")
-    report = _upsert(
-        session,
-        conn,
-        stage,
-        rows,
-        actor_id=actor_id,
-        writing=writing,
-        checked_once=_meter_keys_checked_once,
-    )
+    yield
     conn.exec_driver_sql(
         "SELECT set_config('jit', %s, true), set_config('default_statistics_target', %s, true), "
         "set_config('work_mem', %s, true)",
         tuple(saved),
     )
-    return report
+
+
+def rows_that_disagree(conn: Connection, stage: Table, accounts: Table) -> list[dict[str, Any]]:
+    """The staged rows that contradict an earlier line of the file, each named by its line: a
+    meter named again, an account given another customer_name or address, a route given
+    another grid_code (no grid_code says nothing). The database groups the rows by key, so
+    the import's memory does not grow with the file; the few keys found twice are then read
+    with their lines."""
+    st = stage.c
+    first = stage.alias("first_row")
+    errors: list[dict[str, Any]] = []
+
+    twice = (
+        select(st.meter_no, func.min(st.line).label("first"))
+        .group_by(st.meter_no)
+        .having(func.count() > 1)
+        .subquery("meters_twice")
+    )
+    for line, meter_no, first_line in conn.execute(
+        select(st.line, st.meter_no, twice.c.first)
+        .join(twice, twice.c.meter_no == st.meter_no)
+        .where(st.line != twice.c.first)
+    ):
+        errors.append(
+            row_error(line, "meter_no", f"meter_no {meter_no} is also on line {first_line}")
+        )
+
+    twice = select(accounts).where(accounts.c.described_twice).subquery("accounts_twice")
+    for line, account_no, first_line, other_name, other_address in conn.execute(
+        select(
+            st.line,
+            st.account_no,
+            twice.c.first_line,
+            st.customer_name != first.c.customer_name,
+            st.address != first.c.address,
+        )
+        .join(twice, twice.c.account_no == st.account_no)
+        .join(first, first.c.line == twice.c.first_line)
+        .where(or_(st.customer_name != first.c.customer_name, st.address != first.c.address))
+    ):
+        for differs, column in ((other_name, "customer_name"), (other_address, "address")):
+            if differs:
+                errors.append(
+                    row_error(
+                        line,
+                        column,
+                        f"account_no {account_no} has another {column} on line {first_line}",
+                    )
+                )
+
+    regridded = (
+        select(st.route_code, func.min(st.line).label("first"))
+        .where(st.grid_code.is_not(None))
+        .group_by(st.route_code)
+        .having(func.min(st.grid_code) != func.max(st.grid_code))
+        .subquery("routes_regridded")
+    )
+    for line, route_code, grid_code, first_line in conn.execute(
+        select(st.line, st.route_code, first.c.grid_code, regridded.c.first)
+        .join(regridded, regridded.c.route_code == st.route_code)
+        .join(first, first.c.line == regridded.c.first)
+        .where(st.grid_code.is_not(None), st.grid_code != first.c.grid_code)
+    ):
+        errors.append(
+            row_error(
+                line,
+                "grid_code",
+                f"route_code {route_code} has grid_code {grid_code} on line {first_line}",
+            )
+        )
+    return errors
 
 
 def _upsert(
@@ -371,14 +479,16 @@ def _upsert(
     conn: Connection,
     stage: Table,
     rows: int,
+    per_account: FromClause,
     *,
     actor_id: int | None,
     writing: Callable[[str], None],
     checked_once: Callable[[Connection], AbstractContextManager[None]] | None = None,
 ) -> ImportReport:
     """Join the staged rows to the tables and write what differs, a statement a step (each of
-    WRITING_STEPS told to `writing` as it begins). The meters' insert runs inside
-    `checked_once(conn)` when given."""
+    WRITING_STEPS told to `writing` as it begins); `per_account` holds the staged rows grouped
+    by account (_accounts_table). The meters' insert runs inside `checked_once(conn)` when
+    given."""
     now = clock.now()
     st = stage.c
     report = ImportReport(rows=rows)
@@ -423,16 +533,6 @@ def _upsert(
     # Accounts the file names first: a meter may move to a new one. Those held before have ids
     # up to this one (ids only grow); only they can need updating, below.
     last_held = conn.execute(select(func.max(AC.c.id))).scalar_one()
-    per_account = (
-        select(
-            st.account_no,
-            func.max(st.customer_name).label("customer_name"),
-            func.max(st.address).label("address"),
-            func.max(st.phone).label("phone"),
-        )
-        .group_by(st.account_no)
-        .subquery("named_accounts")
-    )
     stamp = literal(now, AC.c.created_at.type)
     new_accounts = select(
         per_account.c.account_no,
@@ -559,7 +659,7 @@ def _meter_keys_checked_once(conn: Connection) -> Iterator[None]:
 
 
 def _updated_accounts(
-    conn: Connection, per_account: Subquery, last_held: int, *, now: datetime
+    conn: Connection, per_account: FromClause, last_held: int, *, now: datetime
 ) -> int:
     """Write the file's name, address and phone to the accounts held before that it changes;
     gives how many."""

@@ -266,6 +266,32 @@ def test_a_bad_file_names_every_bad_row_by_line_and_writes_nothing(session: Sess
     assert meters_by_no(session)["M0000"].change_seq == before["change_seq"]
 
 
+def test_rows_contradicting_an_earlier_line_are_each_named_with_that_line(
+    session: Session,
+) -> None:
+    rows = [
+        row(0),  # line 2
+        row(1),  # line 3: account A0000 again, as line 2 has it
+        row(2, route_code="R-B", grid_code="G2"),  # line 4
+        row(3, route_code="R-B", grid_code=""),  # line 5: no grid_code says nothing
+        row(4, meter_no="M0000"),  # line 6: the meter of line 2
+        row(5, account_no="A0000", customer_name="Other"),  # line 7: and another address
+        row(6, route_code="R-B", grid_code="G3"),  # line 8: R-B is in G2 on line 4
+        row(7, meter_no="M0000"),  # line 9: the meter of line 2 again
+    ]
+
+    errors = errors_of(session, csv_text(rows))
+
+    assert [(e["line"], e["column"], e["error"]) for e in errors] == [
+        (6, "meter_no", "meter_no M0000 is also on line 2"),
+        (7, "customer_name", "account_no A0000 has another customer_name on line 2"),
+        (7, "address", "account_no A0000 has another address on line 2"),
+        (8, "grid_code", "route_code R-B has grid_code G2 on line 4"),
+        (9, "meter_no", "meter_no M0000 is also on line 2"),
+    ]
+    assert counts(session)["Meter"] == counts(session)["Account"] == 0
+
+
 def test_a_missing_required_column_is_named_once(session: Session) -> None:
     columns = tuple(c for c in COLUMNS if c != "lat")
     errors = errors_of(session, csv_text([row(i) for i in range(50)], columns=columns))
