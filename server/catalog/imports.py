@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -256,9 +257,13 @@ def _import(
             progress(counted.done, max(total, counted.done))
 
     errors: list[dict[str, Any]] = []
+    refused: list[tuple[int, str]] = []
     postgresql = conn.dialect.name == "postgresql"
     staged = read_meter_csv(
-        _lines(counted), errors, moment_text=datetime.isoformat if postgresql else _sqlite_moment
+        _lines(counted),
+        errors,
+        moment_text=datetime.isoformat if postgresql else _sqlite_moment,
+        refused=refused,
     )
     rows = (_copy if postgresql else _insert)(conn, staged, report_progress)
     report_progress()
@@ -266,7 +271,7 @@ def _import(
         _group_accounts(conn, stage, accounts)
         if postgresql:
             conn.exec_driver_sql("ANALYZE meter_import_accounts")
-        errors += rows_that_disagree(conn, stage, accounts)
+        errors += rows_that_disagree(conn, stage, accounts, refused)
         if errors:
             stage.drop(conn)
             accounts.drop(conn)
@@ -403,26 +408,44 @@ def _planned(conn: Connection) -> Iterator[None]:
     )
 
 
-def rows_that_disagree(conn: Connection, stage: Table, accounts: Table) -> list[dict[str, Any]]:
+def rows_that_disagree(
+    conn: Connection, stage: Table, accounts: Table, refused: list[tuple[int, str]]
+) -> list[dict[str, Any]]:
     """The staged rows that contradict an earlier line of the file, each named by its line: a
-    meter named again, an account given another customer_name or address, a route given
-    another grid_code (no grid_code says nothing). The database groups the rows by key, so
-    the import's memory does not grow with the file; the few keys found twice are then read
-    with their lines."""
+    meter named again (also by a line `refused` for its own errors: its line and meter_no), an
+    account given another customer_name or address, a route given another grid_code (no
+    grid_code says nothing). The database groups the rows by key, so the import's memory does
+    not grow with the file; the few keys found twice are then read with their lines."""
     st = stage.c
     first = stage.alias("first_row")
     errors: list[dict[str, Any]] = []
 
+    named: FromClause = stage
+    if refused:
+        bad_rows = Table(
+            "meter_import_refused",
+            MetaData(),
+            Column("line", Integer, nullable=False),
+            Column("meter_no", String, nullable=False),
+            prefixes=["TEMPORARY"],
+        )
+        bad_rows.drop(conn, checkfirst=True)
+        bad_rows.create(conn)
+        # Text PostgreSQL cannot hold (a NUL) cannot be the same as a staged meter_no.
+        keys = [{"line": n, "meter_no": m} for n, m in refused if "\x00" not in m]
+        if keys:
+            conn.execute(insert(bad_rows), keys)
+        named = union_all(select(st.line, st.meter_no), select(bad_rows)).subquery("named")
     twice = (
-        select(st.meter_no, func.min(st.line).label("first"))
-        .group_by(st.meter_no)
+        select(named.c.meter_no, func.min(named.c.line).label("first"))
+        .group_by(named.c.meter_no)
         .having(func.count() > 1)
         .subquery("meters_twice")
     )
     for line, meter_no, first_line in conn.execute(
-        select(st.line, st.meter_no, twice.c.first)
-        .join(twice, twice.c.meter_no == st.meter_no)
-        .where(st.line != twice.c.first)
+        select(named.c.line, named.c.meter_no, twice.c.first)
+        .join(twice, twice.c.meter_no == named.c.meter_no)
+        .where(named.c.line != twice.c.first)
     ):
         errors.append(
             row_error(line, "meter_no", f"meter_no {meter_no} is also on line {first_line}")

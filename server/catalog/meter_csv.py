@@ -401,13 +401,16 @@ def read_meter_csv(
     errors: list[dict[str, Any]],
     *,
     moment_text: Callable[[datetime], str] = datetime.isoformat,
+    refused: list[tuple[int, str]] | None = None,
 ) -> Iterator[list[str]]:
     """The rows of the file good on their own, one at a time as they are read (the file is
     never held whole, nor anything of the rows already read), as text in STAGED_COLUMNS' order
     ("" for no value, defaults filled in, a last_read_at in UTC written by `moment_text`);
     every bad line's errors are appended to `errors` (line numbers as in an editor). Whether
     rows agree with each other (a meter named twice, an account or a route described two ways)
-    is checked on the staged rows (imports.rows_that_disagree)."""
+    is checked on the staged rows (imports.rows_that_disagree); so that a good row repeating
+    the meter of a bad one is named too, each bad row's line and meter_no (when it has one) is
+    appended to `refused`."""
     reader = csv.reader(lines)
     try:
         header: list[str] = []
@@ -437,6 +440,7 @@ def read_meter_csv(
     # A row's cells, then "" (what an absent optional column reads as), picked in staged order.
     absent = len(columns)
     pick = itemgetter(*(columns.index(c) if c in columns else absent for c in STAGED_COLUMNS[1:]))
+    meter_at = columns.index("meter_no")
     moments: dict[str, str] = {}
     end_of_previous = header_line
     while True:
@@ -486,6 +490,8 @@ def read_meter_csv(
                 continue
             row = _parse_row(_Cells(line, dict(zip(columns, cells, strict=True)), errors))
             if row is None:
+                if refused is not None and cells[meter_at]:
+                    refused.append((line, cells[meter_at]))
                 continue
             staged = _staged_row(row, moment_text)
         yield staged

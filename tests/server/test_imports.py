@@ -278,16 +278,27 @@ def test_rows_contradicting_an_earlier_line_are_each_named_with_that_line(
         row(5, account_no="A0000", customer_name="Other"),  # line 7: and another address
         row(6, route_code="R-B", grid_code="G3"),  # line 8: R-B is in G2 on line 4
         row(7, meter_no="M0000"),  # line 9: the meter of line 2 again
+        row(8, lat="91"),  # line 10: bad on its own
+        row(9, meter_no="M0008"),  # line 11: the meter of line 10
+        row(10, meter_no="M\x00"),  # line 12: a meter_no no database holds
+        row(11, meter_no="M\x00"),  # line 13: and again
     ]
 
     errors = errors_of(session, csv_text(rows))
 
-    assert [(e["line"], e["column"], e["error"]) for e in errors] == [
+    assert [(e["line"], e["column"], e["error"]) for e in errors if e["line"] < 12] == [
         (6, "meter_no", "meter_no M0000 is also on line 2"),
         (7, "customer_name", "account_no A0000 has another customer_name on line 2"),
         (7, "address", "account_no A0000 has another address on line 2"),
         (8, "grid_code", "route_code R-B has grid_code G2 on line 4"),
         (9, "meter_no", "meter_no M0000 is also on line 2"),
+        (10, "lat", "lat 91 is outside -90..90"),
+        (11, "meter_no", "meter_no M0008 is also on line 10"),
+    ]
+    # Each bad on its own (a NUL is refused before it could be compared).
+    assert [(e["line"], e["column"]) for e in errors if e["line"] >= 12] == [
+        (12, "meter_no"),
+        (13, "meter_no"),
     ]
     assert counts(session)["Meter"] == counts(session)["Account"] == 0
 
