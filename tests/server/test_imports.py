@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -442,11 +442,26 @@ def test_a_first_load_leaves_the_meters_foreign_keys_as_they_were_and_enforced(
         "fk_meters_account_id_accounts",
         "fk_meters_route_id_routes",
     ]
+    altered: list[str] = []
 
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("ALTER TABLE meters"):
+            altered.append(statement.split('"')[0].strip())
+
+    event.listen(session.get_bind(), "before_cursor_execute", record)
     imported(session, csv_text([row(i) for i in range(6)]))
+    first_load, altered[:] = altered[:], []
+    imported(session, csv_text([row(i) for i in range(8)]))  # the table holds meters now
+    event.remove(session.get_bind(), "before_cursor_execute", record)
 
+    # The owner's first load checked the keys once (the constraints dropped and added back);
+    # a load into a table holding meters kept the per-row checks.
+    assert first_load == ["ALTER TABLE meters DROP CONSTRAINT"] * 2 + [
+        "ALTER TABLE meters ADD CONSTRAINT"
+    ] * 2
+    assert altered == []
     assert meter_keys(session) == before
-    assert counts(session)["Meter"] == 6
+    assert counts(session)["Meter"] == 8
     with pytest.raises(IntegrityError, match="fk_meters_account_id_accounts"):
         session.execute(text("UPDATE meters SET account_id = account_id + 1000"))
     session.rollback()
