@@ -158,6 +158,36 @@ def _group_accounts(conn: Connection, stage: Table, accounts: Table) -> None:
     )
 
 
+def _routes_table() -> Table:
+    """The staged rows by route: its grid_code, the first line that gives one, and whether
+    another line gives another (grouped once, read by the check and by the routes' writes)."""
+    return Table(
+        "meter_import_routes",
+        MetaData(),
+        Column("route_code", RT.c.code.type, nullable=False),
+        Column("grid_code", G.c.code.type),
+        Column("first_line", Integer),
+        Column("regridded", Boolean, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _group_routes(conn: Connection, stage: Table, routes: Table) -> None:
+    st = stage.c
+    conn.execute(
+        insert(routes).from_select(
+            [c.name for c in routes.c],
+            select(
+                st.route_code,
+                func.max(st.grid_code),
+                func.min(case((st.grid_code.is_not(None), st.line))),
+                # Both NULL when no line gives a grid_code: not regridded.
+                func.coalesce(func.min(st.grid_code) != func.max(st.grid_code), False),
+            ).group_by(st.route_code),
+        )
+    )
+
+
 def import_meters_csv(
     session: Session,
     source: IO[bytes] | str,
@@ -244,8 +274,8 @@ def _import(
     writing: Callable[[str], None],
 ) -> ImportReport:
     conn = session.connection()
-    stage, accounts = _stage_table(), _accounts_table()
-    for table in (stage, accounts):
+    stage, accounts, routes = _stage_table(), _accounts_table(), _routes_table()
+    for table in (stage, accounts, routes):
         table.drop(conn, checkfirst=True)  # one left by an earlier import on this connection
         table.create(conn)
     total = _size(stream)
@@ -270,9 +300,10 @@ def _import(
     report_progress()
     with _planned(conn) if postgresql else nullcontext():
         _group_accounts(conn, stage, accounts)
+        _group_routes(conn, stage, routes)
         if postgresql:
-            conn.exec_driver_sql("ANALYZE meter_import_accounts")
-        errors += rows_that_disagree(conn, stage, accounts)
+            conn.exec_driver_sql("ANALYZE meter_import_accounts, meter_import_routes")
+        errors += rows_that_disagree(conn, stage, accounts, routes)
         # A meter named twice. Into a table without meters every staged row is inserted, and
         # the meters' unique index finds a second one: the grouping (0.3-0.4 s of a 300,000-row
         # first load) runs only if it does. Otherwise (a meter twice would be updated twice, or
@@ -283,8 +314,8 @@ def _import(
         else:
             twice = partial(meters_named_twice, conn, stage, refused)
         if errors:
-            stage.drop(conn)
-            accounts.drop(conn)
+            for table in (stage, accounts, routes):
+                table.drop(conn)
             session.rollback()
             raise invalid_file(sorted(errors, key=lambda e: e["line"]))
         report = _upsert(
@@ -293,13 +324,14 @@ def _import(
             stage,
             rows,
             accounts,
+            routes,
             actor_id=actor_id,
             writing=writing,
             checked_once=_meter_keys_checked_once if postgresql else None,
             named_twice=twice,
         )
-    stage.drop(conn)
-    accounts.drop(conn)
+    for table in (stage, accounts, routes):
+        table.drop(conn)
     log_admin_action(
         session,
         actor_id=actor_id,
@@ -460,10 +492,12 @@ def meters_named_twice(
     return sorted(errors, key=lambda e: e["line"])
 
 
-def rows_that_disagree(conn: Connection, stage: Table, accounts: Table) -> list[dict[str, Any]]:
+def rows_that_disagree(
+    conn: Connection, stage: Table, accounts: Table, routes: Table
+) -> list[dict[str, Any]]:
     """The staged rows that describe an account or a route otherwise than an earlier line,
     each named by its line: another customer_name or address, another grid_code (no grid_code
-    says nothing). Grouped by the database (`accounts` holds the rows grouped by account)."""
+    says nothing). Grouped by the database (`accounts` and `routes` hold the rows grouped)."""
     st = stage.c
     first = stage.alias("first_row")
     errors: list[dict[str, Any]] = []
@@ -491,17 +525,11 @@ def rows_that_disagree(conn: Connection, stage: Table, accounts: Table) -> list[
                     )
                 )
 
-    regridded = (
-        select(st.route_code, func.min(st.line).label("first"))
-        .where(st.grid_code.is_not(None))
-        .group_by(st.route_code)
-        .having(func.min(st.grid_code) != func.max(st.grid_code))
-        .subquery("routes_regridded")
-    )
+    regridded = select(routes).where(routes.c.regridded).subquery("routes_regridded")
     for line, route_code, grid_code, first_line in conn.execute(
-        select(st.line, st.route_code, first.c.grid_code, regridded.c.first)
+        select(st.line, st.route_code, first.c.grid_code, regridded.c.first_line)
         .join(regridded, regridded.c.route_code == st.route_code)
-        .join(first, first.c.line == regridded.c.first)
+        .join(first, first.c.line == regridded.c.first_line)
         .where(st.grid_code.is_not(None), st.grid_code != first.c.grid_code)
     ):
         errors.append(
@@ -520,6 +548,7 @@ def _upsert(
     stage: Table,
     rows: int,
     per_account: FromClause,
+    named: FromClause,
     *,
     actor_id: int | None,
     writing: Callable[[str], None],
@@ -528,9 +557,10 @@ def _upsert(
 ) -> ImportReport:
     """Join the staged rows to the tables and write what differs, a statement a step (each of
     WRITING_STEPS told to `writing` as it begins); `per_account` holds the staged rows grouped
-    by account (_accounts_table). The meters' insert runs inside `checked_once(conn)` when
-    given; `named_twice`, when given, names the rows repeating a meter if the insert breaks
-    the meters' unique index (nothing else could: the file's meters were all new)."""
+    by account (_accounts_table), `named` by route (_routes_table). The meters' insert runs
+    inside `checked_once(conn)` when given; `named_twice`, when given, names the rows
+    repeating a meter if the insert breaks the meters' unique index (nothing else could: the
+    file's meters were all new)."""
     now = clock.now()
     st = stage.c
     report = ImportReport(rows=rows)
@@ -538,16 +568,11 @@ def _upsert(
 
     writing(routes_step)
     # Grids are few: created one by one, each logged (accounts.get_or_create_grid).
-    codes = conn.execute(select(st.grid_code).where(st.grid_code.is_not(None)).distinct())
+    codes = conn.execute(select(named.c.grid_code).where(named.c.grid_code.is_not(None)).distinct())
     for code in sorted(codes.scalars()):
         get_or_create_grid(session, code=code, actor_id=actor_id)
 
     # Routes: the grid a route's rows name (the checks made them agree); none keeps its grid.
-    named = (
-        select(st.route_code, func.max(st.grid_code).label("grid_code"))
-        .group_by(st.route_code)
-        .subquery("named_routes")
-    )
     grid_of = select(G.c.id).where(G.c.code == named.c.grid_code).scalar_subquery()
     wanted = (
         select(named.c.route_code.label("code"), grid_of.label("grid_id"))
