@@ -199,7 +199,8 @@ def import_meters_csv(
     """Check every row of a meters CSV (a binary stream, UTF-8, or text) as it is read and
     stage it, then upsert all of them in one transaction, or none. `progress(done, total)` is
     told the bytes read so far and the file's size; then `writing(step)` each of
-    WRITING_STEPS as the database begins it (a file with bad rows writes nothing: no step)."""
+    WRITING_STEPS as the database begins it. A file with a bad row reaches no step, but for a
+    meter named twice in a first load, which the meters' insert finds (and all is undone)."""
     stream = io.BytesIO(source.encode("utf-8")) if isinstance(source, str) else source
     try:
         report = _import(
