@@ -408,9 +408,9 @@ def read_meter_csv(
     ("" for no value, defaults filled in, a last_read_at in UTC written by `moment_text`);
     every bad line's errors are appended to `errors` (line numbers as in an editor). Whether
     rows agree with each other (a meter named twice, an account or a route described two ways)
-    is checked on the staged rows (imports.rows_that_disagree); so that a good row repeating
-    the meter of a bad one is named too, each bad row's line and meter_no (when it has one) is
-    appended to `refused`."""
+    is checked on the staged rows (imports.meters_named_twice, rows_that_disagree); so that a
+    good row repeating the meter of a bad one is named too, each bad row's line and meter_no
+    (when it has one) is appended to `refused`."""
     reader = csv.reader(lines)
     try:
         header: list[str] = []
