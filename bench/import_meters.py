@@ -11,9 +11,14 @@ optional column filled, written to a temporary file. Figures:
   and the peak of Python's own allocations during a third import (tracemalloc, which slows that
   run and adds its own bookkeeping to the resident set, so it comes last and is not timed).
 
-Run: .venv/bin/python -m bench.import_meters [--rows N] [--pg URL]  SQLite in a temporary file,
-then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database is emptied
-first (its public schema dropped): give it a throw-away one, such as the tests'.
+On PostgreSQL the imports run as the URL's role, the tables' owner (a first load by the owner
+checks the meters' foreign keys once, after the insert: imports._meter_keys_checked_once); with
+--pg-app or TEST_APP_DATABASE_URL (a role that owns nothing, as the server runs in production)
+the first and second imports are timed again as that role, which keeps the per-row checks.
+
+Run: .venv/bin/python -m bench.import_meters [--rows N] [--pg URL] [--pg-app URL]  SQLite in a
+temporary file, then PostgreSQL when --pg or TEST_DATABASE_URL is given. The PostgreSQL database
+is emptied first (its public schema dropped): give it a throw-away one, such as the tests'.
 """
 
 from __future__ import annotations
@@ -117,9 +122,10 @@ def timed_import(url: str, path: Path) -> tuple[float, dict[str, int]]:
     return elapsed, report.as_dict()
 
 
-def run(url: str, path: Path, rows: int) -> None:
+def run(url: str, path: Path, rows: int, app_url: str | None = None) -> None:
     fresh(url)
     backend = url.split(":", 1)[0].split("+", 1)[0]
+    load = os.getloadavg()[0]
     raw = raw_copy(url, path)
     first, report = timed_import(url, path)
     assert report["meters_created"] == rows, report
@@ -131,7 +137,10 @@ def run(url: str, path: Path, rows: int) -> None:
     timed_import(url, path)
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"\n{backend}: {rows:,} rows, {path.stat().st_size / MIB:.1f} MiB file")
+    print(
+        f"\n{backend}: {rows:,} rows, {path.stat().st_size / MIB:.1f} MiB file "
+        f"(load average {load:.1f} at the start)"
+    )
     print(f"  raw (COPY / executemany of the file)   {raw:7.2f} s")
     print(f"  import, empty database                  {first:7.2f} s  {first / raw:5.1f}x raw")
     print(f"  import, same file again (unchanged)     {again:7.2f} s  {again / raw:5.1f}x raw")
@@ -140,21 +149,31 @@ def run(url: str, path: Path, rows: int) -> None:
         f"{rss_again:.0f} MiB after the second; Python allocations' peak {traced / MIB:.0f} MiB "
         "(a third import, traced)"
     )
+    if app_url:
+        fresh(url)
+        first, report = timed_import(app_url, path)
+        assert report["meters_created"] == rows, report
+        again, report = timed_import(app_url, path)
+        assert report["unchanged"] == rows, report
+        print(f"  as the app role (owns no table), empty  {first:7.2f} s  {first / raw:5.1f}x raw")
+        print(f"  as the app role, same file again        {again:7.2f} s  {again / raw:5.1f}x raw")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--pg", help="a throw-away PostgreSQL database (emptied first)")
+    parser.add_argument("--pg-app", help="the app role's URL to the same database")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     pg = args.pg or os.environ.get("TEST_DATABASE_URL")
+    app = args.pg_app or (os.environ.get("TEST_APP_DATABASE_URL") if not args.pg else None)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "meters.csv"
         write_file(path, args.rows)
         print(f"before any import: peak RSS {peak_rss_mib():.0f} MiB")
         if pg:
-            run(pg, path, args.rows)
+            run(pg, path, args.rows, app)
         if not args.no_sqlite:
             run(f"sqlite:///{tmp}/bench.db", path, args.rows)
 

@@ -1,5 +1,6 @@
 """A billing system's meters CSV, checked as it is read: each good row parsed into a MeterRow,
-every bad row named by its line and column (nothing is written here; imports.py writes)."""
+every bad row named by its line and column (nothing is written here; imports.py writes, and
+checks the rows against each other)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ class MeterRow:
     phone: str | None = None
 
 
-def _error(line: int, column: str | None, message: str) -> dict[str, Any]:
+def row_error(line: int, column: str | None, message: str) -> dict[str, Any]:
+    """An error of the file, named by its line and column (None: the whole line)."""
     return {"line": line, "column": column, "error": message}
 
 
@@ -108,7 +110,7 @@ class _Cells:
 
     def fail(self, column: str, message: str) -> None:
         self.ok = False
-        self.errors.append(_error(self.line, column, message))
+        self.errors.append(row_error(self.line, column, message))
 
     def text(self, column: str, *, max_length: int) -> str:
         value = self.cells.get(column, "")
@@ -299,12 +301,7 @@ STAGED_COLUMNS = (
     "position_uncertainty_m",
 )
 _AT = {name: i for i, name in enumerate(STAGED_COLUMNS)}
-_ACCOUNT, _NAME, _ADDRESS = (
-    _AT["account_no"],
-    _AT["customer_name"],
-    _AT["address"],
-)
-_ROUTE, _GRID, _LAT, _LON = _AT["route_code"], _AT["grid_code"], _AT["lat"], _AT["lon"]
+_LAT, _LON = _AT["lat"], _AT["lon"]
 _DIGITS, _MULTIPLIER, _LAST_READING = _AT["digits"], _AT["multiplier"], _AT["last_reading"]
 _LAST_READ_AT, _LOW, _HIGH = _AT["last_read_at"], _AT["expected_low"], _AT["expected_high"]
 _UNCERTAINTY = _AT["position_uncertainty_m"]
@@ -404,22 +401,26 @@ def read_meter_csv(
     errors: list[dict[str, Any]],
     *,
     moment_text: Callable[[datetime], str] = datetime.isoformat,
+    refused: list[tuple[int, str]] | None = None,
 ) -> Iterator[list[str]]:
-    """The good rows of the file, one at a time as they are read (the file is never held
-    whole), as text in STAGED_COLUMNS' order ("" for no value, defaults filled in, a
-    last_read_at in UTC written by `moment_text`); every bad line's errors are appended to
-    `errors` (line numbers as in an editor). A row is good on its own; whether the file is (no
-    errors at all) is known at the end."""
+    """The rows of the file good on their own, one at a time as they are read (the file is
+    never held whole, nor anything of the rows already read), as text in STAGED_COLUMNS' order
+    ("" for no value, defaults filled in, a last_read_at in UTC written by `moment_text`);
+    every bad line's errors are appended to `errors` (line numbers as in an editor). Whether
+    rows agree with each other (a meter named twice, an account or a route described two ways)
+    is checked on the staged rows (imports.meters_named_twice, rows_that_disagree); so that a
+    good row repeating the meter of a bad one is named too, each bad row's line and meter_no
+    (when it has one) is appended to `refused`."""
     reader = csv.reader(lines)
     try:
         header: list[str] = []
         while not any(h.strip() for h in header):
             header = next(reader)
     except StopIteration:
-        errors.append(_error(1, None, "the file is empty: the first line must name the columns"))
+        errors.append(row_error(1, None, "the file is empty: the first line must name the columns"))
         return
     except csv.Error as exc:
-        errors.append(_error(reader.line_num, None, f"not readable as CSV: {exc}"))
+        errors.append(row_error(reader.line_num, None, f"not readable as CSV: {exc}"))
         return
     header[0] = header[0].removeprefix("\ufeff")
     header_line = reader.line_num
@@ -427,10 +428,10 @@ def read_meter_csv(
     bad_header = False
     for name in REQUIRED_COLUMNS:
         if name not in columns:
-            errors.append(_error(header_line, name, f"the header has no {name} column"))
+            errors.append(row_error(header_line, name, f"the header has no {name} column"))
             bad_header = True
     for name in sorted({c for c in columns if columns.count(c) > 1}):
-        errors.append(_error(header_line, name, f"the header names {name} more than once"))
+        errors.append(row_error(header_line, name, f"the header names {name} more than once"))
         bad_header = True
     if bad_header:
         return
@@ -441,11 +442,6 @@ def read_meter_csv(
     pick = itemgetter(*(columns.index(c) if c in columns else absent for c in STAGED_COLUMNS[1:]))
     meter_at = columns.index("meter_no")
     moments: dict[str, str] = {}
-    # What later rows are checked against: by key, the line that first named it and what it
-    # said. These are the only things kept of rows already read.
-    meter_lines: dict[str, int] = {}
-    account_data: dict[str, tuple[str, str, int]] = {}
-    route_grids: dict[str, tuple[str, int]] = {}
     end_of_previous = header_line
     while True:
         try:
@@ -453,7 +449,7 @@ def read_meter_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            errors.append(_error(end_of_previous + 1, None, f"not readable as CSV: {exc}"))
+            errors.append(row_error(end_of_previous + 1, None, f"not readable as CSV: {exc}"))
             break
         # A quoted value may span lines: a record starts on the line after the previous one ended.
         line, end_of_previous = end_of_previous + 1, reader.line_num
@@ -461,7 +457,7 @@ def read_meter_csv(
             if not any(f.strip() for f in fields):
                 continue
             errors.append(
-                _error(
+                row_error(
                     line,
                     None,
                     f"the line has {len(fields)} values but the header "
@@ -470,10 +466,8 @@ def read_meter_csv(
             )
             continue
         cells = [f.strip() for f in fields]
-        meter_no = cells[meter_at]
-        first = meter_lines.setdefault(meter_no, line) if meter_no else line
         staged: list[str] | None = None
-        if first == line and quick(_SEPARATOR.join(cells) + _SEPARATOR):
+        if quick(_SEPARATOR.join(cells) + _SEPARATOR):
             staged = [str(line), *pick([*cells, ""])]
             moment = staged[_LAST_READ_AT]
             if moment:
@@ -494,43 +488,10 @@ def read_meter_csv(
         if staged is None:
             if not any(cells):
                 continue
-            full = _Cells(line, dict(zip(columns, cells, strict=True)), errors)
-            if first != line:
-                errors.append(
-                    _error(line, "meter_no", f"meter_no {meter_no} is also on line {first}")
-                )
-            row = _parse_row(full)
-            if row is None or first != line:
+            row = _parse_row(_Cells(line, dict(zip(columns, cells, strict=True)), errors))
+            if row is None:
+                if refused is not None and cells[meter_at]:
+                    refused.append((line, cells[meter_at]))
                 continue
             staged = _staged_row(row, moment_text)
-        account_no, name, address = staged[_ACCOUNT], staged[_NAME], staged[_ADDRESS]
-        known_name, known_address, first = account_data.setdefault(
-            account_no, (name, address, line)
-        )
-        if known_name != name:
-            errors.append(
-                _error(
-                    line,
-                    "customer_name",
-                    f"account_no {account_no} has another customer_name on line {first}",
-                )
-            )
-        if known_address != address:
-            errors.append(
-                _error(
-                    line, "address", f"account_no {account_no} has another address on line {first}"
-                )
-            )
-        grid_code = staged[_GRID]
-        if grid_code:
-            route_code = staged[_ROUTE]
-            grid, first = route_grids.setdefault(route_code, (grid_code, line))
-            if grid != grid_code:
-                errors.append(
-                    _error(
-                        line,
-                        "grid_code",
-                        f"route_code {route_code} has grid_code {grid} on line {first}",
-                    )
-                )
         yield staged

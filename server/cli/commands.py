@@ -18,11 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
 from sqlalchemy import Engine
@@ -191,21 +190,16 @@ def import_meters(
     with unit_of_work(settings) as session, file.open("rb") as stream:
         out = console()
         with Progress(
-            TextColumn("Importing {task.fields[name]}"),
+            TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            TextColumn("{task.fields[amount]}"),
             TimeElapsedColumn(),
             console=out,
         ) as bar:
-            task = bar.add_task("import", total=None, name=file.name)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+            shown = _ImportProgress(bar, file.name)
             try:
                 report = imports.import_meters_csv(
-                    session, stream, actor_id=None, progress=progress
+                    session, stream, actor_id=None, progress=shown.read, writing=shown.writing
                 )
             except Invalid as exc:
                 bar.stop()
@@ -215,10 +209,50 @@ def import_meters(
                     raise
                 _print_bad_rows(exc)
                 raise typer.Exit(1) from None
+            shown.written()
         table = Table("", "count", title=f"Imported {escape(file.name)}", title_justify="left")
         for key, value in report.as_dict().items():
             table.add_row(key.replace("_", " "), str(value))
         out.print(table)
+
+
+class _ImportProgress:
+    """Two lines of the import's progress bar: the file read (in MiB), then the database's
+    steps (imports.WRITING_STEPS), which take most of a first load's time."""
+
+    def __init__(self, bar: Progress, name: str):
+        self.bar = bar
+        self.reading = bar.add_task(
+            said(N_("Reading {name}"), name=escape(name)), total=None, amount=""
+        )
+        self.steps: TaskID | None = None
+
+    def read(self, done: int, total: int) -> None:
+        mib = 1024 * 1024
+        amount = f"{done / mib:.1f}/{total / mib:.1f} MiB"
+        self.bar.update(self.reading, completed=done, total=total, amount=amount)
+
+    def writing(self, step: str) -> None:
+        count = len(imports.WRITING_STEPS)
+        if self.steps is None:
+            self.steps = self.bar.add_task("", total=count, amount="")
+        done = imports.WRITING_STEPS.index(step)
+        self.bar.update(
+            self.steps,
+            completed=done,
+            description=said(N_("Writing to the database: {step}"), step=said(step)),
+            amount=f"{done}/{count}",
+        )
+
+    def written(self) -> None:
+        if self.steps is not None:
+            count = len(imports.WRITING_STEPS)
+            self.bar.update(
+                self.steps,
+                completed=count,
+                description=said(N_("Written to the database")),
+                amount=f"{count}/{count}",
+            )
 
 
 def _print_bad_rows(exc: Invalid) -> None:

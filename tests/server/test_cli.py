@@ -180,6 +180,28 @@ def test_import_meters_loads_a_good_file(db_url: str, session: Session, tmp_path
     )
 
 
+@pytest.mark.parametrize(
+    ("language", "read", "written"),
+    [
+        ("en", "Reading meters.csv", "Written to the database"),
+        ("zh_CN", "读取 meters.csv", "已写入数据库"),
+    ],
+)
+def test_import_meters_shows_the_file_read_then_the_database_written_in_the_users_language(
+    db_url: str, tmp_path: Path, language: str, read: str, written: str
+) -> None:
+    path = tmp_path / "meters.csv"
+    path.write_text(csv_text([row(i) for i in range(4)]), encoding="utf-8")
+
+    result = gridwalk(db_url, "import-meters", str(path), env={"LANGUAGE": language})
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [n for n, line in enumerate(lines) if read in line] == [0]
+    assert [n for n, line in enumerate(lines) if written in line] == [1]
+    assert "4/4" in lines[1]
+
+
 def test_import_meters_prints_every_bad_line_and_exits_1(
     db_url: str, session: Session, tmp_path: Path
 ) -> None:

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
+from server.catalog.imports import WRITING_STEPS, import_meters_csv
 from server.catalog.meter_csv import REQUIRED_COLUMNS
 from server.core.changes import committed_change_seq
 from server.core.config import Settings
@@ -263,6 +266,66 @@ def test_a_bad_file_names_every_bad_row_by_line_and_writes_nothing(session: Sess
     assert meters_by_no(session)["M0000"].change_seq == before["change_seq"]
 
 
+def test_rows_contradicting_an_earlier_line_are_each_named_with_that_line(
+    session: Session,
+) -> None:
+    rows = [
+        row(0),  # line 2
+        row(1),  # line 3: account A0000 again, as line 2 has it
+        row(2, route_code="R-B", grid_code="G2"),  # line 4
+        row(3, route_code="R-B", grid_code=""),  # line 5: no grid_code says nothing
+        row(4, meter_no="M0000"),  # line 6: the meter of line 2
+        row(5, account_no="A0000", customer_name="Other"),  # line 7: and another address
+        row(6, route_code="R-B", grid_code="G3"),  # line 8: R-B is in G2 on line 4
+        row(7, meter_no="M0000"),  # line 9: the meter of line 2 again
+        row(8, lat="91"),  # line 10: bad on its own
+        row(9, meter_no="M0008"),  # line 11: the meter of line 10
+        row(10, meter_no="M\x00"),  # line 12: a meter_no no database holds
+        row(11, meter_no="M\x00"),  # line 13: and again
+    ]
+
+    errors = errors_of(session, csv_text(rows))
+
+    assert [(e["line"], e["column"], e["error"]) for e in errors if e["line"] < 12] == [
+        (6, "meter_no", "meter_no M0000 is also on line 2"),
+        (7, "customer_name", "account_no A0000 has another customer_name on line 2"),
+        (7, "address", "account_no A0000 has another address on line 2"),
+        (8, "grid_code", "route_code R-B has grid_code G2 on line 4"),
+        (9, "meter_no", "meter_no M0000 is also on line 2"),
+        (10, "lat", "lat 91 is outside -90..90"),
+        (11, "meter_no", "meter_no M0008 is also on line 10"),
+    ]
+    # Each bad on its own (a NUL is refused before it could be compared).
+    assert [(e["line"], e["column"]) for e in errors if e["line"] >= 12] == [
+        (12, "meter_no"),
+        (13, "meter_no"),
+    ]
+    assert counts(session)["Meter"] == counts(session)["Account"] == 0
+
+
+def test_a_first_load_whose_only_fault_is_a_meter_named_twice_names_it_and_writes_nothing(
+    session: Session,
+) -> None:
+    """Into an empty table the meters' unique index finds the second line (the grouping runs
+    only then): the file is refused as any other, every such line named."""
+    before = counts(session)
+    rows = [row(i) for i in range(6)]
+    rows += [row(6, meter_no="M0001"), row(7, meter_no="M0004")]  # lines 8 and 9
+
+    errors = errors_of(session, csv_text(rows))
+
+    assert [(e["line"], e["column"], e["error"]) for e in errors] == [
+        (8, "meter_no", "meter_no M0001 is also on line 3"),
+        (9, "meter_no", "meter_no M0004 is also on line 6"),
+    ]
+    assert counts(session) == before
+    assert meters_by_no(session) == {}
+    if session.get_bind().dialect.name == "postgresql":  # dropped for the insert: back
+        assert len(meter_keys(session)) == 7
+    imported(session, csv_text(rows[:6]))  # the same connection imports again
+    assert len(meters_by_no(session)) == 6
+
+
 def test_a_missing_required_column_is_named_once(session: Session) -> None:
     columns = tuple(c for c in COLUMNS if c != "lat")
     errors = errors_of(session, csv_text([row(i) for i in range(50)], columns=columns))
@@ -349,17 +412,110 @@ def test_last_read_at_without_a_zone_is_utc_and_with_one_is_converted(session: S
     assert meters["M0001"].last_read_at == datetime(2026, 10, 25, 9, 30, tzinfo=UTC)
 
 
-def test_progress_is_reported_in_bytes_read_up_to_the_files_size(session: Session) -> None:
-    calls: list[tuple[int, int]] = []
+def test_progress_is_reported_in_bytes_read_up_to_the_files_size_then_each_writing_step(
+    session: Session,
+) -> None:
+    calls: list[tuple[int, int] | str] = []
     text = csv_text([row(i) for i in range(12_000)])
-    imported(session, text, progress=lambda done, total: calls.append((done, total)))
+    imported(
+        session,
+        text,
+        progress=lambda done, total: calls.append((done, total)),
+        writing=calls.append,
+    )
 
     size = len(text.encode("utf-8"))
-    assert calls[0] == (0, size)
-    assert calls[-1] == (size, size)
-    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
-    assert len(calls) >= 4
+    read = [c for c in calls if isinstance(c, tuple)]
+    assert read[0] == (0, size)
+    assert read[-1] == (size, size)
+    assert [done for done, _ in read] == sorted(done for done, _ in read)
+    assert len(read) >= 4
+    # The steps come after the file is read, each once, in order.
+    assert calls[len(read) :] == list(WRITING_STEPS)
     assert counts(session)["Meter"] == 12_000
+
+
+def test_a_file_with_a_bad_row_reaches_no_writing_step(session: Session) -> None:
+    steps: list[str] = []
+    with pytest.raises(Invalid):
+        imported(session, csv_text([row(0), row(1, lat="91")]), writing=steps.append)
+    assert steps == []
+
+
+# --- a first load on PostgreSQL (its foreign keys checked once, not per row) -------------------
+
+METER_KEYS = text(
+    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+    "WHERE conrelid = 'meters'::regclass AND contype = 'f' ORDER BY conname"
+)
+
+
+METER_INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'meters'")
+
+
+def meter_keys(session: Session) -> list[tuple[str, str]]:
+    """The meters' foreign keys and indexes, each by name with its definition."""
+    keys = [(name, definition) for name, definition in session.execute(METER_KEYS)]
+    keys += sorted((name, definition) for name, definition in session.execute(METER_INDEXES))
+    session.commit()
+    return keys
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_first_load_leaves_the_meters_foreign_keys_as_they_were_and_enforced(
+    session: Session,
+) -> None:
+    before = meter_keys(session)
+    assert [name for name, _ in before] == [
+        "fk_meters_account_id_accounts",
+        "fk_meters_route_id_routes",
+        "ix_meters_account_id",
+        "ix_meters_change_seq",
+        "ix_meters_route_sequence",
+        "pk_meters",
+        "uq_meters_meter_no",
+    ]
+    altered: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(("ALTER TABLE meters", "DROP INDEX", "CREATE INDEX")):
+            altered.append(" ".join(statement.split()[:3]))
+
+    event.listen(session.get_bind(), "before_cursor_execute", record)
+    imported(session, csv_text([row(i) for i in range(6)]))
+    first_load, altered[:] = altered[:], []
+    imported(session, csv_text([row(i) for i in range(8)]))  # the table holds meters now
+    event.remove(session.get_bind(), "before_cursor_execute", record)
+
+    # The owner's first load checked the keys once and built the plain indexes once (dropped
+    # and made again); a load into a table holding meters kept the per-row work.
+    assert first_load == [
+        *["ALTER TABLE meters"] * 2,
+        *['DROP INDEX "ix_meters_account_id"', 'DROP INDEX "ix_meters_change_seq"'],
+        'DROP INDEX "ix_meters_route_sequence"',
+        *["CREATE INDEX ix_meters_account_id", "CREATE INDEX ix_meters_change_seq"],
+        "CREATE INDEX ix_meters_route_sequence",
+        *["ALTER TABLE meters"] * 2,
+    ]
+    assert altered == []
+    assert meter_keys(session) == before
+    assert counts(session)["Meter"] == 8
+    with pytest.raises(IntegrityError, match="fk_meters_account_id_accounts"):
+        session.execute(text("UPDATE meters SET account_id = account_id + 1000"))
+    session.rollback()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_first_load_rolled_back_leaves_no_row_and_the_foreign_keys_in_place(
+    session: Session,
+) -> None:
+    before = meter_keys(session)
+    import_meters_csv(session, csv_text([row(i) for i in range(6)]), actor_id=None)
+    session.rollback()  # the caller's unit of work failed after the import
+
+    assert meter_keys(session) == before
+    assert counts(session)["Meter"] == 0
+    assert counts(session)["Account"] == 0
 
 
 # --- over HTTP --------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from server.catalog import imports
+from server.catalog.meter_csv import REQUIRED_COLUMNS
 from server.core.config import Settings
 from server.core.db import make_engine
 from server.main import create_app
@@ -94,3 +96,22 @@ def test_migrations_run_as_the_owner_while_the_app_serves_as_its_role(
     result = gridwalk(app_url, "db", "upgrade", env={"GRIDWALK_MIGRATION_DATABASE_URL": db_url})
     assert result.exit_code == 0, result.output
     assert gridwalk(app_url, "verify").exit_code == 0  # the app reads what the owner made
+
+
+def test_the_app_role_makes_a_first_load_of_meters_with_the_foreign_keys_checked_per_row(
+    app_engine: Engine, session: Session
+) -> None:
+    """The app role may not alter a table: its first load keeps the constraints throughout."""
+    rows = [f"A{i // 2},Name {i // 2},{i // 2} Road,M{i},30.27,120.15,R-A,{i}" for i in range(6)]
+    with Session(app_engine) as app_session:
+        report = imports.import_meters_csv(
+            app_session, "\n".join([",".join(REQUIRED_COLUMNS), *rows]) + "\n", actor_id=None
+        )
+        app_session.commit()
+
+    assert report.meters_created == 6
+    assert report.accounts_created == 3
+    keys = text(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'meters'::regclass AND contype = 'f'"
+    )
+    assert session.execute(keys).scalar_one() == 2
