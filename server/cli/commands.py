@@ -185,9 +185,13 @@ def import_meters(
         ),
     ],
 ) -> None:
-    """Load accounts, routes and meters from a CSV file: every row, or none if any is bad."""
+    """Load accounts, routes and meters from a CSV file: every row, or none if any is bad.
+
+    Runs as the tables' owner (GRIDWALK_MIGRATION_DATABASE_URL, when set), as `partitions` and
+    `retention` do: a first load into an empty meters table then sets the meters' keys and
+    indexes aside and builds them once at the end (imports.py), which the serving role may not."""
     settings = settings_or_fail()
-    with unit_of_work(settings) as session, file.open("rb") as stream:
+    with unit_of_work(settings, as_owner=True) as session, file.open("rb") as stream:
         out = console()
         with Progress(
             TextColumn("{task.description}"),

@@ -155,12 +155,15 @@ def require_schema(engine: Engine, settings: Settings) -> None:
 
 
 @contextmanager
-def unit_of_work(settings: Settings, *, upgrade: bool = False) -> Iterator[Session]:
-    """A session on the configured database, migrated first if `upgrade`, else checked."""
+def unit_of_work(
+    settings: Settings, *, upgrade: bool = False, as_owner: bool = False
+) -> Iterator[Session]:
+    """A session on the configured database, migrated first if `upgrade`, else checked; as the
+    tables' owner (the migrations' URL) if `as_owner`."""
     with failing_clearly():
         if upgrade:
             migrate.upgrade(settings.migrations_url)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.migrations_url if as_owner else settings.database_url)
         try:
             if not upgrade:
                 require_schema(engine, settings)

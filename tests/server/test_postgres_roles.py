@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -115,3 +116,28 @@ def test_the_app_role_makes_a_first_load_of_meters_with_the_foreign_keys_checked
         "SELECT count(*) FROM pg_constraint WHERE conrelid = 'meters'::regclass AND contype = 'f'"
     )
     assert session.execute(keys).scalar_one() == 2
+
+
+def test_the_import_command_runs_as_the_owner_and_sets_the_keys_aside_on_a_first_load(
+    db_url: str, app_url: str, session: Session, tmp_path: Path
+) -> None:
+    """`gridwalk import-meters` on a server configured with both roles imports as the owner
+    (as `partitions` and `retention` do): its first load drops the meters' foreign keys and
+    makes them again (new constraints), which the app role alone could not."""
+    keys = text(
+        "SELECT conname, oid FROM pg_constraint WHERE conrelid = 'meters'::regclass "
+        "AND contype = 'f' ORDER BY conname"
+    )
+    before = session.execute(keys).all()
+    session.commit()
+    rows = [f"A{i // 2},Name {i // 2},{i // 2} Road,M{i},30.27,120.15,R-A,{i}" for i in range(6)]
+    csv = tmp_path / "meters.csv"
+    csv.write_text("\n".join([",".join(REQUIRED_COLUMNS), *rows]) + "\n", encoding="utf-8")
+    result = gridwalk(
+        app_url, "import-meters", str(csv), env={"GRIDWALK_MIGRATION_DATABASE_URL": db_url}
+    )
+    assert result.exit_code == 0, result.output
+    after = session.execute(keys).all()
+    assert [name for name, _ in after] == [name for name, _ in before]  # the same keys, made anew
+    assert {oid for _, oid in after}.isdisjoint(oid for _, oid in before)
+    assert session.execute(text("SELECT count(*) FROM meters")).scalar_one() == 6
