@@ -25,7 +25,7 @@ from common import clock
 from common.rules.consumption import consumption
 from common.rules.facts import Thresholds
 from server.core.changes import committed_change_seq, next_change_seq
-from server.core.db import insert_unnest
+from server.core.db import insert_dicts_unnest
 from server.core.errors import Invalid
 from server.models import (
     Account,
@@ -147,17 +147,9 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
         # readings, and a statement of 300 rows' parameters costs psycopg more to take apart
         # than the database to run.
         same = {"assignment_id": assignment_id, "cycle": cycle.code, "feed_seq": seq}
-        columns = [c for c in rows[0] if c not in same]
-        done = insert_unnest(
-            session.connection(),
-            table,
-            columns,
-            [tuple(row[c] for c in columns) for row in rows],
-            same=same,
-            on_conflict_do_nothing=True,
-            returning="id",
+        return len(
+            insert_dicts_unnest(session.connection(), table, rows, same=same, returning="id")
         )
-        return len(done)
     # The rows as parameters of one statement (sent in batches by SQLAlchemy's
     # insertmanyvalues), not written into it: a statement holding them would be compiled anew
     # for each close.

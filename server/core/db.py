@@ -160,6 +160,28 @@ def copy_type(column: Column[Any]) -> str:
     return {"float": "float8"}.get(name, name)
 
 
+def insert_dicts_unnest(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    same: dict[str, Any],
+    returning: str,
+) -> list[Any]:
+    """insert_unnest of rows given as dicts of one shape, ON CONFLICT DO NOTHING: `same` holds
+    the columns every row shares (sent once), the others travel as arrays."""
+    columns = [c for c in rows[0] if c not in same]
+    return insert_unnest(
+        connection,
+        table,
+        columns,
+        [tuple(row[c] for c in columns) for row in rows],
+        same=same,
+        on_conflict_do_nothing=True,
+        returning=returning,
+    )
+
+
 def insert_unnest(
     connection: Connection,
     table: Table,

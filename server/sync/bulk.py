@@ -37,7 +37,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from server.core import ledger
-from server.core.db import copy_type, insert_unnest
+from server.core.db import copy_type, insert_dicts_unnest
 from server.models import Assignment, Meter, Reading, TrackPoint, fix_columns
 from server.schemas.wire import (
     PushResult,
@@ -323,16 +323,9 @@ def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.U
         with session.begin_nested():
             if session.get_bind().dialect.name == "postgresql":
                 same = {c: rows[0][c] for c in _SAME_IN_A_PUSH}
-                columns = [c for c in rows[0] if c not in same]
                 return set(
-                    insert_unnest(
-                        session.connection(),
-                        table,
-                        columns,
-                        [tuple(row[c] for c in columns) for row in rows],
-                        same=same,
-                        on_conflict_do_nothing=True,
-                        returning="id",
+                    insert_dicts_unnest(
+                        session.connection(), table, rows, same=same, returning="id"
                     )
                 )
             statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.id)

@@ -80,6 +80,24 @@ def flag_codes(session: Session, assignment_id: int | None) -> list[tuple[str, A
     )
 
 
+def reader_days(
+    session: Session, settings: Settings, client: TestClient, n: int
+) -> list[ReaderDay]:
+    """`n` readers, each with a route of 3 meters and a handheld of their own."""
+    return [
+        reader_day(
+            session,
+            settings,
+            client,
+            username=f"reader{i}",
+            route_code=f"R-{i}",
+            device_id=f"device-{i:04d}",
+            n_meters=3,
+        )
+        for i in range(n)
+    ]
+
+
 def home_pushed(client: TestClient, day: ReaderDay) -> list[dict[str, Any]]:
     home = (day.meters[0].lat + HOME_OFFSET, day.meters[0].lon + HOME_OFFSET)
     readings, track = home_day(day.meters, MORNING, assignment_id=day.assignment.id, home=home)
@@ -281,18 +299,7 @@ def test_the_server_worker_validates_after_a_push_by_itself(
 def test_two_workers_never_take_the_same_item(
     app_client: TestClient, session: Session, queued: Settings, engine: Engine
 ) -> None:
-    days = [
-        reader_day(
-            session,
-            queued,
-            app_client,
-            username=f"reader{i}",
-            route_code=f"R-{i}",
-            device_id=f"device-{i:04d}",
-            n_meters=3,
-        )
-        for i in range(6)
-    ]
+    days = reader_days(session, queued, app_client, 6)
     for day in days:
         home_pushed(app_client, day)
     # A claim in progress (its row locked, not yet committed) is skipped, not waited for: a
@@ -468,18 +475,7 @@ def test_close_due_in_several_processes_closes_each_once(
 ) -> None:
     """`close-due --workers 2`: two processes judge side by side; every ended assignment is
     closed once, with its flags, its verdict and its billing."""
-    days = [
-        reader_day(
-            session,
-            queued,
-            app_client,
-            username=f"reader{i}",
-            route_code=f"R-{i}",
-            device_id=f"device-{i}",
-            n_meters=3,
-        )
-        for i in range(4)
-    ]
+    days = reader_days(session, queued, app_client, 4)
     for i, day in enumerate(days):
         readings, track = honest_day(day.meters, MORNING, assignment_id=day.assignment.id, seed=i)
         push(app_client, day, readings=readings[: i % 3 + 1], track_points=track)
