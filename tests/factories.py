@@ -209,6 +209,25 @@ def reader_day(
     )
 
 
+def reader_days(
+    session: Session, settings: Settings, client: TestClient, n: int, *, n_meters: int = 3
+) -> list[ReaderDay]:
+    """`n` readers (reader0…), each with a route of `n_meters` meters (R-0…) and a handheld of
+    their own."""
+    return [
+        reader_day(
+            session,
+            settings,
+            client,
+            username=f"reader{i}",
+            route_code=f"R-{i}",
+            device_id=f"device-{i:04d}",
+            n_meters=n_meters,
+        )
+        for i in range(n)
+    ]
+
+
 def dispatch_fault(office: TestClient, agent: dict[str, str], **extra: Any) -> dict[str, Any]:
     """An agent enters an urgent fault for crew1 on R-1's second account; gives the job."""
     response = office.post(

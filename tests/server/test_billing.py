@@ -30,6 +30,7 @@ from tests.factories import (
     local_time,
     make_user,
     reader_day,
+    reader_days,
 )
 from tests.server.test_bad_input import waiting_on_a_lock
 from tests.server.test_cli import gridwalk
@@ -272,18 +273,7 @@ def test_the_cursor_never_skips_an_item_committed_after_a_later_page(
 ) -> None:
     """Two writers append at once; a consumer pulls between their commits and never misses the
     one that committed second, nor gets the first again."""
-    days = [
-        reader_day(
-            session,
-            settings,
-            client,
-            username=f"reader{i}",
-            route_code=f"R-{i}",
-            device_id=f"device-{i:04d}",
-            n_meters=1,
-        )
-        for i in range(2)
-    ]
+    days = reader_days(session, settings, client, 2, n_meters=1)
     for i, day in enumerate(days):
         home = (day.meters[0].lat + 0.01, day.meters[0].lon + 0.01)
         readings, track = home_day(

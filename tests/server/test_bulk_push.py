@@ -195,6 +195,20 @@ def test_two_pushes_of_one_outbox_at_once_store_each_reading_once(
     assert stored(session) == {r["id"]: 1 for r in batch}
 
 
+def staging_counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many points each push hands to the staging path (bulk.copy_then_insert), in order."""
+    staged: list[int] = []
+    copy_then_insert = bulk.copy_then_insert
+
+    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
+        rows = list(rows)
+        staged.append(len(rows))
+        return copy_then_insert(session, table, columns, rows, returning)
+
+    monkeypatch.setattr(bulk, "copy_then_insert", staging)
+    return staged
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_pushes_of_one_track_at_once_store_each_point_once(
     live_server: LiveServer,
@@ -218,16 +232,8 @@ def test_two_pushes_of_one_track_at_once_store_each_point_once(
         both_looked.wait()
         return answer
 
-    staged: list[int] = []
-    copy_then_insert = bulk.copy_then_insert
-
-    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
-        rows = list(rows)
-        staged.append(len(rows))
-        return copy_then_insert(session, table, columns, rows, returning)
-
     monkeypatch.setattr(bulk, "track_held", held_together)
-    monkeypatch.setattr(bulk, "copy_then_insert", staging)
+    staged = staging_counted(monkeypatch)
     ts = [READ_AT + timedelta(seconds=5 * i) for i in range(50)]
     points = [track_point(t) for t in ts]
     answers: list[tuple[int, int]] = []
@@ -266,15 +272,7 @@ def test_new_points_are_copied_straight_in_and_a_span_holding_one_goes_by_stagin
     fail on the unique key, an error in the database's log for every retried push)."""
     caplog.set_level(logging.INFO, logger="gridwalk")
     day = reader_day(session, settings, client)
-    staged: list[int] = []
-    copy_then_insert = bulk.copy_then_insert
-
-    def staging(session: Session, table: Any, columns: Any, rows: Any, returning: str) -> Any:
-        rows = list(rows)
-        staged.append(len(rows))
-        return copy_then_insert(session, table, columns, rows, returning)
-
-    monkeypatch.setattr(bulk, "copy_then_insert", staging)
+    staged = staging_counted(monkeypatch)
     ts = [READ_AT + timedelta(seconds=5 * i) for i in range(9)]
 
     def push(times: list[Any]) -> tuple[int, int]:

@@ -35,6 +35,7 @@ from tests.factories import (
     make_route,
     make_user,
     reader_day,
+    reader_days,
     track_point,
 )
 from tests.server.test_cli import gridwalk
@@ -78,24 +79,6 @@ def flag_codes(session: Session, assignment_id: int | None) -> list[tuple[str, A
         (f.code, f.reading_id)
         for f in session.exec(select(Flag).where(Flag.assignment_id == assignment_id)).all()
     )
-
-
-def reader_days(
-    session: Session, settings: Settings, client: TestClient, n: int
-) -> list[ReaderDay]:
-    """`n` readers, each with a route of 3 meters and a handheld of their own."""
-    return [
-        reader_day(
-            session,
-            settings,
-            client,
-            username=f"reader{i}",
-            route_code=f"R-{i}",
-            device_id=f"device-{i:04d}",
-            n_meters=3,
-        )
-        for i in range(n)
-    ]
 
 
 def home_pushed(client: TestClient, day: ReaderDay) -> list[dict[str, Any]]:
