@@ -27,7 +27,6 @@ from sqlalchemy.orm import SessionTransaction, UOWTransaction
 
 from common import clock
 from common.wire import iso
-from server.core.db import insert_unnest
 from server.models import AdminLog, LedgerEntry, Reading
 
 # The hash the first link follows.
@@ -146,23 +145,71 @@ def append(session: OrmSession, links: Sequence[Link]) -> None:
         {"n": len(links), "genesis": GENESIS},
     ).one()
     first = int(last_seq) - len(links) + 1
-    rows = []
-    for seq, link, (head, tail) in zip(range(first, first + len(links)), links, parts, strict=True):
-        hash_ = hashlib.sha256(f"{prev}{head}{seq}{tail}".encode()).hexdigest()
-        rows.append(
-            (seq, now, link.action, link.subject, link.subject_id, link.content_hash, prev, hash_)
-        )
-        prev = hash_
-    table = LedgerEntry.__table__  # type: ignore[attr-defined]
+    head_hash = prev
+    hashes = []
+    for seq, (head, tail) in zip(range(first, first + len(links)), parts, strict=True):
+        prev = hashlib.sha256(f"{prev}{head}{seq}{tail}".encode()).hexdigest()
+        hashes.append(prev)
     if conn.dialect.name == "postgresql":
-        # One short statement whatever the number of links (db.insert_unnest).
-        insert_unnest(conn, table, _COLUMNS, rows)
-    else:
-        conn.execute(insert(table), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+        _insert_postgresql(conn, first, now, links, hashes, head_hash)
+        return
+    conn.execute(
+        insert(LedgerEntry.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "seq": first + i,
+                "at": now,
+                "action": link.action,
+                "subject": link.subject,
+                "subject_id": link.subject_id,
+                "content_hash": link.content_hash,
+                "prev_hash": before,
+                "hash": hash_,
+            }
+            for i, (link, before, hash_) in enumerate(
+                zip(links, [head_hash, *hashes[:-1]], hashes, strict=True)
+            )
+        ],
+    )
     conn.execute(text("UPDATE ledger_head SET hash = :hash WHERE id = 1"), {"hash": prev})
 
 
-_COLUMNS = ("seq", "at", "action", "subject", "subject_id", "content_hash", "prev_hash", "hash")
+# Every writer waits for the chain's lock while one holds it: on PostgreSQL the links and the
+# head's new hash go in one short statement, the numbers and each link's previous hash made by
+# the database, so that the lock's holder sends as little as it can (db.insert_unnest).
+_INSERT_POSTGRESQL = (
+    "WITH added AS (INSERT INTO ledger "
+    "(seq, at, action, subject, subject_id, content_hash, prev_hash, hash) "
+    "SELECT %b::bigint + n - 1, %b::timestamptz, action, subject, subject_id, content_hash, "
+    "coalesce(lag(hash) OVER (ORDER BY n), %b::varchar), hash "
+    "FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], %b::varchar[], %b::varchar[]) "
+    "WITH ORDINALITY AS link(action, subject, subject_id, content_hash, hash, n)) "
+    "UPDATE ledger_head SET hash = %b::varchar WHERE id = 1"
+)
+
+
+def _insert_postgresql(
+    conn: Any, first: int, at: datetime, links: Sequence[Link], hashes: list[str], head_hash: str
+) -> None:
+    """The links numbered from `first`, each hash given, chained after the head's `head_hash`."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(
+            _INSERT_POSTGRESQL,
+            [
+                first,
+                at,
+                head_hash,
+                [link.action for link in links],
+                [link.subject for link in links],
+                [link.subject_id for link in links],
+                [link.content_hash for link in links],
+                hashes,
+                hashes[-1],
+            ],
+        )
+    finally:
+        cursor.close()
 
 
 def owe(session: OrmSession, links: Sequence[Link]) -> None:

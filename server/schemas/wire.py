@@ -131,17 +131,38 @@ def _track_point_bounds() -> tuple[Any, ...]:
     provider = fields["provider"]
     return (
         frozenset(fields),
+        frozenset(schema["required"]),
         *(number(name) for name in ("lat", "lon", "accuracy_m", "speed")),
         (provider["default"], provider["maxLength"]),
         fields["mock"]["default"],
     )
 
 
-_KEYS, _LAT, _LON, _ACCURACY, _SPEED, _PROVIDER, _MOCK = _track_point_bounds()
+_KEYS, _REQUIRED, _LAT, _LON, _ACCURACY, _SPEED, _PROVIDER, _MOCK = _track_point_bounds()
 # The usual spelling of an aware time, which `datetime.fromisoformat` reads as pydantic does;
 # any other (a week date, a space for the T, seven decimals) is the model's to read or refuse.
 _ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)\Z")
 _NUMBER = (float, int)  # exactly: what else the model coerces (a bool, "1.5") is its own to
+
+
+def _fast_moment(raw: Any) -> datetime | None:
+    """An aware time in the usual spelling (or one a compact body's decoding made), within our
+    times, as the model reads it; None for anything else."""
+    if type(raw) is str:
+        if _ISO_TIME.match(raw) is None:
+            return None
+        try:
+            t = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    elif type(raw) is datetime and raw.utcoffset() is not None:
+        t = raw
+    else:
+        return None
+    try:
+        return in_our_times(t)
+    except (ValueError, OverflowError):
+        return None
 
 
 def fast_track_row(raw: Any, scanned: bool) -> TrackRow | None:
@@ -149,20 +170,13 @@ def fast_track_row(raw: Any, scanned: bool) -> TrackRow | None:
     decides those (accepting some, refusing others with its messages). A point in the usual
     spelling (what every handheld sends) costs about half the model's time this way, and makes no
     model object. `scanned`: the body was cleared of control characters at once."""
-    if type(raw) is not dict or not _KEYS.issuperset(raw):
+    if type(raw) is not dict or not _KEYS.issuperset(raw) or not raw.keys() >= _REQUIRED:
         return None
-    try:
-        t = raw["t"]
-        if type(t) is str:
-            if _ISO_TIME.match(t) is None:
-                return None
-            t = datetime.fromisoformat(t)
-        elif type(t) is not datetime or t.utcoffset() is None:
-            return None
-        t = in_our_times(t).astimezone(UTC)
-        lat, lon = raw["lat"], raw["lon"]
-    except (KeyError, ValueError, OverflowError):
+    t = _fast_moment(raw["t"])
+    if t is None:
         return None
+    t = t.astimezone(UTC)
+    lat, lon = raw["lat"], raw["lon"]
     accuracy, speed = raw.get("accuracy_m"), raw.get("speed")
     provider = raw.get("provider", _PROVIDER[0])
     mock = raw.get("mock", _MOCK)
@@ -191,6 +205,165 @@ def fast_track_row(raw: Any, scanned: bool) -> TrackRow | None:
         None if speed is None else float(speed),
         provider,
         mock,
+    )
+
+
+def _reading_bounds() -> tuple[Any, ...]:
+    """ReadingIn's and Fix's fields and bounds, read from the models (as _track_point_bounds):
+    fast_reading states no rule of its own, and a field it does not know stops the server."""
+    reading, fix = ReadingIn.model_json_schema(), Fix.model_json_schema()
+    if set(reading["properties"]) != {
+        "id",
+        "assignment_id",
+        "meter_id",
+        "value",
+        "skip_code",
+        "note",
+        "read_at",
+        "confirmed_at",
+        "fix",
+        "reread_of",
+    } or set(fix["properties"]) != {"lat", "lon", "accuracy_m", "fix_time", "provider", "mock"}:
+        raise RuntimeError("ReadingIn or Fix changed: teach fast_reading their fields")
+
+    def metadata(model: type[BaseModel], name: str, attribute: str) -> Any:
+        found = [
+            getattr(m, attribute)
+            for m in model.model_fields[name].metadata
+            if getattr(m, attribute, None) is not None
+        ]
+        (value,) = found
+        return value
+
+    digits = metadata(ReadingIn, "value", "max_digits")
+    places = metadata(ReadingIn, "value", "decimal_places")
+    if metadata(ReadingIn, "value", "ge") != 0:
+        raise RuntimeError("ReadingIn.value's bounds changed: teach fast_reading them")
+    # A plain number: no sign, exponent or spaces; within the digits and places the model allows.
+    value = re.compile(rf"\d{{1,{digits - places}}}(?:\.\d{{1,{places}}})?\Z")
+    ids = (metadata(ReadingIn, "assignment_id", "gt"), metadata(ReadingIn, "assignment_id", "le"))
+    if ids != (metadata(ReadingIn, "meter_id", "gt"), metadata(ReadingIn, "meter_id", "le")):
+        raise RuntimeError("ReadingIn's keys have different bounds: teach fast_reading them")
+    fields = fix["properties"]
+    return (
+        frozenset(reading["properties"]),
+        frozenset(reading["required"]),
+        frozenset(fields),
+        frozenset(fix["required"]),
+        value,
+        ids,
+        metadata(ReadingIn, "note", "max_length"),
+        *((fields[n]["minimum"], fields[n]["maximum"]) for n in ("lat", "lon", "accuracy_m")),
+        (fields["provider"]["default"], fields["provider"]["maxLength"]),
+        fields["mock"]["default"],
+    )
+
+
+(
+    _READING_KEYS,
+    _READING_REQUIRED,
+    _FIX_KEYS,
+    _FIX_REQUIRED,
+    _VALUE,
+    _ROW_IDS,
+    _NOTE_LENGTH,
+    _FIX_LAT,
+    _FIX_LON,
+    _FIX_ACCURACY,
+    _FIX_PROVIDER,
+    _FIX_MOCK,
+) = _reading_bounds()
+# A UUID as handhelds write one (str(uuid4())); any other spelling is the model's to read.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+
+
+def _fast_uuid(raw: Any) -> uuid.UUID | None:
+    return uuid.UUID(raw) if type(raw) is str and _UUID.match(raw) else None
+
+
+def _fast_fix(raw: Any, scanned: bool) -> Fix | None:
+    if type(raw) is not dict or not _FIX_KEYS.issuperset(raw) or not raw.keys() >= _FIX_REQUIRED:
+        return None
+    lat, lon, accuracy = raw["lat"], raw["lon"], raw["accuracy_m"]
+    provider = raw.get("provider", _FIX_PROVIDER[0])
+    mock = raw.get("mock", _FIX_MOCK)
+    fix_time = _fast_moment(raw["fix_time"])
+    # A bound compared also refuses NaN and the infinities.
+    if not (
+        fix_time is not None
+        and type(lat) in _NUMBER
+        and _FIX_LAT[0] <= lat <= _FIX_LAT[1]
+        and type(lon) in _NUMBER
+        and _FIX_LON[0] <= lon <= _FIX_LON[1]
+        and type(accuracy) in _NUMBER
+        and _FIX_ACCURACY[0] <= accuracy <= _FIX_ACCURACY[1]
+        and type(provider) is str
+        and len(provider) <= _FIX_PROVIDER[1]
+        and (scanned or control_character(provider) is None)
+        and type(mock) is bool
+    ):
+        return None
+    return Fix.model_construct(
+        set(raw),
+        lat=float(lat),
+        lon=float(lon),
+        accuracy_m=float(accuracy),
+        fix_time=fix_time,
+        provider=provider,
+        mock=mock,
+    )
+
+
+def fast_reading(raw: Any, scanned: bool) -> ReadingIn | None:
+    """The ReadingIn the model would make of `raw`, for a reading in the usual spelling (what
+    handhelds send), or None: the model decides the others, accepting some and refusing the rest
+    with its messages. A push's hundreds of readings were a quarter of its time in the model's
+    validators. `scanned`: the body was cleared of control characters at once (a note is then
+    taken as it is; otherwise the model checks it)."""
+    if (
+        type(raw) is not dict
+        or not _READING_KEYS.issuperset(raw)
+        or not raw.keys() >= _READING_REQUIRED
+    ):
+        return None
+    reading_id = _fast_uuid(raw["id"])
+    assignment_id, meter_id = raw["assignment_id"], raw["meter_id"]
+    value, skip_code, note = raw.get("value"), raw.get("skip_code"), raw.get("note")
+    reread_of = raw.get("reread_of")
+    read_at, confirmed_at = _fast_moment(raw["read_at"]), _fast_moment(raw["confirmed_at"])
+    fix = raw.get("fix")
+    if not (
+        reading_id is not None
+        and type(assignment_id) is int
+        and _ROW_IDS[0] < assignment_id <= _ROW_IDS[1]
+        and type(meter_id) is int
+        and _ROW_IDS[0] < meter_id <= _ROW_IDS[1]
+        and ((type(value) is str and _VALUE.match(value)) or value is None)
+        and (skip_code is None or skip_code in SKIP_CODES)
+        # exactly one of them, as the model's own check says
+        and (value is None) != (skip_code is None)
+        and (note is None or (type(note) is str and scanned and len(note) <= _NOTE_LENGTH))
+        and read_at is not None
+        and confirmed_at is not None
+        and confirmed_at >= read_at
+    ):
+        return None
+    if reread_of is not None and (reread_of := _fast_uuid(reread_of)) is None:
+        return None
+    if fix is not None and (fix := _fast_fix(fix, scanned)) is None:
+        return None
+    return ReadingIn.model_construct(
+        set(raw),
+        id=reading_id,
+        assignment_id=assignment_id,
+        meter_id=meter_id,
+        value=None if value is None else Decimal(value),
+        skip_code=skip_code,
+        note=note,
+        read_at=read_at,
+        confirmed_at=confirmed_at,
+        fix=fix,
+        reread_of=reread_of,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ValidationError
@@ -22,7 +23,7 @@ from common import clock, compact
 from common.contract import COMPACT_CONTRACT
 from common.i18n import N_
 from common.wire import WireError
-from server.core.changes import next_change_seq
+from server.core import changes
 from server.core.config import Settings
 from server.core.errors import Invalid, ItemRefused, TooLarge
 from server.jobs import outages
@@ -63,8 +64,9 @@ class Pusher:
     language: str = "en"  # of the refusals' sentences (common.i18n.LANGUAGES)
     contract: int = 1  # the sync contract its body is in (common.contract)
 
-    @property
+    @cached_property
     def user_id(self) -> int:
+        # Read once: the set-based path asks for it per item, and an ORM attribute is not free.
         assert self.user.id is not None
         return self.user.id
 
@@ -215,17 +217,16 @@ def store(session: Session, settings: Settings, *, pusher: Pusher, outbox: Outbo
         update(Device).where(col(Device.id) == pusher.device_id).values(last_seen_at=received_at)
     )
     session.flush()
+    # The answer is made before the change number is taken: every push waits for the counter's
+    # lock while another holds it, so nothing that can be done before is done under it.
+    answer = PushResponse(results=results, track=track, data_epoch=epoch.current(session))
     if read_meters:
         # Each meter read here goes out again in the next pull with its new state, to this
         # handheld and to any other the route is on: one UPDATE, not a model loaded and flushed
         # per meter. Its change number is taken last, so the change counter's lock is held from
         # here to the commit only (see server.core.changes).
-        session.connection().execute(
-            update(Meter)
-            .where(bulk.among(session, col(Meter.id), read_meters))
-            .values(change_seq=next_change_seq(session))
-        )
-    return PushResponse(results=results, track=track, data_epoch=epoch.current(session))
+        changes.stamp(session, Meter.__table__, read_meters)  # type: ignore[attr-defined]
+    return answer
 
 
 def _one(

@@ -3,6 +3,7 @@ good items beside it are stored: no 500, no half-written push, no outbox stuck f
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -111,6 +112,51 @@ def test_json_nested_thousands_deep_is_a_400_not_a_crash(
     )
     assert response.status_code == 400
     assert response.json()["code"] == "not_json"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "field"),
+    [
+        ('"meter_id": 100000000000000000000000000000', "meter_id"),
+        ('"value": NaN', "value"),
+        ('"value": 1e400', "value"),
+    ],
+    ids=["integer-beyond-64-bits", "nan", "infinity"],
+)
+def test_json_the_fast_parser_refuses_is_still_answered_item_by_item(
+    client: TestClient, session: Session, settings: Settings, spelling: str, field: str
+) -> None:
+    """The push's JSON is parsed by orjson, which refuses what the standard parser reads (these
+    numbers): such a body is read the standard way, and only its bad item is refused."""
+    day = reader_day(session, settings, client)
+    good = reading(day.assignment.id, day.meters[0])
+    bad = reading(day.assignment.id, day.meters[1])
+    key = spelling.split(":")[0].strip('"')
+    body = json.dumps({"readings": [good, bad | {key: "@"}]}).replace(f'"{key}": "@"', spelling)
+    assert spelling in body
+    response = client.post(
+        PUSH, headers=day.headers | {"Content-Type": "application/json"}, content=body
+    )
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first["status"] == "accepted"
+    assert (second["status"], second["error"]) == ("rejected", "invalid")
+    assert field in second["detail"]
+    assert held(session) == 1
+
+
+def test_a_push_body_with_a_byte_order_mark_is_read(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    day = reader_day(session, settings, client)
+    body = b"\xef\xbb\xbf" + json.dumps(
+        {"readings": [reading(day.assignment.id, day.meters[0])]}
+    ).encode()
+    response = client.post(
+        PUSH, headers=day.headers | {"Content-Type": "application/json"}, content=body
+    )
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == ["accepted"]
 
 
 @pytest.mark.parametrize("assignment_id", ["99999999999999999999", "-1", "0"])

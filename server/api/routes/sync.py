@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -106,10 +107,20 @@ class PushBody:
     scanned: bool
 
 
+def _parsed(raw: bytes) -> Any:
+    """The body's JSON. orjson parses a push in a third of the time; what it refuses (numbers
+    beyond 64 bits, lone surrogates, a BOM, UTF-16) goes to the standard parser, which either
+    takes it as before (its items are then refused one by one) or says what is wrong."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def _decoded(body: bytes, encoding: str, settings: Settings) -> PushBody:
     raw = _inflated(body, encoding, settings)
     try:
-        payload = json.loads(raw)
+        payload = _parsed(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(f"body is not JSON: {exc}", code="not_json") from None
     except RecursionError:
