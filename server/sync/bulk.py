@@ -47,7 +47,6 @@ from server.schemas.wire import (
     TrackRejection,
     TrackResult,
     TrackRow,
-    fast_reading,
     fast_track_row,
     track_row,
 )
@@ -126,17 +125,8 @@ def check_readings(raw_readings: list[Any], context: Any = None) -> CheckedReadi
     control characters)."""
     answers: list[PushResult | None] = [None] * len(raw_readings)
     items: list[tuple[int, ReadingIn, str]] = []
-    scanned = bool(context and context.get("controls_scanned"))
-    # The usual reading by the fast check (wire.fast_reading); the others by the model.
-    fast = [fast_reading(raw, scanned) for raw in raw_readings]
-    slow = [raw for raw, item in zip(raw_readings, fast, strict=True) if item is None]
-    modelled = iter(checked(ReadingIn, _READINGS, slow, context) if slow else ())
     for index, (raw, item) in enumerate(
-        zip(
-            raw_readings,
-            [next(modelled) if item is None else item for item in fast],
-            strict=True,
-        )
+        zip(raw_readings, checked(ReadingIn, _READINGS, raw_readings, context), strict=True)
     ):
         if isinstance(item, ValidationError):
             raw_id = raw.get("id") if isinstance(raw, dict) else None
