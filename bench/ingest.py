@@ -25,7 +25,10 @@ import argparse
 import gzip
 import json
 import multiprocessing
+import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +36,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -191,19 +195,48 @@ def _serve(settings: Settings, port: int) -> None:
 class Server:
     """The real app under uvicorn on a free loopback port, in a process of its own: the
     handhelds are other machines, so the bench's client threads (making requests, reading the
-    answers) must not take turns with the server at one interpreter lock."""
+    answers) must not take turns with the server at one interpreter lock. `workers` > 1: that
+    many server processes sharing the port, started as `gridwalk serve --workers N` is, with
+    the bench's settings in their environment."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, workers: int = 1) -> None:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        self.process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(settings, self.port), daemon=True
+        self.process: Any = None
+        self.workers = workers
+        self.settings = settings
+
+    def _start(self) -> None:
+        if self.workers == 1:
+            self.process = multiprocessing.get_context("spawn").Process(
+                target=_serve, args=(self.settings, self.port), daemon=True
+            )
+            self.process.start()
+            return
+        given = self.settings.model_dump(mode="json", include=self.settings.model_fields_set)
+        env = os.environ | {f"GRIDWALK_{name.upper()}": str(v) for name, v in given.items()}
+        self.process = subprocess.Popen(  # noqa: S603 - our own command
+            [
+                str(Path(sys.executable).parent / "gridwalk"),
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
         )
 
+    def _alive(self) -> bool:
+        if isinstance(self.process, subprocess.Popen):
+            return self.process.poll() is None
+        return bool(self.process.is_alive())
+
     def __enter__(self) -> str:
-        self.process.start()
+        self._start()
         url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while True:
@@ -212,13 +245,16 @@ class Server:
                     return url
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline or not self.process.is_alive():
+            if time.monotonic() > deadline or not self._alive():
                 raise RuntimeError("the bench server did not start")
             time.sleep(0.1)
 
     def __exit__(self, *_: object) -> None:
         self.process.terminate()  # SIGTERM: uvicorn shuts down (and stops its workers)
-        self.process.join(timeout=30)
+        if isinstance(self.process, subprocess.Popen):
+            self.process.wait(timeout=30)
+        else:
+            self.process.join(timeout=30)
 
 
 def login(url: str, username: str) -> dict[str, str]:
@@ -501,6 +537,12 @@ def main() -> None:
         "server no push has warmed, as the whole run's is not)",
     )
     parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (`gridwalk serve --workers N`); default 1",
+    )
+    parser.add_argument(
         "--validation-workers",
         type=int,
         default=Settings.model_fields["validation_workers"].default,
@@ -513,8 +555,8 @@ def main() -> None:
         settings = bench_settings(url, validation_workers=args.validation_workers)
         engine = make_engine(url, pool_size=12)
         backend = engine.dialect.name
-        print(f"database: {backend}")
-        with Server(settings) as server:
+        print(f"database: {backend}, server processes: {args.server_workers}")
+        with Server(settings, args.server_workers) as server:
             if args.track_only:
                 if backend != "postgresql":
                     parser.error("--track-only: the track figure is PostgreSQL's")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,9 +149,11 @@ def out_of_reach(exc: DBAPIError) -> Literal["busy", "down"] | None:
     return "down"
 
 
+@functools.cache
 def _array_of(column: Column[Any]) -> str:
     """The type a column's values travel in: the column's own without its length or scale (a
-    cast to VARCHAR(n) would cut a longer text instead of refusing it)."""
+    cast to VARCHAR(n) would cut a longer text instead of refusing it). Remembered: compiling
+    it makes a dialect, and every push asks again for each of its columns."""
     return column.type.compile(dialect=postgresql.dialect()).split("(")[0]
 
 
