@@ -6,6 +6,7 @@ loop."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -408,3 +409,15 @@ def test_the_server_shortens_the_thread_switch_interval_while_it_runs(
     with TestClient(create_app(running, engine)):
         assert sys.getswitchinterval() == pytest.approx(0.0007)
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_the_server_sets_what_it_holds_aside_from_the_cycle_collector_while_it_runs(
+    settings: Settings, engine: Any
+) -> None:
+    """Its tables, schemas and routes are frozen while it serves (a collection then walks only
+    what requests make), and given back when it stops: nothing frozen stays uncollectable."""
+    gc.unfreeze()
+    with TestClient(create_app(settings, engine)):
+        frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # the app, its modules' objects and SQLAlchemy's tables
+    assert gc.get_freeze_count() == 0
