@@ -34,6 +34,19 @@ def held(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Reading)).one())
 
 
+def assert_the_good_stored_and_the_bad_refused_naming(
+    response: Any, field: str, session: Session
+) -> None:
+    """A push of a good reading and a bad one: the good one stored, the bad one refused by the
+    name of what is wrong with it."""
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first["status"] == "accepted"
+    assert (second["status"], second["error"]) == ("rejected", "invalid")
+    assert field in second["detail"]
+    assert held(session) == 1
+
+
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
@@ -54,12 +67,7 @@ def test_one_bad_reading_is_rejected_by_name_and_the_good_one_beside_it_is_store
     good = reading(day.assignment.id, day.meters[0])
     broken = reading(day.assignment.id, day.meters[1]) | bad
     response = client.post(PUSH, headers=day.headers, json={"readings": [good, broken]})
-    assert response.status_code == 200, response.text
-    first, second = response.json()["results"]
-    assert first["status"] == "accepted"
-    assert (second["status"], second["error"]) == ("rejected", "invalid")
-    assert field in second["detail"]
-    assert held(session) == 1
+    assert_the_good_stored_and_the_bad_refused_naming(response, field, session)
 
 
 def test_an_item_the_database_will_not_hold_is_rejected_alone_and_the_rest_stored(
@@ -137,21 +145,17 @@ def test_json_the_fast_parser_refuses_is_still_answered_item_by_item(
     response = client.post(
         PUSH, headers=day.headers | {"Content-Type": "application/json"}, content=body
     )
-    assert response.status_code == 200, response.text
-    first, second = response.json()["results"]
-    assert first["status"] == "accepted"
-    assert (second["status"], second["error"]) == ("rejected", "invalid")
-    assert field in second["detail"]
-    assert held(session) == 1
+    assert_the_good_stored_and_the_bad_refused_naming(response, field, session)
 
 
 def test_a_push_body_with_a_byte_order_mark_is_read(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
     day = reader_day(session, settings, client)
-    body = b"\xef\xbb\xbf" + json.dumps(
-        {"readings": [reading(day.assignment.id, day.meters[0])]}
-    ).encode()
+    body = (
+        b"\xef\xbb\xbf"
+        + json.dumps({"readings": [reading(day.assignment.id, day.meters[0])]}).encode()
+    )
     response = client.post(
         PUSH, headers=day.headers | {"Content-Type": "application/json"}, content=body
     )
