@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+import psycopg
 from sqlalchemy import (
     Boolean,
     Column,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     Insert,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     and_,
@@ -46,16 +49,28 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from common import clock
 from common.i18n import N_
 from server.catalog.accounts import get_or_create_grid
-from server.catalog.meter_csv import STAGED_COLUMNS, invalid_file, read_meter_csv, row_error
+from server.catalog.meter_csv import (
+    DEFAULT_DIGITS,
+    DEFAULT_MULTIPLIER,
+    PLAIN_DELIMITER,
+    STAGED_COLUMNS,
+    NotPlainError,
+    invalid_file,
+    plain_meter_csv,
+    read_meter_csv,
+    row_error,
+)
 from server.core.changes import log_admin_action, next_change_seq
 from server.core.errors import Conflict, Invalid
 from server.models import Account, Assignment, Grid, Meter, Route, Withdrawal
+
+logger = logging.getLogger("gridwalk")
 
 # Rows between two progress reports; also the size of each executemany on SQLite.
 BATCH_ROWS = 5000
@@ -97,6 +112,10 @@ def _table(model: Any) -> Table:
 
 
 A, AC, G, M, RT, W = (_table(m) for m in (Assignment, Account, Grid, Meter, Route, Withdrawal))
+
+# The tables an import loads in bulk (imports._keys_built_once).
+_Loaded = Literal["accounts", "meters"]
+_LOADED: dict[str, Table] = {"accounts": AC, "meters": M}
 
 # The meter's columns the file sets.
 METER_COLUMNS = STAGED_COLUMNS[STAGED_COLUMNS.index("sequence") :]
@@ -291,13 +310,22 @@ def _import(
     errors: list[dict[str, Any]] = []
     refused: list[tuple[int, str]] = []
     postgresql = conn.dialect.name == "postgresql"
-    staged = read_meter_csv(
-        _lines(counted),
-        errors,
-        moment_text=datetime.isoformat if postgresql else _sqlite_moment,
-        refused=refused,
-    )
-    rows = (_copy if postgresql else _insert)(conn, staged, report_progress)
+    rows = None
+    if postgresql and stream.seekable():
+        start = stream.tell()
+        rows = _copy_plain(session, conn, stage, counted, report_progress)
+        if rows is None:  # not plain: read again from the start, row by row
+            stream.seek(start)
+            counted = _Digest(stream)
+            report_progress()
+    if rows is None:
+        staged = read_meter_csv(
+            _lines(counted),
+            errors,
+            moment_text=datetime.isoformat if postgresql else _sqlite_moment,
+            refused=refused,
+        )
+        rows = (_copy if postgresql else _insert)(conn, staged, report_progress)
     report_progress()
     with _planned(conn) if postgresql else nullcontext():
         _group_accounts(conn, stage, accounts)
@@ -328,7 +356,7 @@ def _import(
             routes,
             actor_id=actor_id,
             writing=writing,
-            checked_once=_meter_keys_checked_once if postgresql else None,
+            checked_once=_keys_built_once if postgresql else None,
             named_twice=twice,
         )
     for table in (stage, accounts, routes):
@@ -378,6 +406,84 @@ def _copy(conn: Connection, rows: Iterator[list[str]], report: Callable[[], None
             count += 1
         copy.write("".join(batch))
     return count
+
+
+def _copy_plain(
+    session: Session,
+    conn: Connection,
+    stage: Table,
+    counted: _Digest,
+    report: Callable[[], None],
+) -> int | None:
+    """Stage a plain file (meter_csv.plain_meter_csv) with COPY a block at a time, and give
+    how many rows; or stage nothing and give None when it is not plain (the caller then reads
+    it row by row). A failure of the database here means the same: the row-by-row reading
+    meets it again, or names what in the file caused it."""
+    text = io.TextIOWrapper(
+        io.BufferedReader(counted, READ_CHUNK), encoding="utf-8-sig", newline=""
+    )
+    attempt = session.begin_nested()
+    session.connection()  # the savepoint is taken when the session next uses its connection
+    try:
+        columns, blocks = plain_meter_csv(text)
+        names = []
+        for at, column in enumerate(columns):
+            if column not in STAGED_COLUMNS:  # a column the import does not read
+                column = f"unread_{at}"
+                conn.exec_driver_sql(f"ALTER TABLE meter_import ADD COLUMN {column} text")
+            names.append(column)
+        # A date-time without a zone is UTC, as meter_csv reads one.
+        zone = conn.exec_driver_sql("SELECT current_setting('TimeZone')").scalar_one()
+        conn.exec_driver_sql("SELECT set_config('TimeZone', 'UTC', true)")
+        rows = 0
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        delimiter = f"E'\\x{ord(PLAIN_DELIMITER):02x}'"
+        with cursor.copy(
+            f"COPY meter_import ({', '.join(names)}, line) "
+            f"FROM STDIN WITH (DELIMITER {delimiter}, NULL '')"
+        ) as copy:
+            for block in blocks:
+                copy.write(block)
+                rows += block.count("\n")
+                report()
+        conn.exec_driver_sql("SELECT set_config('TimeZone', %s, true)", (zone,))
+        if _plain_rows_refused(conn, stage):
+            raise NotPlainError
+        st = stage.c
+        conn.execute(
+            update(stage)
+            .values(
+                digits=func.coalesce(st.digits, DEFAULT_DIGITS),
+                multiplier=func.coalesce(st.multiplier, DEFAULT_MULTIPLIER),
+            )
+            .where(or_(st.digits.is_(None), st.multiplier.is_(None)))
+        )
+    except (NotPlainError, UnicodeDecodeError) as exc:
+        logger.debug("import: the file is not plain (%r): read row by row", exc)
+        attempt.rollback()
+        return None
+    except (DBAPIError, psycopg.Error) as exc:
+        logger.warning("import: staging a plain file failed (%s): read row by row", exc)
+        attempt.rollback()
+        return None
+    attempt.commit()
+    logger.debug("import: %d rows staged as a plain file", rows)
+    return rows
+
+
+def _plain_rows_refused(conn: Connection, stage: Table) -> bool:
+    """Whether a row staged from a plain file breaks a rule the block pattern cannot see, one
+    that compares cells (meter_csv._quick_values: lat and lon both 0, a multiplier of 0, a
+    last_reading with more digits than the meter, expected_low above expected_high)."""
+    st = stage.c
+    digits = func.coalesce(st.digits, DEFAULT_DIGITS)
+    broken = or_(
+        and_(st.lat == 0, st.lon == 0),
+        st.multiplier == 0,
+        st.last_reading >= func.power(literal(10, Numeric), digits),
+        st.expected_low > st.expected_high,
+    )
+    return conn.execute(select(st.line).where(broken).limit(1)).first() is not None
 
 
 def _typed(stage: Table) -> Callable[[list[str]], tuple[Any, ...]]:
@@ -553,15 +659,15 @@ def _upsert(
     *,
     actor_id: int | None,
     writing: Callable[[str], None],
-    checked_once: Callable[[Connection], AbstractContextManager[None]] | None = None,
+    checked_once: Callable[[Connection, _Loaded], AbstractContextManager[None]] | None = None,
     named_twice: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> ImportReport:
     """Join the staged rows to the tables and write what differs, a statement a step (each of
     WRITING_STEPS told to `writing` as it begins); `per_account` holds the staged rows grouped
-    by account (_accounts_table), `named` by route (_routes_table). The meters' insert runs
-    inside `checked_once(conn)` when given; `named_twice`, when given, names the rows
-    repeating a meter if the insert breaks the meters' unique index (nothing else could: the
-    file's meters were all new)."""
+    by account (_accounts_table), `named` by route (_routes_table). The accounts' and the
+    meters' inserts run inside `checked_once(conn, table)` when given; `named_twice`, when
+    given, names the rows repeating a meter if the insert breaks the meters' unique constraint
+    (nothing else could: the file's meters were all new)."""
     now = clock.now()
     st = stage.c
     report = ImportReport(rows=rows)
@@ -611,14 +717,15 @@ def _upsert(
         stamp,
         stamp,
     ).where(~exists().where(AC.c.account_no == per_account.c.account_no))
-    report.accounts_created = _inserted(
-        conn,
-        insert(AC).from_select(
-            ["account_no", "customer_name", "address", "phone", "active", "created_at",
-             "updated_at"],
-            new_accounts,
-        ),
-    )  # fmt: skip
+    with checked_once(conn, "accounts") if checked_once is not None else nullcontext():
+        report.accounts_created = _inserted(
+            conn,
+            insert(AC).from_select(
+                ["account_no", "customer_name", "address", "phone", "active", "created_at",
+                 "updated_at"],
+                new_accounts,
+            ),
+        )  # fmt: skip
 
     if conn.dialect.name == "postgresql" and report.accounts_created >= PLANNED_AGAIN_AFTER:
         # The joins below are planned from the tables' statistics, which know nothing of the
@@ -645,15 +752,18 @@ def _upsert(
     joined = (AC.c.account_no == st.account_no, RT.c.code == st.route_code)
     moved = (M.c.meter_no == st.meter_no, RT.c.code == st.route_code, M.c.route_id != RT.c.id)
     # How many meters the file names exist, and how many of those move: a file of new meters
-    # skips the update, a file of known ones the insert.
-    existing, report.meters_moved = conn.execute(
-        select(
-            func.count(M.c.id),
-            func.coalesce(func.sum(case((M.c.route_id != RT.c.id, 1), else_=0)), 0),
-        ).select_from(
-            stage.join(RT, RT.c.code == st.route_code).outerjoin(M, M.c.meter_no == st.meter_no)
-        )
-    ).one()
+    # skips the update, a file of known ones the insert. None when the table held no meter
+    # (named_twice given): a utility's first load skips this join too.
+    existing = 0
+    if named_twice is None:
+        existing, report.meters_moved = conn.execute(
+            select(
+                func.count(M.c.id),
+                func.coalesce(func.sum(case((M.c.route_id != RT.c.id, 1), else_=0)), 0),
+            ).select_from(
+                stage.join(RT, RT.c.code == st.route_code).outerjoin(M, M.c.meter_no == st.meter_no)
+            )
+        ).one()
     if report.meters_moved:
         _withdraw_moved(conn, moved, seq=seq, now=now)
     if existing:
@@ -676,7 +786,7 @@ def _upsert(
         ).rowcount
     if existing < rows:
         try:
-            with checked_once(conn) if checked_once is not None else nullcontext():
+            with checked_once(conn, "meters") if checked_once is not None else nullcontext():
                 report.meters_created = _inserted(
                     conn,
                     insert(M).from_select(
@@ -709,42 +819,48 @@ def _upsert(
 
 
 @contextmanager
-def _meter_keys_checked_once(conn: Connection) -> Iterator[None]:
-    """A first load on PostgreSQL, by the tables' owner: the meters' foreign keys and their
-    plain indexes are dropped around the insert and made again (a foreign key checked by one
-    join instead of a trigger per row, an index built by one sort instead of 300,000 inserts:
-    ~2.5 s and ~0.4 s of a 300,000-row first load, bench/README.md). The primary key and the
-    unique meter_no stay (the insert relies on the latter). Inside the import's transaction: a
+def _keys_built_once(conn: Connection, table: _Loaded) -> Iterator[None]:
+    """A first load into `table` on PostgreSQL, by the tables' owner: its foreign keys, unique
+    constraints and plain indexes are dropped around the insert and made again (a foreign key
+    checked by one join instead of a trigger per row, an index built by one sort instead of
+    300,000 inserts: ~2.5 s and ~0.6 s of a 300,000-row first load, bench/README.md). A meter
+    named twice then breaks the unique constraint as it is made again, instead of in the
+    insert: the same IntegrityError. The primary key stays. Inside the import's transaction: a
     failure anywhere rolls them back with the rows, and no other transaction sees the table
-    without them (ALTER TABLE holds the meters, accounts and routes exclusively until the
+    without them (ALTER TABLE holds it, and the tables its keys name, exclusively until the
     commit; on an empty table there is no pull to keep waiting). Anyone else (the app role may
-    not alter tables), or a table that holds meters: as is."""
-    fast = conn.exec_driver_sql(
-        "SELECT pg_has_role(current_user, relowner, 'USAGE') "
-        "AND NOT EXISTS (SELECT FROM meters) FROM pg_class WHERE oid = 'meters'::regclass"
+    not alter tables), or a table that holds rows: as is."""
+    owner = conn.exec_driver_sql(
+        "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
+        "WHERE oid = %s::regclass",
+        (table,),
     ).scalar_one()
-    if not fast:
+    if not owner or conn.execute(select(literal(1)).select_from(_LOADED[table]).limit(1)).first():
         yield
         return
+    # Foreign keys dropped before unique constraints, and made again after them: a foreign key
+    # may lean on one.
     keys = conn.exec_driver_sql(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = 'meters'::regclass AND contype = 'f' ORDER BY conname"
+        "WHERE conrelid = %s::regclass AND contype IN ('f', 'u') ORDER BY contype, conname",
+        (table,),
     ).all()
     indexes = conn.exec_driver_sql(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'meters'::regclass "
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
         "AND NOT i.indisunique AND NOT EXISTS "
-        "(SELECT FROM pg_constraint WHERE conindid = i.indexrelid) ORDER BY c.relname"
+        "(SELECT FROM pg_constraint WHERE conindid = i.indexrelid) ORDER BY c.relname",
+        (table,),
     ).all()
     for name, _ in keys:
-        conn.exec_driver_sql(f'ALTER TABLE meters DROP CONSTRAINT "{name}"')
+        conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
     yield
     for _, definition in indexes:
         conn.exec_driver_sql(definition)
-    for name, definition in keys:
-        conn.exec_driver_sql(f'ALTER TABLE meters ADD CONSTRAINT "{name}" {definition}')
+    for name, definition in reversed(keys):
+        conn.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
 def _updated_accounts(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from common.clock import Clock
+from server.catalog import meter_csv
 from server.catalog.imports import WRITING_STEPS, import_meters_csv
 from server.catalog.meter_csv import REQUIRED_COLUMNS
 from server.core.changes import committed_change_seq
@@ -306,8 +309,9 @@ def test_rows_contradicting_an_earlier_line_are_each_named_with_that_line(
 def test_a_first_load_whose_only_fault_is_a_meter_named_twice_names_it_and_writes_nothing(
     session: Session,
 ) -> None:
-    """Into an empty table the meters' unique index finds the second line (the grouping runs
-    only then): the file is refused as any other, every such line named."""
+    """Into an empty table the meters' unique constraint, made again after the insert, finds
+    the second line (the grouping runs only then): the file is refused as any other, every
+    such line named."""
     before = counts(session)
     rows = [row(i) for i in range(6)]
     rows += [row(6, meter_no="M0001"), row(7, meter_no="M0004")]  # lines 8 and 9
@@ -321,7 +325,7 @@ def test_a_first_load_whose_only_fault_is_a_meter_named_twice_names_it_and_write
     assert counts(session) == before
     assert meters_by_no(session) == {}
     if session.get_bind().dialect.name == "postgresql":  # dropped for the insert: back
-        assert len(meter_keys(session)) == 7
+        assert len(table_keys(session)) == 8
     imported(session, csv_text(rows[:6]))  # the same connection imports again
     assert len(meters_by_no(session)) == 6
 
@@ -444,64 +448,79 @@ def test_a_file_with_a_bad_row_reaches_no_writing_step(session: Session) -> None
 
 # --- a first load on PostgreSQL (its foreign keys checked once, not per row) -------------------
 
-METER_KEYS = text(
+KEYS = text(
     "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-    "WHERE conrelid = 'meters'::regclass AND contype = 'f' ORDER BY conname"
+    "WHERE conrelid = CAST(:table AS regclass) AND contype IN ('f', 'u') ORDER BY conname"
 )
+INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :table")
 
 
-METER_INDEXES = text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'meters'")
-
-
-def meter_keys(session: Session) -> list[tuple[str, str]]:
-    """The meters' foreign keys and indexes, each by name with its definition."""
-    keys = [(name, definition) for name, definition in session.execute(METER_KEYS)]
-    keys += sorted((name, definition) for name, definition in session.execute(METER_INDEXES))
+def table_keys(session: Session, table: str = "meters") -> list[tuple[str, str]]:
+    """A table's foreign keys, unique constraints and indexes, each by name with its
+    definition."""
+    keys = [(name, definition) for name, definition in session.execute(KEYS, {"table": table})]
+    keys += sorted(
+        (name, definition) for name, definition in session.execute(INDEXES, {"table": table})
+    )
     session.commit()
     return keys
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_first_load_leaves_the_meters_foreign_keys_as_they_were_and_enforced(
-    session: Session,
-) -> None:
-    before = meter_keys(session)
-    assert [name for name, _ in before] == [
+def test_a_first_load_leaves_the_keys_as_they_were_and_enforced(session: Session) -> None:
+    before = table_keys(session), table_keys(session, "accounts")
+    assert [name for name, _ in before[0]] == [
         "fk_meters_account_id_accounts",
         "fk_meters_route_id_routes",
+        "uq_meters_meter_no",
         "ix_meters_account_id",
         "ix_meters_change_seq",
         "ix_meters_route_sequence",
         "pk_meters",
         "uq_meters_meter_no",
     ]
+    assert [name for name, _ in before[1]] == [
+        "uq_accounts_account_no",
+        "pk_accounts",
+        "uq_accounts_account_no",
+    ]
     altered: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith(("ALTER TABLE meters", "DROP INDEX", "CREATE INDEX")):
-            altered.append(" ".join(statement.split()[:3]))
+        if statement.startswith(("ALTER TABLE", "DROP INDEX", "CREATE INDEX")):
+            altered.append(" ".join(statement.split()[:8]))
 
     event.listen(session.get_bind(), "before_cursor_execute", record)
     imported(session, csv_text([row(i) for i in range(6)]))
     first_load, altered[:] = altered[:], []
-    imported(session, csv_text([row(i) for i in range(8)]))  # the table holds meters now
+    imported(session, csv_text([row(i) for i in range(8)]))  # the tables hold rows now
     event.remove(session.get_bind(), "before_cursor_execute", record)
 
-    # The owner's first load checked the keys once and built the plain indexes once (dropped
-    # and made again); a load into a table holding meters kept the per-row work.
+    # The owner's first load checked the keys once and built the indexes once (dropped and
+    # made again); a load into tables holding rows kept the per-row work.
     assert first_load == [
-        *["ALTER TABLE meters"] * 2,
+        'ALTER TABLE accounts DROP CONSTRAINT "uq_accounts_account_no"',
+        'ALTER TABLE accounts ADD CONSTRAINT "uq_accounts_account_no" UNIQUE (account_no)',
+        'ALTER TABLE meters DROP CONSTRAINT "fk_meters_account_id_accounts"',
+        'ALTER TABLE meters DROP CONSTRAINT "fk_meters_route_id_routes"',
+        'ALTER TABLE meters DROP CONSTRAINT "uq_meters_meter_no"',
         *['DROP INDEX "ix_meters_account_id"', 'DROP INDEX "ix_meters_change_seq"'],
         'DROP INDEX "ix_meters_route_sequence"',
-        *["CREATE INDEX ix_meters_account_id", "CREATE INDEX ix_meters_change_seq"],
-        "CREATE INDEX ix_meters_route_sequence",
-        *["ALTER TABLE meters"] * 2,
+        "CREATE INDEX ix_meters_account_id ON public.meters USING btree (account_id)",
+        "CREATE INDEX ix_meters_change_seq ON public.meters USING btree (change_seq)",
+        "CREATE INDEX ix_meters_route_sequence ON public.meters USING btree (route_id,",
+        'ALTER TABLE meters ADD CONSTRAINT "uq_meters_meter_no" UNIQUE (meter_no)',
+        'ALTER TABLE meters ADD CONSTRAINT "fk_meters_route_id_routes" FOREIGN KEY',
+        'ALTER TABLE meters ADD CONSTRAINT "fk_meters_account_id_accounts" FOREIGN KEY',
     ]
     assert altered == []
-    assert meter_keys(session) == before
+    assert (table_keys(session), table_keys(session, "accounts")) == before
     assert counts(session)["Meter"] == 8
     with pytest.raises(IntegrityError, match="fk_meters_account_id_accounts"):
         session.execute(text("UPDATE meters SET account_id = account_id + 1000"))
+    session.rollback()
+    with pytest.raises(IntegrityError, match="uq_accounts_account_no"):
+        session.execute(text("UPDATE accounts SET account_no = 'A-same'"))
     session.rollback()
 
 
@@ -509,11 +528,11 @@ def test_a_first_load_leaves_the_meters_foreign_keys_as_they_were_and_enforced(
 def test_a_first_load_rolled_back_leaves_no_row_and_the_foreign_keys_in_place(
     session: Session,
 ) -> None:
-    before = meter_keys(session)
+    before = table_keys(session), table_keys(session, "accounts")
     import_meters_csv(session, csv_text([row(i) for i in range(6)]), actor_id=None)
     session.rollback()  # the caller's unit of work failed after the import
 
-    assert meter_keys(session) == before
+    assert (table_keys(session), table_keys(session, "accounts")) == before
     assert counts(session)["Meter"] == 0
     assert counts(session)["Account"] == 0
 
@@ -591,3 +610,167 @@ def test_a_moved_meter_reaches_its_old_readers_pull_as_withdrawn(
         "id": str(moved_id),
         "assignment_id": first["assignments"][0]["id"],
     } in second["withdrawn"]
+
+
+# --- a plain file, staged a block at a time (PostgreSQL) ---------------------------------------
+
+
+class Unseekable(io.RawIOBase):
+    """A file that can only be read forward (a pipe): the import reads it row by row."""
+
+    def __init__(self, data: bytes):
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def outcome(session: Session, data: bytes, caplog: pytest.LogCaptureFixture, *, plain: bool) -> Any:
+    """What importing `data` leaves in the tables (or the errors it is refused with), undone
+    after; and whether it was staged as a plain file."""
+    caplog.clear()
+    stream: Any = io.BytesIO(data) if plain else io.BufferedReader(Unseekable(data))
+    with caplog.at_level(logging.DEBUG, logger="gridwalk"):
+        try:
+            report = import_meters_csv(session, stream, actor_id=None)
+        except Invalid as exc:
+            session.rollback()
+            return exc.extra["errors"], staged_as_plain(caplog)
+    tables = [
+        sorted(tuple(r) for r in session.execute(text(f"SELECT {columns} FROM {table}")))  # noqa: S608 - ours
+        for table, columns in (
+            ("accounts", "account_no, customer_name, address, phone"),
+            ("routes", "code, (SELECT code FROM grids WHERE grids.id = grid_id)"),
+            (
+                "meters",
+                "meter_no, (SELECT account_no FROM accounts WHERE accounts.id = account_id), "
+                "sequence, lat, lon, digits, multiplier, last_reading, last_read_at, "
+                "expected_low, expected_high, position_uncertainty_m",
+            ),
+        )
+    ]
+    session.rollback()
+    return (report.as_dict(), tables), staged_as_plain(caplog)
+
+
+def staged_as_plain(caplog: pytest.LogCaptureFixture) -> bool:
+    return any("staged as a plain file" in r.getMessage() for r in caplog.records)
+
+
+PLAIN_COLUMNS = (*COLUMNS, "position_uncertainty_m", "phone", "tariff")
+# Plain files, written as exports write them.
+PLAIN = {
+    "usual": csv_text([row(i) for i in range(5)]),
+    "quoted addresses": csv_text(
+        [row(i, address=f'"{i // 2} Long St, Block 2"') for i in range(4)]
+    ),
+    "every cell quoted": "".join(
+        line if n == 0 else '"' + line.rstrip("\n").replace(",", '","') + '"\n'
+        for n, line in enumerate(csv_text([row(0), row(1)]).splitlines(keepends=True))
+    ),
+    "Chinese, a backslash, a tab": csv_text(
+        [
+            *(row(i, customer_name="张三", address="东街\\1号") for i in (0, 1)),
+            row(2, address="西街\t2号"),
+        ]
+    ),
+    "crlf, no last line end": csv_text([row(i) for i in range(3)]).replace("\n", "\r\n")[:-2],
+    "blank lines at the end": csv_text([row(i) for i in range(3)]) + "\n\r\n\n",
+    "a byte-order mark": "\ufeff" + csv_text([row(i) for i in range(2)]),
+    "empty optional cells": csv_text(
+        [
+            row(0, digits="", multiplier="", last_reading="", last_read_at="", grid_code=""),
+            row(1, expected_low="", expected_high=""),
+        ]
+    ),
+    "optional columns left out": csv_text([row(0), row(1)], REQUIRED_COLUMNS),
+    "more columns, one unread": csv_text(
+        [
+            row(i, position_uncertainty_m="12.5", phone="138 0013 8000", tariff="A, 2")
+            for i in range(3)
+        ],
+        PLAIN_COLUMNS,
+    ).replace("A, 2", '"A, 2"'),
+    "date-times of every form": csv_text(
+        [
+            row(i, last_read_at=moment)
+            for i, moment in enumerate(
+                (
+                    "2026-10-25",
+                    "2026-10-25 09:00",
+                    "2026-10-25T09:00:00.5",
+                    "2026-10-25T09:00:00.123456+08:00",
+                    "2026-10-25T23:30:00-05:30",
+                    "2026-10-25T09:00Z",
+                    "2024-02-29T00:00:00+14:00",
+                )
+            )
+        ]
+    ),
+}
+# Files that are not plain, from their first line or their last: read row by row.
+NOT_PLAIN = {
+    "a quote escaped": csv_text([row(0), row(1, customer_name='"Li ""Big"" Wei"')]),
+    "a cell over two lines": csv_text([row(0), row(1, address='"1 Long St\nBlock 2"')]),
+    "spaces around a cell": csv_text([row(0), row(1, meter_no=" M0001 ")]),
+    "a blank line": csv_text([row(0)]) + "\n" + csv_text([row(1)]).split("\n", 1)[1],
+    "a date last century": csv_text([row(0), row(1, last_read_at="1999-12-31T09:00:00")]),
+    "a zone beyond 15 hours": csv_text([row(0), row(1, last_read_at="2026-10-25T09:00+16:00")]),
+    "a number written unusually": csv_text([row(0), row(1, digits="+6", multiplier="1.5000")]),
+    # Refused, with the same words either way.
+    "a day that is not": csv_text([row(0), row(1, last_read_at="2026-02-29")]),
+    "a cell too long": csv_text([row(0), row(1, meter_no="M" * 65)]),
+    "a value missing": csv_text([row(0), row(1)]).replace(",R-A,", ",,", 1),
+}
+# Plain, and refused when the database compares the rows (the same words either way).
+PLAIN_REFUSED = {
+    "a meter named twice": csv_text([row(0), row(1), row(2, meter_no="M0000")]),
+    "an account with two names": csv_text([row(0), row(1, customer_name="Other")]),
+}
+# Plain to the block pattern, refused by the comparisons the database makes.
+COMPARED = {
+    "lat and lon both 0": csv_text([row(0), row(1, lat="0.000", lon="-0")]),
+    "a multiplier of 0": csv_text([row(0), row(1, multiplier="0.00")]),
+    "more digits than the meter": csv_text([row(0), row(1, digits="4", last_reading="10000")]),
+    "the expected range upside down": csv_text([row(0), row(1, expected_low="401")]),
+}
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("name", [*PLAIN, *PLAIN_REFUSED, *NOT_PLAIN, *COMPARED])
+def test_a_file_staged_a_block_at_a_time_imports_as_read_row_by_row(
+    session: Session, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    data = (PLAIN | PLAIN_REFUSED | NOT_PLAIN | COMPARED)[name].encode("utf-8")
+    row_by_row, staged_plain = outcome(session, data, caplog, plain=False)
+    assert not staged_plain
+    in_blocks, staged_plain = outcome(session, data, caplog, plain=True)
+
+    assert in_blocks == row_by_row
+    assert staged_plain == (name in PLAIN or name in PLAIN_REFUSED)
+    if name in PLAIN:
+        assert row_by_row[0]["meters_created"] >= 2
+    elif name not in NOT_PLAIN:  # refused, for the last line
+        assert {e["line"] for e in row_by_row} == {data.count(b"\n")}
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_file_not_plain_after_its_first_block_is_read_again_row_by_row(
+    session: Session, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks already staged are undone, and the whole file is read again."""
+    monkeypatch.setattr(meter_csv, "PLAIN_BLOCK", 200)  # a row or two a block
+    rows = [row(i) for i in range(12)] + [row(12, customer_name='"Li ""Big"" Wei"')]
+    data = csv_text(rows).encode("utf-8")
+
+    in_blocks, staged_plain = outcome(session, data, caplog, plain=True)
+
+    assert not staged_plain
+    assert any("not plain" in r.getMessage() for r in caplog.records)
+    assert in_blocks == outcome(session, data, caplog, plain=False)[0]
+    assert in_blocks[0]["meters_created"] == 13

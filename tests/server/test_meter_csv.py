@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date, datetime
 from decimal import Decimal
 
 from hypothesis import example, given, settings
@@ -24,7 +25,8 @@ AMOUNTS = ("", "0", "0.5", ".5", "12.", "999999", "1000000", "999999.999", "1000
            "000999999", "1.2345", "1.2340", "999999999999.999", "1000000000000", "-1", "1E2",
            "Infinity", "nan", " 7 ", "49.999", "50.001", "400.001")  # fmt: skip
 TEXTS = ("A1", "", "A" * 64, "A" * 65, "a\x00b", "a\x01b", "tab\there", "two\nlines",
-         "back\\slash", " padded ", "\u4e1c\u8857")  # fmt: skip
+         "back\\slash", " padded ", "\u4e1c\u8857", "\u3000\u4e1c", "a, b", ",a", 'say "hi"',
+         "a\x1fb", "a\u2028b", "x\x85")  # fmt: skip
 # Per column: good values, values written unusually but good, and bad ones.
 CELLS: dict[str, tuple[str, ...]] = {
     "account_no": TEXTS,
@@ -46,7 +48,8 @@ CELLS: dict[str, tuple[str, ...]] = {
     "expected_high": AMOUNTS,
     "last_read_at": ("", "2026-10-25", "2026-10-25T09:00:00", "2026-10-25T09:00:00+08:00",
                      "2026-10-25 09:00:00.123456", "2026-10-25T09:00:00Z", "20261025",
-                     "2026-13-01", "yesterday"),
+                     "2026-13-01", "yesterday", "2026-02-29", "2028-02-29T00:00", "1999-12-31",
+                     "2026-10-25T09:00+16:00", "2026-10-25T24:00", "2026-10-25T09"),
     "grid_code": ("", "G1", "G" * 32, "G" * 33, "G\x7f"),
     "position_uncertainty_m": ("", "0", "5.5", "1000", "1000.0", "1000.0000001", "1000.5",
                                "999.999999", "0999", "1001", "-0", "1e2", "-1"),
@@ -55,12 +58,17 @@ CELLS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of a file as the import reads them (only \\n and \\r end a line)."""
+    return io.StringIO(text, newline="").readlines()
+
+
 def _csv(columns: list[str], cells: list[str]) -> list[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     writer.writerow(cells)
-    return out.getvalue().splitlines(keepends=True)
+    return _lines(out.getvalue())
 
 
 def _full(columns: list[str], cells: list[str]) -> tuple[list[str] | None, list[dict[str, object]]]:
@@ -175,3 +183,95 @@ def test_a_good_row_in_the_usual_form_takes_the_quick_check(monkeypatch) -> None
             "position_uncertainty_m": "",
         }
     ]
+
+
+def _plain(lines: list[str]) -> list[dict[str, str]] | None:
+    """What the block check makes of a file: each line's cells by column, as COPY reads them;
+    None when it is not plain."""
+    try:
+        columns, blocks = meter_csv.plain_meter_csv(io.StringIO("".join(lines), newline=""))
+        staged = "".join(blocks)
+    except meter_csv.NotPlainError:
+        return None
+    separator = meter_csv.PLAIN_DELIMITER
+    return [
+        dict(zip([*columns, "line"], line.replace("\\\\", "\\").split(separator), strict=True))
+        for line in staged.split("\n")[:-1]
+    ]
+
+
+# The rules between cells that the database checks for a plain file (imports._plain_rows_refused),
+# by the words of the full check.
+COMPARED = (
+    "are both 0",
+    "multiplier is 0",
+    "more digits than the meter's",
+    "is above expected_high",
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    ROWS,
+    st.sets(st.sampled_from((*OPTIONAL_COLUMNS, "region"))),
+    st.sampled_from((csv.QUOTE_MINIMAL, csv.QUOTE_ALL)),
+    st.sampled_from(("\n", "\r\n")),
+)
+@example(GOOD, set(), csv.QUOTE_MINIMAL, "\n")
+@example(GOOD | {"address": "a, b"}, set(), csv.QUOTE_MINIMAL, "\r\n")
+@example(GOOD | {"lat": "0", "lon": "0.0"}, set(), csv.QUOTE_ALL, "\n")
+@example(GOOD | {"last_read_at": "2028-02-29T00:00"}, set(), csv.QUOTE_MINIMAL, "\n")
+def test_the_block_check_admits_only_rows_the_quick_check_stages_with_the_same_values(
+    values: dict[str, str], left_out: set[str], quoting: int, line_end: str
+) -> None:
+    columns = [c for c in CELLS if c in REQUIRED_COLUMNS or c not in left_out]
+    out = io.StringIO()
+    out.write(",".join(columns) + line_end)
+    csv.writer(out, quoting=quoting, lineterminator=line_end).writerow(values[c] for c in columns)
+    lines = _lines(out.getvalue())
+
+    plain = _plain(lines)
+    errors: list[dict[str, object]] = []
+    staged = list(read_meter_csv(lines, errors))
+    if plain is None:
+        return
+    assert len(plain) == 1
+    if not staged:  # refused: only for what the database checks
+        assert errors
+        assert all(any(words in str(e["error"]) for words in COMPARED) for e in errors)
+        return
+    quick = dict(zip(STAGED_COLUMNS, staged[0], strict=True))
+    as_copied = {c: plain[0].get(c, "") for c in STAGED_COLUMNS}
+    # What the database fills in or reads: the defaults, a time without a zone as UTC.
+    as_copied["digits"] = as_copied["digits"] or str(meter_csv.DEFAULT_DIGITS)
+    as_copied["multiplier"] = as_copied["multiplier"] or "1"
+    if as_copied["last_read_at"]:
+        moment = meter_csv._as_utc(datetime.fromisoformat(as_copied["last_read_at"]))
+        as_copied["last_read_at"] = moment.isoformat()
+    assert as_copied == quick
+
+
+def test_a_plain_file_s_usual_row_passes_the_block_check() -> None:
+    columns = list(CELLS)
+    lines = _csv(columns, [GOOD[c] for c in columns])
+    assert _plain(lines) == [{**GOOD, "line": "2"}]
+    assert _plain(lines[:1]) == []  # no row
+
+
+def test_a_plain_date_is_one_that_exists_and_python_reads_them_all() -> None:
+    for year in range(1999, 2101):
+        for month in range(14):
+            for day in range(33):
+                text = f"{year:04d}-{month:02d}-{day:02d}"
+                try:
+                    exists = date(year, month, day).year in range(2000, 2100)
+                except ValueError:
+                    exists = False
+                assert bool(meter_csv.re.fullmatch(meter_csv._PLAIN_MOMENT, text)) == exists, text
+    for text in ("2026-10-25T09:00", "2026-10-25 09:00:00.5", "2026-10-25T23:59:59.999999+14:00",
+                 "2026-10-25T00:00:00-12:45", "2026-10-25T09:00Z"):  # fmt: skip
+        assert meter_csv.re.fullmatch(meter_csv._PLAIN_MOMENT, text)
+        assert datetime.fromisoformat(text)
+    for text in ("2026-10-25T24:00", "2026-10-25T09", "2026-10-25Z", "2026-10-25T09:00+15:00",
+                 "2026-10-25T09:00:00.1234567", "2026-1-5", "2100-01-01"):  # fmt: skip
+        assert not meter_csv.re.fullmatch(meter_csv._PLAIN_MOMENT, text)
