@@ -27,6 +27,7 @@ from functools import partial
 from typing import IO, Any, Literal
 
 import psycopg
+import psycopg.errors
 from sqlalchemy import (
     Boolean,
     Column,
@@ -40,14 +41,19 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    cast,
     exists,
     func,
     insert,
     literal,
+    not_,
     or_,
     select,
     union_all,
     update,
+)
+from sqlalchemy import (
+    column as named_column,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
@@ -432,6 +438,9 @@ def _copy_plain(
                 column = f"unread_{at}"
                 conn.exec_driver_sql(f"ALTER TABLE meter_import ADD COLUMN {column} text")
             names.append(column)
+        conn.exec_driver_sql(
+            f"ALTER TABLE meter_import ADD CONSTRAINT compared CHECK ({_compared(conn, stage)})"
+        )
         # A date-time without a zone is UTC, as meter_csv reads one.
         zone = conn.exec_driver_sql("SELECT current_setting('TimeZone')").scalar_one()
         conn.exec_driver_sql("SELECT set_config('TimeZone', 'UTC', true)")
@@ -447,8 +456,6 @@ def _copy_plain(
                 rows += block.count("\n")
                 report()
         conn.exec_driver_sql("SELECT set_config('TimeZone', %s, true)", (zone,))
-        if _plain_rows_refused(conn, stage):
-            raise NotPlainError
         st = stage.c
         conn.execute(
             update(stage)
@@ -458,7 +465,7 @@ def _copy_plain(
             )
             .where(or_(st.digits.is_(None), st.multiplier.is_(None)))
         )
-    except (NotPlainError, UnicodeDecodeError) as exc:
+    except (NotPlainError, UnicodeDecodeError, psycopg.errors.CheckViolation) as exc:
         logger.debug("import: the file is not plain (%r): read row by row", exc)
         attempt.rollback()
         return None
@@ -471,19 +478,21 @@ def _copy_plain(
     return rows
 
 
-def _plain_rows_refused(conn: Connection, stage: Table) -> bool:
-    """Whether a row staged from a plain file breaks a rule the block pattern cannot see, one
-    that compares cells (meter_csv._quick_values: lat and lon both 0, a multiplier of 0, a
-    last_reading with more digits than the meter, expected_low above expected_high)."""
-    st = stage.c
-    digits = func.coalesce(st.digits, DEFAULT_DIGITS)
+def _compared(conn: Connection, stage: Table) -> str:
+    """The staged rows' CHECK for a plain file: the rules the block pattern cannot see, that
+    compare cells (meter_csv._quick_values: lat and lon both 0, a multiplier of 0, a
+    last_reading with more digits than the meter, expected_low above expected_high). A row
+    breaking one stops the COPY, and the file is read row by row, which names it."""
+    # Named alone: a CHECK names its own table's columns unqualified.
+    c = {name: named_column(name, stage.c[name].type) for name in STAGED_COLUMNS}
     broken = or_(
-        and_(st.lat == 0, st.lon == 0),
-        st.multiplier == 0,
-        st.last_reading >= func.power(literal(10, Numeric), digits),
-        st.expected_low > st.expected_high,
+        and_(c["lat"] == 0, c["lon"] == 0),
+        c["multiplier"] == 0,
+        c["last_reading"]
+        >= func.power(cast(literal(10), Numeric), func.coalesce(c["digits"], DEFAULT_DIGITS)),
+        c["expected_low"] > c["expected_high"],
     )
-    return conn.execute(select(st.line).where(broken).limit(1)).first() is not None
+    return str(not_(broken).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _typed(stage: Table) -> Callable[[list[str]], tuple[Any, ...]]:

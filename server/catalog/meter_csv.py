@@ -520,7 +520,7 @@ def read_meter_csv(
 # only what the quick check admits, written the one way the row-by-row reading reads the same:
 # a cell with no space around it, a date-time in a form PostgreSQL reads as Python does. The
 # comparisons the quick check makes between cells (_quick_values) are left to the database
-# (imports.plain_rows_refused). Anything else - a quote, a blank line, a cell out of pattern -
+# (imports._compared). Anything else - a quote, a blank line, a cell out of pattern -
 # raises NotPlainError, and the caller reads the file again row by row, which names what is wrong.
 
 PLAIN_DELIMITER = _SEPARATOR

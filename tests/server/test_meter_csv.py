@@ -200,7 +200,7 @@ def _plain(lines: list[str]) -> list[dict[str, str]] | None:
     ]
 
 
-# The rules between cells that the database checks for a plain file (imports._plain_rows_refused),
+# The rules between cells that the database checks for a plain file (imports._compared),
 # by the words of the full check.
 COMPARED = (
     "are both 0",
