@@ -19,6 +19,7 @@ one INSERT … SELECT … ON CONFLICT DO NOTHING stores what is new.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -245,21 +246,38 @@ def _routes_and_meters(
     """The push's assignments (reader, route) and meters (route, dials), in one statement: both
     are rows of three integers, told apart by a fourth (a round trip and a statement fewer on
     every push)."""
-    assignments = select(
-        literal(0), col(Assignment.id), col(Assignment.reader_id), col(Assignment.route_id)
-    ).where(among(session, col(Assignment.id), assignment_ids))
-    meters_of_push = select(
-        literal(1), col(Meter.id), col(Meter.route_id), col(Meter.digits)
-    ).where(among(session, col(Meter.id), meter_ids))
     routes: dict[int, tuple[int | None, int]] = {}
     meters: dict[int, tuple[int, int]] = {}
-    found: Any = session.connection().execute(union_all(assignments, meters_of_push))
+    found: Any = session.connection().execute(
+        _routes_and_meters_statement(session.get_bind().dialect.name),
+        {"assignment_ids": list(assignment_ids), "meter_ids": list(meter_ids)},
+    )
     for kind, key, first, second in found:
         if kind:
             meters[key] = (first, second)
         else:
             routes[key] = (first, second)
     return routes, meters
+
+
+@functools.cache
+def _routes_and_meters_statement(dialect: str) -> Any:
+    """Made once per dialect: made anew at every push, it took more of the server's time than
+    the database took to run it."""
+    assignments = select(
+        literal(0), col(Assignment.id), col(Assignment.reader_id), col(Assignment.route_id)
+    ).where(_among(dialect, col(Assignment.id), "assignment_ids"))
+    meters_of_push = select(
+        literal(1), col(Meter.id), col(Meter.route_id), col(Meter.digits)
+    ).where(_among(dialect, col(Meter.id), "meter_ids"))
+    return union_all(assignments, meters_of_push)
+
+
+def _among(dialect: str, column: Any, name: str) -> Any:
+    """`column IN :name`, the list given when the statement runs (see `among`)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def _held(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Held]:

@@ -9,6 +9,7 @@ import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _json_text  # json.dumps's own
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists
@@ -121,19 +122,47 @@ def _reading_hash(
     fix: dict[str, Any] | None,
     reread_of: uuid.UUID | None,
 ) -> str:
-    return _hash(
-        {
-            "assignment_id": assignment_id,
-            "meter_id": meter_id,
-            "value": plain(value),
-            "skip_code": skip_code,
-            "note": note,
-            "read_at": iso(read_at),
-            "confirmed_at": iso(confirmed_at),
-            "fix": fix,
-            "reread_of": str(reread_of) if reread_of else None,
-        }
+    # What _hash writes of this content (json.dumps, keys sorted), written field by field: the
+    # same text in half the time, and a push hashes every reading it holds (test_records).
+    fix_json = (
+        "null"
+        if fix is None
+        else f'{{"accuracy_m": {_json(fix["accuracy_m"])}, "fix_time": {_json(fix["fix_time"])}, '
+        f'"lat": {_json(fix["lat"])}, "lon": {_json(fix["lon"])}, "mock": {_json(fix["mock"])}, '
+        f'"provider": {_json(fix["provider"])}}}'
     )
+    text = (
+        f'{{"assignment_id": {_json(assignment_id)}, "confirmed_at": {_json(iso(confirmed_at))}, '
+        f'"fix": {fix_json}, "meter_id": {_json(meter_id)}, "note": {_json(note)}, '
+        f'"read_at": {_json(iso(read_at))}, '
+        f'"reread_of": {_json(str(reread_of) if reread_of else None)}, '
+        f'"skip_code": {_json(skip_code)}, "value": {_json(plain(value))}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_INFINITY = float("inf")
+
+
+def _json(value: Any) -> str:
+    """A JSON scalar as json.dumps writes it (ASCII; NaN and the infinities spelt its way)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _json_text(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (_INFINITY, -_INFINITY):
+            return "Infinity" if value > 0 else "-Infinity"
+        return float.__repr__(value)
+    raise TypeError(f"not a JSON scalar: {value!r}")
 
 
 def _id_taken(what: str) -> ItemRefused:

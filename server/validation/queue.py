@@ -21,6 +21,7 @@ came while it validated; otherwise the row stays, unclaimed, and is validated ag
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -30,8 +31,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, case, delete, or_, update
+from sqlalchemy import Engine, bindparam, case, delete, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -59,33 +61,44 @@ def merge_span(
 def enqueue(session: Session, spans: Mapping[int, Span], *, now: datetime) -> None:
     """Queue each assignment of `spans` for validation, in the caller's transaction; an
     assignment already queued keeps one row, its span widened and due again now."""
+    if not spans:
+        return
+    session.connection().execute(
+        _enqueued(session.get_bind().dialect.name),
+        [
+            {"assignment_id": assignment_id, "t_min": t_min, "t_max": t_max, "now": now}
+            for assignment_id, (t_min, t_max) in sorted(spans.items())  # one lock order
+        ],
+    )
+
+
+@functools.cache
+def _enqueued(dialect: str) -> Any:
+    """enqueue's statement, made once per dialect: made anew at every push, it cost more of
+    the server's time than the database's work."""
     table = ValidationWork.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    for assignment_id in sorted(spans):  # one lock order for every push
-        t_min, t_max = spans[assignment_id]
-        stmt = insert(table).values(
-            assignment_id=assignment_id,
-            t_min=t_min,
-            t_max=t_max,
-            pending_since=now,
-            version=1,
-            attempts=0,
-            next_attempt_at=now,
-        )
-        new = stmt.excluded
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[table.c.assignment_id],
-                set_={
-                    "t_min": case((new.t_min < table.c.t_min, new.t_min), else_=table.c.t_min),
-                    "t_max": case((new.t_max > table.c.t_max, new.t_max), else_=table.c.t_max),
-                    "version": table.c.version + 1,
-                    # New data is due now, even after a failed attempt's back-off: it may be
-                    # what was missing. The attempt count stays, so a failure backs off further.
-                    "next_attempt_at": new.next_attempt_at,
-                },
-            )
-        )
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(
+        assignment_id=bindparam("assignment_id"),
+        t_min=bindparam("t_min"),
+        t_max=bindparam("t_max"),
+        pending_since=bindparam("now"),
+        version=1,
+        attempts=0,
+        next_attempt_at=bindparam("now"),
+    )
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.assignment_id],
+        set_={
+            "t_min": case((new.t_min < table.c.t_min, new.t_min), else_=table.c.t_min),
+            "t_max": case((new.t_max > table.c.t_max, new.t_max), else_=table.c.t_max),
+            "version": table.c.version + 1,
+            # New data is due now, even after a failed attempt's back-off: it may be what was
+            # missing. The attempt count stays, so a failure backs off further.
+            "next_attempt_at": new.next_attempt_at,
+        },
+    )
 
 
 def validate_queued(session: Session, settings: Settings) -> int:
