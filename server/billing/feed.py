@@ -25,7 +25,7 @@ from common import clock
 from common.rules.consumption import consumption
 from common.rules.facts import Thresholds
 from server.core.changes import committed_change_seq, next_change_seq
-from server.core.db import insert_dicts_unnest
+from server.core.db import insert_dicts
 from server.core.errors import Invalid
 from server.models import (
     Account,
@@ -143,12 +143,12 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
     table = BillingFeedItem.__table__  # type: ignore[attr-defined]
     seq = next_change_seq(session)
     if session.get_bind().dialect.name == "postgresql":
-        # One short statement of arrays (db.insert_unnest): a close appends a route's 300
+        # One short statement (db.insert_dicts): a close appends a route's 300
         # readings, and a statement of 300 rows' parameters costs psycopg more to take apart
         # than the database to run.
         same = {"assignment_id": assignment_id, "cycle": cycle.code, "feed_seq": seq}
         return len(
-            insert_dicts_unnest(session.connection(), table, rows, same=same, returning="id")
+            insert_dicts(session.connection(), table, rows, same=same, returning="id")
         )
     # The rows as parameters of one statement (sent in batches by SQLAlchemy's
     # insertmanyvalues), not written into it: a statement holding them would be compiled anew

@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import orjson
 from sqlalchemy import Column, Connection, DateTime, Engine, Table, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
@@ -163,7 +165,7 @@ def copy_type(column: Column[Any]) -> str:
     return {"float": "float8"}.get(name, name)
 
 
-def insert_dicts_unnest(
+def insert_dicts(
     connection: Connection,
     table: Table,
     rows: Sequence[dict[str, Any]],
@@ -171,52 +173,40 @@ def insert_dicts_unnest(
     same: dict[str, Any],
     returning: str,
 ) -> list[Any]:
-    """insert_unnest of rows given as dicts of one shape, ON CONFLICT DO NOTHING: `same` holds
-    the columns every row shares (sent once), the others travel as arrays."""
+    """PostgreSQL: `rows` (dicts of one shape) inserted ON CONFLICT DO NOTHING by one short
+    statement; the `returning` column of each row inserted. The rows travel as one JSON text,
+    written by orjson in C and made rows again by `json_to_recordset`: no statement text
+    growing with the rows, and under half the CPU of binary arrays, whose elements psycopg
+    writes one by one in Python (a push's readings, a close's billing lines). `same`: columns
+    whose value every row shares, sent once. Values are what orjson writes: a Decimal as its
+    text, a time with its offset (a naive one is UTC, as every session here is); a float must
+    be finite (orjson writes NaN as null: the checks at the edge refuse one first)."""
     columns = [c for c in rows[0] if c not in same]
-    return insert_unnest(
-        connection,
-        table,
-        columns,
-        [tuple(row[c] for c in columns) for row in rows],
-        same=same,
-        on_conflict_do_nothing=True,
-        returning=returning,
-    )
-
-
-def insert_unnest(
-    connection: Connection,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    same: dict[str, Any] | None = None,
-    on_conflict_do_nothing: bool = False,
-    returning: str | None = None,
-) -> list[Any]:
-    """PostgreSQL: `rows` (of `columns`) inserted by one short statement, each column's values
-    sent as one binary array and turned back into rows by `unnest`: no statement text growing
-    with the rows, no staging table made and dropped per call, and half the time of a COPY into
-    one for a push's few hundred rows. `same`: columns whose value every row shares, sent once.
-    The `returning` column of each row inserted."""
-    same = same or {}
+    # Each column's type without its length or scale: a longer text is refused by the
+    # insert, not cut to fit by a cast (_array_of).
+    typed = ", ".join(f"{name} {_array_of(table.c[name])}" for name in columns)
     names = ", ".join([*columns, *same])
-    arrays = ", ".join(f"%b::{_array_of(table.c[name])}[]" for name in columns)
-    scalars = "".join(f", %b::{_array_of(table.c[name])}" for name in same)
+    scalars = "".join(f", %s::{_array_of(table.c[name])}" for name in same)
     statement = (
-        f"INSERT INTO {table.name} ({names}) "  # noqa: S608
-        f"SELECT *{scalars} FROM unnest({arrays})"
-        + (" ON CONFLICT DO NOTHING" if on_conflict_do_nothing else "")
-        + (f" RETURNING {returning}" if returning else "")
+        f"INSERT INTO {table.name} ({names}) "  # noqa: S608 - the table's own names
+        f"SELECT {', '.join(columns)}{scalars} FROM json_to_recordset(%s::json) AS r({typed}) "
+        f"ON CONFLICT DO NOTHING RETURNING {returning}"
     )
-    # The names are the table's own; only the values come from the caller, as parameters.
+    payload = orjson.dumps(
+        [{c: row[c] for c in columns} for row in rows] if same else list(rows),
+        default=_json_default,
+        option=orjson.OPT_NAIVE_UTC,
+    ).decode()
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        # In the statement's order: the shared values come before the arrays.
-        cursor.execute(
-            statement, [*same.values(), *(list(values) for values in zip(*rows, strict=True))]
-        )
-        return [value for (value,) in cursor.fetchall()] if returning else []
+        # In the statement's order: the shared values come before the rows.
+        cursor.execute(statement, [*same.values(), payload])
+        return [value for (value,) in cursor.fetchall()]
     finally:
         cursor.close()
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} does not travel as JSON here")

@@ -22,6 +22,7 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_text  # json.dumps's own
 from typing import Any
 
+import orjson
 from sqlalchemy import event, insert, inspect, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction, UOWTransaction
@@ -177,38 +178,40 @@ def append(session: OrmSession, links: Sequence[Link]) -> None:
 
 # Every writer waits for the chain's lock while one holds it: on PostgreSQL the links and the
 # head's new hash go in one short statement, the numbers and each link's previous hash made by
-# the database, so that the lock's holder sends as little as it can (db.insert_unnest).
+# the database, so that the lock's holder sends as little as it can (db.insert_dicts).
 _INSERT_POSTGRESQL = (
     "WITH added AS (INSERT INTO ledger "
     "(seq, at, action, subject, subject_id, content_hash, prev_hash, hash) "
-    "SELECT %b::bigint + n - 1, %b::timestamptz, action, subject, subject_id, content_hash, "
-    "coalesce(lag(hash) OVER (ORDER BY n), %b::varchar), hash "
-    "FROM unnest(%b::varchar[], %b::varchar[], %b::varchar[], %b::varchar[], %b::varchar[]) "
-    "WITH ORDINALITY AS link(action, subject, subject_id, content_hash, hash, n)) "
-    "UPDATE ledger_head SET hash = %b::varchar WHERE id = 1"
+    "SELECT %s::bigint + n - 1, %s::timestamptz, action, subject, subject_id, content_hash, "
+    "coalesce(lag(hash) OVER (ORDER BY n), %s::varchar), hash "
+    "FROM ROWS FROM (json_to_recordset(%s::json) AS (action varchar, subject varchar, "
+    "subject_id varchar, content_hash varchar, hash varchar)) WITH ORDINALITY "
+    "AS link(action, subject, subject_id, content_hash, hash, n)) "
+    "UPDATE ledger_head SET hash = %s::varchar WHERE id = 1"
 )
 
 
 def _insert_postgresql(
     conn: Any, first: int, at: datetime, links: Sequence[Link], hashes: list[str], head_hash: str
 ) -> None:
-    """The links numbered from `first`, each hash given, chained after the head's `head_hash`."""
+    """The links numbered from `first`, each hash given, chained after the head's `head_hash`.
+    The links travel as one JSON text (db.insert_dicts: arrays of text cost psycopg a step of
+    Python per string)."""
+    payload = orjson.dumps(
+        [
+            {
+                "action": link.action,
+                "subject": link.subject,
+                "subject_id": link.subject_id,
+                "content_hash": link.content_hash,
+                "hash": hash_,
+            }
+            for link, hash_ in zip(links, hashes, strict=True)
+        ]
+    ).decode()
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.execute(
-            _INSERT_POSTGRESQL,
-            [
-                first,
-                at,
-                head_hash,
-                [link.action for link in links],
-                [link.subject for link in links],
-                [link.subject_id for link in links],
-                [link.content_hash for link in links],
-                hashes,
-                hashes[-1],
-            ],
-        )
+        cursor.execute(_INSERT_POSTGRESQL, [first, at, head_hash, payload, hashes[-1]])
     finally:
         cursor.close()
 

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from server.core import ledger
-from server.core.db import copy_type, insert_dicts_unnest
+from server.core.db import copy_type, insert_dicts
 from server.models import Assignment, Meter, Reading, TrackPoint, fix_columns
 from server.schemas.wire import (
     PushResult,
@@ -334,7 +334,7 @@ def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.U
             if session.get_bind().dialect.name == "postgresql":
                 same = {c: rows[0][c] for c in _SAME_IN_A_PUSH}
                 return set(
-                    insert_dicts_unnest(
+                    insert_dicts(
                         session.connection(), table, rows, same=same, returning="id"
                     )
                 )
