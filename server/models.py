@@ -205,7 +205,9 @@ class Meter(SQLModel, table=True):
     expected_high: Decimal | None = Field(default=None, sa_type=Numeric(15, 3))
     # How far the mapped position may be off, in metres (None: the billing system does not say).
     position_uncertainty_m: float | None = Field(default=None)
-    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False, index=True)
+    # Not indexed: a pull finds a route's meters by route; and each push stamps the meters it
+    # read, which PostgreSQL then rewrites in place (migration 0016).
+    change_seq: int = Field(default=0, sa_type=BigInteger, nullable=False)
     updated_at: datetime = _created()
 
 
