@@ -4,10 +4,12 @@ Each row names one meter with its account and route. The file is the truth for e
 names: an optional column left empty (or absent) takes its default. Meters the file does not
 name are left alone, so a file may carry a single route.
 
-A utility's export is 150,000-300,000 rows, so the file is read as a stream and never held: each
-row is checked as it is read (meter_csv.read_meter_csv: a quick check, the full one for the rows
-it refuses) and staged as text in a temporary table (COPY on PostgreSQL, executemany on SQLite);
-the database then finds the rows that contradict each other (meters_named_twice,
+A utility's export is 150,000-300,000 rows, so the file is read as a stream and never held. On
+PostgreSQL a plain file (most exports: meter_csv.plain_meter_csv) is checked a block of lines at
+a time and copied into a temporary table as it stands (_copy_plain); any other file, and every
+file on SQLite, is checked row by row as it is read (meter_csv.read_meter_csv: a quick check,
+the full one for the rows it refuses) and staged (COPY on PostgreSQL, executemany on SQLite).
+The database then finds the rows that contradict each other (meters_named_twice,
 rows_that_disagree). When every row was good, a handful of set-based statements join the staged
 rows to the tables and insert or update what differs, never the rows that are already as the
 file says. Memory stays bounded: no row is kept once staged.
