@@ -147,9 +147,7 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
         # readings, and a statement of 300 rows' parameters costs psycopg more to take apart
         # than the database to run.
         same = {"assignment_id": assignment_id, "cycle": cycle.code, "feed_seq": seq}
-        return len(
-            insert_dicts(session.connection(), table, rows, same=same, returning="id")
-        )
+        return len(insert_dicts(session.connection(), table, rows, same=same, returning="id"))
     # The rows as parameters of one statement (sent in batches by SQLAlchemy's
     # insertmanyvalues), not written into it: a statement holding them would be compiled anew
     # for each close.

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import psycopg
 import psycopg.errors
@@ -120,10 +120,6 @@ def _table(model: Any) -> Table:
 
 
 A, AC, G, M, RT, W = (_table(m) for m in (Assignment, Account, Grid, Meter, Route, Withdrawal))
-
-# The tables an import loads in bulk (imports._keys_built_once).
-_Loaded = Literal["accounts", "meters"]
-_LOADED: dict[str, Table] = {"accounts": AC, "meters": M}
 
 # The meter's columns the file sets.
 METER_COLUMNS = STAGED_COLUMNS[STAGED_COLUMNS.index("sequence") :]
@@ -670,7 +666,7 @@ def _upsert(
     *,
     actor_id: int | None,
     writing: Callable[[str], None],
-    checked_once: Callable[[Connection, _Loaded], AbstractContextManager[None]] | None = None,
+    checked_once: Callable[[Connection, Table], AbstractContextManager[None]] | None = None,
     named_twice: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> ImportReport:
     """Join the staged rows to the tables and write what differs, a statement a step (each of
@@ -728,7 +724,7 @@ def _upsert(
         stamp,
         stamp,
     ).where(~exists().where(AC.c.account_no == per_account.c.account_no))
-    with checked_once(conn, "accounts") if checked_once is not None else nullcontext():
+    with checked_once(conn, AC) if checked_once is not None else nullcontext():
         report.accounts_created = _inserted(
             conn,
             insert(AC).from_select(
@@ -797,7 +793,7 @@ def _upsert(
         ).rowcount
     if existing < rows:
         try:
-            with checked_once(conn, "meters") if checked_once is not None else nullcontext():
+            with checked_once(conn, M) if checked_once is not None else nullcontext():
                 report.meters_created = _inserted(
                     conn,
                     insert(M).from_select(
@@ -830,7 +826,7 @@ def _upsert(
 
 
 @contextmanager
-def _keys_built_once(conn: Connection, table: _Loaded) -> Iterator[None]:
+def _keys_built_once(conn: Connection, table: Table) -> Iterator[None]:
     """A first load into `table` on PostgreSQL, by the tables' owner: its foreign keys, unique
     constraints and plain indexes are dropped around the insert and made again (a foreign key
     checked by one join instead of a trigger per row, an index built by one sort instead of
@@ -844,9 +840,9 @@ def _keys_built_once(conn: Connection, table: _Loaded) -> Iterator[None]:
     owner = conn.exec_driver_sql(
         "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
         "WHERE oid = %s::regclass",
-        (table,),
+        (table.name,),
     ).scalar_one()
-    if not owner or conn.execute(select(literal(1)).select_from(_LOADED[table]).limit(1)).first():
+    if not owner or conn.execute(select(literal(1)).select_from(table).limit(1)).first():
         yield
         return
     # Foreign keys dropped before unique constraints, and made again after them: a foreign key
@@ -854,24 +850,24 @@ def _keys_built_once(conn: Connection, table: _Loaded) -> Iterator[None]:
     keys = conn.exec_driver_sql(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = %s::regclass AND contype IN ('f', 'u') ORDER BY contype, conname",
-        (table,),
+        (table.name,),
     ).all()
     indexes = conn.exec_driver_sql(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
         "AND NOT i.indisunique AND NOT EXISTS "
         "(SELECT FROM pg_constraint WHERE conindid = i.indexrelid) ORDER BY c.relname",
-        (table,),
+        (table.name,),
     ).all()
     for name, _ in keys:
-        conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        conn.exec_driver_sql(f'ALTER TABLE {table.name} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         conn.exec_driver_sql(f'DROP INDEX "{name}"')
     yield
     for _, definition in indexes:
         conn.exec_driver_sql(definition)
     for name, definition in reversed(keys):
-        conn.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD CONSTRAINT "{name}" {definition}')
 
 
 def _updated_accounts(

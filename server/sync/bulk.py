@@ -81,10 +81,7 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> Any:
     """`column IN values`; on PostgreSQL `column = ANY(array)`: one short statement whatever the
     number of values. An IN list of hundreds is a long text that psycopg splits in Python and
     PostgreSQL parses and plans anew on every push (it cost more than the push's INSERT)."""
-    values = list(values)
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
-    return column.in_(values)
+    return _among(session.get_bind().dialect.name, column, None, list(values))
 
 
 _Item = TypeVar("_Item", bound=BaseModel)
@@ -273,11 +270,11 @@ def _routes_and_meters_statement(dialect: str) -> Any:
     return union_all(assignments, meters_of_push)
 
 
-def _among(dialect: str, column: Any, name: str) -> Any:
-    """`column IN :name`, the list given when the statement runs (see `among`)."""
+def _among(dialect: str, column: Any, name: str | None, values: list[Any] | None = None) -> Any:
+    """`column IN :name` (see `among`): the list given here, or when the statement runs."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+        return column == any_(bindparam(name, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, values, expanding=True))
 
 
 def _held(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Held]:
@@ -334,9 +331,7 @@ def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.U
             if session.get_bind().dialect.name == "postgresql":
                 same = {c: rows[0][c] for c in _SAME_IN_A_PUSH}
                 return set(
-                    insert_dicts(
-                        session.connection(), table, rows, same=same, returning="id"
-                    )
+                    insert_dicts(session.connection(), table, rows, same=same, returning="id")
                 )
             statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.id)
             return set(session.connection().execute(statement, rows).scalars())
