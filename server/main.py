@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 
 from common import clock
 from common.contract import API_PREFIX, CONTRACT_VERSION
-from server.api.deps import caller_language
+from server.api.deps import language_of
 from server.api.routes import admin, audit, auth, billing, jobs, sync
 from server.core.admission import RETRY_AFTER, Admission, busy, database_unavailable
 from server.core.config import Settings
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        language = caller_language(request.headers.get("Accept-Language"))
+        language = language_of(request.headers.get("Accept-Language"))
         body: dict[str, object] = {"detail": exc.said_in(language), "code": exc.code, **exc.extra}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
         return JSONResponse(

@@ -125,8 +125,6 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
             {
                 "reading_id": r.id,
                 "supersedes": r.supersedes,
-                "assignment_id": assignment_id,
-                "cycle": cycle.code,
                 "account_no": meter.account_no,
                 "meter_no": meter.meter_no,
                 "read_at": r.read_at,
@@ -141,12 +139,15 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
     # A review and a validation of one assignment may append at once: the second to commit
     # adds nothing twice (it waits for the first's row, then skips it) instead of failing.
     table = BillingFeedItem.__table__  # type: ignore[attr-defined]
-    seq = next_change_seq(session)
+    same = {
+        "assignment_id": assignment_id,
+        "cycle": cycle.code,
+        "feed_seq": next_change_seq(session),
+    }
     if session.get_bind().dialect.name == "postgresql":
         # One short statement (db.insert_dicts): a close appends a route's 300
         # readings, and a statement of 300 rows' parameters costs psycopg more to take apart
         # than the database to run.
-        same = {"assignment_id": assignment_id, "cycle": cycle.code, "feed_seq": seq}
         return len(insert_dicts(session.connection(), table, rows, same=same, returning="id"))
     # The rows as parameters of one statement (sent in batches by SQLAlchemy's
     # insertmanyvalues), not written into it: a statement holding them would be compiled anew
@@ -157,7 +158,7 @@ def append_ready(session: Session, *, assignment_id: int, thresholds: Thresholds
             sqlite.insert(table)
             .on_conflict_do_nothing(index_elements=[table.c.reading_id])
             .returning(table.c.id),
-            [{**row, "feed_seq": seq} for row in rows],
+            [row | same for row in rows],
         )
         .all()
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import orjson
+import psycopg
 from sqlalchemy import Column, Connection, DateTime, Engine, Table, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
@@ -172,16 +173,19 @@ def insert_dicts(
     *,
     same: dict[str, Any],
     returning: str,
+    savepoint: bool = False,
 ) -> list[Any]:
-    """PostgreSQL: `rows` (dicts of one shape) inserted ON CONFLICT DO NOTHING by one short
-    statement; the `returning` column of each row inserted. The rows travel as one JSON text,
-    written by orjson in C and made rows again by `json_to_recordset`: no statement text
-    growing with the rows, and under half the CPU of binary arrays, whose elements psycopg
-    writes one by one in Python (a push's readings, a close's billing lines). `same`: columns
-    whose value every row shares, sent once. Values are what orjson writes: a Decimal as its
-    text, a time with its offset (a naive one is UTC, as every session here is); a float must
-    be finite (orjson writes NaN as null: the checks at the edge refuse one first)."""
-    columns = [c for c in rows[0] if c not in same]
+    """PostgreSQL: `rows` (dicts of one shape), each with the columns `same` (whose value every
+    row shares, sent once), inserted ON CONFLICT DO NOTHING by one short statement; the
+    `returning` expression of each row inserted. The rows travel as one JSON text, written by
+    orjson in C and made rows again by `json_to_recordset`: no statement text growing with the
+    rows, and under half the CPU of binary arrays, whose elements psycopg writes one by one in
+    Python (a push's readings, a close's billing lines). Values are what orjson writes: a
+    Decimal as its text, a time with its offset (a naive one is UTC, as every session here is);
+    a float must be finite (orjson writes NaN as null: the checks at the edge refuse one
+    first). `savepoint`: a refused statement undoes itself alone, not the transaction (said to
+    the driver: the session's savepoint costs a push more CPU than the statement)."""
+    columns = list(rows[0])
     # Each column's type without its length or scale: a longer text is refused by the
     # insert, not cut to fit by a cast (_array_of).
     typed = ", ".join(f"{name} {_array_of(table.c[name])}" for name in columns)
@@ -192,16 +196,22 @@ def insert_dicts(
         f"SELECT {', '.join(columns)}{scalars} FROM json_to_recordset(%s::json) AS r({typed}) "
         f"ON CONFLICT DO NOTHING RETURNING {returning}"
     )
-    payload = orjson.dumps(
-        [{c: row[c] for c in columns} for row in rows] if same else list(rows),
-        default=_json_default,
-        option=orjson.OPT_NAIVE_UTC,
-    ).decode()
+    payload = orjson.dumps(rows, default=_json_default, option=orjson.OPT_NAIVE_UTC).decode()
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        # In the statement's order: the shared values come before the rows.
-        cursor.execute(statement, [*same.values(), payload])
-        return [value for (value,) in cursor.fetchall()]
+        if savepoint:
+            cursor.execute("SAVEPOINT insert_dicts")
+        try:
+            # In the statement's order: the shared values come before the rows.
+            cursor.execute(statement, [*same.values(), payload])
+            inserted = [value for (value,) in cursor.fetchall()]
+        except psycopg.Error:
+            if savepoint:
+                cursor.execute("ROLLBACK TO SAVEPOINT insert_dicts")
+            raise
+        if savepoint:
+            cursor.execute("RELEASE SAVEPOINT insert_dicts")
+        return inserted
     finally:
         cursor.close()
 

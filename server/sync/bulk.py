@@ -173,23 +173,32 @@ def _decide(
     )
     user_id = pusher.user_id
     item_at = {index: r for index, r, _ in parsed}
+    # Each row holds only what differs between readings; what they share is sent once.
     rows: list[dict[str, Any]] = []
-    index_of: dict[uuid.UUID, int] = {}
+    same = {
+        "reread_of": None,
+        "supersedes": None,
+        "user_id": user_id,
+        "device_id": pusher.device_id,
+        "sent_at": sent_at,
+        "received_at": received_at,
+    }
+    # Each plain reading's index in the push and its id as text (answer and ledger link).
+    plain: list[tuple[int, str]] = []
     seen_ids: set[uuid.UUID] = set()
     claimed: set[tuple[int, int]] = set()
     for index, r, content_hash in parsed:
         pair = (r.assignment_id, r.meter_id)
-        if r.id in seen_ids or pair in claimed or not _plain(r, routes, meters, user_id):
+        first = r.id not in seen_ids and pair not in claimed
+        seen_ids.add(r.id)
+        claimed.add(pair)
+        if not first or not _plain(r, routes, meters, user_id):
             # A refusal or a re-read, or an item whose answer depends on one before it in this
             # push: the per-item path, in order. What it may store claims its meter and id, so
             # that a later item for the same meter is decided after it, as sent.
             answers[index] = r
-            seen_ids.add(r.id)
-            claimed.add(pair)
             continue
-        seen_ids.add(r.id)
-        claimed.add(pair)
-        index_of[r.id] = index
+        plain.append((index, str(r.id)))
         rows.append(
             {
                 "id": r.id,
@@ -201,40 +210,28 @@ def _decide(
                 "read_at": r.read_at,
                 "confirmed_at": r.confirmed_at,
                 **fix_columns(r.fix),
-                "reread_of": None,
-                "supersedes": None,
-                "user_id": user_id,
-                "device_id": pusher.device_id,
-                "sent_at": sent_at,
-                "received_at": received_at,
                 "content_hash": content_hash,
             }
         )
     # Inserted first, looked up after: a first push (the common case) needs no look-up of the
     # readings held, and a retried one finds its readings held by the rows it could not insert.
-    stored = _insert_readings(session, rows)
-    held = _held(session, [row["id"] for row in rows if row["id"] not in stored])
-    for row in rows:
-        index = index_of[row["id"]]
-        was = held.get(row["id"])
-        if row["id"] in stored:
-            answers[index] = PushResult(id=str(row["id"]), status="accepted")
-        elif was is not None and was == _Held(user_id, row["content_hash"]):
-            answers[index] = PushResult(id=str(row["id"]), status="duplicate")
+    stored = _insert_readings(session, rows, same)
+    unstored = [row["id"] for row, (_, text) in zip(rows, plain, strict=True) if text not in stored]
+    held = _held(session, unstored)
+    links = []
+    for row, (index, text) in zip(rows, plain, strict=True):
+        if text in stored:
+            answers[index] = PushResult(id=text, status="accepted")
+            links.append(ledger.Link("reading.received", "reading", text, row["content_hash"]))
+        elif held.get(row["id"]) == _Held(user_id, row["content_hash"]):
+            answers[index] = PushResult(id=text, status="duplicate")
         else:
             # Not stored and not the pusher's same reading: held with other content or by
             # another user, a reading of its meter held already (stored by a concurrent push
             # of the same outbox, perhaps), or the database would not hold it. The per-item
             # path looks again and says which.
             answers[index] = item_at[index]
-    ledger.owe(
-        session,
-        [
-            ledger.Link("reading.received", "reading", str(row["id"]), row["content_hash"])
-            for row in rows
-            if row["id"] in stored
-        ],
-    )
+    ledger.owe(session, links)
 
 
 def _routes_and_meters(
@@ -315,26 +312,33 @@ def _plain(
     )
 
 
-# The columns every reading the set-based path stores in one push has alike.
-_SAME_IN_A_PUSH = ("reread_of", "supersedes", "user_id", "device_id", "sent_at", "received_at")
-
-
-def _insert_readings(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert what no row holds yet (neither the id nor the meter's first reading); the ids
-    stored. A statement the database refuses (a value beyond a column) stores none, and leaves
-    them all to the per-item path, which refuses just the bad one."""
+def _insert_readings(
+    session: Session, rows: list[dict[str, Any]], same: dict[str, Any]
+) -> set[str]:
+    """Insert what no row holds yet (neither the id nor the meter's first reading), each row
+    with the columns `same`; the ids stored, as text. A statement the database refuses (a value
+    beyond a column) stores none, and leaves them all to the per-item path, which refuses just
+    the bad one."""
     if not rows:
         return set()
     table = Reading.__table__  # type: ignore[attr-defined]
     try:
-        with session.begin_nested():
-            if session.get_bind().dialect.name == "postgresql":
-                same = {c: rows[0][c] for c in _SAME_IN_A_PUSH}
-                return set(
-                    insert_dicts(session.connection(), table, rows, same=same, returning="id")
+        if session.get_bind().dialect.name == "postgresql":
+            # The ids come back as text, which psycopg reads in C (a UUID, in Python).
+            return set(
+                insert_dicts(
+                    session.connection(),
+                    table,
+                    rows,
+                    same=same,
+                    returning="id::text",
+                    savepoint=True,
                 )
+            )
+        with session.begin_nested():
             statement = _insert(session, table).on_conflict_do_nothing().returning(table.c.id)
-            return set(session.connection().execute(statement, rows).scalars())
+            whole = [row | same for row in rows]
+            return {str(i) for i in session.connection().execute(statement, whole).scalars()}
     except (DataError, IntegrityError, psycopg.DataError, psycopg.IntegrityError) as exc:
         logger.warning("push readings not storable together, one by one: %s", exc)
         return set()

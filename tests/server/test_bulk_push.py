@@ -178,9 +178,11 @@ def test_two_pushes_of_one_outbox_at_once_store_each_reading_once(
     both_looked = threading.Barrier(2, timeout=30)
     insert = bulk._insert_readings
 
-    def insert_together(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    def insert_together(
+        session: Session, rows: list[dict[str, Any]], same: dict[str, Any]
+    ) -> set[str]:
         both_looked.wait()
-        return insert(session, rows)
+        return insert(session, rows, same)
 
     monkeypatch.setattr(bulk, "_insert_readings", insert_together)
     batch = [reading(day.assignment.id, m) for m in day.meters]

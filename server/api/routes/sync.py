@@ -184,10 +184,13 @@ async def push(
 def _push_and_commit(
     session: Session, settings: Settings, pusher: pushing.Pusher, body: PushBody
 ) -> PushResponse:
-    # The caller's look-ups began the session's transaction (on SQLite with BEGIN IMMEDIATE:
-    # the write lock). It ends before the outbox is checked, which is CPU work only; the push's
-    # own transaction begins with its first statement and holds the lock for the writes alone.
-    session.commit()
+    # The caller's look-ups began the session's transaction, on SQLite with BEGIN IMMEDIATE:
+    # the write lock. It ends there before the outbox is checked, which is CPU work only; the
+    # push's own transaction begins with its first statement and holds the lock for the writes
+    # alone. PostgreSQL's look-ups took no lock, and the push goes on in their transaction: a
+    # COMMIT, a BEGIN and the pool's check of the connection fewer.
+    if session.get_bind().dialect.name == "sqlite":
+        session.commit()
     outbox = pushing.unpack(body.payload, pusher.contract, scanned=body.scanned)
     answer = pushing.store(session, settings, pusher=pusher, outbox=outbox)
     # The push's unit of work ends here, not when the handler returns (as it would for other
