@@ -10,6 +10,7 @@ import jwt
 from fastapi import Depends, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from common.contract import (
@@ -99,6 +100,15 @@ class Caller:
         return self.user.role
 
 
+# The user and what the token's device says of it, in one statement made once: every request
+# asks, and a statement made anew is made, and its cache key worked out, at every request.
+_CALLER_STATEMENT = (
+    select(User, Device.id, Device.revoked_at, Device.token_generation)
+    .outerjoin(Device, col(Device.id) == bindparam("device_id"))
+    .where(col(User.id) == bindparam("user_id"))
+)
+
+
 def get_caller(
     session: SessionDep,
     settings: SettingsDep,
@@ -115,11 +125,8 @@ def get_caller(
         raise Unauthorized(N_("The login has expired: refresh it."), code="token_expired") from None
     except jwt.InvalidTokenError:
         raise Unauthorized(N_("The login is not valid."), code="invalid_token") from None
-    # The user and what the token's device says of it, in one statement: every request asks.
     found = session.exec(
-        select(User, Device.id, Device.revoked_at, Device.token_generation)
-        .outerjoin(Device, col(Device.id) == claims.device_id)
-        .where(col(User.id) == claims.user_id)
+        _CALLER_STATEMENT, params={"user_id": claims.user_id, "device_id": claims.device_id}
     ).first()
     if found is None:
         raise Unauthorized(N_("This user has been revoked."), code="user_revoked")
