@@ -70,18 +70,40 @@ def _hash(content: dict[str, Any]) -> str:
 
 
 def reading_hash(r: ReadingIn) -> str:
-    """The content of a reading, independent of how the device wrote its numbers and times."""
-    return _reading_hash(
-        assignment_id=r.assignment_id,
-        meter_id=r.meter_id,
-        value=r.value,
-        skip_code=r.skip_code,
-        note=r.note,
-        read_at=r.read_at,
-        confirmed_at=r.confirmed_at,
-        fix=_fix_canonical(r.fix),
-        reread_of=r.reread_of,
+    """The content of a reading, independent of how the device wrote its numbers and times.
+
+    A push hashes every reading it holds: ReadingIn has checked each field's type (an int, a
+    finite float within bounds, a Decimal, an aware time, a skip code of plain letters), so
+    each is written by its type's own writer, in a third less time than `_json` asking what
+    it is (test_records: the same text as json.dumps)."""
+    fix = r.fix
+    return _text_hash(
+        _reading_text(
+            assignment_id=int.__repr__(r.assignment_id),
+            confirmed_at=_time_text(r.confirmed_at),
+            fix="null"
+            if fix is None
+            else _fix_text(
+                accuracy_m=float.__repr__(fix.accuracy_m),
+                fix_time=_time_text(fix.fix_time),
+                lat=float.__repr__(fix.lat),
+                lon=float.__repr__(fix.lon),
+                mock="true" if fix.mock else "false",
+                provider=_json_text(fix.provider),
+            ),
+            meter_id=int.__repr__(r.meter_id),
+            note="null" if r.note is None else _json_text(r.note),
+            read_at=_time_text(r.read_at),
+            reread_of="null" if r.reread_of is None else f'"{r.reread_of}"',
+            skip_code="null" if r.skip_code is None else f'"{r.skip_code}"',
+            value="null" if r.value is None else f'"{plain(r.value)}"',
+        )
     )
+
+
+def _time_text(t: datetime) -> str:
+    # iso() writes digits, dashes, colons, a T, a dot and a sign: nothing JSON escapes.
+    return f'"{iso(t)}"'
 
 
 def stored_reading_hash(row: Reading) -> str:
@@ -122,22 +144,55 @@ def _reading_hash(
     fix: dict[str, Any] | None,
     reread_of: uuid.UUID | None,
 ) -> str:
-    # What _hash writes of this content (json.dumps, keys sorted), written field by field: the
-    # same text in half the time, and a push hashes every reading it holds (test_records).
-    fix_json = (
-        "null"
-        if fix is None
-        else f'{{"accuracy_m": {_json(fix["accuracy_m"])}, "fix_time": {_json(fix["fix_time"])}, '
-        f'"lat": {_json(fix["lat"])}, "lon": {_json(fix["lon"])}, "mock": {_json(fix["mock"])}, '
-        f'"provider": {_json(fix["provider"])}}}'
+    """The hash of any content, its fields of whatever type (a stored row's, changed since)."""
+    return _text_hash(
+        _reading_text(
+            assignment_id=_json(assignment_id),
+            confirmed_at=_json(iso(confirmed_at)),
+            fix="null"
+            if fix is None
+            else _fix_text(**{name: _json(value) for name, value in fix.items()}),
+            meter_id=_json(meter_id),
+            note=_json(note),
+            read_at=_json(iso(read_at)),
+            reread_of=_json(str(reread_of) if reread_of else None),
+            skip_code=_json(skip_code),
+            value=_json(plain(value)),
+        )
     )
-    text = (
-        f'{{"assignment_id": {_json(assignment_id)}, "confirmed_at": {_json(iso(confirmed_at))}, '
-        f'"fix": {fix_json}, "meter_id": {_json(meter_id)}, "note": {_json(note)}, '
-        f'"read_at": {_json(iso(read_at))}, '
-        f'"reread_of": {_json(str(reread_of) if reread_of else None)}, '
-        f'"skip_code": {_json(skip_code)}, "value": {_json(plain(value))}}}'
+
+
+# What _hash writes of a reading's content (json.dumps, keys sorted), written field by field
+# from each field's JSON text: the same text in half the time (test_records).
+def _reading_text(
+    *,
+    assignment_id: str,
+    confirmed_at: str,
+    fix: str,
+    meter_id: str,
+    note: str,
+    read_at: str,
+    reread_of: str,
+    skip_code: str,
+    value: str,
+) -> str:
+    return (
+        f'{{"assignment_id": {assignment_id}, "confirmed_at": {confirmed_at}, "fix": {fix}, '
+        f'"meter_id": {meter_id}, "note": {note}, "read_at": {read_at}, '
+        f'"reread_of": {reread_of}, "skip_code": {skip_code}, "value": {value}}}'
     )
+
+
+def _fix_text(
+    *, accuracy_m: str, fix_time: str, lat: str, lon: str, mock: str, provider: str
+) -> str:
+    return (
+        f'{{"accuracy_m": {accuracy_m}, "fix_time": {fix_time}, "lat": {lat}, "lon": {lon}, '
+        f'"mock": {mock}, "provider": {provider}}}'
+    )
+
+
+def _text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from common.numbers import plain
 from common.wire import iso
+from server.schemas.requests import control_character
+from server.schemas.wire import SKIP_CODES, ReadingIn
 from server.sync import records
 
 TEXT = st.one_of(
@@ -100,3 +102,78 @@ def test_a_known_reading_s_hash_is_what_it_was() -> None:
 
 # sha256 of json.dumps(content, sort_keys=True), as the first server wrote it.
 EXPECTED = "94a47def0f2256edc742bfaa44ac50a130193226e62e755c351f156db5298af2"
+
+
+# A reading as ReadingIn lets it through: the numbers within its bounds, as a handheld or a
+# script may write them (an int for a float, a float for an int), times in any zone.
+CHECKED = st.fixed_dictionaries(
+    {
+        "id": st.uuids().map(str),
+        "assignment_id": st.integers(1, 2**31 - 1) | st.integers(1, 2**31 - 1).map(float),
+        "meter_id": st.integers(1, 2**31 - 1),
+        "read_at": st.datetimes(
+            min_value=datetime(2000, 1, 2),  # noqa: DTZ001
+            max_value=datetime(2099, 12, 30),  # noqa: DTZ001
+            timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))]),
+        ),
+        "confirm_after_s": st.integers(0, 10_000),
+        "reading": st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "value": st.decimals(0, 10**11, places=3).map(str)
+                    | st.integers(0, 10**9)
+                    | st.sampled_from(["0", "1225.500", "1E+3", "0.000"])
+                }
+            ),
+            st.fixed_dictionaries({"skip_code": st.sampled_from(list(SKIP_CODES))}),
+        ),
+        "note": st.none() | st.text(max_size=30).filter(lambda t: not control_character(t)),
+        "fix": st.none()
+        | st.fixed_dictionaries(
+            {
+                "lat": st.floats(-90, 90) | st.integers(-90, 90),
+                "lon": st.floats(-180, 180),
+                "accuracy_m": st.floats(0, 100_000) | st.just(5),
+                "fix_time": st.just("2026-12-01T08:00:00.5+08:00"),
+            },
+            optional={"provider": st.sampled_from(["gps", "network", "东"]), "mock": st.booleans()},
+        ),
+        "reread_of": st.none() | st.uuids().map(str),
+    }
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(CHECKED)
+def test_a_checked_reading_s_hash_is_that_of_its_content_as_json_dumps_writes_it(
+    drawn: dict[str, Any],
+) -> None:
+    read_at = drawn.pop("read_at")
+    after = drawn.pop("confirm_after_s")
+    r = ReadingIn.model_validate(
+        drawn
+        | drawn.pop("reading")
+        | {"read_at": read_at.isoformat(), "confirmed_at": read_at + timedelta(seconds=after)}
+    )
+    assert records.reading_hash(r) == records._hash(
+        {
+            "assignment_id": r.assignment_id,
+            "meter_id": r.meter_id,
+            "value": plain(r.value),
+            "skip_code": r.skip_code,
+            "note": r.note,
+            "read_at": iso(r.read_at),
+            "confirmed_at": iso(r.confirmed_at),
+            "fix": None
+            if r.fix is None
+            else {
+                "lat": r.fix.lat,
+                "lon": r.fix.lon,
+                "accuracy_m": r.fix.accuracy_m,
+                "fix_time": iso(r.fix.fix_time),
+                "provider": r.fix.provider,
+                "mock": r.fix.mock,
+            },
+            "reread_of": str(r.reread_of) if r.reread_of else None,
+        }
+    )
