@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, event, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, event, text, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction
 from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session
 
+from server.core.db import array_text
 from server.models import AdminLog
 
 
@@ -52,11 +52,11 @@ def stamp(session: OrmSession, table: Table, ids: Collection[int]) -> None:
         "WITH taken AS (UPDATE change_counter SET value = value + 1 WHERE id = 1 RETURNING value)"
     )
     # The table's name is our own; the ids travel as a parameter.
-    rows = f"UPDATE {table.name} SET change_seq = (SELECT value FROM taken) WHERE id = ANY(:ids)"  # noqa: S608
-    statement = f"{taken} {rows}"
-    conn.execute(
-        text(statement).bindparams(bindparam("ids", list(ids), type_=postgresql.ARRAY(Integer)))
+    rows = (
+        f"UPDATE {table.name} SET change_seq = (SELECT value FROM taken) "  # noqa: S608
+        "WHERE id = ANY(CAST(:ids AS integer[]))"
     )
+    conn.execute(text(f"{taken} {rows}"), {"ids": array_text(ids)})
 
 
 def touched(obj: object) -> None:

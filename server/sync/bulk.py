@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import Table, any_, bindparam, literal, union_all
+from sqlalchemy import Table, Text, any_, bindparam, cast, literal, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,7 +38,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, col, select
 
 from server.core import ledger
-from server.core.db import copy_type, insert_dicts
+from server.core.db import array_text, copy_type, insert_dicts
 from server.models import Assignment, Meter, Reading, TrackPoint, fix_columns
 from server.schemas.wire import (
     PushResult,
@@ -77,11 +77,12 @@ def _insert(session: Session, table: Table) -> Any:
     return sqlite_insert(table)
 
 
-def among(session: Session, column: Any, values: Iterable[Any]) -> Any:
+def among(session: Session, column: Any, values: Iterable[int | uuid.UUID]) -> Any:
     """`column IN values`; on PostgreSQL `column = ANY(array)`: one short statement whatever the
     number of values. An IN list of hundreds is a long text that psycopg splits in Python and
     PostgreSQL parses and plans anew on every push (it cost more than the push's INSERT)."""
-    return _among(session.get_bind().dialect.name, column, None, list(values))
+    dialect = session.get_bind().dialect.name
+    return _among(dialect, column, None, _among_values(dialect, values))
 
 
 _Item = TypeVar("_Item", bound=BaseModel)
@@ -242,9 +243,13 @@ def _routes_and_meters(
     every push)."""
     routes: dict[int, tuple[int | None, int]] = {}
     meters: dict[int, tuple[int, int]] = {}
+    dialect = session.get_bind().dialect.name
     found: Any = session.connection().execute(
-        _routes_and_meters_statement(session.get_bind().dialect.name),
-        {"assignment_ids": list(assignment_ids), "meter_ids": list(meter_ids)},
+        _routes_and_meters_statement(dialect),
+        {
+            "assignment_ids": _among_values(dialect, assignment_ids),
+            "meter_ids": _among_values(dialect, meter_ids),
+        },
     )
     for kind, key, first, second in found:
         if kind:
@@ -267,11 +272,18 @@ def _routes_and_meters_statement(dialect: str) -> Any:
     return union_all(assignments, meters_of_push)
 
 
-def _among(dialect: str, column: Any, name: str | None, values: list[Any] | None = None) -> Any:
-    """`column IN :name` (see `among`): the list given here, or when the statement runs."""
+def _among(dialect: str, column: Any, name: str | None, values: Any = None) -> Any:
+    """`column IN :name` (see `among`): the values given here, or when the statement runs, as
+    `_among_values` has them."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, values, type_=postgresql.ARRAY(column.type)))
+        array = cast(bindparam(name, values, type_=Text), postgresql.ARRAY(column.type))
+        return column == any_(array)
     return column.in_(bindparam(name, values, expanding=True))
+
+
+def _among_values(dialect: str, values: Iterable[int | uuid.UUID]) -> Any:
+    """Ids as `_among`'s parameter takes them: on PostgreSQL the text of their array."""
+    return array_text(values) if dialect == "postgresql" else list(values)
 
 
 def _held(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, _Held]:
