@@ -21,6 +21,7 @@ Pure standard library: it ships in the handheld's APK. Malformed compact data ra
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -114,12 +115,23 @@ def _uuid_hex(ids: Sequence[str]) -> str | None:
     return "".join(out)
 
 
+_LOWER_HEX = re.compile(r"[0-9a-f]*\Z")
+
+
 def _ids(data: dict[str, Any], n: int) -> list[Any]:
     packed = data.get("id_hex")
     if packed is None:
         return _column(data, "id", n)
     if not isinstance(packed, str) or len(packed) != 32 * n:
         raise WireError(f"id_hex must be {n} UUIDs of 32 hex digits")
+    if _LOWER_HEX.match(packed):
+        # As _uuid_hex wrote them: each cut into the canonical text, with no UUID made and
+        # written out again (a fifth of a push's decoding).
+        return [
+            f"{packed[i : i + 8]}-{packed[i + 8 : i + 12]}-{packed[i + 12 : i + 16]}-"
+            f"{packed[i + 16 : i + 20]}-{packed[i + 20 : i + 32]}"
+            for i in range(0, len(packed), 32)
+        ]
     try:
         return [str(uuid.UUID(packed[i : i + 32])) for i in range(0, len(packed), 32)]
     except ValueError:

@@ -259,3 +259,14 @@ def test_an_answer_that_does_not_fit_the_push_is_refused(answer: object, complai
     ids = ["a"] if answer["n"] == 5 else ["a", "b", "c"][: answer["n"]]  # type: ignore[index]
     with pytest.raises(WireError, match=complaint):
         compact.decode_answer(answer, ids)
+
+
+def test_ids_packed_as_hex_come_back_canonical_in_either_case_and_bad_hex_is_named() -> None:
+    ids = [str(uuid.UUID(int=i * 0x1234_5678_9ABC_DEF0_1234_5678_9ABC_DEF)) for i in (1, 7)]
+    packed = "".join(uuid.UUID(i).hex for i in ids)
+    base = {"n": 2, "assignment_id": [1, 0], "meter_id": [5, 1], "read_at": [0, 1]}
+    columns = base | {"confirmed_after": [0, 0], "skip_code": ["dog", "dog"]}
+    for spelt in (packed, packed.upper()):
+        assert [r["id"] for r in compact.decode_readings(columns | {"id_hex": spelt})] == ids
+    with pytest.raises(WireError, match="not a hex digit"):
+        compact.decode_readings(columns | {"id_hex": "g" + packed[1:]})
