@@ -458,7 +458,8 @@ def _bodies(url: str, days: list[Day], contract: int) -> list[tuple[dict[str, st
     return work
 
 
-def track_figure(engine: Engine, settings: Settings, url: str) -> None:
+def track_figure(engine: Engine, settings: Settings, url: str) -> float:
+    """One round: the raw COPY, then the pushes; the ratio."""
     devices = 8
     with Session(engine) as session:
         pushed = build(session, settings, devices, 1)
@@ -513,6 +514,17 @@ def track_figure(engine: Engine, settings: Settings, url: str) -> None:
         print(
             f"  validation queue empty {caught_up:.1f} s after the last answer (server's workers)"
         )
+    return ours / theirs
+
+
+def track_rounds(engine: Engine, settings: Settings, url: str, rounds: int) -> None:
+    """The track figure `rounds` times and the median of its ratios: like the readings', one
+    round moves with what the database is doing (autovacuum after the readings' rounds)."""
+    ratios = [track_figure(engine, settings, url) for _ in range(rounds)]
+    print(
+        f"track points: ratio pushed / COPY, median of {rounds}: {statistics.median(ratios):.2f} "
+        f"({min(ratios):.2f}-{max(ratios):.2f})   (target >= 0.7)"
+    )
 
 
 def growth_figure(engine: Engine, settings: Settings, url: str, sizes: list[int]) -> None:
@@ -572,7 +584,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url")
     parser.add_argument("--meters", type=int, default=3_000, help="per device, readings figure")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the readings figure")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the readings and track figures"
+    )
     parser.add_argument("--days", default="1,10,100", help="reader-days of the growth line")
     parser.add_argument("--growth-only", action="store_true", help="only the growth line")
     parser.add_argument(
@@ -607,13 +621,12 @@ def main() -> None:
             if args.track_only:
                 if backend != "postgresql":
                     parser.error("--track-only: the track figure is PostgreSQL's")
-                for _ in range(args.track_only):
-                    track_figure(engine, settings, server)
+                track_rounds(engine, settings, server, args.track_only)
             else:
                 if not args.growth_only:
                     readings_figure(engine, settings, server, args.meters, args.rounds)
                     if backend == "postgresql":
-                        track_figure(engine, settings, server)
+                        track_rounds(engine, settings, server, args.rounds)
                 growth_figure(engine, settings, server, [int(n) for n in args.days.split(",")])
         engine.dispose()
 

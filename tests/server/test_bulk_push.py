@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from server.api.routes import sync as sync_routes
+from server.core import db
 from server.core.config import Settings
 from server.main import create_app
 from server.models import LedgerEntry, Reading, TrackPoint
@@ -423,3 +424,26 @@ def test_the_server_sets_what_it_holds_aside_from_the_cycle_collector_while_it_r
         frozen = gc.get_freeze_count()
     assert frozen > 10_000  # the app, its modules' objects and SQLAlchemy's tables
     assert gc.get_freeze_count() == 0
+
+
+def test_on_sqlite_a_push_stores_in_its_process_s_turn_at_the_write_lock(
+    client: TestClient, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's waiters for its one write lock sleep and try again, and six pushes at once had
+    answers of seconds: a push waits for its process's turn first, which hands the lock on at
+    once. PostgreSQL locks rows: no turn there."""
+    day = reader_day(session, settings, client)
+    turn_held: list[bool] = []
+    store = pushing.store
+
+    def store_noting_the_turn(*args: Any, **kwargs: Any) -> Any:
+        turn_held.append(db._SQLITE_WRITE_TURN.locked())
+        return store(*args, **kwargs)
+
+    monkeypatch.setattr(pushing, "store", store_noting_the_turn)
+    response = client.post(
+        PUSH, headers=day.headers, json={"readings": [reading(day.assignment.id, day.meters[0])]}
+    )
+    assert response.status_code == 200, response.text
+    assert turn_held == [session.get_bind().dialect.name == "sqlite"]
+    assert not db._SQLITE_WRITE_TURN.locked()  # let go with the commit

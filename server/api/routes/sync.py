@@ -25,6 +25,7 @@ from server.api.deps import (
     require_role,
 )
 from server.core.config import Settings
+from server.core.db import sqlite_write_turn
 from server.core.errors import Problem, TooLarge
 from server.schemas.answers import errors
 from server.schemas.requests import Text, json_free_of_controls
@@ -184,18 +185,18 @@ async def push(
 def _push_and_commit(
     session: Session, settings: Settings, pusher: pushing.Pusher, body: PushBody
 ) -> PushResponse:
-    # The caller's look-ups began the session's transaction, on SQLite with BEGIN IMMEDIATE:
-    # the write lock. It ends there before the outbox is checked, which is CPU work only; the
-    # push's own transaction begins with its first statement and holds the lock for the writes
-    # alone. PostgreSQL's look-ups took no lock, and the push goes on in their transaction: a
-    # COMMIT, a BEGIN and the pool's check of the connection fewer.
-    if session.get_bind().dialect.name == "sqlite":
-        session.commit()
+    # On SQLite the caller's look-up ended its read already (get_caller): the push's own
+    # transaction begins with its first statement and holds the write lock for the writes
+    # alone, not while the outbox is checked (CPU work only). PostgreSQL's look-up took no
+    # lock, and the push goes on in its transaction: a COMMIT, a BEGIN and the pool's check of
+    # the connection fewer.
     outbox = pushing.unpack(body.payload, pusher.contract, scanned=body.scanned)
-    answer = pushing.store(session, settings, pusher=pusher, outbox=outbox)
-    # The push's unit of work ends here, not when the handler returns (as it would for other
-    # requests), so that its queued validation can be started (or, in tests, run) after it.
-    session.commit()
+    with sqlite_write_turn(session):
+        answer = pushing.store(session, settings, pusher=pusher, outbox=outbox)
+        # The push's unit of work ends here, not when the handler returns (as it would for
+        # other requests), so that its queued validation can be started (or, in tests, run)
+        # after it.
+        session.commit()
     return answer
 
 
