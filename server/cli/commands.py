@@ -24,7 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlmodel import Session
 
 from common import clock
@@ -613,6 +613,19 @@ def serve(
             engine.dispose()
         if made is not None and made.created:
             _say_made(made)
+    if workers > 1 and make_url(settings.database_url).get_backend_name() == "sqlite":
+        # bench/ingest: six handhelds pushing to two processes on SQLite stored a fifth of
+        # what one process stores, and waited seconds: across processes, SQLite's writers
+        # poll for its one write lock (within one, they take turns: db.sqlite_write_turn).
+        console().print(
+            said(
+                N_(
+                    "SQLite has one writer: several server processes wait for it in turn, and "
+                    "push slower than one. Use --workers with PostgreSQL."
+                )
+            ),
+            style="yellow",
+        )
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{'127.0.0.1' if host == '0.0.0.0' else shown}:{port}"  # noqa: S104
     console().print(
