@@ -125,7 +125,8 @@ def two_servers(
             # Several processes on SQLite's one writer push slower than one: serve says so
             # (in the machine's language; both name the option and PostgreSQL).
             said = (tmp_path / "server-0.log").read_text()
-            assert "--workers" in said and "PostgreSQL" in said, said
+            assert "--workers" in said, said
+            assert "PostgreSQL" in said, said
         yield urls if len(urls) == 2 else urls * 2
     finally:
         for proc in procs:
