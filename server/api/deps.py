@@ -128,9 +128,8 @@ def get_caller(
     sqlite = session.get_bind().dialect.name == "sqlite"
     if sqlite:
         # Read only: a deferred transaction (make_engine), without the write lock, ended at
-        # once below. A request that writes takes the lock with its first write; six handhelds
-        # pushing at once queued for it twice, and SQLite's waiters poll for it (its busy
-        # handler sleeps up to 100 ms), so the second wait made the slowest answers slower.
+        # once below. A request that writes waits for the lock once, at its first write, not
+        # also to read who is calling (every request on SQLite queued for it to do that).
         session.connection(execution_options={"sqlite_deferred": True})
     found = session.exec(
         _CALLER_STATEMENT, params={"user_id": claims.user_id, "device_id": claims.device_id}
