@@ -66,7 +66,7 @@ def _fix_content(
 
 
 def _hash(content: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return _text_hash(json.dumps(content, sort_keys=True))
 
 
 def reading_hash(r: ReadingIn) -> str:
